@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# Runs a throwaway Synapse in the foreground: SQLite in DIR, HTTP on
+# 127.0.0.1:PORT, open registration, rate limits raised. Used by the test
+# harness (tests/common/synapse.rs) and by scripts/demo.sh, so both test
+# against the same configuration.
+#
+#   scripts/run-synapse.sh DIR PORT
+#
+# The server stops when this script receives SIGTERM/SIGINT, or when its stdin
+# reaches end-of-file if RATCHET_SYNAPSE_STOP_ON_EOF=1 (the test harness holds
+# the write end of a pipe, so Synapse dies with the test process, even on a
+# panic or SIGKILL).
+set -euo pipefail
+
+dir="${1:?usage: run-synapse.sh DIR PORT}"
+port="${2:?usage: run-synapse.sh DIR PORT}"
+root="$(cd "$(dirname "$0")/.." && pwd)"
+venv="$("$root/scripts/setup-synapse.sh")"
+mkdir -p "$dir"
+dir="$(cd "$dir" && pwd)"
+
+secret() { "$venv/bin/python" -c 'import secrets; print(secrets.token_hex(16))'; }
+
+cat > "$dir/log.config" <<YAML
+version: 1
+formatters:
+  precise:
+    format: '%(asctime)s %(levelname)s %(name)s %(request)s %(message)s'
+handlers:
+  file:
+    class: logging.FileHandler
+    formatter: precise
+    filename: $dir/homeserver.log
+    filters: [context]
+filters:
+  context:
+    (): synapse.logging.context.LoggingContextFilter
+    request: ""
+root:
+  level: INFO
+  handlers: [file]
+disable_existing_loggers: false
+YAML
+
+# Rate limits are raised far above anything the tests do: the suite registers
+# many users and sends bursts of messages from one address.
+cat > "$dir/homeserver.yaml" <<YAML
+server_name: "localhost"
+public_baseurl: "http://127.0.0.1:$port/"
+pid_file: "$dir/homeserver.pid"
+listeners:
+  - port: $port
+    bind_addresses: ["127.0.0.1"]
+    type: http
+    tls: false
+    x_forwarded: false
+    resources:
+      - names: [client]
+        compress: false
+database:
+  name: sqlite3
+  args:
+    database: "$dir/homeserver.db"
+log_config: "$dir/log.config"
+media_store_path: "$dir/media_store"
+signing_key_path: "$dir/signing.key"
+trusted_key_servers: []
+suppress_key_server_warning: true
+report_stats: false
+enable_registration: true
+enable_registration_without_verification: true
+registration_shared_secret: "$(secret)"
+macaroon_secret_key: "$(secret)"
+form_secret: "$(secret)"
+presence:
+  enabled: false
+url_preview_enabled: false
+rc_message: {per_second: 10000, burst_count: 10000}
+rc_registration: {per_second: 10000, burst_count: 10000}
+rc_login:
+  address: {per_second: 10000, burst_count: 10000}
+  account: {per_second: 10000, burst_count: 10000}
+  failed_attempts: {per_second: 10000, burst_count: 10000}
+rc_joins:
+  local: {per_second: 10000, burst_count: 10000}
+  remote: {per_second: 10000, burst_count: 10000}
+rc_joins_per_room: {per_second: 10000, burst_count: 10000}
+rc_invites:
+  per_room: {per_second: 10000, burst_count: 10000}
+  per_user: {per_second: 10000, burst_count: 10000}
+  per_issuer: {per_second: 10000, burst_count: 10000}
+rc_key_requests: {per_second: 10000, burst_count: 10000}
+rc_3pid_validation: {per_second: 10000, burst_count: 10000}
+rc_admin_redaction: {per_second: 10000, burst_count: 10000}
+rc_room_creation: {per_second: 10000, burst_count: 10000}
+rc_presence:
+  per_user: {per_second: 10000, burst_count: 10000}
+YAML
+
+"$venv/bin/python" -m synapse.app.homeserver -c "$dir/homeserver.yaml" --generate-keys >/dev/null
+
+if [ "${RATCHET_SYNAPSE_STOP_ON_EOF:-0}" = 1 ]; then
+  "$venv/bin/python" -m synapse.app.homeserver -c "$dir/homeserver.yaml" &
+  child=$!
+  trap 'kill "$child" 2>/dev/null; wait "$child" 2>/dev/null' EXIT
+  # Blocks until the harness's end of the pipe closes.
+  cat >/dev/null || true
+  exit 0
+fi
+exec "$venv/bin/python" -m synapse.app.homeserver -c "$dir/homeserver.yaml"

@@ -1,0 +1,146 @@
+//! The command line as clap sees it: the top-level `Cli`, the global options
+//! shared by every subcommand, and nothing else. Subcommand arguments live
+//! beside their commands in `commands/`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser};
+
+use crate::commands::Command;
+use crate::output::ColorChoice;
+
+/// A command-line Matrix client that makes end-to-end encryption visible.
+///
+/// ratchet logs in, keeps an encrypted store between runs, and shows which
+/// Megolm session and message index every encrypted message used.
+///
+/// Quick start:
+///
+///   ratchet login --homeserver https://matrix.example --user alice
+///   ratchet room create --name test --encrypted --invite @bob:example
+///   ratchet send '!room' 'hello'
+///   ratchet messages '!room'
+///
+/// Exit codes: 0 ok, 1 failed, 2 usage, 3 partial (some items failed),
+/// 4 authentication needed, 5 refused by a protocol rule, 101 bug.
+#[derive(Debug, Parser)]
+#[command(name = "ratchet", version, max_term_width = 100)]
+pub(crate) struct Cli {
+    #[command(flatten)]
+    pub(crate) global: GlobalArgs,
+
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// Options every subcommand accepts.
+#[derive(Debug, Args)]
+pub(crate) struct GlobalArgs {
+    /// Profile to use: one login, with its own session and encrypted store
+    #[arg(
+        long,
+        global = true,
+        env = "RATCHET_PROFILE",
+        default_value = "default",
+        help_heading = "Global options"
+    )]
+    pub(crate) profile: String,
+
+    /// Directory holding the profiles [default: the platform data dir + /ratchet]
+    #[arg(
+        long,
+        global = true,
+        env = "RATCHET_DATA_DIR",
+        value_name = "DIR",
+        help_heading = "Global options"
+    )]
+    pub(crate) data_dir: Option<PathBuf>,
+
+    /// Print data as JSON Lines: one object per line, each with a "type"
+    #[arg(long, global = true, help_heading = "Global options")]
+    pub(crate) json: bool,
+
+    /// More logging on stderr (-v: ratchet debug, -vv: also crypto, -vvv: everything)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, help_heading = "Global options")]
+    pub(crate) verbose: u8,
+
+    /// No status messages on stderr (data and errors are still printed)
+    #[arg(short, long, global = true, help_heading = "Global options")]
+    pub(crate) quiet: bool,
+
+    /// When to colour stderr
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "auto",
+        value_name = "WHEN",
+        help_heading = "Global options"
+    )]
+    pub(crate) color: ColorChoice,
+
+    /// Never prompt; fail with a hint instead (implied when stdin is not a terminal)
+    #[arg(
+        long,
+        global = true,
+        env = "RATCHET_NO_INPUT",
+        help_heading = "Global options"
+    )]
+    pub(crate) no_input: bool,
+
+    /// Also write a full trace log to this file (tokens and keys are never logged)
+    #[arg(
+        long,
+        global = true,
+        env = "RATCHET_LOG_FILE",
+        value_name = "PATH",
+        help_heading = "Global options"
+    )]
+    pub(crate) log_file: Option<PathBuf>,
+
+    /// Seconds to wait for each homeserver request
+    #[arg(long, global = true, env = "RATCHET_TIMEOUT", default_value = "30", value_name = "SECS", value_parser = parse_seconds, help_heading = "Global options")]
+    pub(crate) timeout: u64,
+
+    /// Seconds to wait for another ratchet process using the same profile
+    #[arg(long, global = true, env = "RATCHET_LOCK_TIMEOUT", default_value = "60", value_name = "SECS", value_parser = parse_lock_seconds, help_heading = "Global options")]
+    pub(crate) lock_timeout: u64,
+}
+
+fn parse_seconds(s: &str) -> Result<u64, String> {
+    match s.trim().parse::<u64>() {
+        Ok(0) => Err("must be at least 1 second".to_owned()),
+        Ok(n) if n > 86_400 => Err("must be at most 86400 seconds (one day)".to_owned()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("`{s}` is not a whole number of seconds")),
+    }
+}
+
+fn parse_lock_seconds(s: &str) -> Result<u64, String> {
+    match s.trim().parse::<u64>() {
+        Ok(n) if n > 86_400 => Err("must be at most 86400 seconds (one day)".to_owned()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("`{s}` is not a whole number of seconds")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn seconds_are_bounded() {
+        assert_eq!(parse_seconds("5"), Ok(5));
+        assert!(parse_seconds("0").is_err());
+        assert!(parse_seconds("-1").is_err());
+        assert!(parse_seconds("1e9").is_err());
+        assert!(parse_seconds("86401").is_err());
+        assert_eq!(parse_lock_seconds("0"), Ok(0));
+    }
+}

@@ -1,0 +1,259 @@
+//! `ratchet login`: password login that creates this profile's device, its
+//! encrypted store and its session file, and uploads the device keys.
+
+use std::io::{BufRead, IsTerminal};
+
+use clap::Args;
+use matrix_sdk::config::SyncSettings;
+use serde::Serialize;
+use tracing::instrument;
+
+use crate::context::{session_error, CommandContext};
+use crate::crypto;
+use crate::error::{CliError, CliResult, ErrorKind};
+use crate::output::Record;
+use crate::prompt;
+use crate::session::{self, SessionFile, StoreSecret, StoreSecretSource};
+
+/// Log in with a password and create this profile's device.
+///
+/// The password never goes on the command line. It comes from, in order:
+/// `--password-stdin` (first line of stdin), the RATCHET_PASSWORD environment
+/// variable, or a prompt when stdin is a terminal.
+///
+/// The device's store is encrypted: with a random key kept in
+/// `<profile>/store.key` (0600), or with RATCHET_STORE_PASSPHRASE if set at
+/// login (then nothing is written to disk and it must be set on every run).
+///
+/// Examples:
+///
+///   ratchet login --homeserver https://matrix.example --user alice
+///   echo "$PW" | ratchet --profile bot login --homeserver http://127.0.0.1:8008 --user bot --password-stdin
+#[derive(Debug, Args)]
+pub(crate) struct LoginArgs {
+    /// Homeserver URL, with its scheme (https://matrix.example)
+    #[arg(long, env = "RATCHET_HOMESERVER", value_parser = parse_homeserver)]
+    homeserver: String,
+
+    /// User name or full user id (@alice:matrix.example)
+    #[arg(long, short)]
+    user: String,
+
+    /// Display name of the new device, as other users see it
+    #[arg(long, default_value = "ratchet")]
+    device_name: String,
+
+    /// Read the password from the first line of stdin
+    #[arg(long)]
+    password_stdin: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct LoginRecord {
+    user_id: String,
+    device_id: String,
+    homeserver: String,
+    profile: String,
+    curve25519: String,
+    ed25519: Option<String>,
+}
+
+impl Record for LoginRecord {
+    const TYPE: &'static str = "login";
+    fn human(&self) -> String {
+        format!(
+            "Logged in as {} (device {}) on {}\nprofile:    {}\ncurve25519: {}\ned25519:    {}",
+            self.user_id,
+            self.device_id,
+            self.homeserver,
+            self.profile,
+            self.curve25519,
+            self.ed25519.as_deref().unwrap_or("?")
+        )
+    }
+}
+
+fn parse_homeserver(s: &str) -> Result<String, String> {
+    let url = url::Url::parse(s).map_err(|_| {
+        if !s.contains("://") {
+            format!(
+                "`{s}` has no scheme; did you mean https://{s} (or http://{s} for a local server)?"
+            )
+        } else {
+            format!("`{s}` is not a valid URL")
+        }
+    })?;
+    match url.scheme() {
+        "http" | "https" if url.host().is_some() => Ok(s.trim_end_matches('/').to_owned()),
+        "http" | "https" => Err(format!("`{s}` has no host")),
+        other => Err(format!("`{s}` uses scheme `{other}`; use http or https")),
+    }
+}
+
+#[instrument(skip_all)]
+pub(crate) async fn cmd_login(ctx: &mut CommandContext, args: &LoginArgs) -> CliResult {
+    let paths = ctx.settings.paths.clone();
+    ctx.lock_profile().await?;
+    if paths.session_file.exists() {
+        let existing = ctx
+            .load_session()
+            .map(|s| s.user_id.to_string())
+            .unwrap_or_else(|_| "?".into());
+        return Err(CliError::failed(format!(
+            "profile `{}` is already logged in as {existing}",
+            ctx.settings.profile
+        ))
+        .with_hint("run `ratchet logout` first, or pick another profile with --profile NAME"));
+    }
+    let password = read_password(ctx, args)?;
+
+    // A store without a session belongs to no device we can restore (an
+    // interrupted login): start clean rather than mix two Olm accounts.
+    if paths.store_dir.exists() {
+        ctx.out.warn(format!(
+            "removing a leftover store without a session: {}",
+            paths.store_dir.display()
+        ));
+        std::fs::remove_dir_all(&paths.store_dir)?;
+    }
+    let (secret, source) = match &ctx.settings.store_passphrase_env {
+        Some(env) => (
+            StoreSecret::Passphrase(env.0.clone()),
+            StoreSecretSource::Env,
+        ),
+        None => {
+            let key = session::generate_key();
+            session::write_secret(&paths.key_file, session::key_to_hex(&key).as_bytes())
+                .map_err(session_error)?;
+            (StoreSecret::Key(Box::new(key)), StoreSecretSource::File)
+        }
+    };
+
+    let result = login_and_save(ctx, args, &password, &secret, source).await;
+    if result.is_err() {
+        // Leave nothing behind that a later login would trip over.
+        let _ = std::fs::remove_dir_all(&paths.store_dir);
+        let _ = std::fs::remove_file(&paths.key_file);
+    }
+    let record = result?;
+    ctx.out.data(&record)
+}
+
+async fn login_and_save(
+    ctx: &CommandContext,
+    args: &LoginArgs,
+    password: &str,
+    secret: &StoreSecret,
+    source: StoreSecretSource,
+) -> CliResult<LoginRecord> {
+    let client = ctx.build_client(&args.homeserver, secret).await?;
+    ctx.out.status(format!(
+        "Logging in to {} as {}…",
+        args.homeserver, args.user
+    ));
+    let response = client
+        .matrix_auth()
+        .login_username(&args.user, password)
+        .initial_device_display_name(&args.device_name)
+        .send()
+        .await
+        .map_err(|e| {
+            use matrix_sdk::ruma::api::error::ErrorKind as Api;
+            match e.client_api_error_kind() {
+                Some(Api::Forbidden { .. }) => CliError::auth("wrong user name or password")
+                    .with_hint("check both and try again"),
+                Some(kind) => {
+                    let kind = kind.clone();
+                    CliError::new(
+                        ErrorKind::Auth,
+                        format!("the homeserver refused the login ({})", kind.errcode()),
+                    )
+                    .with_source(e)
+                }
+                None => e.into(),
+            }
+        })?;
+
+    // Device keys and one-time keys go up first, so other devices can start
+    // Olm sessions with this one straight away; then one sync.
+    ctx.out.status("Uploading device keys…");
+    crypto::upload_device_keys(&client).await?;
+    client
+        .sync_once(SyncSettings::default().timeout(std::time::Duration::ZERO))
+        .await?;
+
+    let curve25519 = client
+        .encryption()
+        .curve25519_key()
+        .await
+        .map(|k| k.to_base64())
+        .ok_or_else(|| CliError::internal("no identity key after login"))?;
+    let saved = SessionFile {
+        homeserver: args.homeserver.clone(),
+        user_id: response.user_id.clone(),
+        device_id: response.device_id.clone(),
+        access_token: response.access_token.clone(),
+        refresh_token: response.refresh_token.clone(),
+        identity_key: curve25519.clone(),
+        store_secret: source,
+    };
+    session::save(&ctx.settings.paths, &saved).map_err(session_error)?;
+    Ok(LoginRecord {
+        user_id: response.user_id.to_string(),
+        device_id: response.device_id.to_string(),
+        homeserver: args.homeserver.clone(),
+        profile: ctx.settings.profile.clone(),
+        curve25519,
+        ed25519: client.encryption().ed25519_key().await,
+    })
+}
+
+fn read_password(ctx: &CommandContext, args: &LoginArgs) -> CliResult<String> {
+    if args.password_stdin {
+        let stdin = std::io::stdin();
+        if stdin.is_terminal() {
+            return Err(
+                CliError::usage("--password-stdin needs the password piped in, not typed")
+                    .with_hint("drop --password-stdin to be prompted instead"),
+            );
+        }
+        let mut line = String::new();
+        stdin.lock().read_line(&mut line)?;
+        let pw = line.trim_end_matches(['\n', '\r']).to_owned();
+        if pw.is_empty() {
+            return Err(CliError::usage("--password-stdin read an empty password"));
+        }
+        return Ok(pw);
+    }
+    if let Some(pw) = &ctx.settings.password_env {
+        return Ok(pw.0.clone());
+    }
+    if prompt::can_prompt(ctx.settings.no_input) {
+        return prompt::secret(&format!("Password for {}: ", args.user));
+    }
+    Err(
+        CliError::usage("no password given and no terminal to ask on")
+            .with_hint("pipe it with --password-stdin, or set RATCHET_PASSWORD"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn homeserver_urls() {
+        assert_eq!(
+            parse_homeserver("http://127.0.0.1:8008/").unwrap(),
+            "http://127.0.0.1:8008"
+        );
+        assert!(parse_homeserver("127.0.0.1:8008")
+            .unwrap_err()
+            .contains("no scheme"));
+        assert!(parse_homeserver("matrix.org")
+            .unwrap_err()
+            .contains("https://matrix.org"));
+        assert!(parse_homeserver("ftp://x").unwrap_err().contains("scheme"));
+        assert!(parse_homeserver("http://").is_err());
+    }
+}

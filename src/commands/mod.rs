@@ -1,0 +1,39 @@
+//! Every subcommand, and the one exhaustive `match` that dispatches them.
+//! Each leaf command lives in its own module as `<Name>Args` + `cmd_<name>`.
+
+use clap::Subcommand;
+
+use crate::context::CommandContext;
+use crate::error::CliResult;
+
+pub(crate) mod login;
+pub(crate) mod logout;
+pub(crate) mod messages;
+pub(crate) mod room;
+pub(crate) mod send;
+pub(crate) mod sync;
+pub(crate) mod whoami;
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    Login(login::LoginArgs),
+    Logout(logout::LogoutArgs),
+    Whoami(whoami::WhoamiArgs),
+    Sync(sync::SyncArgs),
+    #[command(subcommand)]
+    Room(room::RoomCommand),
+    Send(send::SendArgs),
+    Messages(messages::MessagesArgs),
+}
+
+pub(crate) async fn run_command(ctx: &mut CommandContext, command: &Command) -> CliResult {
+    match command {
+        Command::Login(args) => login::cmd_login(ctx, args).await,
+        Command::Logout(args) => logout::cmd_logout(ctx, args).await,
+        Command::Whoami(args) => whoami::cmd_whoami(ctx, args).await,
+        Command::Sync(args) => sync::cmd_sync(ctx, args).await,
+        Command::Room(cmd) => room::run(ctx, cmd).await,
+        Command::Send(args) => send::cmd_send(ctx, args).await,
+        Command::Messages(args) => messages::cmd_messages(ctx, args).await,
+    }
+}

@@ -1,0 +1,29 @@
+//! `ratchet room join`.
+
+use clap::Args;
+use matrix_sdk::ruma::OwnedRoomOrAliasId;
+use tracing::instrument;
+
+use super::RoomRecord;
+use crate::context::CommandContext;
+use crate::error::CliResult;
+use crate::rooms;
+
+/// Join a room you are invited to, or a public one, by id or alias.
+///
+/// Example:
+///
+///   ratchet room join '#team:example.org'
+#[derive(Debug, Args)]
+pub(crate) struct JoinArgs {
+    /// Room id (!…) or alias (#…:server)
+    #[arg(value_parser = rooms::parse_room)]
+    room: OwnedRoomOrAliasId,
+}
+
+#[instrument(skip_all)]
+pub(crate) async fn cmd_join(ctx: &mut CommandContext, args: &JoinArgs) -> CliResult {
+    let client = ctx.client().await?;
+    let room = client.join_room_by_id_or_alias(&args.room, &[]).await?;
+    ctx.out.data(&RoomRecord::of(&room))
+}

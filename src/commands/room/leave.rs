@@ -1,0 +1,41 @@
+//! `ratchet room leave`.
+
+use clap::Args;
+use matrix_sdk::ruma::OwnedRoomOrAliasId;
+use serde::Serialize;
+use tracing::instrument;
+
+use crate::context::CommandContext;
+use crate::error::CliResult;
+use crate::output::Record;
+use crate::rooms;
+
+/// Leave a room (or decline an invite).
+#[derive(Debug, Args)]
+pub(crate) struct LeaveArgs {
+    /// Room id (!…) or alias (#…:server)
+    #[arg(value_parser = rooms::parse_room)]
+    room: OwnedRoomOrAliasId,
+}
+
+#[derive(Debug, Serialize)]
+struct LeftRecord {
+    room_id: String,
+}
+
+impl Record for LeftRecord {
+    const TYPE: &'static str = "left";
+    fn human(&self) -> String {
+        format!("left {}", self.room_id)
+    }
+}
+
+#[instrument(skip_all)]
+pub(crate) async fn cmd_leave(ctx: &mut CommandContext, args: &LeaveArgs) -> CliResult {
+    let client = ctx.client().await?;
+    let room = rooms::find(&client, &args.room).await?;
+    room.leave().await?;
+    ctx.out.data(&LeftRecord {
+        room_id: room.room_id().to_string(),
+    })
+}

@@ -1,0 +1,43 @@
+//! `ratchet room list`.
+
+use std::time::Duration;
+
+use clap::Args;
+use matrix_sdk::config::SyncSettings;
+use tracing::instrument;
+
+use super::RoomRecord;
+use crate::context::CommandContext;
+use crate::error::CliResult;
+
+/// List the rooms this account is in or invited to.
+///
+/// Syncs first (without waiting), so the list is current.
+#[derive(Debug, Args)]
+pub(crate) struct ListArgs {
+    /// Also list rooms you have left
+    #[arg(long)]
+    all: bool,
+}
+
+#[instrument(skip_all)]
+pub(crate) async fn cmd_list(ctx: &mut CommandContext, args: &ListArgs) -> CliResult {
+    let client = ctx.client().await?;
+    client
+        .sync_once(SyncSettings::default().timeout(Duration::ZERO))
+        .await?;
+    let mut rooms = client.rooms();
+    rooms.sort_by(|a, b| a.room_id().cmp(b.room_id()));
+    for room in rooms {
+        let record = RoomRecord::of(&room);
+        if args.all
+            || matches!(
+                room.state(),
+                matrix_sdk::RoomState::Joined | matrix_sdk::RoomState::Invited
+            )
+        {
+            ctx.out.data(&record)?;
+        }
+    }
+    Ok(())
+}

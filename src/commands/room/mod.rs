@@ -1,0 +1,79 @@
+//! `ratchet room …`: creating, joining, inviting, leaving and listing rooms.
+
+use clap::Subcommand;
+use matrix_sdk::{Room, RoomState};
+use serde::Serialize;
+
+use crate::context::CommandContext;
+use crate::error::CliResult;
+use crate::output::Record;
+
+pub(crate) mod create;
+pub(crate) mod invite;
+pub(crate) mod join;
+pub(crate) mod leave;
+pub(crate) mod list;
+
+/// Create, join, invite to, leave and list rooms.
+#[derive(Debug, Subcommand)]
+pub(crate) enum RoomCommand {
+    Create(create::CreateArgs),
+    Join(join::JoinArgs),
+    Invite(invite::InviteArgs),
+    Leave(leave::LeaveArgs),
+    List(list::ListArgs),
+}
+
+pub(crate) async fn run(ctx: &mut CommandContext, command: &RoomCommand) -> CliResult {
+    match command {
+        RoomCommand::Create(args) => create::cmd_create(ctx, args).await,
+        RoomCommand::Join(args) => join::cmd_join(ctx, args).await,
+        RoomCommand::Invite(args) => invite::cmd_invite(ctx, args).await,
+        RoomCommand::Leave(args) => leave::cmd_leave(ctx, args).await,
+        RoomCommand::List(args) => list::cmd_list(ctx, args).await,
+    }
+}
+
+/// One room, as `room create/join/list` print it.
+#[derive(Debug, Serialize)]
+pub(crate) struct RoomRecord {
+    room_id: String,
+    name: Option<String>,
+    /// joined, invited, left, knocked or banned
+    state: &'static str,
+    encrypted: bool,
+}
+
+impl RoomRecord {
+    pub(crate) fn of(room: &Room) -> Self {
+        RoomRecord {
+            room_id: room.room_id().to_string(),
+            name: room.name(),
+            state: match room.state() {
+                RoomState::Joined => "joined",
+                RoomState::Invited => "invited",
+                RoomState::Left => "left",
+                RoomState::Knocked => "knocked",
+                RoomState::Banned => "banned",
+            },
+            encrypted: room.encryption_state().is_encrypted(),
+        }
+    }
+}
+
+impl Record for RoomRecord {
+    const TYPE: &'static str = "room";
+    fn human(&self) -> String {
+        let lock = if self.encrypted {
+            "encrypted"
+        } else {
+            "not encrypted"
+        };
+        let name = self
+            .name
+            .as_deref()
+            .map(|n| format!("  \"{n}\""))
+            .unwrap_or_default();
+        format!("{}  {}  {lock}{name}", self.room_id, self.state)
+    }
+}

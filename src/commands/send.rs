@@ -1,0 +1,187 @@
+//! `ratchet send`: one message per TEXT argument, or per line of stdin.
+//! In an encrypted room each message reports the Megolm session and the
+//! message index it was encrypted at.
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use clap::Args;
+use matrix_sdk::config::SyncSettings;
+use matrix_sdk::ruma::events::room::message::RoomMessageEventContent;
+use matrix_sdk::ruma::OwnedRoomOrAliasId;
+use matrix_sdk::Room;
+use serde::Serialize;
+use tokio::io::AsyncBufReadExt;
+use tracing::instrument;
+
+use crate::context::CommandContext;
+use crate::crypto;
+use crate::error::{CliError, CliResult, ErrorKind};
+use crate::events::short;
+use crate::output::Record;
+use crate::rooms;
+
+/// Send messages to a room: each TEXT is one message, or each line of stdin.
+///
+/// With no TEXT, reads stdin until end of file and sends one message per
+/// non-empty line, each as soon as it is read; on a terminal that is refused
+/// (pipe the lines in instead). In an encrypted room every message is
+/// encrypted (never sent in plaintext) and its output shows the Megolm
+/// session id and message index.
+///
+/// Exit status 3 when some messages were sent and then one failed (the
+/// output lists those sent); 1 when none were.
+///
+/// Examples:
+///
+///   ratchet send '!room:example.org' 'hello' 'second message'
+///   printf 'one\ntwo\n' | ratchet --json send '#team:example.org'
+#[derive(Debug, Args)]
+pub(crate) struct SendArgs {
+    /// Room id (!…) or alias (#…:server)
+    #[arg(value_parser = rooms::parse_room)]
+    room: OwnedRoomOrAliasId,
+
+    /// Messages to send, one per argument
+    text: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct SentRecord {
+    room_id: String,
+    event_id: String,
+    /// 1-based position of this message in the batch (argument or line).
+    seq: usize,
+    encrypted: bool,
+    session_id: Option<String>,
+    message_index: Option<u32>,
+}
+
+impl Record for SentRecord {
+    const TYPE: &'static str = "sent";
+    fn human(&self) -> String {
+        match (&self.session_id, self.message_index) {
+            (Some(s), Some(i)) => format!("{}  megolm {} #{i}", self.event_id, short(s)),
+            (Some(s), None) => format!("{}  megolm {}", self.event_id, short(s)),
+            _ => format!("{}  (not encrypted)", self.event_id),
+        }
+    }
+}
+
+#[instrument(skip_all)]
+pub(crate) async fn cmd_send(ctx: &mut CommandContext, args: &SendArgs) -> CliResult {
+    let from_stdin = args.text.is_empty();
+    if from_stdin && std::io::stdin().is_terminal() {
+        return Err(CliError::usage("no message given").with_hint(
+            "give the text as arguments, or pipe lines in: `echo hi | ratchet send ROOM`",
+        ));
+    }
+    let client = ctx.client().await?;
+    // One incremental sync first: new members, their devices and any
+    // to-device messages must be known before we encrypt for them.
+    client
+        .sync_once(SyncSettings::default().timeout(Duration::ZERO))
+        .await?;
+    let room = rooms::joined(&client, &args.room).await?;
+    let encrypted = room.latest_encryption_state().await?.is_encrypted();
+    let mut sender = Sender {
+        ctx,
+        room,
+        encrypted,
+        sent: 0,
+    };
+
+    if !from_stdin {
+        for (i, text) in args.text.iter().enumerate() {
+            sender.send(i + 1, text).await?;
+        }
+        return Ok(());
+    }
+    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).split(b'\n');
+    let mut seq = 0;
+    while let Some(line) = lines.next_segment().await? {
+        seq += 1;
+        let text = match String::from_utf8(line) {
+            Ok(t) => t,
+            Err(_) => {
+                return Err(sender.stop(CliError::usage(format!(
+                    "line {seq} of stdin is not valid UTF-8"
+                ))));
+            }
+        };
+        let text = text.strip_suffix('\r').unwrap_or(&text);
+        if text.trim().is_empty() {
+            sender.ctx.out.warn(format!("line {seq} is empty; skipped"));
+            continue;
+        }
+        sender.send(seq, text).await?;
+    }
+    if sender.sent == 0 {
+        return Err(CliError::usage("stdin had no message to send"));
+    }
+    Ok(())
+}
+
+struct Sender<'a> {
+    ctx: &'a CommandContext,
+    room: Room,
+    encrypted: bool,
+    sent: usize,
+}
+
+impl Sender<'_> {
+    async fn send(&mut self, seq: usize, text: &str) -> CliResult {
+        let result = self
+            .room
+            .send(RoomMessageEventContent::text_plain(text))
+            .await;
+        let result = match result {
+            Ok(r) => r,
+            Err(e) => return Err(self.stop(CliError::from(e))),
+        };
+        let session_id = result
+            .encryption_info
+            .as_ref()
+            .and_then(|i| i.session_id().map(str::to_owned));
+        if self.encrypted && session_id.is_none() {
+            return Err(CliError::internal(
+                "an encrypted room's message was sent without encryption info",
+            ));
+        }
+        // We hold the profile lock, so nothing else encrypted in between: the
+        // session's next index minus one is the index this message used.
+        let message_index = match &session_id {
+            Some(sid) => crypto::outbound_position(&self.room.client(), self.room.room_id())
+                .await?
+                .filter(|p| &p.session_id == sid && p.next_index > 0)
+                .map(|p| p.next_index - 1),
+            None => None,
+        };
+        self.sent += 1;
+        self.ctx.out.data(&SentRecord {
+            room_id: self.room.room_id().to_string(),
+            event_id: result.response.event_id.to_string(),
+            seq,
+            encrypted: session_id.is_some(),
+            session_id,
+            message_index,
+        })
+    }
+
+    /// The error that ends a batch: partial (3) once something went out.
+    fn stop(&self, err: CliError) -> CliError {
+        if self.sent == 0 || err.kind == ErrorKind::PipeClosed {
+            return err;
+        }
+        let mut partial = CliError::new(
+            ErrorKind::Partial,
+            format!(
+                "sent {} message(s), then failed: {}",
+                self.sent, err.message
+            ),
+        );
+        partial.hints = err.hints;
+        partial.source = err.source;
+        partial.with_hint("the messages listed above were delivered; the rest were not sent")
+    }
+}

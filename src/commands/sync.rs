@@ -1,0 +1,203 @@
+//! `ratchet sync`: one incremental sync, or a stream of them with
+//! `--follow`, printing what arrived: room events (decrypted where possible),
+//! invites, rooms left, and to-device events.
+
+use std::time::Duration;
+
+use clap::Args;
+use matrix_sdk::config::SyncSettings;
+use matrix_sdk::deserialized_responses::ProcessedToDeviceEvent;
+use matrix_sdk::sync::SyncResponse;
+use serde::Serialize;
+use serde_json::Value;
+use tracing::instrument;
+
+use crate::context::CommandContext;
+use crate::error::CliResult;
+use crate::events::{render, Rendered};
+use crate::output::{Output, Record};
+
+/// Fetch what arrived since the last run and print it.
+///
+/// Without --follow, one sync that returns at once (it never waits for new
+/// events). With --follow, keeps syncing and prints events as they arrive
+/// until interrupted; Ctrl-C exits 0 after the store is written.
+///
+/// Record types under --json: message, utd, event, invite, left, to_device,
+/// and a closing sync summary.
+///
+/// Examples:
+///
+///   ratchet sync
+///   ratchet --json sync --follow | jq -c 'select(.type == "utd")'
+#[derive(Debug, Args)]
+pub(crate) struct SyncArgs {
+    /// Keep syncing until interrupted
+    #[arg(long, short)]
+    follow: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct InviteRecord {
+    room_id: String,
+}
+
+impl Record for InviteRecord {
+    const TYPE: &'static str = "invite";
+    fn human(&self) -> String {
+        format!(
+            "invited to {}  (ratchet room join {})",
+            self.room_id, self.room_id
+        )
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct LeftRecord {
+    room_id: String,
+}
+
+impl Record for LeftRecord {
+    const TYPE: &'static str = "left";
+    fn human(&self) -> String {
+        format!("left {}", self.room_id)
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct ToDeviceRecord {
+    /// The event's type after decryption (`m.room_key`, `m.dummy`, …), or
+    /// `m.room.encrypted` when it could not be decrypted.
+    event_type: String,
+    sender: Option<String>,
+    /// Whether it arrived Olm-encrypted.
+    encrypted: bool,
+    /// Set when decryption failed.
+    utd_reason: Option<String>,
+    /// For `m.room_key` / `m.forwarded_room_key`: which Megolm session.
+    room_id: Option<String>,
+    session_id: Option<String>,
+}
+
+impl Record for ToDeviceRecord {
+    const TYPE: &'static str = "to_device";
+    fn human(&self) -> String {
+        let from = self.sender.as_deref().unwrap_or("?");
+        let how = if self.encrypted { "olm" } else { "plain" };
+        let mut s = format!("to-device {} from {from} ({how})", self.event_type);
+        if let (Some(room), Some(session)) = (&self.room_id, &self.session_id) {
+            s.push_str(&format!(": session {session} for {room}"));
+        }
+        if let Some(reason) = &self.utd_reason {
+            s.push_str(&format!(": ** unable to decrypt: {reason}"));
+        }
+        s
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct SyncSummary {
+    rooms: usize,
+    events: usize,
+    utd: usize,
+    to_device: usize,
+}
+
+impl Record for SyncSummary {
+    const TYPE: &'static str = "sync";
+    fn human(&self) -> String {
+        format!(
+            "synced: {} events in {} rooms ({} undecryptable), {} to-device",
+            self.events, self.rooms, self.utd, self.to_device
+        )
+    }
+}
+
+#[instrument(skip_all)]
+pub(crate) async fn cmd_sync(ctx: &mut CommandContext, args: &SyncArgs) -> CliResult {
+    let client = ctx.client().await?;
+    if !args.follow {
+        let response = client
+            .sync_once(SyncSettings::default().timeout(Duration::ZERO))
+            .await?;
+        let summary = print_response(&ctx.out, &response)?;
+        return ctx.out.data(&summary);
+    }
+    ctx.out.status("Following; Ctrl-C to stop.");
+    let settings = SyncSettings::default().timeout(Duration::from_secs(30));
+    let interrupted = tokio::signal::ctrl_c();
+    tokio::pin!(interrupted);
+    loop {
+        // Dropping an in-flight sync is safe: the SDK writes a response
+        // (events, keys, the next token) in one store transaction only after
+        // it has arrived, so an interrupted one is simply fetched again.
+        tokio::select! {
+            _ = &mut interrupted => {
+                ctx.out.status("Stopped.");
+                return Ok(());
+            }
+            response = client.sync_once(settings.clone()) => {
+                print_response(&ctx.out, &response?)?;
+            }
+        }
+    }
+}
+
+fn print_response(out: &Output, response: &SyncResponse) -> CliResult<SyncSummary> {
+    let mut summary = SyncSummary {
+        rooms: 0,
+        events: 0,
+        utd: 0,
+        to_device: 0,
+    };
+    for (room_id, update) in &response.rooms.joined {
+        summary.rooms += 1;
+        for event in &update.timeline.events {
+            summary.events += 1;
+            match render(room_id.as_str(), event, None) {
+                Rendered::Message(r) => out.data(&r)?,
+                Rendered::Utd(r) => {
+                    summary.utd += 1;
+                    out.data(&r)?
+                }
+                Rendered::Other(r) => out.data(&r)?,
+            }
+        }
+    }
+    for room_id in response.rooms.invited.keys() {
+        out.data(&InviteRecord {
+            room_id: room_id.to_string(),
+        })?;
+    }
+    for room_id in response.rooms.left.keys() {
+        out.data(&LeftRecord {
+            room_id: room_id.to_string(),
+        })?;
+    }
+    for event in &response.to_device {
+        summary.to_device += 1;
+        out.data(&to_device_record(event))?;
+    }
+    Ok(summary)
+}
+
+pub(crate) fn to_device_record(event: &ProcessedToDeviceEvent) -> ToDeviceRecord {
+    let json: Value = event.to_raw().deserialize_as().unwrap_or(Value::Null);
+    let (encrypted, utd_reason) = match event {
+        ProcessedToDeviceEvent::Decrypted { .. } => (true, None),
+        ProcessedToDeviceEvent::UnableToDecrypt { utd_info, .. } => {
+            (true, Some(format!("{:?}", utd_info.reason)))
+        }
+        ProcessedToDeviceEvent::PlainText(_) => (false, None),
+        ProcessedToDeviceEvent::Invalid(_) => (false, Some("invalid event".to_owned())),
+    };
+    let content = &json["content"];
+    ToDeviceRecord {
+        event_type: json["type"].as_str().unwrap_or("?").to_owned(),
+        sender: json["sender"].as_str().map(str::to_owned),
+        encrypted,
+        utd_reason,
+        room_id: content["room_id"].as_str().map(str::to_owned),
+        session_id: content["session_id"].as_str().map(str::to_owned),
+    }
+}

@@ -1,0 +1,59 @@
+//! `ratchet whoami`: who this profile is, from the local session and store
+//! alone (no network).
+
+use clap::Args;
+use serde::Serialize;
+use tracing::instrument;
+
+use crate::context::CommandContext;
+use crate::error::{CliError, CliResult};
+use crate::output::Record;
+
+/// Show this profile's user, device, homeserver and identity keys.
+///
+/// Works offline: everything comes from the session file and the store.
+#[derive(Debug, Args)]
+pub(crate) struct WhoamiArgs {}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct WhoamiRecord {
+    user_id: String,
+    device_id: String,
+    homeserver: String,
+    profile: String,
+    curve25519: String,
+    ed25519: String,
+}
+
+impl Record for WhoamiRecord {
+    const TYPE: &'static str = "whoami";
+    fn human(&self) -> String {
+        format!(
+            "user:       {}\ndevice:     {}\nhomeserver: {}\nprofile:    {}\ncurve25519: {}\ned25519:    {}",
+            self.user_id, self.device_id, self.homeserver, self.profile, self.curve25519, self.ed25519
+        )
+    }
+}
+
+#[instrument(skip_all)]
+pub(crate) async fn cmd_whoami(ctx: &mut CommandContext, _args: &WhoamiArgs) -> CliResult {
+    let client = ctx.client().await?;
+    let session = ctx
+        .session()
+        .cloned()
+        .ok_or_else(|| CliError::internal("client without session"))?;
+    let enc = client.encryption();
+    let record = WhoamiRecord {
+        user_id: session.user_id.to_string(),
+        device_id: session.device_id.to_string(),
+        homeserver: session.homeserver.clone(),
+        profile: ctx.settings.profile.clone(),
+        curve25519: enc
+            .curve25519_key()
+            .await
+            .map(|k| k.to_base64())
+            .unwrap_or_default(),
+        ed25519: enc.ed25519_key().await.unwrap_or_default(),
+    };
+    ctx.out.data(&record)
+}

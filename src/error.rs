@@ -1,0 +1,239 @@
+//! The error type every command returns, and the mapping from errors to exit
+//! codes. Exit codes are public contract (README "Exit codes"): scripts branch
+//! on them, so a kind never changes its code.
+//!
+//! matrix-sdk errors are classified here, once, by the `From` impls; commands
+//! add context and hints but never pick exit codes themselves.
+
+use std::fmt;
+
+use matrix_sdk::ruma::api::error::ErrorKind as ApiErrorKind;
+
+/// What went wrong, as far as a script needs to know.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ErrorKind {
+    /// The command failed: bad room, server refused, network. Exit 1.
+    Failed,
+    /// The command line itself is wrong. Exit 2 (clap's own code).
+    Usage,
+    /// The run finished but some items failed (undecryptable events, unsent
+    /// messages). Exit 3.
+    Partial,
+    /// No session, or the server rejected our credentials: log in again. Exit 4.
+    Auth,
+    /// A protocol rule forbids it (R3, R11). Exit 5.
+    #[allow(dead_code)] // reserved in the exit-code contract; used by `encrypt` and `unwedge`
+    Refused,
+    /// A bug in ratchet. Exit 101, like a panic.
+    Internal,
+    /// stdout was closed by the reader (`ratchet … | head`): not a failure.
+    /// Exit 0, and nothing is printed.
+    PipeClosed,
+}
+
+impl ErrorKind {
+    pub(crate) fn exit_code(self) -> u8 {
+        match self {
+            ErrorKind::Failed => 1,
+            ErrorKind::Usage => 2,
+            ErrorKind::Partial => 3,
+            ErrorKind::Auth => 4,
+            ErrorKind::Refused => 5,
+            ErrorKind::Internal => 101,
+            ErrorKind::PipeClosed => 0,
+        }
+    }
+
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            ErrorKind::Failed => "failed",
+            ErrorKind::Usage => "usage",
+            ErrorKind::Partial => "partial",
+            ErrorKind::Auth => "auth",
+            ErrorKind::Refused => "refused",
+            ErrorKind::Internal => "internal",
+            ErrorKind::PipeClosed => "pipe_closed",
+        }
+    }
+}
+
+/// An error on its way to the user: a message, its causes and hints.
+#[derive(Debug)]
+pub(crate) struct CliError {
+    pub(crate) kind: ErrorKind,
+    pub(crate) message: String,
+    pub(crate) source: Option<anyhow::Error>,
+    pub(crate) hints: Vec<String>,
+}
+
+pub(crate) type CliResult<T = ()> = Result<T, CliError>;
+
+impl CliError {
+    pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        CliError {
+            kind,
+            message: message.into(),
+            source: None,
+            hints: Vec::new(),
+        }
+    }
+
+    pub(crate) fn failed(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Failed, message)
+    }
+
+    pub(crate) fn usage(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Usage, message)
+    }
+
+    pub(crate) fn auth(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Auth, message)
+    }
+
+    pub(crate) fn internal(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Internal, message)
+            .with_hint("this is a bug in ratchet, please report it with the output of `-vv`")
+    }
+
+    pub(crate) fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hints.push(hint.into());
+        self
+    }
+
+    pub(crate) fn with_source(mut self, source: impl Into<anyhow::Error>) -> Self {
+        self.source = Some(source.into());
+        self
+    }
+
+    /// The chain of causes below the message, deduplicated: matrix-sdk often
+    /// wraps an error in a layer that prints the same text.
+    pub(crate) fn causes(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        if let Some(source) = &self.source {
+            for cause in source.chain() {
+                let text = cause.to_string();
+                if text != self.message && out.last() != Some(&text) {
+                    out.push(text);
+                }
+            }
+        }
+        out
+    }
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+fn classify_api(kind: Option<&ApiErrorKind>) -> Option<(ErrorKind, Option<&'static str>)> {
+    match kind? {
+        ApiErrorKind::UnknownToken { .. } | ApiErrorKind::MissingToken => Some((
+            ErrorKind::Auth,
+            Some("the access token was rejected; run `ratchet login` again"),
+        )),
+        ApiErrorKind::UserDeactivated => Some((ErrorKind::Auth, None)),
+        _ => Some((ErrorKind::Failed, None)),
+    }
+}
+
+impl From<matrix_sdk::Error> for CliError {
+    fn from(err: matrix_sdk::Error) -> Self {
+        use matrix_sdk::Error as E;
+        match &err {
+            E::Http(http) => {
+                let http_err: &matrix_sdk::HttpError = http;
+                let (kind, hint) = classify_http(http_err);
+                let mut e = CliError::new(kind, describe_http(http_err));
+                if let Some(h) = hint {
+                    e = e.with_hint(h);
+                }
+                e.with_source(err)
+            }
+            E::AuthenticationRequired => CliError::auth("the homeserver requires authentication")
+                .with_hint("run `ratchet login`")
+                .with_source(err),
+            E::CryptoStoreError(store) => {
+                if matches!(
+                    **store,
+                    matrix_sdk::encryption::CryptoStoreError::MismatchedAccount { .. }
+                ) {
+                    store_mismatch().with_source(err)
+                } else {
+                    CliError::failed("the crypto store failed").with_source(err)
+                }
+            }
+            _ => CliError::failed(err.to_string()).with_source(err),
+        }
+    }
+}
+
+impl From<matrix_sdk::HttpError> for CliError {
+    fn from(err: matrix_sdk::HttpError) -> Self {
+        let (kind, hint) = classify_http(&err);
+        let mut e = CliError::new(kind, describe_http(&err));
+        if let Some(h) = hint {
+            e = e.with_hint(h);
+        }
+        e.with_source(err)
+    }
+}
+
+impl From<matrix_sdk::ClientBuildError> for CliError {
+    fn from(err: matrix_sdk::ClientBuildError) -> Self {
+        use matrix_sdk::ClientBuildError as B;
+        match err {
+            B::Http(http) => http.into(),
+            B::SqliteStore(_) => CliError::failed("could not open the encrypted store")
+                .with_hint(
+                    "the store passphrase may be wrong (RATCHET_STORE_PASSPHRASE or the profile's \
+                     store.key file), or the store is damaged",
+                )
+                .with_source(err),
+            other => CliError::failed("could not set up the Matrix client").with_source(other),
+        }
+    }
+}
+
+impl From<std::io::Error> for CliError {
+    fn from(err: std::io::Error) -> Self {
+        CliError::failed(err.to_string()).with_source(err)
+    }
+}
+
+pub(crate) fn store_mismatch() -> CliError {
+    CliError::auth("the encrypted store belongs to a different device than the saved session")
+        .with_hint(
+            "using it would create a second Olm account for one device id and break encryption",
+        )
+        .with_hint("run `ratchet logout` and `ratchet login` to start this profile afresh")
+}
+
+fn classify_http(err: &matrix_sdk::HttpError) -> (ErrorKind, Option<&'static str>) {
+    if let Some(found) = classify_api(err.client_api_error_kind()) {
+        return found;
+    }
+    match err {
+        matrix_sdk::HttpError::Reqwest(_) => (
+            ErrorKind::Failed,
+            Some("is the homeserver running and reachable? (see --timeout for slow servers)"),
+        ),
+        _ => (ErrorKind::Failed, None),
+    }
+}
+
+fn describe_http(err: &matrix_sdk::HttpError) -> String {
+    if let Some(api) = err.as_client_api_error() {
+        return format!("the homeserver refused the request: {api}");
+    }
+    match err {
+        matrix_sdk::HttpError::Reqwest(e) if e.is_timeout() => {
+            "the homeserver did not answer in time".to_owned()
+        }
+        matrix_sdk::HttpError::Reqwest(e) if e.is_connect() => {
+            "could not connect to the homeserver".to_owned()
+        }
+        other => format!("request to the homeserver failed: {other}"),
+    }
+}

@@ -1,0 +1,263 @@
+//! Turning room events into output records: decrypted messages, plain
+//! events, and events that could not be decrypted (with the SDK's reason).
+//! Shared by `messages` and `sync`.
+//!
+//! The Megolm message index is not part of what the SDK hands back after
+//! decryption, so where the ciphertext is available it is read from it
+//! (vodozemac's `MegolmMessage`); that is the receiver's own view of the
+//! index, independent of what the sender claims.
+
+use matrix_sdk::deserialized_responses::{TimelineEvent, TimelineEventKind, UnableToDecryptReason};
+use matrix_sdk::encryption::vodozemac::megolm::MegolmMessage;
+use matrix_sdk::ruma::serde::Raw;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::output::{format_ts, Record};
+
+/// A decrypted or plaintext `m.room.message` (or other message-like event).
+#[derive(Debug, Serialize)]
+pub(crate) struct MessageRecord {
+    pub(crate) room_id: String,
+    pub(crate) event_id: Option<String>,
+    pub(crate) sender: Option<String>,
+    pub(crate) origin_server_ts: Option<u64>,
+    pub(crate) event_type: String,
+    pub(crate) msgtype: Option<String>,
+    pub(crate) body: Option<String>,
+    pub(crate) encrypted: bool,
+    pub(crate) session_id: Option<String>,
+    pub(crate) message_index: Option<u32>,
+    pub(crate) sender_device: Option<String>,
+}
+
+impl Record for MessageRecord {
+    const TYPE: &'static str = "message";
+    fn human(&self) -> String {
+        let when = self
+            .origin_server_ts
+            .map(format_ts)
+            .unwrap_or_else(|| "?".into());
+        let who = self.sender.as_deref().unwrap_or("?");
+        let what = match (&self.body, self.event_type.as_str()) {
+            (Some(body), _) => body.clone(),
+            (None, t) => format!("[{t}]"),
+        };
+        let lock = match (&self.session_id, self.message_index) {
+            (Some(s), Some(i)) => format!("  [megolm {} #{i}]", short(s)),
+            (Some(s), None) => format!("  [megolm {}]", short(s)),
+            _ if self.encrypted => "  [encrypted]".into(),
+            _ => "  [not encrypted]".into(),
+        };
+        format!("[{when}] {who}: {what}{lock}")
+    }
+}
+
+/// An event that could not be decrypted.
+#[derive(Debug, Serialize)]
+pub(crate) struct UtdRecord {
+    pub(crate) room_id: String,
+    pub(crate) event_id: Option<String>,
+    pub(crate) sender: Option<String>,
+    pub(crate) origin_server_ts: Option<u64>,
+    pub(crate) session_id: Option<String>,
+    pub(crate) message_index: Option<u32>,
+    pub(crate) sender_device: Option<String>,
+    /// The SDK's reason, as a stable snake_case name.
+    pub(crate) reason: String,
+    /// For a withheld key: the withheld code the sender gave.
+    pub(crate) withheld_code: Option<String>,
+}
+
+impl Record for UtdRecord {
+    const TYPE: &'static str = "utd";
+    fn human(&self) -> String {
+        let when = self
+            .origin_server_ts
+            .map(format_ts)
+            .unwrap_or_else(|| "?".into());
+        let who = self.sender.as_deref().unwrap_or("?");
+        let session = match (&self.session_id, self.message_index) {
+            (Some(s), Some(i)) => format!(" (megolm {} #{i})", short(s)),
+            (Some(s), None) => format!(" (megolm {})", short(s)),
+            _ => String::new(),
+        };
+        let withheld = self
+            .withheld_code
+            .as_ref()
+            .map(|c| format!(", withheld: {c}"))
+            .unwrap_or_default();
+        format!(
+            "[{when}] {who}: ** unable to decrypt: {}{withheld}{session}",
+            self.reason
+        )
+    }
+}
+
+/// Any other event (state changes and the like), shown with `--all`.
+#[derive(Debug, Serialize)]
+pub(crate) struct EventRecord {
+    pub(crate) room_id: String,
+    pub(crate) event_id: Option<String>,
+    pub(crate) sender: Option<String>,
+    pub(crate) origin_server_ts: Option<u64>,
+    pub(crate) event_type: String,
+    pub(crate) state_key: Option<String>,
+    pub(crate) encrypted: bool,
+}
+
+impl Record for EventRecord {
+    const TYPE: &'static str = "event";
+    fn human(&self) -> String {
+        let when = self
+            .origin_server_ts
+            .map(format_ts)
+            .unwrap_or_else(|| "?".into());
+        let who = self.sender.as_deref().unwrap_or("?");
+        let key = match self.state_key.as_deref() {
+            Some("") | None => String::new(),
+            Some(k) => format!(" ({k})"),
+        };
+        format!("[{when}] {who}: [{}{key}]", self.event_type)
+    }
+}
+
+/// What one room event becomes on output.
+#[derive(Debug)]
+pub(crate) enum Rendered {
+    Message(MessageRecord),
+    Utd(UtdRecord),
+    Other(EventRecord),
+}
+
+/// The Megolm session id and message index read from an `m.room.encrypted`
+/// event's own ciphertext.
+pub(crate) fn megolm_position(encrypted: &Value) -> (Option<String>, Option<u32>) {
+    let content = &encrypted["content"];
+    let session_id = content["session_id"].as_str().map(str::to_owned);
+    let index = content["ciphertext"]
+        .as_str()
+        .and_then(|c| MegolmMessage::from_base64(c).ok())
+        .map(|m| m.message_index());
+    (session_id, index)
+}
+
+/// Renders a timeline event. `original` is the event as the server sent it
+/// (still encrypted), when the caller has it, for the message index.
+pub(crate) fn render(room_id: &str, event: &TimelineEvent, original: Option<&Value>) -> Rendered {
+    let json: Value = event.raw().deserialize_as().unwrap_or(Value::Null);
+    let common = Common::from(&json);
+    let position = original.map(megolm_position).unwrap_or((None, None));
+    match &event.kind {
+        TimelineEventKind::UnableToDecrypt {
+            utd_info,
+            event: raw,
+        } => {
+            let raw_json: Value = raw.deserialize_as().unwrap_or(Value::Null);
+            let (sid, idx) = if original.is_some() {
+                position
+            } else {
+                megolm_position(&raw_json)
+            };
+            let withheld_code = match &utd_info.reason {
+                UnableToDecryptReason::MissingMegolmSession {
+                    withheld_code: Some(code),
+                } => Some(code.as_str().to_owned()),
+                _ => None,
+            };
+            Rendered::Utd(UtdRecord {
+                room_id: room_id.to_owned(),
+                event_id: common.event_id,
+                sender: common.sender,
+                origin_server_ts: common.ts,
+                session_id: utd_info.session_id.clone().or(sid),
+                message_index: idx,
+                sender_device: raw_json["content"]["device_id"].as_str().map(str::to_owned),
+                reason: utd_reason_name(&utd_info.reason).to_owned(),
+                withheld_code,
+            })
+        }
+        TimelineEventKind::Decrypted(_) | TimelineEventKind::PlainText { .. } => {
+            let info = event.encryption_info();
+            let encrypted = info.is_some();
+            let event_type = json["type"].as_str().unwrap_or("").to_owned();
+            if json.get("state_key").is_some() || !is_message_like(&event_type) {
+                return Rendered::Other(EventRecord {
+                    room_id: room_id.to_owned(),
+                    event_id: common.event_id,
+                    sender: common.sender,
+                    origin_server_ts: common.ts,
+                    state_key: json["state_key"].as_str().map(str::to_owned),
+                    event_type,
+                    encrypted,
+                });
+            }
+            Rendered::Message(MessageRecord {
+                room_id: room_id.to_owned(),
+                event_id: common.event_id,
+                sender: common.sender,
+                origin_server_ts: common.ts,
+                msgtype: json["content"]["msgtype"].as_str().map(str::to_owned),
+                body: json["content"]["body"].as_str().map(str::to_owned),
+                event_type,
+                encrypted,
+                session_id: info
+                    .and_then(|i| i.session_id().map(str::to_owned))
+                    .or(position.0),
+                message_index: position.1,
+                sender_device: info.and_then(|i| i.sender_device.as_ref().map(|d| d.to_string())),
+            })
+        }
+    }
+}
+
+fn is_message_like(event_type: &str) -> bool {
+    matches!(event_type, "m.room.message" | "m.sticker" | "m.reaction")
+}
+
+struct Common {
+    event_id: Option<String>,
+    sender: Option<String>,
+    ts: Option<u64>,
+}
+
+impl From<&Value> for Common {
+    fn from(json: &Value) -> Self {
+        Common {
+            event_id: json["event_id"].as_str().map(str::to_owned),
+            sender: json["sender"].as_str().map(str::to_owned),
+            ts: json["origin_server_ts"].as_u64(),
+        }
+    }
+}
+
+/// Stable names for the SDK's reasons: part of the JSON contract.
+pub(crate) fn utd_reason_name(reason: &UnableToDecryptReason) -> &'static str {
+    match reason {
+        UnableToDecryptReason::MissingMegolmSession {
+            withheld_code: Some(_),
+        } => "withheld",
+        UnableToDecryptReason::MissingMegolmSession {
+            withheld_code: None,
+        } => "missing_megolm_session",
+        UnableToDecryptReason::UnknownMegolmMessageIndex => "unknown_megolm_message_index",
+        UnableToDecryptReason::MegolmDecryptionFailure => "megolm_decryption_failure",
+        UnableToDecryptReason::MalformedEncryptedEvent => "malformed_encrypted_event",
+        UnableToDecryptReason::PayloadDeserializationFailure => "payload_deserialization_failure",
+        UnableToDecryptReason::MismatchedIdentityKeys => "mismatched_identity_keys",
+        UnableToDecryptReason::SenderIdentityNotTrusted(_) => "sender_identity_not_trusted",
+        _ => "unknown",
+    }
+}
+
+/// Casts a raw event for `Room::decrypt_event`.
+pub(crate) fn as_encrypted<T>(
+    raw: &Raw<T>,
+) -> &Raw<matrix_sdk::ruma::events::room::encrypted::OriginalSyncRoomEncryptedEvent> {
+    raw.cast_ref_unchecked()
+}
+
+/// The first 10 characters of an id, for people.
+pub(crate) fn short(id: &str) -> String {
+    id.chars().take(10).collect()
+}

@@ -1,0 +1,186 @@
+//! All printing goes through [`Output`]: data records on stdout (human text
+//! or JSON Lines), status, warnings and errors on stderr. Commands never call
+//! `println!`/`eprintln!` themselves, so `--json` and `-q` hold everywhere.
+//!
+//! A record is one `Serialize` struct per kind of data; the JSON renderer and
+//! the human renderer read the same struct, so they cannot drift apart.
+
+use std::io::{self, IsTerminal, Write};
+
+use serde::Serialize;
+
+use crate::error::{CliError, ErrorKind};
+
+/// One unit of data on stdout. `TYPE` becomes the `"type"` field of the JSON
+/// line; `human` renders the same data for a terminal (no trailing newline).
+pub(crate) trait Record: Serialize {
+    const TYPE: &'static str;
+    fn human(&self) -> String;
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug)]
+pub(crate) struct Output {
+    json: bool,
+    quiet: bool,
+    color: bool,
+}
+
+impl Output {
+    pub(crate) fn new(json: bool, quiet: bool, color: ColorChoice) -> Self {
+        let color = match color {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => {
+                std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                    && io::stderr().is_terminal()
+            }
+        };
+        Output { json, quiet, color }
+    }
+
+    /// Writes one record to stdout and flushes it, so a pipeline sees each
+    /// record as it is produced.
+    pub(crate) fn data<R: Record>(&self, record: &R) -> Result<(), CliError> {
+        let line = if self.json {
+            json_line(R::TYPE, record)?
+        } else {
+            record.human()
+        };
+        let mut stdout = io::stdout().lock();
+        writeln!(stdout, "{line}")
+            .and_then(|()| stdout.flush())
+            .map_err(stdout_error)
+    }
+
+    /// Progress and status for a person: stderr, silenced by `-q`.
+    pub(crate) fn status(&self, message: impl AsRef<str>) {
+        if !self.quiet {
+            eprintln!("{}", message.as_ref());
+        }
+    }
+
+    /// Something the user should know even with `-q`.
+    pub(crate) fn warn(&self, message: impl AsRef<str>) {
+        let label = self.paint("warning:", "33");
+        eprintln!("{label} {}", message.as_ref());
+    }
+
+    /// The single place errors are printed: `error:`, `Caused by:`, `hint:`
+    /// in human form, and under `--json` also one JSON line on stderr.
+    pub(crate) fn error(&self, err: &CliError) {
+        let mut text = format!("{} {}\n", self.paint("error:", "1;31"), err.message);
+        let causes = err.causes();
+        if !causes.is_empty() {
+            text.push_str("\nCaused by:\n");
+            for cause in &causes {
+                text.push_str(&format!("  {cause}\n"));
+            }
+        }
+        for hint in &err.hints {
+            text.push_str(&format!("{} {hint}\n", self.paint("hint:", "36")));
+        }
+        if self.json {
+            let record = serde_json::json!({
+                "type": "error",
+                "kind": err.kind.name(),
+                "exit_code": err.kind.exit_code(),
+                "message": err.message,
+                "causes": causes,
+                "hints": err.hints,
+            });
+            text.push_str(&record.to_string());
+            text.push('\n');
+        }
+        let _ = io::stderr().lock().write_all(text.as_bytes());
+    }
+
+    fn paint(&self, text: &str, code: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_owned()
+        }
+    }
+}
+
+/// The JSON form of a record: `type` first, then the record's own fields.
+pub(crate) fn json_line<R: Serialize>(kind: &str, record: &R) -> Result<String, CliError> {
+    let value = serde_json::to_value(record)
+        .map_err(|e| CliError::internal("could not serialise a record").with_source(e))?;
+    let mut map = serde_json::Map::new();
+    map.insert("type".to_owned(), serde_json::Value::from(kind));
+    match value {
+        serde_json::Value::Object(fields) => map.extend(fields),
+        other => {
+            map.insert("value".to_owned(), other);
+        }
+    }
+    Ok(serde_json::Value::Object(map).to_string())
+}
+
+fn stdout_error(err: io::Error) -> CliError {
+    // `ratchet … | head` closes the pipe early; that is success, as in ripgrep.
+    if err.kind() == io::ErrorKind::BrokenPipe {
+        CliError::new(ErrorKind::PipeClosed, "stdout was closed")
+    } else {
+        CliError::failed("could not write to stdout").with_source(err)
+    }
+}
+
+/// Milliseconds since the Unix epoch as a short UTC timestamp for people.
+pub(crate) fn format_ts(ms: u64) -> String {
+    let secs = (ms / 1000) as i64;
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
+// Howard Hinnant's days-to-civil algorithm; avoids a date crate for one format.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_render_in_utc() {
+        assert_eq!(format_ts(0), "1970-01-01 00:00:00");
+        assert_eq!(format_ts(1_795_450_000_000), "2026-11-23 16:06:40");
+        assert_eq!(format_ts(951_782_400_000), "2000-02-29 00:00:00");
+    }
+
+    #[derive(Serialize)]
+    struct Sample {
+        name: &'static str,
+    }
+
+    #[test]
+    fn json_lines_put_type_first() {
+        let line = json_line("sample", &Sample { name: "x" }).unwrap();
+        assert_eq!(line, r#"{"type":"sample","name":"x"}"#);
+    }
+}

@@ -1,0 +1,105 @@
+//! Room and user arguments: parsing (at the command line, so bad ids are
+//! usage errors) and resolving to a joined `Room`.
+//!
+//! Room ids come in two shapes: `!opaque:server` (room versions 1–11) and
+//! `!opaque` (room version 12, which Synapse 1.163 creates by default).
+//! ruma 0.16 accepts both; neither is ever split on `:` here.
+
+use matrix_sdk::ruma::{OwnedRoomOrAliasId, OwnedUserId, RoomOrAliasId, UserId};
+use matrix_sdk::{Client, Room, RoomState};
+
+use crate::error::{CliError, CliResult};
+
+/// clap value parser for ROOM: a room id (`!…`) or alias (`#…:server`).
+pub(crate) fn parse_room(s: &str) -> Result<OwnedRoomOrAliasId, String> {
+    let s = s.trim();
+    if !(s.starts_with('!') || s.starts_with('#')) {
+        return Err(format!(
+            "`{s}` is not a room id or alias (room ids start with `!`, aliases with `#`)"
+        ));
+    }
+    <&RoomOrAliasId>::try_from(s)
+        .map(ToOwned::to_owned)
+        .map_err(|e| format!("`{s}` is not a valid room id or alias: {e}"))
+}
+
+/// A user id: `@name:server`, or a bare `name` completed with our own server.
+pub(crate) fn parse_user(s: &str, own: &UserId) -> CliResult<OwnedUserId> {
+    let s = s.trim();
+    let full = if s.starts_with('@') {
+        s.to_owned()
+    } else {
+        format!("@{s}:{}", own.server_name())
+    };
+    UserId::parse(&full).map_err(|e| {
+        CliError::usage(format!("`{s}` is not a valid user id: {e}"))
+            .with_hint("user ids look like @alice:example.org")
+    })
+}
+
+/// Resolves ROOM to a room this account has joined (aliases via the server).
+pub(crate) async fn joined(client: &Client, room: &RoomOrAliasId) -> CliResult<Room> {
+    let found = find(client, room).await?;
+    match found.state() {
+        RoomState::Joined => Ok(found),
+        RoomState::Invited => Err(CliError::failed(format!(
+            "you are invited to {room} but have not joined it"
+        ))
+        .with_hint(format!("run `ratchet room join {room}`"))),
+        _ => Err(CliError::failed(format!("you are not a member of {room}"))
+            .with_hint(format!("run `ratchet room join {room}` if you may join it"))),
+    }
+}
+
+/// Resolves ROOM to a room this client knows in any state.
+pub(crate) async fn find(client: &Client, room: &RoomOrAliasId) -> CliResult<Room> {
+    let room_id = if room.is_room_id() {
+        room.as_str().try_into().expect("checked is_room_id")
+    } else {
+        let alias = room.as_str().try_into().expect("checked alias");
+        client
+            .resolve_room_alias(alias)
+            .await
+            .map_err(|e| {
+                let base: CliError = e.into();
+                CliError::new(base.kind, format!("could not resolve the alias {room}"))
+                    .with_source(anyhow::anyhow!(base.message))
+            })?
+            .room_id
+    };
+    client.get_room(&room_id).ok_or_else(|| {
+        CliError::failed(format!("unknown room {room}"))
+            .with_hint("check the id; `ratchet room list` shows the rooms this account knows")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn room_ids_with_and_without_server() {
+        assert!(parse_room("!abc:localhost").is_ok());
+        // Room version 12: no server part.
+        assert!(parse_room("!U67yZUXtX8-sL_lEIMeA1fk04m5qJJMaUgkBz0HqwrE").is_ok());
+        assert!(parse_room("#room:localhost").is_ok());
+        assert!(parse_room("room").is_err());
+        assert!(parse_room("#nocolon").is_err());
+        assert!(parse_room("").is_err());
+    }
+
+    #[test]
+    fn users_complete_with_own_server() {
+        let own = UserId::parse("@me:example.org").unwrap();
+        assert_eq!(
+            parse_user("bob", &own).unwrap().as_str(),
+            "@bob:example.org"
+        );
+        assert_eq!(
+            parse_user("@bob:other", &own).unwrap().as_str(),
+            "@bob:other"
+        );
+        assert!(parse_user("@bad", &own).is_err());
+        assert!(parse_user("b o b", &own).is_err());
+    }
+}

@@ -1,0 +1,87 @@
+//! Global options resolved once, before dispatch: the profile's paths, output
+//! mode, timeouts. Commands read `Settings`, never env vars or clap structs.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::cli::GlobalArgs;
+use crate::error::CliError;
+use crate::session::{ProfilePaths, Secret};
+
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub(crate) profile: String,
+    pub(crate) paths: ProfilePaths,
+    pub(crate) no_input: bool,
+    pub(crate) request_timeout: Duration,
+    pub(crate) lock_timeout: Duration,
+    /// `RATCHET_STORE_PASSPHRASE`, if set: the store passphrase then never
+    /// touches the disk.
+    pub(crate) store_passphrase_env: Option<Secret>,
+    /// `RATCHET_PASSWORD`, if set: the login password for scripts.
+    pub(crate) password_env: Option<Secret>,
+}
+
+impl Settings {
+    pub(crate) fn resolve(global: &GlobalArgs) -> Result<Settings, CliError> {
+        validate_profile(&global.profile)?;
+        let base = match &global.data_dir {
+            Some(dir) => dir.clone(),
+            None => dirs::data_dir().map(|d| d.join("ratchet")).ok_or_else(|| {
+                CliError::usage("cannot find the platform data directory")
+                    .with_hint("set --data-dir or RATCHET_DATA_DIR")
+            })?,
+        };
+        Ok(Settings {
+            profile: global.profile.clone(),
+            paths: ProfilePaths::new(absolute(base).join(&global.profile)),
+            no_input: global.no_input,
+            request_timeout: Duration::from_secs(global.timeout),
+            lock_timeout: Duration::from_secs(global.lock_timeout),
+            store_passphrase_env: secret_env("RATCHET_STORE_PASSPHRASE"),
+            password_env: secret_env("RATCHET_PASSWORD"),
+        })
+    }
+}
+
+fn secret_env(name: &str) -> Option<Secret> {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .map(Secret)
+}
+
+fn absolute(p: PathBuf) -> PathBuf {
+    std::path::absolute(&p).unwrap_or(p)
+}
+
+/// Profile names become directory names: keep them to a safe alphabet.
+pub(crate) fn validate_profile(name: &str) -> Result<(), CliError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(CliError::usage(format!("invalid profile name `{name}`"))
+            .with_hint("use letters, digits, `-`, `_` and `.` (not first), at most 64 characters"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn profile_names() {
+        for good in ["default", "alice", "qa-1", "bob_2", "a.b"] {
+            assert!(validate_profile(good).is_ok(), "{good}");
+        }
+        for bad in ["", "..", ".hidden", "a/b", "a b", "ü", &"x".repeat(65)] {
+            assert!(validate_profile(bad).is_err(), "{bad}");
+        }
+    }
+}
