@@ -102,7 +102,12 @@ YAML
 if [ "${RATCHET_SYNAPSE_STOP_ON_EOF:-0}" = 1 ]; then
   "$venv/bin/python" -m synapse.app.homeserver -c "$dir/homeserver.yaml" &
   child=$!
-  trap 'kill "$child" 2>/dev/null; wait "$child" 2>/dev/null' EXIT
+  cleanup() {
+    kill "$child" 2>/dev/null
+    wait "$child" 2>/dev/null
+    if [ "${RATCHET_SYNAPSE_CLEANUP:-0}" = 1 ]; then rm -rf "$dir"; fi
+  }
+  trap cleanup EXIT
   # Blocks until the harness's end of the pipe closes.
   cat >/dev/null || true
   exit 0

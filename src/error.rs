@@ -154,16 +154,8 @@ impl From<matrix_sdk::Error> for CliError {
             E::AuthenticationRequired => CliError::auth("the homeserver requires authentication")
                 .with_hint("run `ratchet login`")
                 .with_source(err),
-            E::CryptoStoreError(store) => {
-                if matches!(
-                    **store,
-                    matrix_sdk::encryption::CryptoStoreError::MismatchedAccount { .. }
-                ) {
-                    store_mismatch().with_source(err)
-                } else {
-                    CliError::failed("the crypto store failed").with_source(err)
-                }
-            }
+            _ if is_mismatched_account(&err) => store_mismatch().with_source(err),
+            E::CryptoStoreError(_) => CliError::failed("the crypto store failed").with_source(err),
             _ => CliError::failed(err.to_string()).with_source(err),
         }
     }
@@ -200,6 +192,21 @@ impl From<std::io::Error> for CliError {
     fn from(err: std::io::Error) -> Self {
         CliError::failed(err.to_string()).with_source(err)
     }
+}
+
+/// The store holds another device's Olm account. It surfaces directly, or
+/// wrapped in an `OlmError` when the SDK builds its `OlmMachine` at restore.
+fn is_mismatched_account(err: &matrix_sdk::Error) -> bool {
+    use matrix_sdk::encryption::{CryptoStoreError, OlmError};
+    let store = match err {
+        matrix_sdk::Error::CryptoStoreError(e) => Some(&**e),
+        matrix_sdk::Error::OlmError(e) => match &**e {
+            OlmError::Store(e) => Some(e),
+            _ => None,
+        },
+        _ => None,
+    };
+    matches!(store, Some(CryptoStoreError::MismatchedAccount { .. }))
 }
 
 pub(crate) fn store_mismatch() -> CliError {

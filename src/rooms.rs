@@ -31,10 +31,14 @@ pub(crate) fn parse_user(s: &str, own: &UserId) -> CliResult<OwnedUserId> {
     } else {
         format!("@{s}:{}", own.server_name())
     };
-    UserId::parse(&full).map_err(|e| {
-        CliError::usage(format!("`{s}` is not a valid user id: {e}"))
-            .with_hint("user ids look like @alice:example.org")
-    })
+    // ruma's parser is lenient (it accepts ids no server would issue, such
+    // as ones with spaces); the historical grammar is what servers accept.
+    UserId::parse(&full)
+        .and_then(|id| id.validate_historical().map(|()| id))
+        .map_err(|e| {
+            CliError::usage(format!("`{s}` is not a valid user id: {e}"))
+                .with_hint("user ids look like @alice:example.org")
+        })
 }
 
 /// Resolves ROOM to a room this account has joined (aliases via the server).

@@ -74,15 +74,14 @@ impl Record for LoginRecord {
 }
 
 fn parse_homeserver(s: &str) -> Result<String, String> {
-    let url = url::Url::parse(s).map_err(|_| {
-        if !s.contains("://") {
-            format!(
-                "`{s}` has no scheme; did you mean https://{s} (or http://{s} for a local server)?"
-            )
-        } else {
-            format!("`{s}` is not a valid URL")
-        }
-    })?;
+    // `localhost:8008` parses as a URL with scheme `localhost`: without
+    // `://` there is no scheme as far as a person is concerned.
+    if !s.contains("://") {
+        return Err(format!(
+            "`{s}` has no scheme; did you mean https://{s} (or http://{s} for a local server)?"
+        ));
+    }
+    let url = url::Url::parse(s).map_err(|e| format!("`{s}` is not a valid URL: {e}"))?;
     match url.scheme() {
         "http" | "https" if url.host().is_some() => Ok(s.trim_end_matches('/').to_owned()),
         "http" | "https" => Err(format!("`{s}` has no host")),
@@ -253,6 +252,9 @@ mod tests {
         assert!(parse_homeserver("matrix.org")
             .unwrap_err()
             .contains("https://matrix.org"));
+        assert!(parse_homeserver("localhost:8008")
+            .unwrap_err()
+            .contains("http://localhost:8008"));
         assert!(parse_homeserver("ftp://x").unwrap_err().contains("scheme"));
         assert!(parse_homeserver("http://").is_err());
     }

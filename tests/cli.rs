@@ -1,0 +1,33 @@
+//! ratchet's integration tests: one binary, one module per command, one
+//! Synapse for all of them (tests/common/synapse.rs).
+
+mod common;
+
+mod errors;
+mod help;
+mod interop;
+mod login;
+mod messages;
+mod room;
+mod send;
+mod sync;
+
+/// A test file under tests/ that is not declared here would silently never
+/// run (autotests is off): fail instead.
+#[test]
+fn every_test_file_is_wired_in() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
+    let this = std::fs::read_to_string(dir.join("cli.rs")).unwrap();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "rs") {
+            let stem = path.file_stem().unwrap().to_str().unwrap();
+            if stem != "cli" {
+                assert!(
+                    this.contains(&format!("mod {stem};")),
+                    "tests/{stem}.rs is not declared in tests/cli.rs"
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,265 @@
+//! Test harness: the real `ratchet` binary run with a clean environment in a
+//! temporary home, against the throwaway Synapse of `synapse.rs`.
+
+#![allow(dead_code)] // each test module uses a different part of the harness
+
+pub mod peer;
+pub mod synapse;
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tempfile::TempDir;
+
+pub use synapse::{api, enc, register, synapse, TestUser};
+
+/// How long any single ratchet invocation may take before the test fails.
+const COMMAND_LIMIT: Duration = Duration::from_secs(120);
+
+pub struct TestEnv {
+    home: TempDir,
+    extra_env: Vec<(String, String)>,
+}
+
+/// What one invocation did.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl TestEnv {
+    pub fn new() -> Self {
+        TestEnv {
+            home: tempfile::Builder::new()
+                .prefix("ratchet-test-")
+                .tempdir()
+                .expect("temp home"),
+            extra_env: Vec::new(),
+        }
+    }
+
+    pub fn home(&self) -> &Path {
+        self.home.path()
+    }
+
+    /// Where ratchet keeps the profiles (XDG_DATA_HOME/ratchet).
+    pub fn data_dir(&self) -> PathBuf {
+        self.home.path().join("data").join("ratchet")
+    }
+
+    pub fn profile_dir(&self, profile: &str) -> PathBuf {
+        self.data_dir().join(profile)
+    }
+
+    /// An environment variable set for every later invocation.
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.extra_env.push((key.to_owned(), value.to_owned()));
+    }
+
+    /// The command, with only what ratchet needs in its environment.
+    pub fn command(&self, profile: &str, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ratchet"));
+        cmd.args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.home.path())
+            .env("XDG_DATA_HOME", self.home.path().join("data"))
+            .env("XDG_CONFIG_HOME", self.home.path().join("config"))
+            .env("XDG_CACHE_HOME", self.home.path().join("cache"))
+            .env("RATCHET_PROFILE", profile)
+            .env("NO_COLOR", "1")
+            .env("COLUMNS", "100")
+            .env("RUST_BACKTRACE", "0");
+        for (k, v) in &self.extra_env {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
+    pub fn run(&self, profile: &str, args: &[&str]) -> Run {
+        self.run_with(self.command(profile, args), None)
+    }
+
+    pub fn run_stdin(&self, profile: &str, args: &[&str], stdin: &[u8]) -> Run {
+        self.run_with(self.command(profile, args), Some(stdin))
+    }
+
+    /// Runs a prepared command to completion (killed after COMMAND_LIMIT).
+    pub fn run_with(&self, mut cmd: Command, stdin: Option<&[u8]>) -> Run {
+        let out_path = tempfile::NamedTempFile::new_in(self.home.path()).expect("stdout file");
+        let err_path = tempfile::NamedTempFile::new_in(self.home.path()).expect("stderr file");
+        cmd.stdout(File::create(out_path.path()).expect("stdout"))
+            .stderr(File::create(err_path.path()).expect("stderr"))
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            });
+        let mut child = cmd.spawn().expect("ratchet binary runs");
+        if let Some(bytes) = stdin {
+            let mut pipe = child.stdin.take().expect("stdin pipe");
+            pipe.write_all(bytes).expect("write stdin");
+        }
+        let start = Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                break status;
+            }
+            if start.elapsed() > COMMAND_LIMIT {
+                let _ = child.kill();
+                panic!(
+                    "ratchet {:?} did not finish within {COMMAND_LIMIT:?}",
+                    cmd.get_args().collect::<Vec<_>>()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let read = |p: &Path| {
+            let mut s = String::new();
+            File::open(p)
+                .expect("output file")
+                .read_to_string(&mut s)
+                .expect("utf-8 output");
+            s
+        };
+        Run {
+            code: status.code().unwrap_or(-1),
+            stdout: read(out_path.path()),
+            stderr: read(err_path.path()),
+        }
+    }
+
+    /// Logs `user` in under `profile`; returns the login record.
+    pub fn login(&self, profile: &str, user: &TestUser) -> Value {
+        let run = self
+            .run_stdin(
+                profile,
+                &[
+                    "--json",
+                    "login",
+                    "--homeserver",
+                    &synapse().url,
+                    "--user",
+                    &user.localpart,
+                    "--password-stdin",
+                ],
+                format!("{}\n", user.password).as_bytes(),
+            )
+            .success();
+        let records = run.records("login");
+        assert_eq!(records.len(), 1, "one login record: {run:?}");
+        records[0].clone()
+    }
+
+    /// The access token ratchet saved for `profile` (test-only: to check on
+    /// the server what ratchet did).
+    pub fn token(&self, profile: &str) -> String {
+        let text = std::fs::read_to_string(self.profile_dir(profile).join("session.json"))
+            .expect("session.json");
+        let v: Value = serde_json::from_str(&text).expect("session json");
+        v["access_token"].as_str().expect("token").to_owned()
+    }
+
+    /// Creates an encrypted room as `owner`, invites and joins each of
+    /// `members`; returns the room id.
+    pub fn encrypted_room(
+        &self,
+        owner: &str,
+        members: &[(&str, &TestUser)],
+        extra: &[&str],
+    ) -> String {
+        let mut args = vec!["--json", "room", "create", "--encrypted"];
+        for (_, user) in members {
+            args.push("--invite");
+            args.push(&user.user_id);
+        }
+        args.extend_from_slice(extra);
+        let run = self.run(owner, &args).success();
+        let room_id = run.records("room")[0]["room_id"]
+            .as_str()
+            .expect("room_id")
+            .to_owned();
+        for (profile, _) in members {
+            self.run(profile, &["--json", "room", "join", &room_id])
+                .success();
+        }
+        room_id
+    }
+}
+
+impl Run {
+    /// Asserts exit 0, showing everything the command printed if not.
+    #[track_caller]
+    pub fn success(self) -> Self {
+        assert_eq!(
+            self.code, 0,
+            "command failed:\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    #[track_caller]
+    pub fn code(self, expected: i32) -> Self {
+        assert_eq!(
+            self.code, expected,
+            "unexpected exit code:\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    /// Every stdout line, parsed as JSON (panics on a line that is not).
+    #[track_caller]
+    pub fn json(&self) -> Vec<Value> {
+        self.stdout
+            .lines()
+            .map(|l| {
+                serde_json::from_str(l)
+                    .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {l}"))
+            })
+            .collect()
+    }
+
+    /// The JSON records of one type.
+    #[track_caller]
+    pub fn records(&self, kind: &str) -> Vec<Value> {
+        self.json()
+            .into_iter()
+            .filter(|r| r["type"] == kind)
+            .collect()
+    }
+
+    /// The `error:` lines on stderr.
+    pub fn error_lines(&self) -> Vec<&str> {
+        self.stderr
+            .lines()
+            .filter(|l| l.starts_with("error:"))
+            .collect()
+    }
+}
+
+/// Runs `program args` inside a pseudo-terminal (so stdin *is* a terminal),
+/// using Python's pty module; returns the exit code and everything shown.
+pub fn run_in_pty(env: &TestEnv, profile: &str, args: &[&str]) -> (i32, String) {
+    let inner = env.command(profile, args);
+    let mut cmd = Command::new("python3");
+    cmd.arg("-c")
+        .arg("import os, pty, sys\nstatus = pty.spawn(sys.argv[1:])\nsys.exit(os.waitstatus_to_exitcode(status))")
+        .arg(inner.get_program())
+        .args(inner.get_args());
+    cmd.env_clear();
+    for (k, v) in inner.get_envs() {
+        if let Some(v) = v {
+            cmd.env(k, v);
+        }
+    }
+    let run = env.run_with(cmd, None);
+    (run.code, format!("{}{}", run.stdout, run.stderr))
+}

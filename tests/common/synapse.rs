@@ -1,0 +1,191 @@
+//! One throwaway Synapse per test binary, started on first use.
+//!
+//! `scripts/run-synapse.sh` installs the pinned Synapse into the project's
+//! venv (if needed), writes its config (SQLite in a temp dir, 127.0.0.1, a
+//! free port, open registration, rate limits raised) and runs it. The harness
+//! holds the write end of the script's stdin; when the test process exits,
+//! however it exits, the pipe closes and the script stops Synapse and deletes
+//! its directory. A test that needs Synapse fails when it cannot start: it
+//! never skips.
+
+use std::fs::File;
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::{json, Value};
+
+pub struct Synapse {
+    pub url: String,
+    pub dir: PathBuf,
+    _child: Mutex<Child>,
+}
+
+static SYNAPSE: OnceLock<Synapse> = OnceLock::new();
+
+pub fn synapse() -> &'static Synapse {
+    SYNAPSE.get_or_init(start)
+}
+
+fn repo_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    listener.local_addr().expect("local addr").port()
+}
+
+fn start() -> Synapse {
+    let dir = tempfile::Builder::new()
+        .prefix("ratchet-synapse-")
+        .tempdir()
+        .expect("temp dir for Synapse")
+        .keep();
+    let port = free_port();
+    let log = File::create(dir.join("run-synapse.out")).expect("log file");
+    let child = Command::new(repo_root().join("scripts/run-synapse.sh"))
+        .arg(&dir)
+        .arg(port.to_string())
+        .env("RATCHET_SYNAPSE_STOP_ON_EOF", "1")
+        .env(
+            "RATCHET_SYNAPSE_CLEANUP",
+            if std::env::var_os("RATCHET_KEEP_SYNAPSE").is_some() {
+                "0"
+            } else {
+                "1"
+            },
+        )
+        .stdin(Stdio::piped())
+        .stdout(log.try_clone().expect("log file"))
+        .stderr(log)
+        .spawn()
+        .expect("scripts/run-synapse.sh could not be started");
+    let url = format!("http://127.0.0.1:{port}");
+    let mut child = child;
+    // The first run installs Synapse into the venv: allow for that.
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!(
+                "Synapse exited during start-up ({status}); the integration tests need it.\n{}",
+                tail(&dir)
+            );
+        }
+        if ureq::get(format!("{url}/_matrix/client/versions"))
+            .call()
+            .is_ok()
+        {
+            break;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!(
+                "Synapse did not answer on {url} within 10 minutes.\n{}",
+                tail(&dir)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    Synapse {
+        url,
+        dir,
+        _child: Mutex::new(child),
+    }
+}
+
+fn tail(dir: &Path) -> String {
+    let mut out = String::new();
+    for name in ["run-synapse.out", "homeserver.log"] {
+        let mut text = String::new();
+        if let Ok(mut f) = File::open(dir.join(name)) {
+            let _ = f.read_to_string(&mut text);
+        }
+        let lines: Vec<&str> = text.lines().collect();
+        let start = lines.len().saturating_sub(30);
+        out.push_str(&format!(
+            "--- {name} (last lines) ---\n{}\n",
+            lines[start..].join("\n")
+        ));
+    }
+    out
+}
+
+/// A freshly registered account.
+#[derive(Clone, Debug)]
+pub struct TestUser {
+    pub localpart: String,
+    pub user_id: String,
+    pub password: String,
+}
+
+/// Registers a new user whose name starts with `prefix` and is unique to
+/// this run, so tests never share accounts.
+pub fn register(prefix: &str) -> TestUser {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .subsec_nanos();
+    let localpart = format!(
+        "{prefix}-{}-{}-{nanos:x}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    );
+    let password = format!("pw-{localpart}");
+    // inhibit_login: registering must not create a device of its own.
+    let body = json!({"username": localpart, "password": password, "inhibit_login": true,
+                      "auth": {"type": "m.login.dummy"}});
+    let response: Value = ureq::post(format!("{}/_matrix/client/v3/register", synapse().url))
+        .send_json(&body)
+        .unwrap_or_else(|e| panic!("registering {localpart} failed: {e}"))
+        .body_mut()
+        .read_json()
+        .expect("register response");
+    TestUser {
+        user_id: response["user_id"].as_str().expect("user_id").to_owned(),
+        localpart,
+        password,
+    }
+}
+
+/// A client-server API call with an access token, for checks made from
+/// outside ratchet (what the server really stored). Returns status and body.
+pub fn api(method: &str, token: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+    let url = format!("{}{path}", synapse().url);
+    let auth = format!("Bearer {token}");
+    let config = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build();
+    let agent = ureq::Agent::new_with_config(config);
+    let mut response = match (method, body) {
+        ("GET", _) => agent.get(&url).header("Authorization", &auth).call(),
+        ("PUT", Some(b)) => agent.put(&url).header("Authorization", &auth).send_json(&b),
+        ("POST", Some(b)) => agent
+            .post(&url)
+            .header("Authorization", &auth)
+            .send_json(&b),
+        (m, _) => panic!("api(): unsupported {m}"),
+    }
+    .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+    let status = response.status().as_u16();
+    let value = response.body_mut().read_json().unwrap_or(Value::Null);
+    (status, value)
+}
+
+/// Percent-encodes a path segment (room ids and aliases contain `!`, `#`, `:`).
+pub fn enc(segment: &str) -> String {
+    segment
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

@@ -1,0 +1,239 @@
+//! login, whoami, logout: sessions, the encrypted store, and refusing to
+//! restore into a store that is not this device's.
+
+use std::os::unix::fs::PermissionsExt;
+
+use crate::common::{api, register, synapse, TestEnv};
+
+fn mode(path: &std::path::Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn login_then_every_later_run_reuses_the_same_device() {
+    let env = TestEnv::new();
+    let alice = register("alice");
+    let login = env.login("alice", &alice);
+    assert_eq!(login["user_id"], alice.user_id.as_str());
+    let device_id = login["device_id"].as_str().unwrap().to_owned();
+
+    // Secrets at rest: 0600 files in 0700 directories.
+    let dir = env.profile_dir("alice");
+    assert_eq!(mode(&dir), 0o700);
+    assert_eq!(mode(&dir.join("session.json")), 0o600);
+    assert_eq!(mode(&dir.join("store.key")), 0o600);
+    assert_eq!(mode(&dir.join("store")), 0o700);
+
+    for _ in 0..2 {
+        let who = env
+            .run("alice", &["--json", "whoami"])
+            .success()
+            .records("whoami");
+        assert_eq!(who[0]["device_id"], device_id.as_str());
+        assert_eq!(who[0]["curve25519"], login["curve25519"]);
+        assert_eq!(who[0]["ed25519"], login["ed25519"]);
+        env.run("alice", &["sync"]).success();
+    }
+
+    // The server knows exactly one device for alice: the one from login.
+    let (status, devices) = api(
+        "GET",
+        &env.token("alice"),
+        "/_matrix/client/v3/devices",
+        None,
+    );
+    assert_eq!(status, 200);
+    let ids: Vec<&str> = devices["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["device_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec![device_id.as_str()]);
+
+    // And it published our identity key: the keys ratchet printed are the
+    // keys other clients get.
+    let (_, keys) = api(
+        "POST",
+        &env.token("alice"),
+        "/_matrix/client/v3/keys/query",
+        Some(serde_json::json!({"device_keys": {alice.user_id.clone(): []}})),
+    );
+    let dev = &keys["device_keys"][&alice.user_id][&device_id]["keys"];
+    assert_eq!(dev[format!("curve25519:{device_id}")], login["curve25519"]);
+}
+
+#[test]
+fn store_key_is_never_on_disk_with_env_passphrase() {
+    let mut env = TestEnv::new();
+    let bob = register("bob");
+    env.set_env("RATCHET_STORE_PASSPHRASE", "correct horse battery staple");
+    env.set_env("RATCHET_PASSWORD", &bob.password);
+    env.run(
+        "bob",
+        &[
+            "login",
+            "--homeserver",
+            &synapse().url,
+            "--user",
+            &bob.localpart,
+        ],
+    )
+    .success();
+    assert!(!env.profile_dir("bob").join("store.key").exists());
+    env.run("bob", &["whoami"]).success();
+
+    // Without the passphrase: a usage error naming the variable.
+    let mut cmd = env.command("bob", &["whoami"]);
+    cmd.env_remove("RATCHET_STORE_PASSPHRASE");
+    let run = env.run_with(cmd, None).code(2);
+    assert!(
+        run.stderr.contains("RATCHET_STORE_PASSPHRASE"),
+        "{}",
+        run.stderr
+    );
+
+    // With a wrong one: the store refuses to open.
+    let mut cmd = env.command("bob", &["whoami"]);
+    cmd.env("RATCHET_STORE_PASSPHRASE", "wrong");
+    let run = env.run_with(cmd, None).code(1);
+    assert_eq!(
+        run.error_lines(),
+        vec!["error: could not open the encrypted store"],
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn wrong_password_exits_4_and_leaves_nothing_behind() {
+    let env = TestEnv::new();
+    let carol = register("carol");
+    let run = env
+        .run_stdin(
+            "carol",
+            &[
+                "login",
+                "--homeserver",
+                &synapse().url,
+                "--user",
+                &carol.localpart,
+                "--password-stdin",
+            ],
+            b"not-the-password\n",
+        )
+        .code(4);
+    assert_eq!(
+        run.error_lines(),
+        vec!["error: wrong user name or password"]
+    );
+    assert!(run.stdout.is_empty());
+    let dir = env.profile_dir("carol");
+    assert!(!dir.join("session.json").exists());
+    assert!(!dir.join("store").exists());
+    assert!(!dir.join("store.key").exists());
+    // And a correct login afterwards works.
+    env.login("carol", &carol);
+}
+
+#[test]
+fn a_second_login_on_one_profile_is_refused() {
+    let env = TestEnv::new();
+    let dave = register("dave");
+    env.login("p", &dave);
+    let run = env
+        .run_stdin(
+            "p",
+            &[
+                "login",
+                "--homeserver",
+                &synapse().url,
+                "--user",
+                &dave.localpart,
+                "--password-stdin",
+            ],
+            b"x\n",
+        )
+        .code(1);
+    assert!(
+        run.stderr.contains("already logged in as"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("ratchet logout"), "{}", run.stderr);
+}
+
+#[test]
+fn missing_store_refuses_to_restore() {
+    let env = TestEnv::new();
+    let erin = register("erin");
+    env.login("erin", &erin);
+    std::fs::remove_dir_all(env.profile_dir("erin").join("store")).unwrap();
+    let run = env.run("erin", &["whoami"]).code(4);
+    assert_eq!(run.error_lines().len(), 1);
+    assert!(
+        run.error_lines()[0].contains("encrypted store for this session is missing"),
+        "{}",
+        run.stderr
+    );
+    // Refusing must not have created a fresh (wrong) Olm account.
+    assert!(!env.profile_dir("erin").join("store").exists());
+}
+
+#[test]
+fn store_of_another_device_is_refused() {
+    let env = TestEnv::new();
+    let frank = register("frank");
+    env.login("one", &frank);
+    env.login("two", &frank);
+    // Give profile "one" the store (and its key) of device "two".
+    let (one, two) = (env.profile_dir("one"), env.profile_dir("two"));
+    std::fs::remove_dir_all(one.join("store")).unwrap();
+    std::fs::rename(two.join("store"), one.join("store")).unwrap();
+    std::fs::copy(two.join("store.key"), one.join("store.key")).unwrap();
+    let run = env.run("one", &["whoami"]).code(4);
+    assert!(
+        run.stderr.contains("belongs to a different device"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn corrupt_session_file_asks_for_a_new_login() {
+    let env = TestEnv::new();
+    let gina = register("gina");
+    env.login("gina", &gina);
+    std::fs::write(env.profile_dir("gina").join("session.json"), "{ not json").unwrap();
+    let run = env.run("gina", &["whoami"]).code(4);
+    assert!(run.stderr.contains("is damaged"), "{}", run.stderr);
+    assert!(run.stderr.contains("hint:"), "{}", run.stderr);
+}
+
+#[test]
+fn logout_ends_the_session_and_removes_local_data() {
+    let env = TestEnv::new();
+    let hank = register("hank");
+    env.login("hank", &hank);
+    let token = env.token("hank");
+    let run = env.run("hank", &["--json", "logout"]).success();
+    let rec = &run.records("logout")[0];
+    assert_eq!(rec["server_logout"], true);
+    let removed: Vec<&str> = rec["removed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(removed.len(), 3, "{removed:?}");
+    let dir = env.profile_dir("hank");
+    assert!(
+        !dir.join("session.json").exists()
+            && !dir.join("store").exists()
+            && !dir.join("store.key").exists()
+    );
+    // The token is dead on the server.
+    let (status, _) = api("GET", &token, "/_matrix/client/v3/account/whoami", None);
+    assert_eq!(status, 401);
+    env.run("hank", &["whoami"]).code(4);
+}

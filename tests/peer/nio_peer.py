@@ -1,0 +1,211 @@
+#!/usr/bin/env python3
+"""An independent Matrix client for ratchet's tests, built on matrix-nio.
+
+ratchet is built on matrix-sdk; a message it encrypted only counts as working
+when a client that shares none of that code decrypts it. This peer logs in,
+joins, sends and reads with nio's own Olm/Megolm handling, and reports each
+encrypted event's Megolm session id and message index, the index read from the
+ciphertext bytes by hand (not by any library), so the tests compare ratchet's
+claims against an outside view.
+
+    nio_peer.py STATE_DIR login HOMESERVER USER PASSWORD
+    nio_peer.py STATE_DIR join ROOM_ID
+    nio_peer.py STATE_DIR messages ROOM_ID [LIMIT]
+    nio_peer.py STATE_DIR send ROOM_ID TEXT...
+
+Output: JSON lines on stdout (types: login, joined, message, utd, sent).
+Exit 0 on success, 1 on failure, 3 when some events could not be decrypted.
+"""
+
+import asyncio
+import base64
+import json
+import os
+import sys
+from urllib.parse import quote
+
+import aiohttp
+from nio import (
+    AsyncClient,
+    AsyncClientConfig,
+    JoinError,
+    LoginError,
+    MegolmEvent,
+    RoomSendError,
+    SyncError,
+)
+
+
+def out(record):
+    print(json.dumps(record), flush=True)
+
+
+def fail(message):
+    print(f"nio_peer: {message}", file=sys.stderr, flush=True)
+    sys.exit(1)
+
+
+def megolm_index(ciphertext):
+    """The message index of a Megolm message (version byte 3, then protobuf
+    field 1 as a varint), parsed from the bytes directly."""
+    raw = base64.b64decode(ciphertext + "=" * (-len(ciphertext) % 4))
+    if len(raw) < 3 or raw[0] != 3 or raw[1] != 0x08:
+        return None
+    value, shift = 0, 0
+    for byte in raw[2:12]:
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value
+        shift += 7
+    return None
+
+
+def make_client(state_dir, creds=None):
+    config = AsyncClientConfig(store_sync_tokens=True, encryption_enabled=True)
+    store = os.path.join(state_dir, "store")
+    os.makedirs(store, exist_ok=True)
+    if creds is None:
+        return AsyncClient("http://invalid", store_path=store, config=config)
+    client = AsyncClient(
+        creds["homeserver"],
+        creds["user_id"],
+        device_id=creds["device_id"],
+        store_path=store,
+        config=config,
+    )
+    client.restore_login(creds["user_id"], creds["device_id"], creds["access_token"])
+    return client
+
+
+def load_creds(state_dir):
+    with open(os.path.join(state_dir, "creds.json")) as f:
+        return json.load(f)
+
+
+async def sync(client):
+    # nio keeps the sync token but not the room list between runs: full
+    # state rebuilds the rooms each time.
+    response = await client.sync(timeout=0, full_state=True)
+    if isinstance(response, SyncError):
+        fail(f"sync failed: {response.message}")
+    # Keys for new devices, sessions for new recipients.
+    if client.should_upload_keys:
+        await client.keys_upload()
+    if client.should_query_keys:
+        await client.keys_query()
+    return response
+
+
+async def cmd_login(state_dir, homeserver, user, password):
+    os.makedirs(state_dir, exist_ok=True)
+    config = AsyncClientConfig(store_sync_tokens=True, encryption_enabled=True)
+    store = os.path.join(state_dir, "store")
+    os.makedirs(store, exist_ok=True)
+    client = AsyncClient(homeserver, user, store_path=store, config=config)
+    response = await client.login(password, device_name="nio-peer")
+    if isinstance(response, LoginError):
+        fail(f"login failed: {response.message}")
+    creds = {
+        "homeserver": homeserver,
+        "user_id": response.user_id,
+        "device_id": response.device_id,
+        "access_token": response.access_token,
+    }
+    with open(os.path.join(state_dir, "creds.json"), "w") as f:
+        json.dump(creds, f)
+    await client.keys_upload()
+    await sync(client)
+    out({"type": "login", "user_id": response.user_id, "device_id": response.device_id})
+    await client.close()
+
+
+async def cmd_join(client, room_id):
+    await sync(client)
+    response = await client.join(room_id)
+    if isinstance(response, JoinError):
+        fail(f"join failed: {response.message}")
+    await sync(client)
+    out({"type": "joined", "room_id": room_id})
+
+
+async def cmd_messages(client, room_id, limit):
+    # Two syncs: the first brings to-device room keys, the second settles.
+    await sync(client)
+    await sync(client)
+    # Raw events, so the ciphertext is still there to read the index from
+    # (nio's room_messages hands back events it has already decrypted).
+    url = (
+        f"{client.homeserver}/_matrix/client/v3/rooms/{quote(room_id, safe='')}"
+        f"/messages?dir=b&limit={limit}"
+    )
+    headers = {"Authorization": f"Bearer {client.access_token}"}
+    async with aiohttp.ClientSession() as http:
+        async with http.get(url, headers=headers) as resp:
+            if resp.status != 200:
+                fail(f"messages failed: HTTP {resp.status}")
+            chunk = (await resp.json())["chunk"]
+    utd = 0
+    for source in reversed(chunk):
+        if source.get("type") != "m.room.encrypted":
+            continue
+        source.setdefault("room_id", room_id)
+        content = source.get("content", {})
+        record = {
+            "event_id": source.get("event_id"),
+            "sender": source.get("sender"),
+            "session_id": content.get("session_id"),
+            "message_index": megolm_index(content.get("ciphertext", "")),
+        }
+        event = MegolmEvent.from_dict(source)
+        try:
+            decrypted = client.decrypt_event(event)
+        except Exception as e:  # nio raises EncryptionError and friends
+            utd += 1
+            out({"type": "utd", "reason": str(e), **record})
+            continue
+        body = getattr(decrypted, "body", None)
+        out({"type": "message", "body": body, **record})
+    return 3 if utd else 0
+
+
+async def cmd_send(client, room_id, texts):
+    await sync(client)
+    await client.joined_members(room_id)
+    for text in texts:
+        response = await client.room_send(
+            room_id,
+            "m.room.message",
+            {"msgtype": "m.text", "body": text},
+            ignore_unverified_devices=True,
+        )
+        if isinstance(response, RoomSendError):
+            fail(f"send failed: {response.message}")
+        out({"type": "sent", "room_id": room_id, "event_id": response.event_id, "body": text})
+
+
+async def main(argv):
+    if len(argv) < 3:
+        fail(__doc__)
+    state_dir, command, args = argv[1], argv[2], argv[3:]
+    if command == "login":
+        await cmd_login(state_dir, *args)
+        return 0
+    client = make_client(state_dir, load_creds(state_dir))
+    try:
+        client.load_store()
+        if command == "join":
+            await cmd_join(client, args[0])
+            return 0
+        if command == "messages":
+            limit = int(args[1]) if len(args) > 1 else 50
+            return await cmd_messages(client, args[0], limit)
+        if command == "send":
+            await cmd_send(client, args[0], args[1:])
+            return 0
+        fail(f"unknown command {command}")
+    finally:
+        await client.close()
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main(sys.argv)))

@@ -1,0 +1,154 @@
+//! room create / invite / join / list / leave, with room ids of both shapes
+//! and aliases.
+
+use serde_json::json;
+
+use crate::common::{api, enc, register, TestEnv};
+
+#[test]
+fn create_invite_join_by_alias_list_and_leave() {
+    let env = TestEnv::new();
+    let (alice, bob, carol) = (register("alice"), register("bob"), register("carol"));
+    env.login("alice", &alice);
+    env.login("bob", &bob);
+    env.login("carol", &carol);
+
+    let run = env
+        .run(
+            "alice",
+            &[
+                "--json",
+                "room",
+                "create",
+                "--name",
+                "ops",
+                "--encrypted",
+                "--invite",
+                &bob.user_id,
+            ],
+        )
+        .success();
+    let room = &run.records("room")[0];
+    let room_id = room["room_id"].as_str().unwrap().to_owned();
+    assert_eq!(room["encrypted"], true);
+    assert_eq!(room["name"], "ops");
+    // Synapse 1.163 makes room version 12 rooms: no `:server` in the id.
+    assert!(
+        !room_id.contains(':'),
+        "expected a v12 room id, got {room_id}"
+    );
+
+    // The server really holds m.room.encryption with the Megolm algorithm (R1).
+    let (status, state) = api(
+        "GET",
+        &env.token("alice"),
+        &format!(
+            "/_matrix/client/v3/rooms/{}/state/m.room.encryption/",
+            enc(&room_id)
+        ),
+        None,
+    );
+    assert_eq!(status, 200);
+    assert_eq!(state["algorithm"], "m.megolm.v1.aes-sha2");
+
+    // Bob sees the invite in a sync and joins by id.
+    let invites = env
+        .run("bob", &["--json", "sync"])
+        .success()
+        .records("invite");
+    assert!(
+        invites.iter().any(|r| r["room_id"] == room_id.as_str()),
+        "{invites:?}"
+    );
+    let joined = env
+        .run("bob", &["--json", "room", "join", &room_id])
+        .success()
+        .records("room");
+    assert_eq!(joined[0]["state"], "joined");
+    assert_eq!(joined[0]["encrypted"], true);
+
+    // Carol is invited with `room invite` and joins by alias.
+    let alias = format!("#ops-{}:localhost", carol.localpart);
+    let (status, _) = api(
+        "PUT",
+        &env.token("alice"),
+        &format!("/_matrix/client/v3/directory/room/{}", enc(&alias)),
+        Some(json!({"room_id": room_id})),
+    );
+    assert_eq!(status, 200);
+    let invited = env
+        .run(
+            "alice",
+            &["--json", "room", "invite", &alias, &carol.user_id],
+        )
+        .success()
+        .records("invited");
+    assert_eq!(invited[0]["user_id"], carol.user_id.as_str());
+    let joined = env
+        .run("carol", &["--json", "room", "join", &alias])
+        .success()
+        .records("room");
+    assert_eq!(joined[0]["room_id"], room_id.as_str());
+
+    let listed = env
+        .run("carol", &["--json", "room", "list"])
+        .success()
+        .records("room");
+    assert!(
+        listed
+            .iter()
+            .any(|r| r["room_id"] == room_id.as_str() && r["state"] == "joined"),
+        "{listed:?}"
+    );
+
+    env.run("carol", &["--json", "room", "leave", &room_id])
+        .success();
+    let listed = env
+        .run("carol", &["--json", "room", "list"])
+        .success()
+        .records("room");
+    assert!(
+        !listed.iter().any(|r| r["room_id"] == room_id.as_str()),
+        "{listed:?}"
+    );
+    let all = env
+        .run("carol", &["--json", "room", "list", "--all"])
+        .success()
+        .records("room");
+    assert!(
+        all.iter()
+            .any(|r| r["room_id"] == room_id.as_str() && r["state"] == "left"),
+        "{all:?}"
+    );
+}
+
+#[test]
+fn room_ids_with_a_server_part_work_too() {
+    let env = TestEnv::new();
+    let (alice, bob) = (register("alice"), register("bob"));
+    env.login("alice", &alice);
+    env.login("bob", &bob);
+    // A room version 11 room has a `!opaque:server` id.
+    let (status, created) = api(
+        "POST",
+        &env.token("alice"),
+        "/_matrix/client/v3/createRoom",
+        Some(json!({"room_version": "11", "invite": [bob.user_id],
+                    "initial_state": [{"type": "m.room.encryption", "state_key": "",
+                                       "content": {"algorithm": "m.megolm.v1.aes-sha2"}}]})),
+    );
+    assert_eq!(status, 200, "{created}");
+    let room_id = created["room_id"].as_str().unwrap().to_owned();
+    assert!(room_id.ends_with(":localhost"), "{room_id}");
+    env.run("bob", &["room", "join", &room_id]).success();
+    let sent = env
+        .run("alice", &["--json", "send", &room_id, "v11 hello"])
+        .success()
+        .records("sent");
+    assert_eq!(sent[0]["encrypted"], true);
+    let msgs = env
+        .run("bob", &["--json", "messages", &room_id])
+        .success()
+        .records("message");
+    assert_eq!(msgs.last().unwrap()["body"], "v11 hello");
+}
