@@ -159,7 +159,7 @@ async fn login_and_save(
         .map_err(|e| {
             use matrix_sdk::ruma::api::error::ErrorKind as Api;
             match e.client_api_error_kind() {
-                Some(Api::Forbidden { .. }) => CliError::auth("wrong user name or password")
+                Some(Api::Forbidden) => CliError::auth("wrong user name or password")
                     .with_hint("check both and try again"),
                 Some(kind) => {
                     let kind = kind.clone();
