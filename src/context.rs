@@ -168,6 +168,7 @@ async fn build_client(
         .homeserver_url(homeserver)
         .sqlite_store_with_config_and_cache_path(store_config, None::<&Path>)
         .request_config(requests)
+        .with_room_key_recipient_strategy(crate::crypto::recipient_strategy())
         .build()
         .await?)
 }

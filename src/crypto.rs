@@ -5,8 +5,10 @@
 //!
 //! Nothing here returns secret key material: only ids, counters and times.
 
-use matrix_sdk::ruma::RoomId;
-use matrix_sdk::Client;
+use matrix_sdk::ruma::api::client::to_device::send_event_to_device;
+use matrix_sdk::ruma::{OwnedUserId, RoomId};
+use matrix_sdk::{Client, Room, RoomMemberships};
+use matrix_sdk_crypto::{CollectStrategy, EncryptionSettings};
 
 use crate::error::{CliError, CliResult};
 
@@ -71,4 +73,94 @@ pub(crate) async fn upload_device_keys(client: &Client) -> CliResult<()> {
             .map_err(|e| CliError::failed("could not record the key upload").with_source(e))?;
     }
     Ok(())
+}
+
+/// Who gets room keys. Given to the client builder and used by `preshare`,
+/// so a pre-shared session goes to exactly the devices a send would reach.
+pub(crate) fn recipient_strategy() -> CollectStrategy {
+    CollectStrategy::AllDevices
+}
+
+/// Creates the room's outbound Megolm session (if it has none, or it was
+/// discarded) and shares it with every device in the room now, without
+/// sending a room event: matrix-sdk's `Room::preshare_room_key` done in the
+/// open (it is private in 0.18). Same steps as the SDK: load the members,
+/// claim one-time keys for devices without an Olm session, then share.
+/// Returns the number of to-device requests sent.
+pub(crate) async fn preshare(room: &Room) -> CliResult<usize> {
+    let client = room.client();
+    let members: Vec<OwnedUserId> = room
+        .members(RoomMemberships::ACTIVE)
+        .await?
+        .iter()
+        .map(|m| m.user_id().to_owned())
+        .collect();
+    let content = room
+        .encryption_settings()
+        .ok_or_else(|| CliError::failed("the room is not encrypted"))?;
+    let settings = EncryptionSettings::from_possibly_redacted(
+        content,
+        room.history_visibility_or_default(),
+        recipient_strategy(),
+    )
+    .ok_or_else(|| CliError::failed("the room's encryption settings cannot be used"))?;
+
+    let claim = {
+        let guard = client.olm_machine_for_testing().await;
+        let machine = guard
+            .as_ref()
+            .ok_or_else(|| CliError::internal("no crypto machine"))?;
+        machine
+            .get_missing_sessions(members.iter().map(|u| u.as_ref()))
+            .await
+            .map_err(store_error)?
+    };
+    if let Some((txn_id, request)) = claim {
+        let response = client.send(request).await?;
+        let guard = client.olm_machine_for_testing().await;
+        let machine = guard
+            .as_ref()
+            .ok_or_else(|| CliError::internal("no crypto machine"))?;
+        machine
+            .mark_request_as_sent(&txn_id, &response)
+            .await
+            .map_err(olm_error)?;
+    }
+
+    let requests = {
+        let guard = client.olm_machine_for_testing().await;
+        let machine = guard
+            .as_ref()
+            .ok_or_else(|| CliError::internal("no crypto machine"))?;
+        machine
+            .share_room_key(room.room_id(), members.iter().map(|u| u.as_ref()), settings)
+            .await
+            .map_err(olm_error)?
+    };
+    for request in &requests {
+        let response = client
+            .send(send_event_to_device::v3::Request::new_raw(
+                request.event_type.clone(),
+                request.txn_id.clone(),
+                request.messages.clone(),
+            ))
+            .await?;
+        let guard = client.olm_machine_for_testing().await;
+        let machine = guard
+            .as_ref()
+            .ok_or_else(|| CliError::internal("no crypto machine"))?;
+        machine
+            .mark_request_as_sent(&request.txn_id, &response)
+            .await
+            .map_err(olm_error)?;
+    }
+    Ok(requests.len())
+}
+
+fn store_error(e: matrix_sdk::encryption::CryptoStoreError) -> CliError {
+    CliError::failed("the crypto store failed").with_source(e)
+}
+
+fn olm_error(e: matrix_sdk::encryption::OlmError) -> CliError {
+    CliError::failed("an Olm operation failed").with_source(e)
 }

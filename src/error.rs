@@ -22,7 +22,6 @@ pub(crate) enum ErrorKind {
     /// No session, or the server rejected our credentials: log in again. Exit 4.
     Auth,
     /// A protocol rule forbids it (R3, R11). Exit 5.
-    #[allow(dead_code)] // reserved in the exit-code contract; used by `encrypt` and `unwedge`
     Refused,
     /// A bug in ratchet. Exit 101, like a panic.
     Internal,

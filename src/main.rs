@@ -9,6 +9,7 @@ mod error;
 mod events;
 mod lock;
 mod logging;
+mod megolm;
 mod output;
 mod prompt;
 mod rooms;

@@ -37,6 +37,8 @@ pub(crate) struct ProfilePaths {
     /// matrix-sdk's SQLite stores (state, crypto, event cache, media) live here.
     pub(crate) store_dir: PathBuf,
     pub(crate) lock_file: PathBuf,
+    /// ratchet's own record of outbound Megolm sessions (see `megolm.rs`).
+    pub(crate) megolm_ledger: PathBuf,
 }
 
 impl ProfilePaths {
@@ -46,6 +48,7 @@ impl ProfilePaths {
             key_file: dir.join("store.key"),
             store_dir: dir.join("store"),
             lock_file: dir.join("lock"),
+            megolm_ledger: dir.join("megolm.json"),
             dir,
         }
     }

@@ -3,12 +3,15 @@
 
 mod common;
 
+mod encrypt;
 mod errors;
 mod help;
 mod interop;
 mod login;
 mod messages;
 mod room;
+mod rotate;
+mod rotation;
 mod send;
 mod sync;
 

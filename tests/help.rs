@@ -20,6 +20,10 @@ fn every_command_has_help() {
         &["room", "invite"],
         &["room", "leave"],
         &["room", "list"],
+        &["room", "info"],
+        &["encrypt"],
+        &["sessions"],
+        &["rotate"],
     ];
     for cmd in commands {
         let mut args = cmd.to_vec();
@@ -42,6 +46,9 @@ fn every_command_has_help() {
         &["messages"],
         &["sync"],
         &["room", "create"],
+        &["encrypt"],
+        &["sessions"],
+        &["rotate"],
     ] {
         let mut args = cmd.to_vec();
         args.push("--help");

@@ -6,11 +6,14 @@ use clap::Subcommand;
 use crate::context::CommandContext;
 use crate::error::CliResult;
 
+pub(crate) mod encrypt;
 pub(crate) mod login;
 pub(crate) mod logout;
 pub(crate) mod messages;
 pub(crate) mod room;
+pub(crate) mod rotate;
 pub(crate) mod send;
+pub(crate) mod sessions;
 pub(crate) mod sync;
 pub(crate) mod whoami;
 
@@ -24,6 +27,10 @@ pub(crate) enum Command {
     Room(room::RoomCommand),
     Send(send::SendArgs),
     Messages(messages::MessagesArgs),
+    Encrypt(encrypt::EncryptArgs),
+    Sessions(sessions::SessionsArgs),
+    #[command(alias = "discard-session")]
+    Rotate(rotate::RotateArgs),
 }
 
 pub(crate) async fn run_command(ctx: &mut CommandContext, command: &Command) -> CliResult {
@@ -35,5 +42,8 @@ pub(crate) async fn run_command(ctx: &mut CommandContext, command: &Command) -> 
         Command::Room(cmd) => room::run(ctx, cmd).await,
         Command::Send(args) => send::cmd_send(ctx, args).await,
         Command::Messages(args) => messages::cmd_messages(ctx, args).await,
+        Command::Encrypt(args) => encrypt::cmd_encrypt(ctx, args).await,
+        Command::Sessions(args) => sessions::cmd_sessions(ctx, args).await,
+        Command::Rotate(args) => rotate::cmd_rotate(ctx, args).await,
     }
 }

@@ -18,6 +18,7 @@ use crate::context::CommandContext;
 use crate::crypto;
 use crate::error::{CliError, CliResult, ErrorKind};
 use crate::events::short;
+use crate::megolm::{self, Ledger, RoomLimits, Rotation};
 use crate::output::Record;
 use crate::rooms;
 
@@ -27,7 +28,14 @@ use crate::rooms;
 /// non-empty line, each as soon as it is read; on a terminal that is refused
 /// (pipe the lines in instead). In an encrypted room every message is
 /// encrypted (never sent in plaintext) and its output shows the Megolm
-/// session id and message index.
+/// session id and message index, and when it starts a new session, why.
+///
+/// Rotation (rules R4, R5): before each message ratchet checks the room's
+/// outbound Megolm session against the room's rotation_period_msgs and
+/// rotation_period_ms, exactly (2000 ms means 2 s; matrix-sdk alone would
+/// wait at least an hour), and starts a new session once either is reached.
+/// The count and age live in the store, so separate invocations rotate
+/// exactly as one long one would.
 ///
 /// Exit status 3 when some messages were sent and then one failed (the
 /// output lists those sent); 1 when none were.
@@ -55,14 +63,23 @@ pub(crate) struct SentRecord {
     encrypted: bool,
     session_id: Option<String>,
     message_index: Option<u32>,
+    /// Whether this message is the first of a new Megolm session.
+    new_session: bool,
+    /// Why a new session was started: new, message_limit, age_limit,
+    /// forced, invalidated, member_left or sdk.
+    rotation: Option<&'static str>,
 }
 
 impl Record for SentRecord {
     const TYPE: &'static str = "sent";
     fn human(&self) -> String {
+        let rotated = self
+            .rotation
+            .map(|r| format!("  (new session: {r})"))
+            .unwrap_or_default();
         match (&self.session_id, self.message_index) {
-            (Some(s), Some(i)) => format!("{}  megolm {} #{i}", self.event_id, short(s)),
-            (Some(s), None) => format!("{}  megolm {}", self.event_id, short(s)),
+            (Some(s), Some(i)) => format!("{}  megolm {} #{i}{rotated}", self.event_id, short(s)),
+            (Some(s), None) => format!("{}  megolm {}{rotated}", self.event_id, short(s)),
             _ => format!("{}  (not encrypted)", self.event_id),
         }
     }
@@ -84,10 +101,20 @@ pub(crate) async fn cmd_send(ctx: &mut CommandContext, args: &SendArgs) -> CliRe
         .await?;
     let room = rooms::joined(&client, &args.room).await?;
     let encrypted = room.latest_encryption_state().await?.is_encrypted();
+    let limits = if encrypted {
+        Some(
+            RoomLimits::of(&room)
+                .ok_or_else(|| CliError::internal("encrypted room without settings"))?,
+        )
+    } else {
+        None
+    };
+    let ledger = Ledger::load(&ctx.settings.paths.megolm_ledger);
     let mut sender = Sender {
         ctx,
         room,
-        encrypted,
+        limits,
+        ledger,
         sent: 0,
     };
 
@@ -125,12 +152,19 @@ pub(crate) async fn cmd_send(ctx: &mut CommandContext, args: &SendArgs) -> CliRe
 struct Sender<'a> {
     ctx: &'a CommandContext,
     room: Room,
-    encrypted: bool,
+    /// The room's rotation limits; `None` for an unencrypted room.
+    limits: Option<RoomLimits>,
+    ledger: Ledger,
     sent: usize,
 }
 
 impl Sender<'_> {
     async fn send(&mut self, seq: usize, text: &str) -> CliResult {
+        // R4/R5: rotate first if the current session has reached a limit.
+        let prepared = match &self.limits {
+            Some(limits) => Some(megolm::prepare_send(&self.room, limits, &self.ledger).await?),
+            None => None,
+        };
         let result = self
             .room
             .send(RoomMessageEventContent::text_plain(text))
@@ -143,11 +177,21 @@ impl Sender<'_> {
             .encryption_info
             .as_ref()
             .and_then(|i| i.session_id().map(str::to_owned));
-        if self.encrypted && session_id.is_none() {
+        if self.limits.is_some() && session_id.is_none() {
             return Err(CliError::internal(
                 "an encrypted room's message was sent without encryption info",
             ));
         }
+        let rotation = match (&prepared, &session_id) {
+            (Some(p), Some(sid)) => {
+                let rotation = megolm::after_send(&self.room, p, sid, &mut self.ledger).await?;
+                if rotation.is_some() {
+                    self.ledger.save(&self.ctx.settings.paths.megolm_ledger)?;
+                }
+                rotation
+            }
+            _ => None,
+        };
         // We hold the profile lock, so nothing else encrypted in between: the
         // session's next index minus one is the index this message used.
         let message_index = match &session_id {
@@ -165,6 +209,8 @@ impl Sender<'_> {
             encrypted: session_id.is_some(),
             session_id,
             message_index,
+            new_session: rotation.is_some(),
+            rotation: rotation.map(Rotation::name),
         })
     }
 

@@ -9,6 +9,7 @@ use crate::error::CliResult;
 use crate::output::Record;
 
 pub(crate) mod create;
+pub(crate) mod info;
 pub(crate) mod invite;
 pub(crate) mod join;
 pub(crate) mod leave;
@@ -22,6 +23,7 @@ pub(crate) enum RoomCommand {
     Invite(invite::InviteArgs),
     Leave(leave::LeaveArgs),
     List(list::ListArgs),
+    Info(info::InfoArgs),
 }
 
 pub(crate) async fn run(ctx: &mut CommandContext, command: &RoomCommand) -> CliResult {
@@ -31,6 +33,7 @@ pub(crate) async fn run(ctx: &mut CommandContext, command: &RoomCommand) -> CliR
         RoomCommand::Invite(args) => invite::cmd_invite(ctx, args).await,
         RoomCommand::Leave(args) => leave::cmd_leave(ctx, args).await,
         RoomCommand::List(args) => list::cmd_list(ctx, args).await,
+        RoomCommand::Info(args) => info::cmd_info(ctx, args).await,
     }
 }
 

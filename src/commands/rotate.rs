@@ -1,0 +1,106 @@
+//! `ratchet rotate` (alias `discard-session`): force a new Megolm session.
+
+use std::time::Duration;
+
+use clap::Args;
+use matrix_sdk::config::SyncSettings;
+use matrix_sdk::ruma::OwnedRoomOrAliasId;
+use serde::Serialize;
+use tracing::instrument;
+
+use crate::context::CommandContext;
+use crate::crypto;
+use crate::error::{CliError, CliResult};
+use crate::megolm::{self, Ledger};
+use crate::output::Record;
+use crate::rooms;
+
+/// Discard the room's outbound Megolm session: the next message starts a new one.
+///
+/// Element users know this as /discardsession. The old session stays valid
+/// for everything already sent with it; nothing more is encrypted with it.
+/// The next `ratchet send` reports its first message with rotation "forced".
+///
+/// With --share the new session is created and shared with every device in
+/// the room now, over Olm, without sending a room message: receivers hold the
+/// key before any message uses it.
+///
+/// Examples:
+///
+///   ratchet rotate '!room:example.org'
+///   ratchet --json rotate '!room:example.org' --share | jq -r .new_session_id
+#[derive(Debug, Args)]
+pub(crate) struct RotateArgs {
+    /// Room id (!…) or alias (#…:server)
+    #[arg(value_parser = rooms::parse_room)]
+    room: OwnedRoomOrAliasId,
+
+    /// Create and share the new session now
+    #[arg(long)]
+    share: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct RotatedRecord {
+    room_id: String,
+    /// The discarded session; `None` when the room had none.
+    old_session_id: Option<String>,
+    /// With --share: the session now shared with the room.
+    new_session_id: Option<String>,
+    /// With --share: how many to-device requests carried the key.
+    to_device_requests: Option<usize>,
+}
+
+impl Record for RotatedRecord {
+    const TYPE: &'static str = "rotated";
+    fn human(&self) -> String {
+        let old = self.old_session_id.as_deref().unwrap_or("(none)");
+        match &self.new_session_id {
+            Some(new) => format!("discarded {old}\nshared    {new}"),
+            None => format!("discarded {old}\nthe next message starts a new session"),
+        }
+    }
+}
+
+#[instrument(skip_all)]
+pub(crate) async fn cmd_rotate(ctx: &mut CommandContext, args: &RotateArgs) -> CliResult {
+    let client = ctx.client().await?;
+    client
+        .sync_once(SyncSettings::default().timeout(Duration::ZERO))
+        .await?;
+    let room = rooms::joined(&client, &args.room).await?;
+    if !room.latest_encryption_state().await?.is_encrypted() {
+        return Err(CliError::failed(format!(
+            "{} is not encrypted: it has no Megolm session",
+            args.room
+        ))
+        .with_hint(format!(
+            "`ratchet encrypt {}` turns encryption on",
+            args.room
+        )));
+    }
+    let path = &ctx.settings.paths.megolm_ledger;
+    let mut ledger = Ledger::load(path);
+    let old = megolm::outbound(&client, room.room_id(), &ledger).await?;
+    room.discard_room_key().await?;
+    if let Some(old) = &old {
+        ledger.record_forced(room.room_id(), &old.session_id);
+    }
+    let mut record = RotatedRecord {
+        room_id: room.room_id().to_string(),
+        old_session_id: old.map(|o| o.session_id),
+        new_session_id: None,
+        to_device_requests: None,
+    };
+    if args.share {
+        let started = megolm::now_ms();
+        record.to_device_requests = Some(crypto::preshare(&room).await?);
+        let new = megolm::outbound(&client, room.room_id(), &ledger)
+            .await?
+            .ok_or_else(|| CliError::internal("no outbound session after sharing one"))?;
+        ledger.record_new(room.room_id(), &new.session_id, started);
+        record.new_session_id = Some(new.session_id);
+    }
+    ledger.save(path)?;
+    ctx.out.data(&record)
+}
