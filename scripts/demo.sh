@@ -80,6 +80,19 @@ run ratchet --profile bob messages "$room"
 say "The same as JSON Lines, for scripts"
 run ratchet --profile bob --json messages "$room" --limit 2
 
+say "Rotation (R5): the room says rotation_period_msgs=3 and rotation_period_ms=2000"
+run ratchet --profile alice encrypt "$room" --rotation-msgs 3 --rotation-ms 2000 --force
+run ratchet --profile alice send "$room" one two three four
+run ratchet --profile alice sessions "$room"
+echo "(waiting 2.1 s: older than rotation_period_ms; matrix-sdk alone would wait an hour)"
+sleep 2.1
+run ratchet --profile alice send "$room" "after two seconds"
+
+say "A forced rotation, pre-shared so bob holds the key before any message uses it"
+run ratchet --profile alice rotate "$room" --share
+run ratchet --profile alice send "$room" "in the pre-shared session"
+run ratchet --profile bob messages "$room" --limit 6
+
 say "What the server stored: ciphertext only"
 run ratchet --profile alice --json messages "$room" --limit 1 >/dev/null
 python3 - "$hs" "$RATCHET_DATA_DIR/alice/session.json" "$room" <<'PY'

@@ -37,23 +37,11 @@ pub(crate) struct Cli {
 #[derive(Debug, Args)]
 pub(crate) struct GlobalArgs {
     /// Profile to use: one login, with its own session and encrypted store
-    #[arg(
-        long,
-        global = true,
-        env = "RATCHET_PROFILE",
-        default_value = "default",
-        help_heading = "Global options"
-    )]
+    #[arg(long, global = true, env = "RATCHET_PROFILE", default_value = "default", help_heading = "Global options")]
     pub(crate) profile: String,
 
     /// Directory holding the profiles [default: the platform data dir + /ratchet]
-    #[arg(
-        long,
-        global = true,
-        env = "RATCHET_DATA_DIR",
-        value_name = "DIR",
-        help_heading = "Global options"
-    )]
+    #[arg(long, global = true, env = "RATCHET_DATA_DIR", value_name = "DIR", help_heading = "Global options")]
     pub(crate) data_dir: Option<PathBuf>,
 
     /// Print data as JSON Lines: one object per line, each with a "type"
@@ -80,22 +68,11 @@ pub(crate) struct GlobalArgs {
     pub(crate) color: ColorChoice,
 
     /// Never prompt; fail with a hint instead (implied when stdin is not a terminal)
-    #[arg(
-        long,
-        global = true,
-        env = "RATCHET_NO_INPUT",
-        help_heading = "Global options"
-    )]
+    #[arg(long, global = true, env = "RATCHET_NO_INPUT", help_heading = "Global options")]
     pub(crate) no_input: bool,
 
     /// Also write a full trace log to this file (tokens and keys are never logged)
-    #[arg(
-        long,
-        global = true,
-        env = "RATCHET_LOG_FILE",
-        value_name = "PATH",
-        help_heading = "Global options"
-    )]
+    #[arg(long, global = true, env = "RATCHET_LOG_FILE", value_name = "PATH", help_heading = "Global options")]
     pub(crate) log_file: Option<PathBuf>,
 
     /// Seconds to wait for each homeserver request

@@ -26,12 +26,7 @@ pub(crate) struct CommandContext {
 
 impl CommandContext {
     pub(crate) fn new(settings: Settings, out: Output) -> Self {
-        CommandContext {
-            settings,
-            out,
-            lock: None,
-            client: None,
-        }
+        CommandContext { settings, out, lock: None, client: None }
     }
 
     /// Closes the client and the store, keeping only the printer.
@@ -44,12 +39,7 @@ impl CommandContext {
     pub(crate) async fn lock_profile(&mut self) -> CliResult<()> {
         if self.lock.is_none() {
             session::ensure_dir(&self.settings.paths.dir).map_err(session_error)?;
-            let lock = lock::acquire(
-                &self.settings.paths.lock_file,
-                self.settings.lock_timeout,
-                &self.out,
-            )
-            .await?;
+            let lock = lock::acquire(&self.settings.paths.lock_file, self.settings.lock_timeout, &self.out).await?;
             self.lock = Some(lock);
         }
         Ok(())
@@ -71,9 +61,7 @@ impl CommandContext {
                 "the encrypted store for this session is missing ({})",
                 self.settings.paths.store_dir.display()
             ))
-            .with_hint(
-                "without it this device's Olm account is gone; log in again to make a new device",
-            )
+            .with_hint("without it this device's Olm account is gone; log in again to make a new device")
             .with_hint("run `ratchet logout` then `ratchet login`"));
         }
         let client = self.build_client(&session.homeserver, &secret).await?;
@@ -82,11 +70,7 @@ impl CommandContext {
             .restore_session(session.matrix_session(), RoomLoadSettings::default())
             .await
             .map_err(CliError::from)?;
-        let key = client
-            .encryption()
-            .curve25519_key()
-            .await
-            .map(|k| k.to_base64());
+        let key = client.encryption().curve25519_key().await.map(|k| k.to_base64());
         if key.as_deref() != Some(session.identity_key.as_str()) {
             return Err(store_mismatch());
         }
@@ -106,15 +90,13 @@ impl CommandContext {
     }
 
     fn store_secret(&self, session: &SessionFile) -> CliResult<StoreSecret> {
-        let from_env = self
-            .settings
-            .store_passphrase_env
-            .as_ref()
-            .map(|s| StoreSecret::Passphrase(s.0.clone()));
+        let from_env = self.settings.store_passphrase_env.as_ref().map(|s| StoreSecret::Passphrase(s.0.clone()));
         match session.store_secret {
             StoreSecretSource::Env => from_env.ok_or_else(|| {
-                CliError::usage("this profile's store passphrase is not on disk and RATCHET_STORE_PASSPHRASE is not set")
-                    .with_hint("set RATCHET_STORE_PASSPHRASE to the passphrase used at login")
+                CliError::usage(
+                    "this profile's store passphrase is not on disk and RATCHET_STORE_PASSPHRASE is not set",
+                )
+                .with_hint("set RATCHET_STORE_PASSPHRASE to the passphrase used at login")
             }),
             StoreSecretSource::File => {
                 let out = &self.out;
@@ -134,36 +116,19 @@ impl CommandContext {
 
     /// The one place a `Client` is built: homeserver, encrypted SQLite store,
     /// bounded request timeouts and retries.
-    pub(crate) async fn build_client(
-        &self,
-        homeserver: &str,
-        secret: &StoreSecret,
-    ) -> CliResult<Client> {
-        build_client(
-            homeserver,
-            &self.settings.paths.store_dir,
-            secret,
-            &self.settings,
-        )
-        .await
+    pub(crate) async fn build_client(&self, homeserver: &str, secret: &StoreSecret) -> CliResult<Client> {
+        build_client(homeserver, &self.settings.paths.store_dir, secret, &self.settings).await
     }
 }
 
-async fn build_client(
-    homeserver: &str,
-    store: &Path,
-    secret: &StoreSecret,
-    settings: &Settings,
-) -> CliResult<Client> {
+async fn build_client(homeserver: &str, store: &Path, secret: &StoreSecret, settings: &Settings) -> CliResult<Client> {
     let store_config = match secret {
         StoreSecret::Key(key) => SqliteStoreConfig::new(store).key(Some(key)),
         StoreSecret::Passphrase(p) => SqliteStoreConfig::new(store).passphrase(Some(p)),
     };
     // A retry limit bounds how long an unreachable server can stall us; the
     // SDK's default is to retry forever.
-    let requests = RequestConfig::new()
-        .timeout(settings.request_timeout)
-        .retry_limit(2);
+    let requests = RequestConfig::new().timeout(settings.request_timeout).retry_limit(2);
     Ok(Client::builder()
         .homeserver_url(homeserver)
         .sqlite_store_with_config_and_cache_path(store_config, None::<&Path>)
@@ -175,10 +140,8 @@ async fn build_client(
 
 pub(crate) fn session_error(err: SessionError) -> CliError {
     match err {
-        SessionError::Missing(dir) => {
-            CliError::auth(format!("not logged in (no session in {})", dir.display()))
-                .with_hint("run `ratchet login --homeserver URL --user USER` first")
-        }
+        SessionError::Missing(dir) => CliError::auth(format!("not logged in (no session in {})", dir.display()))
+            .with_hint("run `ratchet login --homeserver URL --user USER` first"),
         SessionError::Corrupt { .. } => CliError::auth(err.to_string())
             .with_hint("run `ratchet logout` and `ratchet login` to start this profile afresh"),
         SessionError::Io { .. } => CliError::failed(err.to_string()),

@@ -20,26 +20,18 @@ pub(crate) struct OutboundPosition {
     pub(crate) next_index: u32,
 }
 
-pub(crate) async fn outbound_position(
-    client: &Client,
-    room_id: &RoomId,
-) -> CliResult<Option<OutboundPosition>> {
+pub(crate) async fn outbound_position(client: &Client, room_id: &RoomId) -> CliResult<Option<OutboundPosition>> {
     let guard = client.olm_machine_for_testing().await;
-    let machine = guard
-        .as_ref()
-        .ok_or_else(|| CliError::internal("no crypto machine after login"))?;
+    let machine = guard.as_ref().ok_or_else(|| CliError::internal("no crypto machine after login"))?;
     let session = machine
         .store()
         .get_outbound_group_session(room_id)
         .await
-        .map_err(|e| {
-            CliError::failed("could not read the outbound Megolm session").with_source(e)
-        })?;
+        .map_err(|e| CliError::failed("could not read the outbound Megolm session").with_source(e))?;
     Ok(match session {
-        Some(s) => Some(OutboundPosition {
-            session_id: s.session_id().to_owned(),
-            next_index: s.message_index().await,
-        }),
+        Some(s) => {
+            Some(OutboundPosition { session_id: s.session_id().to_owned(), next_index: s.message_index().await })
+        }
         None => None,
     })
 }
@@ -53,9 +45,7 @@ pub(crate) async fn outbound_position(
 pub(crate) async fn upload_device_keys(client: &Client) -> CliResult<()> {
     let pending = {
         let guard = client.olm_machine_for_testing().await;
-        let machine = guard
-            .as_ref()
-            .ok_or_else(|| CliError::internal("no crypto machine after login"))?;
+        let machine = guard.as_ref().ok_or_else(|| CliError::internal("no crypto machine after login"))?;
         machine
             .upload_device_keys()
             .await
@@ -64,9 +54,7 @@ pub(crate) async fn upload_device_keys(client: &Client) -> CliResult<()> {
     if let Some((txn_id, request)) = pending {
         let response = client.send(request).await?;
         let guard = client.olm_machine_for_testing().await;
-        let machine = guard
-            .as_ref()
-            .ok_or_else(|| CliError::internal("no crypto machine after login"))?;
+        let machine = guard.as_ref().ok_or_else(|| CliError::internal("no crypto machine after login"))?;
         machine
             .mark_request_as_sent(&txn_id, &response)
             .await
@@ -89,53 +77,29 @@ pub(crate) fn recipient_strategy() -> CollectStrategy {
 /// Returns the number of to-device requests sent.
 pub(crate) async fn preshare(room: &Room) -> CliResult<usize> {
     let client = room.client();
-    let members: Vec<OwnedUserId> = room
-        .members(RoomMemberships::ACTIVE)
-        .await?
-        .iter()
-        .map(|m| m.user_id().to_owned())
-        .collect();
-    let content = room
-        .encryption_settings()
-        .ok_or_else(|| CliError::failed("the room is not encrypted"))?;
-    let settings = EncryptionSettings::from_possibly_redacted(
-        content,
-        room.history_visibility_or_default(),
-        recipient_strategy(),
-    )
-    .ok_or_else(|| CliError::failed("the room's encryption settings cannot be used"))?;
+    let members: Vec<OwnedUserId> =
+        room.members(RoomMemberships::ACTIVE).await?.iter().map(|m| m.user_id().to_owned()).collect();
+    let content = room.encryption_settings().ok_or_else(|| CliError::failed("the room is not encrypted"))?;
+    let settings =
+        EncryptionSettings::from_possibly_redacted(content, room.history_visibility_or_default(), recipient_strategy())
+            .ok_or_else(|| CliError::failed("the room's encryption settings cannot be used"))?;
 
     let claim = {
         let guard = client.olm_machine_for_testing().await;
-        let machine = guard
-            .as_ref()
-            .ok_or_else(|| CliError::internal("no crypto machine"))?;
-        machine
-            .get_missing_sessions(members.iter().map(|u| u.as_ref()))
-            .await
-            .map_err(store_error)?
+        let machine = guard.as_ref().ok_or_else(|| CliError::internal("no crypto machine"))?;
+        machine.get_missing_sessions(members.iter().map(|u| u.as_ref())).await.map_err(store_error)?
     };
     if let Some((txn_id, request)) = claim {
         let response = client.send(request).await?;
         let guard = client.olm_machine_for_testing().await;
-        let machine = guard
-            .as_ref()
-            .ok_or_else(|| CliError::internal("no crypto machine"))?;
-        machine
-            .mark_request_as_sent(&txn_id, &response)
-            .await
-            .map_err(olm_error)?;
+        let machine = guard.as_ref().ok_or_else(|| CliError::internal("no crypto machine"))?;
+        machine.mark_request_as_sent(&txn_id, &response).await.map_err(olm_error)?;
     }
 
     let requests = {
         let guard = client.olm_machine_for_testing().await;
-        let machine = guard
-            .as_ref()
-            .ok_or_else(|| CliError::internal("no crypto machine"))?;
-        machine
-            .share_room_key(room.room_id(), members.iter().map(|u| u.as_ref()), settings)
-            .await
-            .map_err(olm_error)?
+        let machine = guard.as_ref().ok_or_else(|| CliError::internal("no crypto machine"))?;
+        machine.share_room_key(room.room_id(), members.iter().map(|u| u.as_ref()), settings).await.map_err(olm_error)?
     };
     for request in &requests {
         let response = client
@@ -146,13 +110,8 @@ pub(crate) async fn preshare(room: &Room) -> CliResult<usize> {
             ))
             .await?;
         let guard = client.olm_machine_for_testing().await;
-        let machine = guard
-            .as_ref()
-            .ok_or_else(|| CliError::internal("no crypto machine"))?;
-        machine
-            .mark_request_as_sent(&request.txn_id, &response)
-            .await
-            .map_err(olm_error)?;
+        let machine = guard.as_ref().ok_or_else(|| CliError::internal("no crypto machine"))?;
+        machine.mark_request_as_sent(&request.txn_id, &response).await.map_err(olm_error)?;
     }
     Ok(requests.len())
 }

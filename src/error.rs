@@ -69,12 +69,7 @@ pub(crate) type CliResult<T = ()> = Result<T, CliError>;
 
 impl CliError {
     pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        CliError {
-            kind,
-            message: message.into(),
-            source: None,
-            hints: Vec::new(),
-        }
+        CliError { kind, message: message.into(), source: None, hints: Vec::new() }
     }
 
     pub(crate) fn failed(message: impl Into<String>) -> Self {
@@ -128,10 +123,9 @@ impl fmt::Display for CliError {
 
 fn classify_api(kind: Option<&ApiErrorKind>) -> Option<(ErrorKind, Option<&'static str>)> {
     match kind? {
-        ApiErrorKind::UnknownToken { .. } | ApiErrorKind::MissingToken => Some((
-            ErrorKind::Auth,
-            Some("the access token was rejected; run `ratchet login` again"),
-        )),
+        ApiErrorKind::UnknownToken { .. } | ApiErrorKind::MissingToken => {
+            Some((ErrorKind::Auth, Some("the access token was rejected; run `ratchet login` again")))
+        }
         ApiErrorKind::UserDeactivated => Some((ErrorKind::Auth, None)),
         _ => Some((ErrorKind::Failed, None)),
     }
@@ -210,9 +204,7 @@ fn is_mismatched_account(err: &matrix_sdk::Error) -> bool {
 
 pub(crate) fn store_mismatch() -> CliError {
     CliError::auth("the encrypted store belongs to a different device than the saved session")
-        .with_hint(
-            "using it would create a second Olm account for one device id and break encryption",
-        )
+        .with_hint("using it would create a second Olm account for one device id and break encryption")
         .with_hint("run `ratchet logout` and `ratchet login` to start this profile afresh")
 }
 
@@ -221,10 +213,9 @@ fn classify_http(err: &matrix_sdk::HttpError) -> (ErrorKind, Option<&'static str
         return found;
     }
     match err {
-        matrix_sdk::HttpError::Reqwest(_) => (
-            ErrorKind::Failed,
-            Some("is the homeserver running and reachable? (see --timeout for slow servers)"),
-        ),
+        matrix_sdk::HttpError::Reqwest(_) => {
+            (ErrorKind::Failed, Some("is the homeserver running and reachable? (see --timeout for slow servers)"))
+        }
         _ => (ErrorKind::Failed, None),
     }
 }
@@ -234,12 +225,8 @@ fn describe_http(err: &matrix_sdk::HttpError) -> String {
         return format!("the homeserver refused the request: {api}");
     }
     match err {
-        matrix_sdk::HttpError::Reqwest(e) if e.is_timeout() => {
-            "the homeserver did not answer in time".to_owned()
-        }
-        matrix_sdk::HttpError::Reqwest(e) if e.is_connect() => {
-            "could not connect to the homeserver".to_owned()
-        }
+        matrix_sdk::HttpError::Reqwest(e) if e.is_timeout() => "the homeserver did not answer in time".to_owned(),
+        matrix_sdk::HttpError::Reqwest(e) if e.is_connect() => "could not connect to the homeserver".to_owned(),
         other => format!("request to the homeserver failed: {other}"),
     }
 }

@@ -34,10 +34,7 @@ pub(crate) struct MessageRecord {
 impl Record for MessageRecord {
     const TYPE: &'static str = "message";
     fn human(&self) -> String {
-        let when = self
-            .origin_server_ts
-            .map(format_ts)
-            .unwrap_or_else(|| "?".into());
+        let when = self.origin_server_ts.map(format_ts).unwrap_or_else(|| "?".into());
         let who = self.sender.as_deref().unwrap_or("?");
         let what = match (&self.body, self.event_type.as_str()) {
             (Some(body), _) => body.clone(),
@@ -72,25 +69,15 @@ pub(crate) struct UtdRecord {
 impl Record for UtdRecord {
     const TYPE: &'static str = "utd";
     fn human(&self) -> String {
-        let when = self
-            .origin_server_ts
-            .map(format_ts)
-            .unwrap_or_else(|| "?".into());
+        let when = self.origin_server_ts.map(format_ts).unwrap_or_else(|| "?".into());
         let who = self.sender.as_deref().unwrap_or("?");
         let session = match (&self.session_id, self.message_index) {
             (Some(s), Some(i)) => format!(" (megolm {} #{i})", short(s)),
             (Some(s), None) => format!(" (megolm {})", short(s)),
             _ => String::new(),
         };
-        let withheld = self
-            .withheld_code
-            .as_ref()
-            .map(|c| format!(", withheld: {c}"))
-            .unwrap_or_default();
-        format!(
-            "[{when}] {who}: ** unable to decrypt: {}{withheld}{session}",
-            self.reason
-        )
+        let withheld = self.withheld_code.as_ref().map(|c| format!(", withheld: {c}")).unwrap_or_default();
+        format!("[{when}] {who}: ** unable to decrypt: {}{withheld}{session}", self.reason)
     }
 }
 
@@ -109,10 +96,7 @@ pub(crate) struct EventRecord {
 impl Record for EventRecord {
     const TYPE: &'static str = "event";
     fn human(&self) -> String {
-        let when = self
-            .origin_server_ts
-            .map(format_ts)
-            .unwrap_or_else(|| "?".into());
+        let when = self.origin_server_ts.map(format_ts).unwrap_or_else(|| "?".into());
         let who = self.sender.as_deref().unwrap_or("?");
         let key = match self.state_key.as_deref() {
             Some("") | None => String::new(),
@@ -135,10 +119,8 @@ pub(crate) enum Rendered {
 pub(crate) fn megolm_position(encrypted: &Value) -> (Option<String>, Option<u32>) {
     let content = &encrypted["content"];
     let session_id = content["session_id"].as_str().map(str::to_owned);
-    let index = content["ciphertext"]
-        .as_str()
-        .and_then(|c| MegolmMessage::from_base64(c).ok())
-        .map(|m| m.message_index());
+    let index =
+        content["ciphertext"].as_str().and_then(|c| MegolmMessage::from_base64(c).ok()).map(|m| m.message_index());
     (session_id, index)
 }
 
@@ -149,20 +131,13 @@ pub(crate) fn render(room_id: &str, event: &TimelineEvent, original: Option<&Val
     let common = Common::from(&json);
     let position = original.map(megolm_position).unwrap_or((None, None));
     match &event.kind {
-        TimelineEventKind::UnableToDecrypt {
-            utd_info,
-            event: raw,
-        } => {
+        TimelineEventKind::UnableToDecrypt { utd_info, event: raw } => {
             let raw_json: Value = raw.deserialize_as().unwrap_or(Value::Null);
-            let (sid, idx) = if original.is_some() {
-                position
-            } else {
-                megolm_position(&raw_json)
-            };
+            let (sid, idx) = if original.is_some() { position } else { megolm_position(&raw_json) };
             let withheld_code = match &utd_info.reason {
-                UnableToDecryptReason::MissingMegolmSession {
-                    withheld_code: Some(code),
-                } => Some(code.as_str().to_owned()),
+                UnableToDecryptReason::MissingMegolmSession { withheld_code: Some(code) } => {
+                    Some(code.as_str().to_owned())
+                }
                 _ => None,
             };
             Rendered::Utd(UtdRecord {
@@ -201,9 +176,7 @@ pub(crate) fn render(room_id: &str, event: &TimelineEvent, original: Option<&Val
                 body: json["content"]["body"].as_str().map(str::to_owned),
                 event_type,
                 encrypted,
-                session_id: info
-                    .and_then(|i| i.session_id().map(str::to_owned))
-                    .or(position.0),
+                session_id: info.and_then(|i| i.session_id().map(str::to_owned)).or(position.0),
                 message_index: position.1,
                 sender_device: info.and_then(|i| i.sender_device.as_ref().map(|d| d.to_string())),
             })
@@ -234,12 +207,8 @@ impl From<&Value> for Common {
 /// Stable names for the SDK's reasons: part of the JSON contract.
 pub(crate) fn utd_reason_name(reason: &UnableToDecryptReason) -> &'static str {
     match reason {
-        UnableToDecryptReason::MissingMegolmSession {
-            withheld_code: Some(_),
-        } => "withheld",
-        UnableToDecryptReason::MissingMegolmSession {
-            withheld_code: None,
-        } => "missing_megolm_session",
+        UnableToDecryptReason::MissingMegolmSession { withheld_code: Some(_) } => "withheld",
+        UnableToDecryptReason::MissingMegolmSession { withheld_code: None } => "missing_megolm_session",
         UnableToDecryptReason::UnknownMegolmMessageIndex => "unknown_megolm_message_index",
         UnableToDecryptReason::MegolmDecryptionFailure => "megolm_decryption_failure",
         UnableToDecryptReason::MalformedEncryptedEvent => "malformed_encrypted_event",

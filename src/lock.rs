@@ -23,25 +23,11 @@ pub(crate) struct ProfileLock {
     _file: File,
 }
 
-pub(crate) async fn acquire(
-    path: &Path,
-    timeout: Duration,
-    out: &Output,
-) -> Result<ProfileLock, CliError> {
-    let mut file = fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| {
-            CliError::failed(format!(
-                "could not open the profile lock {}",
-                path.display()
-            ))
-            .with_source(e)
-        })?;
+pub(crate) async fn acquire(path: &Path, timeout: Duration, out: &Output) -> Result<ProfileLock, CliError> {
+    let mut file =
+        fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).open(path).map_err(
+            |e| CliError::failed(format!("could not open the profile lock {}", path.display())).with_source(e),
+        )?;
     let start = Instant::now();
     let mut told = false;
     loop {
@@ -54,9 +40,7 @@ pub(crate) async fn acquire(
         }
         let waited = start.elapsed();
         if waited >= timeout {
-            let holder = holder_pid(&mut file)
-                .map(|p| format!(" (pid {p})"))
-                .unwrap_or_default();
+            let holder = holder_pid(&mut file).map(|p| format!(" (pid {p})")).unwrap_or_default();
             return Err(CliError::failed(format!(
                 "the profile is in use by another ratchet process{holder}; gave up after {}s",
                 timeout.as_secs()

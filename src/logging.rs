@@ -32,20 +32,15 @@ fn stderr_filter(verbose: u8) -> &'static str {
 
 pub(crate) fn init(verbose: u8, ansi: bool, log_file: Option<&Path>) -> Result<(), String> {
     // RATCHET_LOG wins over RUST_LOG, and both over -v.
-    let env = std::env::var("RATCHET_LOG")
-        .ok()
-        .or_else(|| std::env::var("RUST_LOG").ok());
+    let env = std::env::var("RATCHET_LOG").ok().or_else(|| std::env::var("RUST_LOG").ok());
     let stderr_filter = match env.as_deref() {
         Some(spec) if !spec.trim().is_empty() => {
             EnvFilter::try_new(spec).map_err(|e| format!("invalid RATCHET_LOG/RUST_LOG: {e}"))?
         }
         _ => EnvFilter::new(stderr_filter(verbose)),
     };
-    let stderr_layer = fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi)
-        .with_target(true)
-        .with_filter(stderr_filter);
+    let stderr_layer =
+        fmt::layer().with_writer(std::io::stderr).with_ansi(ansi).with_target(true).with_filter(stderr_filter);
 
     let file_layer = match log_file {
         Some(path) => {
@@ -54,12 +49,7 @@ pub(crate) fn init(verbose: u8, ansi: bool, log_file: Option<&Path>) -> Result<(
                 .append(true)
                 .open(path)
                 .map_err(|e| format!("cannot open log file {}: {e}", path.display()))?;
-            Some(
-                fmt::layer()
-                    .with_writer(Mutex::new(file))
-                    .with_ansi(false)
-                    .with_filter(EnvFilter::new(FILE_FILTER)),
-            )
+            Some(fmt::layer().with_writer(Mutex::new(file)).with_ansi(false).with_filter(EnvFilter::new(FILE_FILTER)))
         }
         None => None,
     };

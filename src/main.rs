@@ -45,17 +45,9 @@ fn main() -> ExitCode {
         Ok(s) => s,
         Err(e) => return exit(&out, Err(e)),
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
-        Err(e) => {
-            return exit(
-                &out,
-                Err(CliError::internal("could not start the async runtime").with_source(e)),
-            )
-        }
+        Err(e) => return exit(&out, Err(CliError::internal("could not start the async runtime").with_source(e))),
     };
     install_panic_hook();
     let mut ctx = CommandContext::new(settings, out);

@@ -39,10 +39,7 @@ pub(crate) const DEFAULT_ROTATION_MSGS: u64 = 100;
 pub(crate) const DEFAULT_ROTATION_MS: u64 = 604_800_000;
 
 pub(crate) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 /// The room's effective rotation limits, with the defaults filled in.
@@ -83,6 +80,8 @@ pub(crate) enum Rotation {
     AgeLimit,
     /// `ratchet rotate` discarded it.
     Forced,
+    /// `ratchet encrypt --force` changed the room's settings and discarded it.
+    SettingsChanged,
     /// The SDK invalidated it (a member left, a device was removed, …).
     Invalidated,
     /// The SDK rotated it because someone it was shared with left the room.
@@ -99,6 +98,7 @@ impl Rotation {
             Rotation::MessageLimit => "message_limit",
             Rotation::AgeLimit => "age_limit",
             Rotation::Forced => "forced",
+            Rotation::SettingsChanged => "settings_changed",
             Rotation::Invalidated => "invalidated",
             Rotation::MemberLeft => "member_left",
             Rotation::Sdk => "sdk",
@@ -148,22 +148,14 @@ impl Outbound {
 }
 
 /// Reads the room's outbound Megolm session from the crypto store.
-pub(crate) async fn outbound(
-    client: &Client,
-    room_id: &RoomId,
-    ledger: &Ledger,
-) -> CliResult<Option<Outbound>> {
+pub(crate) async fn outbound(client: &Client, room_id: &RoomId, ledger: &Ledger) -> CliResult<Option<Outbound>> {
     let guard = client.olm_machine_for_testing().await;
-    let machine = guard
-        .as_ref()
-        .ok_or_else(|| CliError::internal("no crypto machine"))?;
+    let machine = guard.as_ref().ok_or_else(|| CliError::internal("no crypto machine"))?;
     let Some(session) = machine
         .store()
         .get_outbound_group_session(room_id)
         .await
-        .map_err(|e| {
-            CliError::failed("could not read the outbound Megolm session").with_source(e)
-        })?
+        .map_err(|e| CliError::failed("could not read the outbound Megolm session").with_source(e))?
     else {
         return Ok(None);
     };
@@ -210,19 +202,22 @@ pub(crate) struct Ledger {
 pub(crate) struct LedgerEntry {
     pub(crate) session_id: String,
     pub(crate) created_ms: u64,
-    /// A session `ratchet rotate` discarded in this room.
+    /// A session ratchet itself discarded in this room, and why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) forced_discard: Option<String>,
+    pub(crate) discarded: Option<Discarded>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Discarded {
+    pub(crate) session_id: String,
+    pub(crate) reason: Rotation,
 }
 
 impl Ledger {
     pub(crate) fn load(path: &Path) -> Ledger {
         // A missing or unreadable ledger only costs precision: the SDK's own
         // creation times (whole seconds) are used instead.
-        std::fs::read_to_string(path)
-            .ok()
-            .and_then(|t| serde_json::from_str(&t).ok())
-            .unwrap_or_default()
+        std::fs::read_to_string(path).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default()
     }
 
     pub(crate) fn save(&self, path: &Path) -> CliResult<()> {
@@ -233,31 +228,25 @@ impl Ledger {
     pub(crate) fn record_new(&mut self, room_id: &RoomId, session_id: &str, created_ms: u64) {
         self.rooms.insert(
             room_id.to_string(),
-            LedgerEntry {
-                session_id: session_id.to_owned(),
-                created_ms,
-                forced_discard: None,
-            },
+            LedgerEntry { session_id: session_id.to_owned(), created_ms, discarded: None },
         );
     }
 
-    pub(crate) fn record_forced(&mut self, room_id: &RoomId, discarded: &str) {
-        let entry = self
-            .rooms
-            .entry(room_id.to_string())
-            .or_insert_with(|| LedgerEntry {
-                session_id: discarded.to_owned(),
-                created_ms: 0,
-                forced_discard: None,
-            });
-        entry.forced_discard = Some(discarded.to_owned());
+    /// ratchet discarded `session_id` (`Forced` or `SettingsChanged`); the
+    /// next send reports that reason for its new session.
+    pub(crate) fn record_discard(&mut self, room_id: &RoomId, session_id: &str, reason: Rotation) {
+        let entry = self.rooms.entry(room_id.to_string()).or_insert_with(|| LedgerEntry {
+            session_id: session_id.to_owned(),
+            created_ms: 0,
+            discarded: None,
+        });
+        entry.discarded = Some(Discarded { session_id: session_id.to_owned(), reason });
     }
 
-    fn was_forced(&self, room_id: &RoomId, session_id: &str) -> bool {
-        self.rooms
-            .get(room_id.as_str())
-            .and_then(|e| e.forced_discard.as_deref())
-            == Some(session_id)
+    /// Why ratchet discarded `session_id`, if it did.
+    fn discard_reason(&self, room_id: &RoomId, session_id: &str) -> Option<Rotation> {
+        let discarded = self.rooms.get(room_id.as_str())?.discarded.as_ref()?;
+        (discarded.session_id == session_id).then_some(discarded.reason)
     }
 }
 
@@ -274,21 +263,15 @@ pub(crate) struct Prepared {
 /// R4/R5 before a send: look at the room's outbound session and discard it
 /// when a limit has been reached, so the SDK starts a new one for this
 /// message. The decision is ratchet's, against the room's exact values.
-pub(crate) async fn prepare_send(
-    room: &Room,
-    limits: &RoomLimits,
-    ledger: &Ledger,
-) -> CliResult<Prepared> {
+pub(crate) async fn prepare_send(room: &Room, limits: &RoomLimits, ledger: &Ledger) -> CliResult<Prepared> {
     let client = room.client();
     let before = outbound(&client, room.room_id(), ledger).await?;
     let now = now_ms();
     let planned = match &before {
         None => Some(Rotation::New),
-        Some(s) if s.invalidated => Some(if ledger.was_forced(room.room_id(), &s.session_id) {
-            Rotation::Forced
-        } else {
-            Rotation::Invalidated
-        }),
+        Some(s) if s.invalidated => {
+            Some(ledger.discard_reason(room.room_id(), &s.session_id).unwrap_or(Rotation::Invalidated))
+        }
         Some(s) => {
             let reached = s.limit_reached(limits, now);
             if let Some(reason) = reached {
@@ -298,11 +281,7 @@ pub(crate) async fn prepare_send(
             reached
         }
     };
-    Ok(Prepared {
-        before,
-        planned,
-        started_ms: now,
-    })
+    Ok(Prepared { before, planned, started_ms: now })
 }
 
 /// After a send: was `session_id` a new session, and why? Records a new
@@ -313,10 +292,7 @@ pub(crate) async fn after_send(
     session_id: &str,
     ledger: &mut Ledger,
 ) -> CliResult<Option<Rotation>> {
-    let same = prepared
-        .before
-        .as_ref()
-        .is_some_and(|b| b.session_id == session_id);
+    let same = prepared.before.as_ref().is_some_and(|b| b.session_id == session_id);
     if same {
         return Ok(None);
     }
@@ -326,21 +302,10 @@ pub(crate) async fn after_send(
     }
     // The SDK rotated on its own. If someone the old session was shared with
     // is no longer in the room, that is why (it must not read what follows).
-    let members: BTreeSet<String> = room
-        .members(RoomMemberships::ACTIVE)
-        .await?
-        .iter()
-        .map(|m| m.user_id().to_string())
-        .collect();
-    let left = prepared
-        .before
-        .as_ref()
-        .is_some_and(|b| b.shared_with.iter().any(|s| !members.contains(&s.user_id)));
-    Ok(Some(if left {
-        Rotation::MemberLeft
-    } else {
-        Rotation::Sdk
-    }))
+    let members: BTreeSet<String> =
+        room.members(RoomMemberships::ACTIVE).await?.iter().map(|m| m.user_id().to_string()).collect();
+    let left = prepared.before.as_ref().is_some_and(|b| b.shared_with.iter().any(|s| !members.contains(&s.user_id)));
+    Ok(Some(if left { Rotation::MemberLeft } else { Rotation::Sdk }))
 }
 
 #[cfg(test)]
@@ -374,15 +339,9 @@ mod tests {
         // Two messages encrypted, 1999 ms old: still usable.
         assert_eq!(outbound(2, 1000).limit_reached(&l, 2999), None);
         // The third message was the last one (indexes 0, 1, 2).
-        assert_eq!(
-            outbound(3, 1000).limit_reached(&l, 1001),
-            Some(Rotation::MessageLimit)
-        );
+        assert_eq!(outbound(3, 1000).limit_reached(&l, 1001), Some(Rotation::MessageLimit));
         // 2000 ms means 2 s, not an hour.
-        assert_eq!(
-            outbound(1, 1000).limit_reached(&l, 3000),
-            Some(Rotation::AgeLimit)
-        );
+        assert_eq!(outbound(1, 1000).limit_reached(&l, 3000), Some(Rotation::AgeLimit));
     }
 
     #[test]
@@ -392,11 +351,11 @@ mod tests {
         let room: &RoomId = "!r:x".try_into().unwrap();
         let mut l = Ledger::default();
         l.record_new(room, "s1", 5);
-        l.record_forced(room, "s1");
+        l.record_discard(room, "s1", Rotation::Forced);
         l.save(&path).unwrap();
         let back = Ledger::load(&path);
-        assert!(back.was_forced(room, "s1"));
-        assert!(!back.was_forced(room, "s2"));
+        assert_eq!(back.discard_reason(room, "s1"), Some(Rotation::Forced));
+        assert_eq!(back.discard_reason(room, "s2"), None);
         assert_eq!(back.rooms[room.as_str()].created_ms, 5);
         // Garbage on disk is not fatal.
         std::fs::write(&path, "nonsense").unwrap();

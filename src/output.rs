@@ -38,8 +38,7 @@ impl Output {
             ColorChoice::Always => true,
             ColorChoice::Never => false,
             ColorChoice::Auto => {
-                std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-                    && io::stderr().is_terminal()
+                std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && io::stderr().is_terminal()
             }
         };
         Output { json, quiet, color }
@@ -48,15 +47,9 @@ impl Output {
     /// Writes one record to stdout and flushes it, so a pipeline sees each
     /// record as it is produced.
     pub(crate) fn data<R: Record>(&self, record: &R) -> Result<(), CliError> {
-        let line = if self.json {
-            json_line(R::TYPE, record)?
-        } else {
-            record.human()
-        };
+        let line = if self.json { json_line(R::TYPE, record)? } else { record.human() };
         let mut stdout = io::stdout().lock();
-        writeln!(stdout, "{line}")
-            .and_then(|()| stdout.flush())
-            .map_err(stdout_error)
+        writeln!(stdout, "{line}").and_then(|()| stdout.flush()).map_err(stdout_error)
     }
 
     /// Progress and status for a person: stderr, silenced by `-q`.
@@ -112,8 +105,8 @@ impl Output {
 
 /// The JSON form of a record: `type` first, then the record's own fields.
 pub(crate) fn json_line<R: Serialize>(kind: &str, record: &R) -> Result<String, CliError> {
-    let value = serde_json::to_value(record)
-        .map_err(|e| CliError::internal("could not serialise a record").with_source(e))?;
+    let value =
+        serde_json::to_value(record).map_err(|e| CliError::internal("could not serialise a record").with_source(e))?;
     let mut map = serde_json::Map::new();
     map.insert("type".to_owned(), serde_json::Value::from(kind));
     match value {
@@ -140,12 +133,7 @@ pub(crate) fn format_ts(ms: u64) -> String {
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}", rem / 3600, (rem % 3600) / 60, rem % 60)
 }
 
 // Howard Hinnant's days-to-civil algorithm; avoids a date crate for one format.

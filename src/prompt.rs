@@ -12,6 +12,5 @@ pub(crate) fn can_prompt(no_input: bool) -> bool {
 
 /// Reads a secret from the terminal without echo.
 pub(crate) fn secret(prompt: &str) -> Result<String, CliError> {
-    rpassword::prompt_password(prompt)
-        .map_err(|e| CliError::failed("could not read from the terminal").with_source(e))
+    rpassword::prompt_password(prompt).map_err(|e| CliError::failed("could not read from the terminal").with_source(e))
 }

@@ -14,9 +14,7 @@ use crate::error::{CliError, CliResult};
 pub(crate) fn parse_room(s: &str) -> Result<OwnedRoomOrAliasId, String> {
     let s = s.trim();
     if !(s.starts_with('!') || s.starts_with('#')) {
-        return Err(format!(
-            "`{s}` is not a room id or alias (room ids start with `!`, aliases with `#`)"
-        ));
+        return Err(format!("`{s}` is not a room id or alias (room ids start with `!`, aliases with `#`)"));
     }
     <&RoomOrAliasId>::try_from(s)
         .map(ToOwned::to_owned)
@@ -26,19 +24,12 @@ pub(crate) fn parse_room(s: &str) -> Result<OwnedRoomOrAliasId, String> {
 /// A user id: `@name:server`, or a bare `name` completed with our own server.
 pub(crate) fn parse_user(s: &str, own: &UserId) -> CliResult<OwnedUserId> {
     let s = s.trim();
-    let full = if s.starts_with('@') {
-        s.to_owned()
-    } else {
-        format!("@{s}:{}", own.server_name())
-    };
+    let full = if s.starts_with('@') { s.to_owned() } else { format!("@{s}:{}", own.server_name()) };
     // ruma's parser is lenient (it accepts ids no server would issue, such
     // as ones with spaces); the historical grammar is what servers accept.
-    UserId::parse(&full)
-        .and_then(|id| id.validate_historical().map(|()| id))
-        .map_err(|e| {
-            CliError::usage(format!("`{s}` is not a valid user id: {e}"))
-                .with_hint("user ids look like @alice:example.org")
-        })
+    UserId::parse(&full).and_then(|id| id.validate_historical().map(|()| id)).map_err(|e| {
+        CliError::usage(format!("`{s}` is not a valid user id: {e}")).with_hint("user ids look like @alice:example.org")
+    })
 }
 
 /// Resolves ROOM to a room this account has joined (aliases via the server).
@@ -46,10 +37,8 @@ pub(crate) async fn joined(client: &Client, room: &RoomOrAliasId) -> CliResult<R
     let found = find(client, room).await?;
     match found.state() {
         RoomState::Joined => Ok(found),
-        RoomState::Invited => Err(CliError::failed(format!(
-            "you are invited to {room} but have not joined it"
-        ))
-        .with_hint(format!("run `ratchet room join {room}`"))),
+        RoomState::Invited => Err(CliError::failed(format!("you are invited to {room} but have not joined it"))
+            .with_hint(format!("run `ratchet room join {room}`"))),
         _ => Err(CliError::failed(format!("you are not a member of {room}"))
             .with_hint(format!("run `ratchet room join {room}` if you may join it"))),
     }
@@ -95,14 +84,8 @@ mod tests {
     #[test]
     fn users_complete_with_own_server() {
         let own = UserId::parse("@me:example.org").unwrap();
-        assert_eq!(
-            parse_user("bob", &own).unwrap().as_str(),
-            "@bob:example.org"
-        );
-        assert_eq!(
-            parse_user("@bob:other", &own).unwrap().as_str(),
-            "@bob:other"
-        );
+        assert_eq!(parse_user("bob", &own).unwrap().as_str(), "@bob:example.org");
+        assert_eq!(parse_user("@bob:other", &own).unwrap().as_str(), "@bob:other");
         assert!(parse_user("@bad", &own).is_err());
         assert!(parse_user("b o b", &own).is_err());
     }

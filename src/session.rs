@@ -109,10 +109,7 @@ impl fmt::Debug for SessionFile {
 impl SessionFile {
     pub(crate) fn matrix_session(&self) -> MatrixSession {
         MatrixSession {
-            meta: SessionMeta {
-                user_id: self.user_id.clone(),
-                device_id: self.device_id.clone(),
-            },
+            meta: SessionMeta { user_id: self.user_id.clone(), device_id: self.device_id.clone() },
             tokens: SessionTokens {
                 access_token: self.access_token.clone(),
                 refresh_token: self.refresh_token.clone(),
@@ -126,42 +123,23 @@ pub(crate) enum SessionError {
     #[error("no session in profile directory {0}")]
     Missing(PathBuf),
     #[error("the session file {path} is damaged: {source}")]
-    Corrupt {
-        path: PathBuf,
-        source: serde_json::Error,
-    },
+    Corrupt { path: PathBuf, source: serde_json::Error },
     #[error("could not read or write {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
 }
 
 /// Reads `session.json`, tightening its permissions first if needed.
 /// `warn` receives a message for each permission that had to be fixed.
-pub(crate) fn load(
-    paths: &ProfilePaths,
-    warn: &mut dyn FnMut(String),
-) -> Result<SessionFile, SessionError> {
+pub(crate) fn load(paths: &ProfilePaths, warn: &mut dyn FnMut(String)) -> Result<SessionFile, SessionError> {
     let path = &paths.session_file;
     let text = match fs::read_to_string(path) {
         Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(SessionError::Missing(paths.dir.clone()))
-        }
-        Err(source) => {
-            return Err(SessionError::Io {
-                path: path.clone(),
-                source,
-            })
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(SessionError::Missing(paths.dir.clone())),
+        Err(source) => return Err(SessionError::Io { path: path.clone(), source }),
     };
     tighten(&paths.dir, 0o700, warn);
     tighten(path, 0o600, warn);
-    serde_json::from_str(&text).map_err(|source| SessionError::Corrupt {
-        path: path.clone(),
-        source,
-    })
+    serde_json::from_str(&text).map_err(|source| SessionError::Corrupt { path: path.clone(), source })
 }
 
 pub(crate) fn save(paths: &ProfilePaths, session: &SessionFile) -> Result<(), SessionError> {
@@ -175,38 +153,21 @@ pub(crate) fn ensure_dir(dir: &Path) -> Result<(), SessionError> {
         .recursive(true)
         .mode(0o700)
         .create(dir)
-        .map_err(|source| SessionError::Io {
-            path: dir.to_owned(),
-            source,
-        })?;
+        .map_err(|source| SessionError::Io { path: dir.to_owned(), source })?;
     // `recursive` leaves an existing directory's mode alone.
-    fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(|source| SessionError::Io {
-        path: dir.to_owned(),
-        source,
-    })
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+        .map_err(|source| SessionError::Io { path: dir.to_owned(), source })
 }
 
 /// Writes a 0600 file atomically: a crash leaves the old file or the new one.
 pub(crate) fn write_secret(path: &Path, bytes: &[u8]) -> Result<(), SessionError> {
-    let io_err = |source| SessionError::Io {
-        path: path.to_owned(),
-        source,
-    };
-    let dir = path
-        .parent()
-        .expect("secret files live in a profile directory");
+    let io_err = |source| SessionError::Io { path: path.to_owned(), source };
+    let dir = path.parent().expect("secret files live in a profile directory");
     ensure_dir(dir)?;
     let tmp = path.with_extension("tmp");
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(io_err)?;
-    file.write_all(bytes)
-        .and_then(|()| file.sync_all())
-        .map_err(io_err)?;
+    let mut file =
+        fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp).map_err(io_err)?;
+    file.write_all(bytes).and_then(|()| file.sync_all()).map_err(io_err)?;
     fs::rename(&tmp, path).map_err(io_err)
 }
 
@@ -242,18 +203,13 @@ pub(crate) fn read_key_file(
     match fs::read_to_string(path) {
         Ok(text) => {
             tighten(path, 0o600, warn);
-            key_from_hex(&text)
-                .map(Some)
-                .ok_or_else(|| SessionError::Corrupt {
-                    path: path.clone(),
-                    source: serde::de::Error::custom("expected 64 hex digits"),
-                })
+            key_from_hex(&text).map(Some).ok_or_else(|| SessionError::Corrupt {
+                path: path.clone(),
+                source: serde::de::Error::custom("expected 64 hex digits"),
+            })
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(SessionError::Io {
-            path: path.clone(),
-            source,
-        }),
+        Err(source) => Err(SessionError::Io { path: path.clone(), source }),
     }
 }
 
@@ -262,10 +218,9 @@ fn tighten(path: &Path, mode: u32, warn: &mut dyn FnMut(String)) {
     let current = meta.permissions().mode() & 0o777;
     if current & !mode != 0 {
         match fs::set_permissions(path, fs::Permissions::from_mode(mode)) {
-            Ok(()) => warn(format!(
-                "{} had permissions {current:o}; changed to {mode:o} (it holds secrets)",
-                path.display()
-            )),
+            Ok(()) => {
+                warn(format!("{} had permissions {current:o}; changed to {mode:o} (it holds secrets)", path.display()))
+            }
             Err(e) => warn(format!(
                 "{} has permissions {current:o} and could not be changed to {mode:o}: {e}",
                 path.display()

@@ -45,10 +45,7 @@ impl Settings {
 }
 
 fn secret_env(name: &str) -> Option<Secret> {
-    std::env::var(name)
-        .ok()
-        .filter(|v| !v.is_empty())
-        .map(Secret)
+    std::env::var(name).ok().filter(|v| !v.is_empty()).map(Secret)
 }
 
 fn absolute(p: PathBuf) -> PathBuf {
@@ -60,9 +57,7 @@ pub(crate) fn validate_profile(name: &str) -> Result<(), CliError> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && !name.starts_with('.')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
     if ok {
         Ok(())
     } else {

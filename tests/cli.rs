@@ -26,10 +26,7 @@ fn every_test_file_is_wired_in() {
         if path.extension().is_some_and(|e| e == "rs") {
             let stem = path.file_stem().unwrap().to_str().unwrap();
             if stem != "cli" {
-                assert!(
-                    this.contains(&format!("mod {stem};")),
-                    "tests/{stem}.rs is not declared in tests/cli.rs"
-                );
+                assert!(this.contains(&format!("mod {stem};")), "tests/{stem}.rs is not declared in tests/cli.rs");
             }
         }
     }

@@ -6,25 +6,12 @@ use serde_json::Value;
 use crate::common::{api, enc, register, TestEnv};
 
 fn encryption_state(env: &TestEnv, profile: &str, room: &str) -> (u16, Value) {
-    api(
-        "GET",
-        &env.token(profile),
-        &format!(
-            "/_matrix/client/v3/rooms/{}/state/m.room.encryption/",
-            enc(room)
-        ),
-        None,
-    )
+    api("GET", &env.token(profile), &format!("/_matrix/client/v3/rooms/{}/state/m.room.encryption/", enc(room)), None)
 }
 
 /// The event id of the room's current m.room.encryption, from the full state.
 fn encryption_event_id(env: &TestEnv, room: &str) -> Option<String> {
-    let (_, state) = api(
-        "GET",
-        &env.token("alice"),
-        &format!("/_matrix/client/v3/rooms/{}/state", enc(room)),
-        None,
-    );
+    let (_, state) = api("GET", &env.token("alice"), &format!("/_matrix/client/v3/rooms/{}/state", enc(room)), None);
     state
         .as_array()?
         .iter()
@@ -38,13 +25,8 @@ fn encrypt_enables_with_settings_and_refuses_silent_changes() {
     let (alice, bob) = (register("alice"), register("bob"));
     env.login("alice", &alice);
     env.login("bob", &bob);
-    let room = env
-        .run(
-            "alice",
-            &["--json", "room", "create", "--invite", &bob.user_id],
-        )
-        .success()
-        .records("room")[0]["room_id"]
+    let room = env.run("alice", &["--json", "room", "create", "--invite", &bob.user_id]).success().records("room")[0]
+        ["room_id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -53,18 +35,7 @@ fn encrypt_enables_with_settings_and_refuses_silent_changes() {
 
     // R1, R2: the event, with the algorithm and both settings.
     let rec = env
-        .run(
-            "alice",
-            &[
-                "--json",
-                "encrypt",
-                &room,
-                "--rotation-msgs",
-                "7",
-                "--rotation-ms",
-                "90000",
-            ],
-        )
+        .run("alice", &["--json", "encrypt", &room, "--rotation-msgs", "7", "--rotation-ms", "90000"])
         .success()
         .records("encryption");
     assert_eq!(rec[0]["changed"], true);
@@ -76,31 +47,14 @@ fn encrypt_enables_with_settings_and_refuses_silent_changes() {
     let event_id = encryption_event_id(&env, &room).unwrap();
 
     // Messages are now encrypted and bob reads them.
-    let sent = env
-        .run("alice", &["--json", "send", &room, "now secret"])
-        .success()
-        .records("sent");
+    let sent = env.run("alice", &["--json", "send", &room, "now secret"]).success().records("sent");
     assert_eq!(sent[0]["encrypted"], true);
-    let got = env
-        .run("bob", &["--json", "messages", &room])
-        .success()
-        .records("message");
+    let got = env.run("bob", &["--json", "messages", &room]).success().records("message");
     assert_eq!(got.last().unwrap()["body"], "now secret");
 
     // Same settings again: a no-op that says so; nothing sent.
     let same = env
-        .run(
-            "alice",
-            &[
-                "--json",
-                "encrypt",
-                &room,
-                "--rotation-msgs",
-                "7",
-                "--rotation-ms",
-                "90000",
-            ],
-        )
+        .run("alice", &["--json", "encrypt", &room, "--rotation-msgs", "7", "--rotation-ms", "90000"])
         .success()
         .records("encryption");
     assert_eq!(same[0]["changed"], false);
@@ -112,8 +66,7 @@ fn encrypt_enables_with_settings_and_refuses_silent_changes() {
         full.extend_from_slice(args);
         let run = env.run("alice", &full).code(5);
         assert!(
-            run.error_lines()[0]
-                .contains("already encrypted with other settings; nothing was sent"),
+            run.error_lines()[0].contains("already encrypted with other settings; nothing was sent"),
             "{}",
             run.stderr
         );
@@ -125,30 +78,16 @@ fn encrypt_enables_with_settings_and_refuses_silent_changes() {
     // With --force the change is made, with a warning when it loosens the
     // limits; encryption stays on with the same algorithm, and the next
     // message starts a session under the new settings.
-    let forced = env
-        .run(
-            "alice",
-            &[
-                "--json",
-                "encrypt",
-                &room,
-                "--rotation-msgs",
-                "500",
-                "--force",
-            ],
-        )
-        .success();
+    let forced = env.run("alice", &["--json", "encrypt", &room, "--rotation-msgs", "500", "--force"]).success();
     assert!(forced.stderr.contains("warning:"), "{}", forced.stderr);
     let (_, content) = encryption_state(&env, "alice", &room);
     assert_eq!(content["algorithm"], "m.megolm.v1.aes-sha2");
     assert_eq!(content["rotation_period_msgs"], 500);
     assert!(content.get("rotation_period_ms").is_none());
-    let next = env
-        .run("alice", &["--json", "send", &room, "after change"])
-        .success()
-        .records("sent");
+    let next = env.run("alice", &["--json", "send", &room, "after change"]).success().records("sent");
     assert_ne!(next[0]["session_id"], sent[0]["session_id"]);
     assert_eq!(next[0]["new_session"], true);
+    assert_eq!(next[0]["rotation"], "settings_changed");
 }
 
 #[test]
@@ -157,10 +96,7 @@ fn room_info_marks_defaults() {
     let alice = register("alice");
     env.login("alice", &alice);
     let room = env.encrypted_room("alice", &[], &[]);
-    let info = &env
-        .run("alice", &["--json", "room", "info", &room])
-        .success()
-        .records("room_info")[0];
+    let info = &env.run("alice", &["--json", "room", "info", &room]).success().records("room_info")[0];
     assert_eq!(info["encrypted"], true);
     assert_eq!(info["algorithm"], "m.megolm.v1.aes-sha2");
     assert_eq!(info["rotation_period_msgs"], 100);
@@ -168,32 +104,19 @@ fn room_info_marks_defaults() {
     assert_eq!(info["rotation_period_ms"], 604800000);
     assert_eq!(info["rotation_period_ms_is_default"], true);
     let human = env.run("alice", &["room", "info", &room]).success();
-    assert!(
-        human.stdout.contains("rotation_period_msgs 100  (default)"),
-        "{}",
-        human.stdout
-    );
+    assert!(human.stdout.contains("rotation_period_msgs 100  (default)"), "{}", human.stdout);
 
     let custom = env.encrypted_room("alice", &[], &["--rotation-msgs", "3"]);
-    let info = &env
-        .run("alice", &["--json", "room", "info", &custom])
-        .success()
-        .records("room_info")[0];
+    let info = &env.run("alice", &["--json", "room", "info", &custom]).success().records("room_info")[0];
     assert_eq!(info["rotation_period_msgs"], 3);
     assert_eq!(info["rotation_period_msgs_is_default"], false);
     assert_eq!(info["rotation_period_ms_is_default"], true);
 
-    let plain = env
-        .run("alice", &["--json", "room", "create"])
-        .success()
-        .records("room")[0]["room_id"]
+    let plain = env.run("alice", &["--json", "room", "create"]).success().records("room")[0]["room_id"]
         .as_str()
         .unwrap()
         .to_owned();
-    let info = &env
-        .run("alice", &["--json", "room", "info", &plain])
-        .success()
-        .records("room_info")[0];
+    let info = &env.run("alice", &["--json", "room", "info", &plain]).success().records("room_info")[0];
     assert_eq!(info["encrypted"], false);
     assert!(info.get("rotation_period_msgs").is_none());
 }

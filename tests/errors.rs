@@ -9,66 +9,29 @@ use crate::common::{register, run_in_pty, synapse, TestEnv};
 fn unreachable_homeserver_fails_with_1_quickly() {
     let env = TestEnv::new();
     // A port nothing listens on.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let start = Instant::now();
     let run = env
         .run_stdin(
             "x",
-            &[
-                "login",
-                "--homeserver",
-                &format!("http://127.0.0.1:{port}"),
-                "--user",
-                "nobody",
-                "--password-stdin",
-            ],
+            &["login", "--homeserver", &format!("http://127.0.0.1:{port}"), "--user", "nobody", "--password-stdin"],
             b"pw\n",
         )
         .code(1);
-    assert!(
-        start.elapsed() < Duration::from_secs(30),
-        "took {:?}",
-        start.elapsed()
-    );
-    assert_eq!(
-        run.error_lines(),
-        vec!["error: could not connect to the homeserver"],
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.stderr.contains("hint: is the homeserver running"),
-        "{}",
-        run.stderr
-    );
+    assert!(start.elapsed() < Duration::from_secs(30), "took {:?}", start.elapsed());
+    assert_eq!(run.error_lines(), vec!["error: could not connect to the homeserver"], "{}", run.stderr);
+    assert!(run.stderr.contains("hint: is the homeserver running"), "{}", run.stderr);
     assert!(!env.profile_dir("x").join("session.json").exists());
 }
 
 #[test]
 fn no_session_exits_4() {
     let env = TestEnv::new();
-    for args in [
-        &["whoami"][..],
-        &["sync"],
-        &["send", "!abc:localhost", "hi"],
-        &["room", "list"],
-    ] {
+    for args in [&["whoami"][..], &["sync"], &["send", "!abc:localhost", "hi"], &["room", "list"]] {
         let run = env.run("nobody", args).code(4);
         assert_eq!(run.error_lines().len(), 1, "{args:?}: {}", run.stderr);
-        assert!(
-            run.error_lines()[0].starts_with("error: not logged in"),
-            "{}",
-            run.stderr
-        );
-        assert!(
-            run.stderr.contains("hint: run `ratchet login"),
-            "{}",
-            run.stderr
-        );
+        assert!(run.error_lines()[0].starts_with("error: not logged in"), "{}", run.stderr);
+        assert!(run.stderr.contains("hint: run `ratchet login"), "{}", run.stderr);
     }
 }
 
@@ -79,22 +42,10 @@ fn unknown_room_exits_1() {
     env.login("alice", &alice);
     let run = env.run("alice", &["send", "!doesnotexist", "hi"]).code(1);
     assert_eq!(run.error_lines(), vec!["error: unknown room !doesnotexist"]);
-    let run = env
-        .run("alice", &["messages", "!doesnotexist:localhost"])
-        .code(1);
-    assert_eq!(
-        run.error_lines(),
-        vec!["error: unknown room !doesnotexist:localhost"]
-    );
-    let run = env
-        .run("alice", &["send", "#nowhere:localhost", "hi"])
-        .code(1);
-    assert_eq!(
-        run.error_lines(),
-        vec!["error: could not resolve the alias #nowhere:localhost"],
-        "{}",
-        run.stderr
-    );
+    let run = env.run("alice", &["messages", "!doesnotexist:localhost"]).code(1);
+    assert_eq!(run.error_lines(), vec!["error: unknown room !doesnotexist:localhost"]);
+    let run = env.run("alice", &["send", "#nowhere:localhost", "hi"]).code(1);
+    assert_eq!(run.error_lines(), vec!["error: could not resolve the alias #nowhere:localhost"], "{}", run.stderr);
 }
 
 #[test]
@@ -107,15 +58,9 @@ fn send_without_text_on_a_terminal_is_a_usage_error() {
     let (code, shown) = run_in_pty(&env, "alice", &["send", &room]);
     assert_eq!(code, 2, "{shown}");
     assert!(shown.contains("error: no message given"), "{shown}");
-    assert!(
-        started.elapsed() < Duration::from_secs(30),
-        "must not wait for input"
-    );
+    assert!(started.elapsed() < Duration::from_secs(30), "must not wait for input");
     // Nothing was sent.
-    let msgs = env
-        .run("alice", &["--json", "messages", &room])
-        .success()
-        .records("message");
+    let msgs = env.run("alice", &["--json", "messages", &room]).success().records("message");
     assert!(msgs.is_empty());
 }
 
@@ -123,27 +68,12 @@ fn send_without_text_on_a_terminal_is_a_usage_error() {
 fn malformed_arguments_are_usage_errors() {
     let env = TestEnv::new();
     for (args, needle) in [
-        (
-            &["send", "room-without-sigil", "hi"][..],
-            "is not a room id or alias",
-        ),
-        (
-            &["send", "#noserver", "hi"],
-            "is not a valid room id or alias",
-        ),
-        (
-            &["login", "--homeserver", "localhost:8008", "--user", "u"],
-            "did you mean https://localhost:8008",
-        ),
-        (
-            &["login", "--homeserver", "ftp://x", "--user", "u"],
-            "use http or https",
-        ),
+        (&["send", "room-without-sigil", "hi"][..], "is not a room id or alias"),
+        (&["send", "#noserver", "hi"], "is not a valid room id or alias"),
+        (&["login", "--homeserver", "localhost:8008", "--user", "u"], "did you mean https://localhost:8008"),
+        (&["login", "--homeserver", "ftp://x", "--user", "u"], "use http or https"),
         (&["room", "create", "--rotation-msgs", "3"], "--encrypted"),
-        (
-            &["room", "create", "--encrypted", "--rotation-msgs", "0"],
-            "at least 1",
-        ),
+        (&["room", "create", "--encrypted", "--rotation-msgs", "0"], "at least 1"),
         (&["messages", "!a:b", "--limit", "5000"], "5000"),
         (&["--profile", "../evil", "whoami"], "invalid profile name"),
         (&["--timeout", "0", "whoami"], "at least 1 second"),
@@ -151,11 +81,7 @@ fn malformed_arguments_are_usage_errors() {
     ] {
         let run = env.run("p", args);
         assert_eq!(run.code, 2, "{args:?}: {}", run.stderr);
-        assert!(
-            run.stderr.contains(needle),
-            "{args:?}: expected {needle:?} in\n{}",
-            run.stderr
-        );
+        assert!(run.stderr.contains(needle), "{args:?}: expected {needle:?} in\n{}", run.stderr);
         assert!(run.stdout.is_empty());
     }
 }
@@ -163,16 +89,8 @@ fn malformed_arguments_are_usage_errors() {
 #[test]
 fn login_without_a_password_source_does_not_prompt_off_a_terminal() {
     let env = TestEnv::new();
-    let run = env
-        .run(
-            "p",
-            &["login", "--homeserver", &synapse().url, "--user", "someone"],
-        )
-        .code(2);
-    assert_eq!(
-        run.error_lines(),
-        vec!["error: no password given and no terminal to ask on"]
-    );
+    let run = env.run("p", &["login", "--homeserver", &synapse().url, "--user", "someone"]).code(2);
+    assert_eq!(run.error_lines(), vec!["error: no password given and no terminal to ask on"]);
     assert!(run.stderr.contains("--password-stdin"), "{}", run.stderr);
 }
 
@@ -181,12 +99,8 @@ fn json_errors_are_one_line_on_stderr_and_stdout_stays_clean() {
     let env = TestEnv::new();
     let run = env.run("nobody", &["--json", "whoami"]).code(4);
     assert!(run.stdout.is_empty());
-    let json_lines: Vec<serde_json::Value> = run
-        .stderr
-        .lines()
-        .filter(|l| l.starts_with('{'))
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let json_lines: Vec<serde_json::Value> =
+        run.stderr.lines().filter(|l| l.starts_with('{')).map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(json_lines.len(), 1, "{}", run.stderr);
     let e = &json_lines[0];
     assert_eq!(e["type"], "error");

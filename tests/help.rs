@@ -29,15 +29,8 @@ fn every_command_has_help() {
         let mut args = cmd.to_vec();
         args.push("--help");
         let run = env.run("p", &args).success();
-        assert!(
-            run.stdout.contains("Usage: ratchet"),
-            "{cmd:?}: {}",
-            run.stdout
-        );
-        assert!(
-            run.stdout.contains("Global options:") || cmd.is_empty(),
-            "{cmd:?}"
-        );
+        assert!(run.stdout.contains("Usage: ratchet"), "{cmd:?}: {}", run.stdout);
+        assert!(run.stdout.contains("Global options:") || cmd.is_empty(), "{cmd:?}");
         assert!(run.stderr.is_empty(), "{cmd:?}: {}", run.stderr);
     }
     for cmd in [
@@ -53,11 +46,7 @@ fn every_command_has_help() {
         let mut args = cmd.to_vec();
         args.push("--help");
         let run = env.run("p", &args).success();
-        assert!(
-            run.stdout.contains("Examples:"),
-            "{cmd:?} --help has examples:\n{}",
-            run.stdout
-        );
+        assert!(run.stdout.contains("Examples:"), "{cmd:?} --help has examples:\n{}", run.stdout);
     }
     // No profile data was created by asking for help.
     assert!(!env.data_dir().exists());

@@ -34,15 +34,9 @@ fn nio_decrypts_ratchet_and_ratchet_decrypts_nio() {
     }
 
     let from_nio = nio.send(&env, &room, &["hello from nio", "and another"]);
-    let mine = env
-        .run("alice", &["--json", "messages", &room])
-        .success()
-        .records("message");
+    let mine = env.run("alice", &["--json", "messages", &room]).success().records("message");
     for record in &from_nio {
-        let m = mine
-            .iter()
-            .find(|m| m["event_id"] == record["event_id"])
-            .expect("ratchet shows nio's message");
+        let m = mine.iter().find(|m| m["event_id"] == record["event_id"]).expect("ratchet shows nio's message");
         assert_eq!(m["body"], record["body"]);
         assert_eq!(m["encrypted"], true);
         assert_eq!(m["sender"], nina.user_id.as_str());

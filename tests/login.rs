@@ -25,10 +25,7 @@ fn login_then_every_later_run_reuses_the_same_device() {
     assert_eq!(mode(&dir.join("store")), 0o700);
 
     for _ in 0..2 {
-        let who = env
-            .run("alice", &["--json", "whoami"])
-            .success()
-            .records("whoami");
+        let who = env.run("alice", &["--json", "whoami"]).success().records("whoami");
         assert_eq!(who[0]["device_id"], device_id.as_str());
         assert_eq!(who[0]["curve25519"], login["curve25519"]);
         assert_eq!(who[0]["ed25519"], login["ed25519"]);
@@ -36,19 +33,10 @@ fn login_then_every_later_run_reuses_the_same_device() {
     }
 
     // The server knows exactly one device for alice: the one from login.
-    let (status, devices) = api(
-        "GET",
-        &env.token("alice"),
-        "/_matrix/client/v3/devices",
-        None,
-    );
+    let (status, devices) = api("GET", &env.token("alice"), "/_matrix/client/v3/devices", None);
     assert_eq!(status, 200);
-    let ids: Vec<&str> = devices["devices"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["device_id"].as_str().unwrap())
-        .collect();
+    let ids: Vec<&str> =
+        devices["devices"].as_array().unwrap().iter().map(|d| d["device_id"].as_str().unwrap()).collect();
     assert_eq!(ids, vec![device_id.as_str()]);
 
     // And it published our identity key: the keys ratchet printed are the
@@ -69,17 +57,7 @@ fn store_key_is_never_on_disk_with_env_passphrase() {
     let bob = register("bob");
     env.set_env("RATCHET_STORE_PASSPHRASE", "correct horse battery staple");
     env.set_env("RATCHET_PASSWORD", &bob.password);
-    env.run(
-        "bob",
-        &[
-            "login",
-            "--homeserver",
-            &synapse().url,
-            "--user",
-            &bob.localpart,
-        ],
-    )
-    .success();
+    env.run("bob", &["login", "--homeserver", &synapse().url, "--user", &bob.localpart]).success();
     assert!(!env.profile_dir("bob").join("store.key").exists());
     env.run("bob", &["whoami"]).success();
 
@@ -87,22 +65,13 @@ fn store_key_is_never_on_disk_with_env_passphrase() {
     let mut cmd = env.command("bob", &["whoami"]);
     cmd.env_remove("RATCHET_STORE_PASSPHRASE");
     let run = env.run_with(cmd, None).code(2);
-    assert!(
-        run.stderr.contains("RATCHET_STORE_PASSPHRASE"),
-        "{}",
-        run.stderr
-    );
+    assert!(run.stderr.contains("RATCHET_STORE_PASSPHRASE"), "{}", run.stderr);
 
     // With a wrong one: the store refuses to open.
     let mut cmd = env.command("bob", &["whoami"]);
     cmd.env("RATCHET_STORE_PASSPHRASE", "wrong");
     let run = env.run_with(cmd, None).code(1);
-    assert_eq!(
-        run.error_lines(),
-        vec!["error: could not open the encrypted store"],
-        "{}",
-        run.stderr
-    );
+    assert_eq!(run.error_lines(), vec!["error: could not open the encrypted store"], "{}", run.stderr);
 }
 
 #[test]
@@ -112,21 +81,11 @@ fn wrong_password_exits_4_and_leaves_nothing_behind() {
     let run = env
         .run_stdin(
             "carol",
-            &[
-                "login",
-                "--homeserver",
-                &synapse().url,
-                "--user",
-                &carol.localpart,
-                "--password-stdin",
-            ],
+            &["login", "--homeserver", &synapse().url, "--user", &carol.localpart, "--password-stdin"],
             b"not-the-password\n",
         )
         .code(4);
-    assert_eq!(
-        run.error_lines(),
-        vec!["error: wrong user name or password"]
-    );
+    assert_eq!(run.error_lines(), vec!["error: wrong user name or password"]);
     assert!(run.stdout.is_empty());
     let dir = env.profile_dir("carol");
     assert!(!dir.join("session.json").exists());
@@ -144,22 +103,11 @@ fn a_second_login_on_one_profile_is_refused() {
     let run = env
         .run_stdin(
             "p",
-            &[
-                "login",
-                "--homeserver",
-                &synapse().url,
-                "--user",
-                &dave.localpart,
-                "--password-stdin",
-            ],
+            &["login", "--homeserver", &synapse().url, "--user", &dave.localpart, "--password-stdin"],
             b"x\n",
         )
         .code(1);
-    assert!(
-        run.stderr.contains("already logged in as"),
-        "{}",
-        run.stderr
-    );
+    assert!(run.stderr.contains("already logged in as"), "{}", run.stderr);
     assert!(run.stderr.contains("ratchet logout"), "{}", run.stderr);
 }
 
@@ -171,11 +119,7 @@ fn missing_store_refuses_to_restore() {
     std::fs::remove_dir_all(env.profile_dir("erin").join("store")).unwrap();
     let run = env.run("erin", &["whoami"]).code(4);
     assert_eq!(run.error_lines().len(), 1);
-    assert!(
-        run.error_lines()[0].contains("encrypted store for this session is missing"),
-        "{}",
-        run.stderr
-    );
+    assert!(run.error_lines()[0].contains("encrypted store for this session is missing"), "{}", run.stderr);
     // Refusing must not have created a fresh (wrong) Olm account.
     assert!(!env.profile_dir("erin").join("store").exists());
 }
@@ -192,11 +136,7 @@ fn store_of_another_device_is_refused() {
     std::fs::rename(two.join("store"), one.join("store")).unwrap();
     std::fs::copy(two.join("store.key"), one.join("store.key")).unwrap();
     let run = env.run("one", &["whoami"]).code(4);
-    assert!(
-        run.stderr.contains("belongs to a different device"),
-        "{}",
-        run.stderr
-    );
+    assert!(run.stderr.contains("belongs to a different device"), "{}", run.stderr);
 }
 
 #[test]
@@ -219,19 +159,10 @@ fn logout_ends_the_session_and_removes_local_data() {
     let run = env.run("hank", &["--json", "logout"]).success();
     let rec = &run.records("logout")[0];
     assert_eq!(rec["server_logout"], true);
-    let removed: Vec<&str> = rec["removed"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap())
-        .collect();
+    let removed: Vec<&str> = rec["removed"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
     assert_eq!(removed.len(), 3, "{removed:?}");
     let dir = env.profile_dir("hank");
-    assert!(
-        !dir.join("session.json").exists()
-            && !dir.join("store").exists()
-            && !dir.join("store.key").exists()
-    );
+    assert!(!dir.join("session.json").exists() && !dir.join("store").exists() && !dir.join("store.key").exists());
     // The token is dead on the server.
     let (status, _) = api("GET", &token, "/_matrix/client/v3/account/whoami", None);
     assert_eq!(status, 401);

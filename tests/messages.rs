@@ -12,17 +12,10 @@ fn events_from_before_joining_are_reported_undecryptable() {
     let room = env.encrypted_room("alice", &[], &[]);
     // Sent while bob is not in the room: alice's session key reaches him only
     // when she next sends, and then from the index after this message.
-    let early = env
-        .run("alice", &["--json", "send", &room, "before bob"])
-        .success()
-        .records("sent");
-    env.run("alice", &["room", "invite", &room, &bob.user_id])
-        .success();
+    let early = env.run("alice", &["--json", "send", &room, "before bob"]).success().records("sent");
+    env.run("alice", &["room", "invite", &room, &bob.user_id]).success();
     env.run("bob", &["room", "join", &room]).success();
-    let late = env
-        .run("alice", &["--json", "send", &room, "after bob"])
-        .success()
-        .records("sent");
+    let late = env.run("alice", &["--json", "send", &room, "after bob"]).success().records("sent");
 
     let run = env.run("bob", &["--json", "messages", &room]).code(3);
     let utd = run.records("utd");
@@ -39,20 +32,11 @@ fn events_from_before_joining_are_reported_undecryptable() {
     assert_eq!(msgs.len(), 1);
     assert_eq!(msgs[0]["event_id"], late[0]["event_id"]);
     assert_eq!(msgs[0]["body"], "after bob");
-    assert_eq!(
-        run.error_lines(),
-        vec!["error: 1 of 2 messages could not be decrypted"]
-    );
+    assert_eq!(run.error_lines(), vec!["error: 1 of 2 messages could not be decrypted"]);
 
     // Human output names the failure too.
     let human = env.run("bob", &["messages", &room]).code(3);
-    assert!(
-        human
-            .stdout
-            .contains("** unable to decrypt: unknown_megolm_message_index"),
-        "{}",
-        human.stdout
-    );
+    assert!(human.stdout.contains("** unable to decrypt: unknown_megolm_message_index"), "{}", human.stdout);
 }
 
 #[test]
@@ -62,26 +46,11 @@ fn limit_and_all() {
     env.login("alice", &alice);
     let room = env.encrypted_room("alice", &[], &[]);
     env.run("alice", &["send", &room, "a", "b", "c"]).success();
-    let last_two = env
-        .run("alice", &["--json", "messages", &room, "--limit", "2"])
-        .success()
-        .records("message");
-    let bodies: Vec<&str> = last_two
-        .iter()
-        .map(|m| m["body"].as_str().unwrap())
-        .collect();
+    let last_two = env.run("alice", &["--json", "messages", &room, "--limit", "2"]).success().records("message");
+    let bodies: Vec<&str> = last_two.iter().map(|m| m["body"].as_str().unwrap()).collect();
     assert_eq!(bodies, vec!["b", "c"]);
-    let all = env
-        .run("alice", &["--json", "messages", &room, "--all"])
-        .success();
+    let all = env.run("alice", &["--json", "messages", &room, "--all"]).success();
     let events = all.records("event");
-    assert!(
-        events
-            .iter()
-            .any(|e| e["event_type"] == "m.room.encryption"),
-        "{}",
-        all.stdout
-    );
-    env.run("alice", &["messages", &room, "--limit", "0"])
-        .code(2);
+    assert!(events.iter().any(|e| e["event_type"] == "m.room.encryption"), "{}", all.stdout);
+    env.run("alice", &["messages", &room, "--limit", "0"]).code(2);
 }

@@ -14,56 +14,29 @@ fn create_invite_join_by_alias_list_and_leave() {
     env.login("carol", &carol);
 
     let run = env
-        .run(
-            "alice",
-            &[
-                "--json",
-                "room",
-                "create",
-                "--name",
-                "ops",
-                "--encrypted",
-                "--invite",
-                &bob.user_id,
-            ],
-        )
+        .run("alice", &["--json", "room", "create", "--name", "ops", "--encrypted", "--invite", &bob.user_id])
         .success();
     let room = &run.records("room")[0];
     let room_id = room["room_id"].as_str().unwrap().to_owned();
     assert_eq!(room["encrypted"], true);
     assert_eq!(room["name"], "ops");
     // Synapse 1.163 makes room version 12 rooms: no `:server` in the id.
-    assert!(
-        !room_id.contains(':'),
-        "expected a v12 room id, got {room_id}"
-    );
+    assert!(!room_id.contains(':'), "expected a v12 room id, got {room_id}");
 
     // The server really holds m.room.encryption with the Megolm algorithm (R1).
     let (status, state) = api(
         "GET",
         &env.token("alice"),
-        &format!(
-            "/_matrix/client/v3/rooms/{}/state/m.room.encryption/",
-            enc(&room_id)
-        ),
+        &format!("/_matrix/client/v3/rooms/{}/state/m.room.encryption/", enc(&room_id)),
         None,
     );
     assert_eq!(status, 200);
     assert_eq!(state["algorithm"], "m.megolm.v1.aes-sha2");
 
     // Bob sees the invite in a sync and joins by id.
-    let invites = env
-        .run("bob", &["--json", "sync"])
-        .success()
-        .records("invite");
-    assert!(
-        invites.iter().any(|r| r["room_id"] == room_id.as_str()),
-        "{invites:?}"
-    );
-    let joined = env
-        .run("bob", &["--json", "room", "join", &room_id])
-        .success()
-        .records("room");
+    let invites = env.run("bob", &["--json", "sync"]).success().records("invite");
+    assert!(invites.iter().any(|r| r["room_id"] == room_id.as_str()), "{invites:?}");
+    let joined = env.run("bob", &["--json", "room", "join", &room_id]).success().records("room");
     assert_eq!(joined[0]["state"], "joined");
     assert_eq!(joined[0]["encrypted"], true);
 
@@ -76,50 +49,19 @@ fn create_invite_join_by_alias_list_and_leave() {
         Some(json!({"room_id": room_id})),
     );
     assert_eq!(status, 200);
-    let invited = env
-        .run(
-            "alice",
-            &["--json", "room", "invite", &alias, &carol.user_id],
-        )
-        .success()
-        .records("invited");
+    let invited = env.run("alice", &["--json", "room", "invite", &alias, &carol.user_id]).success().records("invited");
     assert_eq!(invited[0]["user_id"], carol.user_id.as_str());
-    let joined = env
-        .run("carol", &["--json", "room", "join", &alias])
-        .success()
-        .records("room");
+    let joined = env.run("carol", &["--json", "room", "join", &alias]).success().records("room");
     assert_eq!(joined[0]["room_id"], room_id.as_str());
 
-    let listed = env
-        .run("carol", &["--json", "room", "list"])
-        .success()
-        .records("room");
-    assert!(
-        listed
-            .iter()
-            .any(|r| r["room_id"] == room_id.as_str() && r["state"] == "joined"),
-        "{listed:?}"
-    );
+    let listed = env.run("carol", &["--json", "room", "list"]).success().records("room");
+    assert!(listed.iter().any(|r| r["room_id"] == room_id.as_str() && r["state"] == "joined"), "{listed:?}");
 
-    env.run("carol", &["--json", "room", "leave", &room_id])
-        .success();
-    let listed = env
-        .run("carol", &["--json", "room", "list"])
-        .success()
-        .records("room");
-    assert!(
-        !listed.iter().any(|r| r["room_id"] == room_id.as_str()),
-        "{listed:?}"
-    );
-    let all = env
-        .run("carol", &["--json", "room", "list", "--all"])
-        .success()
-        .records("room");
-    assert!(
-        all.iter()
-            .any(|r| r["room_id"] == room_id.as_str() && r["state"] == "left"),
-        "{all:?}"
-    );
+    env.run("carol", &["--json", "room", "leave", &room_id]).success();
+    let listed = env.run("carol", &["--json", "room", "list"]).success().records("room");
+    assert!(!listed.iter().any(|r| r["room_id"] == room_id.as_str()), "{listed:?}");
+    let all = env.run("carol", &["--json", "room", "list", "--all"]).success().records("room");
+    assert!(all.iter().any(|r| r["room_id"] == room_id.as_str() && r["state"] == "left"), "{all:?}");
 }
 
 #[test]
@@ -141,14 +83,8 @@ fn room_ids_with_a_server_part_work_too() {
     let room_id = created["room_id"].as_str().unwrap().to_owned();
     assert!(room_id.ends_with(":localhost"), "{room_id}");
     env.run("bob", &["room", "join", &room_id]).success();
-    let sent = env
-        .run("alice", &["--json", "send", &room_id, "v11 hello"])
-        .success()
-        .records("sent");
+    let sent = env.run("alice", &["--json", "send", &room_id, "v11 hello"]).success().records("sent");
     assert_eq!(sent[0]["encrypted"], true);
-    let msgs = env
-        .run("bob", &["--json", "messages", &room_id])
-        .success()
-        .records("message");
+    let msgs = env.run("bob", &["--json", "messages", &room_id]).success().records("message");
     assert_eq!(msgs.last().unwrap()["body"], "v11 hello");
 }

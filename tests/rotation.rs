@@ -23,11 +23,7 @@ fn rotation_by_count_is_exact_within_and_across_processes() {
     env.login("alice", &alice);
     env.login("bob", &bob);
     let nio = NioPeer::login(&env, &nina);
-    let room = env.encrypted_room(
-        "alice",
-        &[("bob", &bob)],
-        &["--rotation-msgs", "3", "--invite", &nina.user_id],
-    );
+    let room = env.encrypted_room("alice", &[("bob", &bob)], &["--rotation-msgs", "3", "--invite", &nina.user_id]);
     nio.join(&env, &room);
 
     let texts: Vec<String> = (1..=15).map(|i| format!("m{i}")).collect();
@@ -41,15 +37,9 @@ fn rotation_by_count_is_exact_within_and_across_processes() {
 
     // Sessions of exactly three messages: indexes 0, 1, 2, and the first of
     // each new session says why.
-    let indexes: Vec<u64> = sent
-        .iter()
-        .map(|r| r["message_index"].as_u64().unwrap())
-        .collect();
+    let indexes: Vec<u64> = sent.iter().map(|r| r["message_index"].as_u64().unwrap()).collect();
     assert_eq!(indexes, [0, 1, 2].repeat(5));
-    let sessions: Vec<&str> = sent
-        .iter()
-        .map(|r| r["session_id"].as_str().unwrap())
-        .collect();
+    let sessions: Vec<&str> = sent.iter().map(|r| r["session_id"].as_str().unwrap()).collect();
     assert_eq!(sessions.iter().collect::<BTreeSet<_>>().len(), 5);
     for (i, r) in sent.iter().enumerate() {
         let expected = match i {
@@ -73,17 +63,12 @@ fn rotation_by_count_is_exact_within_and_across_processes() {
         .map(|m| (m["event_id"].as_str().unwrap().to_owned(), m))
         .collect();
     let view = nio.messages(&env, &room).success();
-    let theirs: HashMap<String, Value> = view
-        .records("message")
-        .into_iter()
-        .map(|m| (m["event_id"].as_str().unwrap().to_owned(), m))
-        .collect();
+    let theirs: HashMap<String, Value> =
+        view.records("message").into_iter().map(|m| (m["event_id"].as_str().unwrap().to_owned(), m)).collect();
     for (r, text) in sent.iter().zip(&texts) {
         let id = r["event_id"].as_str().unwrap();
         for (who, got) in [("bob", &ours), ("nio", &theirs)] {
-            let m = got
-                .get(id)
-                .unwrap_or_else(|| panic!("{who} is missing {text}"));
+            let m = got.get(id).unwrap_or_else(|| panic!("{who} is missing {text}"));
             assert_eq!(m["body"], text.as_str(), "{who}");
             assert_eq!(m["session_id"], r["session_id"], "{who}: {text}");
             assert_eq!(m["message_index"], r["message_index"], "{who}: {text}");
@@ -112,10 +97,7 @@ fn rotation_by_age_honours_milliseconds() {
     assert_eq!(late[0]["message_index"], 0);
     assert_eq!(late[0]["rotation"], "age_limit");
 
-    let got = env
-        .run("bob", &["--json", "messages", &room])
-        .success()
-        .records("message");
+    let got = env.run("bob", &["--json", "messages", &room]).success().records("message");
     let bodies: Vec<&str> = got.iter().map(|m| m["body"].as_str().unwrap()).collect();
     assert_eq!(bodies, vec!["early one", "early two", "late"]);
     assert_eq!(got[2]["session_id"], late[0]["session_id"]);

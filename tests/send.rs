@@ -7,10 +7,7 @@ use serde_json::Value;
 use crate::common::{api, enc, register, TestEnv};
 
 fn by_event(records: &[Value]) -> std::collections::HashMap<String, Value> {
-    records
-        .iter()
-        .map(|r| (r["event_id"].as_str().unwrap().to_owned(), r.clone()))
-        .collect()
+    records.iter().map(|r| (r["event_id"].as_str().unwrap().to_owned(), r.clone())).collect()
 }
 
 #[test]
@@ -21,40 +18,14 @@ fn messages_from_arguments_and_stdin_decrypt_at_the_receiver() {
     env.login("bob", &bob);
     let room = env.encrypted_room("alice", &[("bob", &bob)], &[]);
 
-    let mut sent = env
-        .run(
-            "alice",
-            &["--json", "send", &room, "first", "second message"],
-        )
-        .success()
-        .records("sent");
-    let stdin_run = env.run_stdin(
-        "alice",
-        &["--json", "send", &room],
-        b"line one\n\nline two\r\nline three",
-    );
+    let mut sent = env.run("alice", &["--json", "send", &room, "first", "second message"]).success().records("sent");
+    let stdin_run = env.run_stdin("alice", &["--json", "send", &room], b"line one\n\nline two\r\nline three");
     let stdin_run = stdin_run.success();
-    assert!(
-        stdin_run.stderr.contains("line 2 is empty; skipped"),
-        "{}",
-        stdin_run.stderr
-    );
+    assert!(stdin_run.stderr.contains("line 2 is empty; skipped"), "{}", stdin_run.stderr);
     let from_stdin = stdin_run.records("sent");
-    assert_eq!(
-        from_stdin
-            .iter()
-            .map(|r| r["seq"].as_u64().unwrap())
-            .collect::<Vec<_>>(),
-        vec![1, 3, 4]
-    );
+    assert_eq!(from_stdin.iter().map(|r| r["seq"].as_u64().unwrap()).collect::<Vec<_>>(), vec![1, 3, 4]);
     sent.extend(from_stdin);
-    let texts = [
-        "first",
-        "second message",
-        "line one",
-        "line two",
-        "line three",
-    ];
+    let texts = ["first", "second message", "line one", "line two", "line three"];
     assert_eq!(sent.len(), texts.len());
 
     for record in &sent {
@@ -63,11 +34,7 @@ fn messages_from_arguments_and_stdin_decrypt_at_the_receiver() {
         let (status, event) = api(
             "GET",
             &env.token("alice"),
-            &format!(
-                "/_matrix/client/v3/rooms/{}/event/{}",
-                enc(&room),
-                enc(record["event_id"].as_str().unwrap())
-            ),
+            &format!("/_matrix/client/v3/rooms/{}/event/{}", enc(&room), enc(record["event_id"].as_str().unwrap())),
             None,
         );
         assert_eq!(status, 200);
@@ -77,19 +44,12 @@ fn messages_from_arguments_and_stdin_decrypt_at_the_receiver() {
         assert_eq!(event["content"]["session_id"], record["session_id"]);
     }
     // One session, indexes 0.. in order, across the two processes.
-    let indexes: Vec<u64> = sent
-        .iter()
-        .map(|r| r["message_index"].as_u64().unwrap())
-        .collect();
+    let indexes: Vec<u64> = sent.iter().map(|r| r["message_index"].as_u64().unwrap()).collect();
     assert_eq!(indexes, vec![0, 1, 2, 3, 4]);
 
     // Bob decrypts every one; his view of session and index (read from the
     // ciphertext) equals what alice reported.
-    let received = by_event(
-        &env.run("bob", &["--json", "messages", &room])
-            .success()
-            .records("message"),
-    );
+    let received = by_event(&env.run("bob", &["--json", "messages", &room]).success().records("message"));
     for (record, text) in sent.iter().zip(texts) {
         let got = &received[record["event_id"].as_str().unwrap()];
         assert_eq!(got["body"], text);
@@ -105,17 +65,11 @@ fn plaintext_room_says_so() {
     let env = TestEnv::new();
     let alice = register("alice");
     env.login("alice", &alice);
-    let room = env
-        .run("alice", &["--json", "room", "create"])
-        .success()
-        .records("room")[0]["room_id"]
+    let room = env.run("alice", &["--json", "room", "create"]).success().records("room")[0]["room_id"]
         .as_str()
         .unwrap()
         .to_owned();
-    let sent = env
-        .run("alice", &["--json", "send", &room, "in the clear"])
-        .success()
-        .records("sent");
+    let sent = env.run("alice", &["--json", "send", &room, "in the clear"]).success().records("sent");
     assert_eq!(sent[0]["encrypted"], false);
     assert!(sent[0]["session_id"].is_null());
     let human = env.run("alice", &["send", &room, "again"]).success();
@@ -128,18 +82,8 @@ fn invalid_utf8_on_stdin_stops_with_partial_status() {
     let alice = register("alice");
     env.login("alice", &alice);
     let room = env.encrypted_room("alice", &[], &[]);
-    let run = env
-        .run_stdin(
-            "alice",
-            &["--json", "send", &room],
-            b"good line\n\xff\xfe bad\nnever sent\n",
-        )
-        .code(3);
+    let run = env.run_stdin("alice", &["--json", "send", &room], b"good line\n\xff\xfe bad\nnever sent\n").code(3);
     let sent = run.records("sent");
     assert_eq!(sent.len(), 1);
-    assert!(
-        run.stderr.contains("line 2 of stdin is not valid UTF-8"),
-        "{}",
-        run.stderr
-    );
+    assert!(run.stderr.contains("line 2 of stdin is not valid UTF-8"), "{}", run.stderr);
 }

@@ -17,10 +17,7 @@ fn sync_prints_what_arrived_and_then_nothing_new() {
     env.login("bob", &bob);
     let room = env.encrypted_room("alice", &[("bob", &bob)], &[]);
     env.run("bob", &["sync"]).success();
-    let sent = env
-        .run("alice", &["--json", "send", &room, "ping"])
-        .success()
-        .records("sent");
+    let sent = env.run("alice", &["--json", "send", &room, "ping"]).success().records("sent");
 
     let run = env.run("bob", &["--json", "sync"]).success();
     let msgs = run.records("message");
@@ -29,11 +26,7 @@ fn sync_prints_what_arrived_and_then_nothing_new() {
     assert_eq!(msgs[0]["event_id"], sent[0]["event_id"]);
     assert_eq!(msgs[0]["session_id"], sent[0]["session_id"]);
     // The room key came as an Olm-encrypted to-device event.
-    let keys: Vec<Value> = run
-        .records("to_device")
-        .into_iter()
-        .filter(|r| r["event_type"] == "m.room_key")
-        .collect();
+    let keys: Vec<Value> = run.records("to_device").into_iter().filter(|r| r["event_type"] == "m.room_key").collect();
     assert_eq!(keys.len(), 1, "{}", run.stdout);
     assert_eq!(keys[0]["encrypted"], true);
     assert_eq!(keys[0]["session_id"], sent[0]["session_id"]);
@@ -55,12 +48,7 @@ fn follow_streams_and_ctrl_c_exits_0_with_the_store_intact() {
     env.run("bob", &["sync"]).success();
 
     let mut cmd = env.command("bob", &["--json", "sync", "--follow"]);
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
     let mut line = String::new();
     stderr.read_line(&mut line).unwrap();
@@ -85,19 +73,12 @@ fn follow_streams_and_ctrl_c_exits_0_with_the_store_intact() {
     assert_eq!(seen["body"], "live one");
 
     let pid = child.id().to_string();
-    assert!(std::process::Command::new("kill")
-        .args(["-INT", &pid])
-        .status()
-        .unwrap()
-        .success());
+    assert!(std::process::Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0), "Ctrl-C must exit 0");
 
     // The store is consistent: the next runs work and nothing is replayed.
     env.run("bob", &["whoami"]).success();
-    let after = env
-        .run("bob", &["--json", "messages", &room])
-        .success()
-        .records("message");
+    let after = env.run("bob", &["--json", "messages", &room]).success().records("message");
     assert_eq!(after.last().unwrap()["body"], "live one");
 }

@@ -14,6 +14,7 @@ use crate::commands::room::create::{encryption_content, parse_rotation_ms, parse
 use crate::context::CommandContext;
 use crate::error::{CliError, CliResult, ErrorKind};
 use crate::output::Record;
+use crate::megolm::{self, Ledger, Rotation};
 use crate::rooms;
 
 /// Enable end-to-end encryption in a room, with Megolm rotation settings.
@@ -74,10 +75,8 @@ struct EncryptRecord {
 impl Record for EncryptRecord {
     const TYPE: &'static str = "encryption";
     fn human(&self) -> String {
-        let show = |v: Option<u64>, default: &str| {
-            v.map(|n| n.to_string())
-                .unwrap_or_else(|| format!("{default} (default)"))
-        };
+        let show =
+            |v: Option<u64>, default: &str| v.map(|n| n.to_string()).unwrap_or_else(|| format!("{default} (default)"));
         let what = match (self.changed, self.previous) {
             (true, None) => "encryption enabled",
             (true, Some(_)) => "encryption settings changed",
@@ -103,14 +102,9 @@ fn settings_of(c: &PossiblyRedactedRoomEncryptionEventContent) -> Settings {
 #[instrument(skip_all)]
 pub(crate) async fn cmd_encrypt(ctx: &mut CommandContext, args: &EncryptArgs) -> CliResult {
     let client = ctx.client().await?;
-    client
-        .sync_once(SyncSettings::default().timeout(Duration::ZERO))
-        .await?;
+    client.sync_once(SyncSettings::default().timeout(Duration::ZERO)).await?;
     let room = rooms::joined(&client, &args.room).await?;
-    let wanted = Settings {
-        rotation_period_msgs: args.rotation_msgs,
-        rotation_period_ms: args.rotation_ms,
-    };
+    let wanted = Settings { rotation_period_msgs: args.rotation_msgs, rotation_period_ms: args.rotation_ms };
     let mut record = EncryptRecord {
         room_id: room.room_id().to_string(),
         changed: false,
@@ -140,10 +134,7 @@ pub(crate) async fn cmd_encrypt(ctx: &mut CommandContext, args: &EncryptArgs) ->
         if !args.force {
             return Err(CliError::new(
                 ErrorKind::Refused,
-                format!(
-                    "{} is already encrypted with other settings; nothing was sent",
-                    args.room
-                ),
+                format!("{} is already encrypted with other settings; nothing was sent", args.room),
             )
             .with_hint(format!(
                 "current: rotation_period_msgs {}, rotation_period_ms {}",
@@ -163,14 +154,16 @@ pub(crate) async fn cmd_encrypt(ctx: &mut CommandContext, args: &EncryptArgs) ->
         }
     }
 
-    room.send_state_event(encryption_content(
-        wanted.rotation_period_msgs,
-        wanted.rotation_period_ms,
-    ))
-    .await?;
+    room.send_state_event(encryption_content(wanted.rotation_period_msgs, wanted.rotation_period_ms)).await?;
     if record.previous.is_some() {
         // The SDK keeps a session's creation-time settings; start afresh so
         // the new settings govern the next message.
+        let path = &ctx.settings.paths.megolm_ledger;
+        let mut ledger = Ledger::load(path);
+        if let Some(old) = megolm::outbound(&client, room.room_id(), &ledger).await? {
+            ledger.record_discard(room.room_id(), &old.session_id, Rotation::SettingsChanged);
+            ledger.save(path)?;
+        }
         room.discard_room_key().await?;
     }
     record.changed = true;
@@ -183,14 +176,8 @@ fn opt(v: Option<u64>) -> String {
 
 /// Whether `new` lets a session live longer than `old` on either limit.
 fn weaker(old: Settings, new: Settings) -> bool {
-    let msgs = |s: Settings| {
-        s.rotation_period_msgs
-            .unwrap_or(crate::megolm::DEFAULT_ROTATION_MSGS)
-    };
-    let ms = |s: Settings| {
-        s.rotation_period_ms
-            .unwrap_or(crate::megolm::DEFAULT_ROTATION_MS)
-    };
+    let msgs = |s: Settings| s.rotation_period_msgs.unwrap_or(crate::megolm::DEFAULT_ROTATION_MSGS);
+    let ms = |s: Settings| s.rotation_period_ms.unwrap_or(crate::megolm::DEFAULT_ROTATION_MS);
     msgs(new) > msgs(old) || ms(new) > ms(old)
 }
 
@@ -200,17 +187,11 @@ mod tests {
 
     #[test]
     fn weakening() {
-        let s = |m, t| Settings {
-            rotation_period_msgs: m,
-            rotation_period_ms: t,
-        };
+        let s = |m, t| Settings { rotation_period_msgs: m, rotation_period_ms: t };
         assert!(!weaker(s(Some(10), None), s(Some(5), None)));
         assert!(weaker(s(Some(10), None), s(Some(20), None)));
         assert!(weaker(s(Some(10), None), s(None, None)), "absent means 100");
-        assert!(
-            weaker(s(None, Some(1000)), s(None, None)),
-            "absent means a week"
-        );
+        assert!(weaker(s(None, Some(1000)), s(None, None)), "absent means a week");
         assert!(!weaker(s(None, None), s(Some(100), Some(604_800_000))));
     }
 }

@@ -77,9 +77,7 @@ fn parse_homeserver(s: &str) -> Result<String, String> {
     // `localhost:8008` parses as a URL with scheme `localhost`: without
     // `://` there is no scheme as far as a person is concerned.
     if !s.contains("://") {
-        return Err(format!(
-            "`{s}` has no scheme; did you mean https://{s} (or http://{s} for a local server)?"
-        ));
+        return Err(format!("`{s}` has no scheme; did you mean https://{s} (or http://{s} for a local server)?"));
     }
     let url = url::Url::parse(s).map_err(|e| format!("`{s}` is not a valid URL: {e}"))?;
     match url.scheme() {
@@ -94,36 +92,23 @@ pub(crate) async fn cmd_login(ctx: &mut CommandContext, args: &LoginArgs) -> Cli
     let paths = ctx.settings.paths.clone();
     ctx.lock_profile().await?;
     if paths.session_file.exists() {
-        let existing = ctx
-            .load_session()
-            .map(|s| s.user_id.to_string())
-            .unwrap_or_else(|_| "?".into());
-        return Err(CliError::failed(format!(
-            "profile `{}` is already logged in as {existing}",
-            ctx.settings.profile
-        ))
-        .with_hint("run `ratchet logout` first, or pick another profile with --profile NAME"));
+        let existing = ctx.load_session().map(|s| s.user_id.to_string()).unwrap_or_else(|_| "?".into());
+        return Err(CliError::failed(format!("profile `{}` is already logged in as {existing}", ctx.settings.profile))
+            .with_hint("run `ratchet logout` first, or pick another profile with --profile NAME"));
     }
     let password = read_password(ctx, args)?;
 
     // A store without a session belongs to no device we can restore (an
     // interrupted login): start clean rather than mix two Olm accounts.
     if paths.store_dir.exists() {
-        ctx.out.warn(format!(
-            "removing a leftover store without a session: {}",
-            paths.store_dir.display()
-        ));
+        ctx.out.warn(format!("removing a leftover store without a session: {}", paths.store_dir.display()));
         std::fs::remove_dir_all(&paths.store_dir)?;
     }
     let (secret, source) = match &ctx.settings.store_passphrase_env {
-        Some(env) => (
-            StoreSecret::Passphrase(env.0.clone()),
-            StoreSecretSource::Env,
-        ),
+        Some(env) => (StoreSecret::Passphrase(env.0.clone()), StoreSecretSource::Env),
         None => {
             let key = session::generate_key();
-            session::write_secret(&paths.key_file, session::key_to_hex(&key).as_bytes())
-                .map_err(session_error)?;
+            session::write_secret(&paths.key_file, session::key_to_hex(&key).as_bytes()).map_err(session_error)?;
             (StoreSecret::Key(Box::new(key)), StoreSecretSource::File)
         }
     };
@@ -146,10 +131,7 @@ async fn login_and_save(
     source: StoreSecretSource,
 ) -> CliResult<LoginRecord> {
     let client = ctx.build_client(&args.homeserver, secret).await?;
-    ctx.out.status(format!(
-        "Logging in to {} as {}…",
-        args.homeserver, args.user
-    ));
+    ctx.out.status(format!("Logging in to {} as {}…", args.homeserver, args.user));
     let response = client
         .matrix_auth()
         .login_username(&args.user, password)
@@ -159,15 +141,13 @@ async fn login_and_save(
         .map_err(|e| {
             use matrix_sdk::ruma::api::error::ErrorKind as Api;
             match e.client_api_error_kind() {
-                Some(Api::Forbidden) => CliError::auth("wrong user name or password")
-                    .with_hint("check both and try again"),
+                Some(Api::Forbidden) => {
+                    CliError::auth("wrong user name or password").with_hint("check both and try again")
+                }
                 Some(kind) => {
                     let kind = kind.clone();
-                    CliError::new(
-                        ErrorKind::Auth,
-                        format!("the homeserver refused the login ({})", kind.errcode()),
-                    )
-                    .with_source(e)
+                    CliError::new(ErrorKind::Auth, format!("the homeserver refused the login ({})", kind.errcode()))
+                        .with_source(e)
                 }
                 None => e.into(),
             }
@@ -177,9 +157,7 @@ async fn login_and_save(
     // Olm sessions with this one straight away; then one sync.
     ctx.out.status("Uploading device keys…");
     crypto::upload_device_keys(&client).await?;
-    client
-        .sync_once(SyncSettings::default().timeout(std::time::Duration::ZERO))
-        .await?;
+    client.sync_once(SyncSettings::default().timeout(std::time::Duration::ZERO)).await?;
 
     let curve25519 = client
         .encryption()
@@ -211,10 +189,8 @@ fn read_password(ctx: &CommandContext, args: &LoginArgs) -> CliResult<String> {
     if args.password_stdin {
         let stdin = std::io::stdin();
         if stdin.is_terminal() {
-            return Err(
-                CliError::usage("--password-stdin needs the password piped in, not typed")
-                    .with_hint("drop --password-stdin to be prompted instead"),
-            );
+            return Err(CliError::usage("--password-stdin needs the password piped in, not typed")
+                .with_hint("drop --password-stdin to be prompted instead"));
         }
         let mut line = String::new();
         stdin.lock().read_line(&mut line)?;
@@ -230,10 +206,8 @@ fn read_password(ctx: &CommandContext, args: &LoginArgs) -> CliResult<String> {
     if prompt::can_prompt(ctx.settings.no_input) {
         return prompt::secret(&format!("Password for {}: ", args.user));
     }
-    Err(
-        CliError::usage("no password given and no terminal to ask on")
-            .with_hint("pipe it with --password-stdin, or set RATCHET_PASSWORD"),
-    )
+    Err(CliError::usage("no password given and no terminal to ask on")
+        .with_hint("pipe it with --password-stdin, or set RATCHET_PASSWORD"))
 }
 
 #[cfg(test)]
@@ -242,19 +216,10 @@ mod tests {
 
     #[test]
     fn homeserver_urls() {
-        assert_eq!(
-            parse_homeserver("http://127.0.0.1:8008/").unwrap(),
-            "http://127.0.0.1:8008"
-        );
-        assert!(parse_homeserver("127.0.0.1:8008")
-            .unwrap_err()
-            .contains("no scheme"));
-        assert!(parse_homeserver("matrix.org")
-            .unwrap_err()
-            .contains("https://matrix.org"));
-        assert!(parse_homeserver("localhost:8008")
-            .unwrap_err()
-            .contains("http://localhost:8008"));
+        assert_eq!(parse_homeserver("http://127.0.0.1:8008/").unwrap(), "http://127.0.0.1:8008");
+        assert!(parse_homeserver("127.0.0.1:8008").unwrap_err().contains("no scheme"));
+        assert!(parse_homeserver("matrix.org").unwrap_err().contains("https://matrix.org"));
+        assert!(parse_homeserver("localhost:8008").unwrap_err().contains("http://localhost:8008"));
         assert!(parse_homeserver("ftp://x").unwrap_err().contains("scheme"));
         assert!(parse_homeserver("http://").is_err());
     }

@@ -56,10 +56,7 @@ impl Record for LogoutRecord {
 pub(crate) async fn cmd_logout(ctx: &mut CommandContext, args: &LogoutArgs) -> CliResult {
     let paths = ctx.settings.paths.clone();
     if !paths.dir.exists() {
-        return Err(CliError::auth(format!(
-            "not logged in (profile `{}` has no data)",
-            ctx.settings.profile
-        )));
+        return Err(CliError::auth(format!("not logged in (profile `{}` has no data)", ctx.settings.profile)));
     }
     ctx.lock_profile().await?;
     let session = ctx.load_session().ok();
@@ -79,12 +76,9 @@ pub(crate) async fn cmd_logout(ctx: &mut CommandContext, args: &LogoutArgs) -> C
                     // The token is already dead: the server has forgotten this device.
                     ctx.out.warn("the server had already ended this session");
                 } else {
-                    return Err(CliError::new(
-                        err.kind,
-                        "could not log out on the server; nothing was deleted",
-                    )
-                    .with_source(anyhow::anyhow!(err.message))
-                    .with_hint("use `ratchet logout --local` to delete the local data anyway"));
+                    return Err(CliError::new(err.kind, "could not log out on the server; nothing was deleted")
+                        .with_source(anyhow::anyhow!(err.message))
+                        .with_hint("use `ratchet logout --local` to delete the local data anyway"));
                 }
             }
         }

@@ -48,9 +48,7 @@ pub(crate) struct MessagesArgs {
 #[instrument(skip_all)]
 pub(crate) async fn cmd_messages(ctx: &mut CommandContext, args: &MessagesArgs) -> CliResult {
     let client = ctx.client().await?;
-    client
-        .sync_once(SyncSettings::default().timeout(Duration::ZERO))
-        .await?;
+    client.sync_once(SyncSettings::default().timeout(Duration::ZERO)).await?;
     let room = rooms::joined(&client, &args.room).await?;
 
     let mut request = get_message_events::v3::Request::backward(room.room_id().to_owned());
@@ -81,11 +79,8 @@ pub(crate) async fn cmd_messages(ctx: &mut CommandContext, args: &MessagesArgs) 
         }
     }
     if utd > 0 {
-        return Err(CliError::new(
-            ErrorKind::Partial,
-            format!("{utd} of {shown} messages could not be decrypted"),
-        )
-        .with_hint("the reason is on each `utd` line; the sender may not have shared the key with this device"));
+        return Err(CliError::new(ErrorKind::Partial, format!("{utd} of {shown} messages could not be decrypted"))
+            .with_hint("the reason is on each `utd` line; the sender may not have shared the key with this device"));
     }
     Ok(())
 }

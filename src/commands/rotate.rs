@@ -11,7 +11,7 @@ use tracing::instrument;
 use crate::context::CommandContext;
 use crate::crypto;
 use crate::error::{CliError, CliResult};
-use crate::megolm::{self, Ledger};
+use crate::megolm::{self, Ledger, Rotation};
 use crate::output::Record;
 use crate::rooms;
 
@@ -65,26 +65,18 @@ impl Record for RotatedRecord {
 #[instrument(skip_all)]
 pub(crate) async fn cmd_rotate(ctx: &mut CommandContext, args: &RotateArgs) -> CliResult {
     let client = ctx.client().await?;
-    client
-        .sync_once(SyncSettings::default().timeout(Duration::ZERO))
-        .await?;
+    client.sync_once(SyncSettings::default().timeout(Duration::ZERO)).await?;
     let room = rooms::joined(&client, &args.room).await?;
     if !room.latest_encryption_state().await?.is_encrypted() {
-        return Err(CliError::failed(format!(
-            "{} is not encrypted: it has no Megolm session",
-            args.room
-        ))
-        .with_hint(format!(
-            "`ratchet encrypt {}` turns encryption on",
-            args.room
-        )));
+        return Err(CliError::failed(format!("{} is not encrypted: it has no Megolm session", args.room))
+            .with_hint(format!("`ratchet encrypt {}` turns encryption on", args.room)));
     }
     let path = &ctx.settings.paths.megolm_ledger;
     let mut ledger = Ledger::load(path);
     let old = megolm::outbound(&client, room.room_id(), &ledger).await?;
     room.discard_room_key().await?;
     if let Some(old) = &old {
-        ledger.record_forced(room.room_id(), &old.session_id);
+        ledger.record_discard(room.room_id(), &old.session_id, Rotation::Forced);
     }
     let mut record = RotatedRecord {
         room_id: room.room_id().to_string(),

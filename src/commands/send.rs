@@ -73,10 +73,7 @@ pub(crate) struct SentRecord {
 impl Record for SentRecord {
     const TYPE: &'static str = "sent";
     fn human(&self) -> String {
-        let rotated = self
-            .rotation
-            .map(|r| format!("  (new session: {r})"))
-            .unwrap_or_default();
+        let rotated = self.rotation.map(|r| format!("  (new session: {r})")).unwrap_or_default();
         match (&self.session_id, self.message_index) {
             (Some(s), Some(i)) => format!("{}  megolm {} #{i}{rotated}", self.event_id, short(s)),
             (Some(s), None) => format!("{}  megolm {}{rotated}", self.event_id, short(s)),
@@ -89,34 +86,22 @@ impl Record for SentRecord {
 pub(crate) async fn cmd_send(ctx: &mut CommandContext, args: &SendArgs) -> CliResult {
     let from_stdin = args.text.is_empty();
     if from_stdin && std::io::stdin().is_terminal() {
-        return Err(CliError::usage("no message given").with_hint(
-            "give the text as arguments, or pipe lines in: `echo hi | ratchet send ROOM`",
-        ));
+        return Err(CliError::usage("no message given")
+            .with_hint("give the text as arguments, or pipe lines in: `echo hi | ratchet send ROOM`"));
     }
     let client = ctx.client().await?;
     // One incremental sync first: new members, their devices and any
     // to-device messages must be known before we encrypt for them.
-    client
-        .sync_once(SyncSettings::default().timeout(Duration::ZERO))
-        .await?;
+    client.sync_once(SyncSettings::default().timeout(Duration::ZERO)).await?;
     let room = rooms::joined(&client, &args.room).await?;
     let encrypted = room.latest_encryption_state().await?.is_encrypted();
     let limits = if encrypted {
-        Some(
-            RoomLimits::of(&room)
-                .ok_or_else(|| CliError::internal("encrypted room without settings"))?,
-        )
+        Some(RoomLimits::of(&room).ok_or_else(|| CliError::internal("encrypted room without settings"))?)
     } else {
         None
     };
     let ledger = Ledger::load(&ctx.settings.paths.megolm_ledger);
-    let mut sender = Sender {
-        ctx,
-        room,
-        limits,
-        ledger,
-        sent: 0,
-    };
+    let mut sender = Sender { ctx, room, limits, ledger, sent: 0 };
 
     if !from_stdin {
         for (i, text) in args.text.iter().enumerate() {
@@ -131,9 +116,7 @@ pub(crate) async fn cmd_send(ctx: &mut CommandContext, args: &SendArgs) -> CliRe
         let text = match String::from_utf8(line) {
             Ok(t) => t,
             Err(_) => {
-                return Err(sender.stop(CliError::usage(format!(
-                    "line {seq} of stdin is not valid UTF-8"
-                ))));
+                return Err(sender.stop(CliError::usage(format!("line {seq} of stdin is not valid UTF-8"))));
             }
         };
         let text = text.strip_suffix('\r').unwrap_or(&text);
@@ -165,22 +148,14 @@ impl Sender<'_> {
             Some(limits) => Some(megolm::prepare_send(&self.room, limits, &self.ledger).await?),
             None => None,
         };
-        let result = self
-            .room
-            .send(RoomMessageEventContent::text_plain(text))
-            .await;
+        let result = self.room.send(RoomMessageEventContent::text_plain(text)).await;
         let result = match result {
             Ok(r) => r,
             Err(e) => return Err(self.stop(CliError::from(e))),
         };
-        let session_id = result
-            .encryption_info
-            .as_ref()
-            .and_then(|i| i.session_id().map(str::to_owned));
+        let session_id = result.encryption_info.as_ref().and_then(|i| i.session_id().map(str::to_owned));
         if self.limits.is_some() && session_id.is_none() {
-            return Err(CliError::internal(
-                "an encrypted room's message was sent without encryption info",
-            ));
+            return Err(CliError::internal("an encrypted room's message was sent without encryption info"));
         }
         let rotation = match (&prepared, &session_id) {
             (Some(p), Some(sid)) => {
@@ -219,13 +194,8 @@ impl Sender<'_> {
         if self.sent == 0 || err.kind == ErrorKind::PipeClosed {
             return err;
         }
-        let mut partial = CliError::new(
-            ErrorKind::Partial,
-            format!(
-                "sent {} message(s), then failed: {}",
-                self.sent, err.message
-            ),
-        );
+        let mut partial =
+            CliError::new(ErrorKind::Partial, format!("sent {} message(s), then failed: {}", self.sent, err.message));
         partial.hints = err.hints;
         partial.source = err.source;
         partial.with_hint("the messages listed above were delivered; the rest were not sent")

@@ -75,14 +75,9 @@ impl Record for OutboundRecord {
         if self.invalidated {
             s.push_str("\n  INVALIDATED: the next message starts a new session");
         } else if let Some(reason) = self.expired_reason {
-            s.push_str(&format!(
-                "\n  EXPIRED ({reason}): the next message starts a new session"
-            ));
+            s.push_str(&format!("\n  EXPIRED ({reason}): the next message starts a new session"));
         }
-        s.push_str(&format!(
-            "\n  shared with {} device(s)",
-            self.shared_with.len()
-        ));
+        s.push_str(&format!("\n  shared with {} device(s)", self.shared_with.len()));
         for d in &self.shared_with {
             let how = match (&d.message_index, &d.withheld) {
                 (Some(i), _) => format!("from index {i}"),
@@ -116,10 +111,7 @@ impl Record for InboundRecord {
             _ => format!("key {}", short(&self.sender_key)),
         };
         let imported = if self.imported { ", imported" } else { "" };
-        format!(
-            "inbound  {}  from {who}, first known index {}{imported}",
-            self.session_id, self.first_known_index
-        )
+        format!("inbound  {}  from {who}, first known index {}{imported}", self.session_id, self.first_known_index)
     }
 }
 
@@ -138,16 +130,10 @@ fn duration(ms: u64) -> String {
 pub(crate) async fn cmd_sessions(ctx: &mut CommandContext, args: &SessionsArgs) -> CliResult {
     let client = ctx.client().await?;
     // Room keys that arrived since the last run are in the next sync.
-    client
-        .sync_once(SyncSettings::default().timeout(Duration::ZERO))
-        .await?;
+    client.sync_once(SyncSettings::default().timeout(Duration::ZERO)).await?;
     let room = rooms::joined(&client, &args.room).await?;
-    let limits = RoomLimits::of(&room).ok_or_else(|| {
-        CliError::failed(format!(
-            "{} is not encrypted: it has no Megolm sessions",
-            args.room
-        ))
-    })?;
+    let limits = RoomLimits::of(&room)
+        .ok_or_else(|| CliError::failed(format!("{} is not encrypted: it has no Megolm sessions", args.room)))?;
     let ledger = Ledger::load(&ctx.settings.paths.megolm_ledger);
     let now = megolm::now_ms();
     match megolm::outbound(&client, room.room_id(), &ledger).await? {
@@ -171,36 +157,26 @@ pub(crate) async fn cmd_sessions(ctx: &mut CommandContext, args: &SessionsArgs) 
                 shared_with: o.shared_with,
             })?;
         }
-        None => ctx
-            .out
-            .status("No outbound session: the next message starts one."),
+        None => ctx.out.status("No outbound session: the next message starts one."),
     }
 
     let inbound = {
         let guard = client.olm_machine_for_testing().await;
-        let machine = guard
-            .as_ref()
-            .ok_or_else(|| CliError::internal("no crypto machine"))?;
+        let machine = guard.as_ref().ok_or_else(|| CliError::internal("no crypto machine"))?;
         machine
             .store()
             .get_inbound_group_sessions_by_room_id(room.room_id())
             .await
-            .map_err(|e| {
-                CliError::failed("could not read the inbound Megolm sessions").with_source(e)
-            })?
+            .map_err(|e| CliError::failed("could not read the inbound Megolm sessions").with_source(e))?
     };
     for s in inbound {
         let (sender, sender_device) = match &s.sender_data {
-            SenderData::DeviceInfo { device_keys, .. } => (
-                Some(device_keys.user_id.to_string()),
-                Some(device_keys.device_id.to_string()),
-            ),
-            SenderData::VerificationViolation(k)
-            | SenderData::SenderUnverified(k)
-            | SenderData::SenderVerified(k) => (
-                Some(k.user_id.to_string()),
-                k.device_id.as_ref().map(|d| d.to_string()),
-            ),
+            SenderData::DeviceInfo { device_keys, .. } => {
+                (Some(device_keys.user_id.to_string()), Some(device_keys.device_id.to_string()))
+            }
+            SenderData::VerificationViolation(k) | SenderData::SenderUnverified(k) | SenderData::SenderVerified(k) => {
+                (Some(k.user_id.to_string()), k.device_id.as_ref().map(|d| d.to_string()))
+            }
             SenderData::UnknownDevice { .. } => (None, None),
         };
         ctx.out.data(&InboundRecord {

@@ -45,10 +45,7 @@ struct InviteRecord {
 impl Record for InviteRecord {
     const TYPE: &'static str = "invite";
     fn human(&self) -> String {
-        format!(
-            "invited to {}  (ratchet room join {})",
-            self.room_id, self.room_id
-        )
+        format!("invited to {}  (ratchet room join {})", self.room_id, self.room_id)
     }
 }
 
@@ -117,9 +114,7 @@ impl Record for SyncSummary {
 pub(crate) async fn cmd_sync(ctx: &mut CommandContext, args: &SyncArgs) -> CliResult {
     let client = ctx.client().await?;
     if !args.follow {
-        let response = client
-            .sync_once(SyncSettings::default().timeout(Duration::ZERO))
-            .await?;
+        let response = client.sync_once(SyncSettings::default().timeout(Duration::ZERO)).await?;
         let summary = print_response(&ctx.out, &response)?;
         return ctx.out.data(&summary);
     }
@@ -144,12 +139,7 @@ pub(crate) async fn cmd_sync(ctx: &mut CommandContext, args: &SyncArgs) -> CliRe
 }
 
 fn print_response(out: &Output, response: &SyncResponse) -> CliResult<SyncSummary> {
-    let mut summary = SyncSummary {
-        rooms: 0,
-        events: 0,
-        utd: 0,
-        to_device: 0,
-    };
+    let mut summary = SyncSummary { rooms: 0, events: 0, utd: 0, to_device: 0 };
     for (room_id, update) in &response.rooms.joined {
         summary.rooms += 1;
         for event in &update.timeline.events {
@@ -165,14 +155,10 @@ fn print_response(out: &Output, response: &SyncResponse) -> CliResult<SyncSummar
         }
     }
     for room_id in response.rooms.invited.keys() {
-        out.data(&InviteRecord {
-            room_id: room_id.to_string(),
-        })?;
+        out.data(&InviteRecord { room_id: room_id.to_string() })?;
     }
     for room_id in response.rooms.left.keys() {
-        out.data(&LeftRecord {
-            room_id: room_id.to_string(),
-        })?;
+        out.data(&LeftRecord { room_id: room_id.to_string() })?;
     }
     for event in &response.to_device {
         summary.to_device += 1;
@@ -185,9 +171,7 @@ pub(crate) fn to_device_record(event: &ProcessedToDeviceEvent) -> ToDeviceRecord
     let json: Value = event.to_raw().deserialize_as().unwrap_or(Value::Null);
     let (encrypted, utd_reason) = match event {
         ProcessedToDeviceEvent::Decrypted { .. } => (true, None),
-        ProcessedToDeviceEvent::UnableToDecrypt { utd_info, .. } => {
-            (true, Some(format!("{:?}", utd_info.reason)))
-        }
+        ProcessedToDeviceEvent::UnableToDecrypt { utd_info, .. } => (true, Some(format!("{:?}", utd_info.reason))),
         ProcessedToDeviceEvent::PlainText(_) => (false, None),
         ProcessedToDeviceEvent::Invalid(_) => (false, Some("invalid event".to_owned())),
     };

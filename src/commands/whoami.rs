@@ -38,21 +38,14 @@ impl Record for WhoamiRecord {
 #[instrument(skip_all)]
 pub(crate) async fn cmd_whoami(ctx: &mut CommandContext, _args: &WhoamiArgs) -> CliResult {
     let client = ctx.client().await?;
-    let session = ctx
-        .session()
-        .cloned()
-        .ok_or_else(|| CliError::internal("client without session"))?;
+    let session = ctx.session().cloned().ok_or_else(|| CliError::internal("client without session"))?;
     let enc = client.encryption();
     let record = WhoamiRecord {
         user_id: session.user_id.to_string(),
         device_id: session.device_id.to_string(),
         homeserver: session.homeserver.clone(),
         profile: ctx.settings.profile.clone(),
-        curve25519: enc
-            .curve25519_key()
-            .await
-            .map(|k| k.to_base64())
-            .unwrap_or_default(),
+        curve25519: enc.curve25519_key().await.map(|k| k.to_base64()).unwrap_or_default(),
         ed25519: enc.ed25519_key().await.unwrap_or_default(),
     };
     ctx.out.data(&record)

@@ -36,10 +36,7 @@ pub struct Run {
 impl TestEnv {
     pub fn new() -> Self {
         TestEnv {
-            home: tempfile::Builder::new()
-                .prefix("ratchet-test-")
-                .tempdir()
-                .expect("temp home"),
+            home: tempfile::Builder::new().prefix("ratchet-test-").tempdir().expect("temp home"),
             extra_env: Vec::new(),
         }
     }
@@ -96,11 +93,7 @@ impl TestEnv {
         let err_path = tempfile::NamedTempFile::new_in(self.home.path()).expect("stderr file");
         cmd.stdout(File::create(out_path.path()).expect("stdout"))
             .stderr(File::create(err_path.path()).expect("stderr"))
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            });
+            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
         let mut child = cmd.spawn().expect("ratchet binary runs");
         if let Some(bytes) = stdin {
             let mut pipe = child.stdin.take().expect("stdin pipe");
@@ -113,26 +106,16 @@ impl TestEnv {
             }
             if start.elapsed() > COMMAND_LIMIT {
                 let _ = child.kill();
-                panic!(
-                    "ratchet {:?} did not finish within {COMMAND_LIMIT:?}",
-                    cmd.get_args().collect::<Vec<_>>()
-                );
+                panic!("ratchet {:?} did not finish within {COMMAND_LIMIT:?}", cmd.get_args().collect::<Vec<_>>());
             }
             std::thread::sleep(Duration::from_millis(10));
         };
         let read = |p: &Path| {
             let mut s = String::new();
-            File::open(p)
-                .expect("output file")
-                .read_to_string(&mut s)
-                .expect("utf-8 output");
+            File::open(p).expect("output file").read_to_string(&mut s).expect("utf-8 output");
             s
         };
-        Run {
-            code: status.code().unwrap_or(-1),
-            stdout: read(out_path.path()),
-            stderr: read(err_path.path()),
-        }
+        Run { code: status.code().unwrap_or(-1), stdout: read(out_path.path()), stderr: read(err_path.path()) }
     }
 
     /// Logs `user` in under `profile`; returns the login record.
@@ -140,15 +123,7 @@ impl TestEnv {
         let run = self
             .run_stdin(
                 profile,
-                &[
-                    "--json",
-                    "login",
-                    "--homeserver",
-                    &synapse().url,
-                    "--user",
-                    &user.localpart,
-                    "--password-stdin",
-                ],
+                &["--json", "login", "--homeserver", &synapse().url, "--user", &user.localpart, "--password-stdin"],
                 format!("{}\n", user.password).as_bytes(),
             )
             .success();
@@ -160,20 +135,14 @@ impl TestEnv {
     /// The access token ratchet saved for `profile` (test-only: to check on
     /// the server what ratchet did).
     pub fn token(&self, profile: &str) -> String {
-        let text = std::fs::read_to_string(self.profile_dir(profile).join("session.json"))
-            .expect("session.json");
+        let text = std::fs::read_to_string(self.profile_dir(profile).join("session.json")).expect("session.json");
         let v: Value = serde_json::from_str(&text).expect("session json");
         v["access_token"].as_str().expect("token").to_owned()
     }
 
     /// Creates an encrypted room as `owner`, invites and joins each of
     /// `members`; returns the room id.
-    pub fn encrypted_room(
-        &self,
-        owner: &str,
-        members: &[(&str, &TestUser)],
-        extra: &[&str],
-    ) -> String {
+    pub fn encrypted_room(&self, owner: &str, members: &[(&str, &TestUser)], extra: &[&str]) -> String {
         let mut args = vec!["--json", "room", "create", "--encrypted"];
         for (_, user) in members {
             args.push("--invite");
@@ -181,13 +150,9 @@ impl TestEnv {
         }
         args.extend_from_slice(extra);
         let run = self.run(owner, &args).success();
-        let room_id = run.records("room")[0]["room_id"]
-            .as_str()
-            .expect("room_id")
-            .to_owned();
+        let room_id = run.records("room")[0]["room_id"].as_str().expect("room_id").to_owned();
         for (profile, _) in members {
-            self.run(profile, &["--json", "room", "join", &room_id])
-                .success();
+            self.run(profile, &["--json", "room", "join", &room_id]).success();
         }
         room_id
     }
@@ -197,11 +162,7 @@ impl Run {
     /// Asserts exit 0, showing everything the command printed if not.
     #[track_caller]
     pub fn success(self) -> Self {
-        assert_eq!(
-            self.code, 0,
-            "command failed:\n--- stdout ---\n{}\n--- stderr ---\n{}",
-            self.stdout, self.stderr
-        );
+        assert_eq!(self.code, 0, "command failed:\n--- stdout ---\n{}\n--- stderr ---\n{}", self.stdout, self.stderr);
         self
     }
 
@@ -220,28 +181,19 @@ impl Run {
     pub fn json(&self) -> Vec<Value> {
         self.stdout
             .lines()
-            .map(|l| {
-                serde_json::from_str(l)
-                    .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {l}"))
-            })
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {l}")))
             .collect()
     }
 
     /// The JSON records of one type.
     #[track_caller]
     pub fn records(&self, kind: &str) -> Vec<Value> {
-        self.json()
-            .into_iter()
-            .filter(|r| r["type"] == kind)
-            .collect()
+        self.json().into_iter().filter(|r| r["type"] == kind).collect()
     }
 
     /// The `error:` lines on stderr.
     pub fn error_lines(&self) -> Vec<&str> {
-        self.stderr
-            .lines()
-            .filter(|l| l.starts_with("error:"))
-            .collect()
+        self.stderr.lines().filter(|l| l.starts_with("error:")).collect()
     }
 }
 

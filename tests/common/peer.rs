@@ -14,14 +14,8 @@ fn python() -> &'static PathBuf {
     static PYTHON: OnceLock<PathBuf> = OnceLock::new();
     PYTHON.get_or_init(|| {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let out = Command::new(root.join("scripts/setup-peer.sh"))
-            .output()
-            .expect("scripts/setup-peer.sh runs");
-        assert!(
-            out.status.success(),
-            "setting up the nio peer failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = Command::new(root.join("scripts/setup-peer.sh")).output().expect("scripts/setup-peer.sh runs");
+        assert!(out.status.success(), "setting up the nio peer failed:\n{}", String::from_utf8_lossy(&out.stderr));
         let venv = String::from_utf8(out.stdout).expect("utf-8 path");
         PathBuf::from(venv.trim()).join("bin/python")
     })
@@ -35,33 +29,16 @@ pub struct NioPeer {
 
 impl NioPeer {
     pub fn login(env: &TestEnv, user: &TestUser) -> NioPeer {
-        let state = tempfile::Builder::new()
-            .prefix("nio-peer-")
-            .tempdir()
-            .expect("temp dir");
-        let mut peer = NioPeer {
-            state,
-            user: user.clone(),
-            device_id: String::new(),
-        };
-        let run = peer
-            .run(
-                env,
-                &["login", &synapse().url, &user.localpart, &user.password],
-            )
-            .success();
-        peer.device_id = run.records("login")[0]["device_id"]
-            .as_str()
-            .expect("device_id")
-            .to_owned();
+        let state = tempfile::Builder::new().prefix("nio-peer-").tempdir().expect("temp dir");
+        let mut peer = NioPeer { state, user: user.clone(), device_id: String::new() };
+        let run = peer.run(env, &["login", &synapse().url, &user.localpart, &user.password]).success();
+        peer.device_id = run.records("login")[0]["device_id"].as_str().expect("device_id").to_owned();
         peer
     }
 
     pub fn run(&self, env: &TestEnv, args: &[&str]) -> Run {
         let mut cmd = Command::new(python());
-        cmd.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peer/nio_peer.py"))
-            .arg(self.state.path())
-            .args(args);
+        cmd.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peer/nio_peer.py")).arg(self.state.path()).args(args);
         env.run_with(cmd, None)
     }
 

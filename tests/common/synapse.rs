@@ -41,25 +41,14 @@ fn free_port() -> u16 {
 }
 
 fn start() -> Synapse {
-    let dir = tempfile::Builder::new()
-        .prefix("ratchet-synapse-")
-        .tempdir()
-        .expect("temp dir for Synapse")
-        .keep();
+    let dir = tempfile::Builder::new().prefix("ratchet-synapse-").tempdir().expect("temp dir for Synapse").keep();
     let port = free_port();
     let log = File::create(dir.join("run-synapse.out")).expect("log file");
     let child = Command::new(repo_root().join("scripts/run-synapse.sh"))
         .arg(&dir)
         .arg(port.to_string())
         .env("RATCHET_SYNAPSE_STOP_ON_EOF", "1")
-        .env(
-            "RATCHET_SYNAPSE_CLEANUP",
-            if std::env::var_os("RATCHET_KEEP_SYNAPSE").is_some() {
-                "0"
-            } else {
-                "1"
-            },
-        )
+        .env("RATCHET_SYNAPSE_CLEANUP", if std::env::var_os("RATCHET_KEEP_SYNAPSE").is_some() { "0" } else { "1" })
         .stdin(Stdio::piped())
         .stdout(log.try_clone().expect("log file"))
         .stderr(log)
@@ -71,31 +60,18 @@ fn start() -> Synapse {
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {
         if let Ok(Some(status)) = child.try_wait() {
-            panic!(
-                "Synapse exited during start-up ({status}); the integration tests need it.\n{}",
-                tail(&dir)
-            );
+            panic!("Synapse exited during start-up ({status}); the integration tests need it.\n{}", tail(&dir));
         }
-        if ureq::get(format!("{url}/_matrix/client/versions"))
-            .call()
-            .is_ok()
-        {
+        if ureq::get(format!("{url}/_matrix/client/versions")).call().is_ok() {
             break;
         }
         if Instant::now() > deadline {
             let _ = child.kill();
-            panic!(
-                "Synapse did not answer on {url} within 10 minutes.\n{}",
-                tail(&dir)
-            );
+            panic!("Synapse did not answer on {url} within 10 minutes.\n{}", tail(&dir));
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    Synapse {
-        url,
-        dir,
-        _child: Mutex::new(child),
-    }
+    Synapse { url, dir, _child: Mutex::new(child) }
 }
 
 fn tail(dir: &Path) -> String {
@@ -107,10 +83,7 @@ fn tail(dir: &Path) -> String {
         }
         let lines: Vec<&str> = text.lines().collect();
         let start = lines.len().saturating_sub(30);
-        out.push_str(&format!(
-            "--- {name} (last lines) ---\n{}\n",
-            lines[start..].join("\n")
-        ));
+        out.push_str(&format!("--- {name} (last lines) ---\n{}\n", lines[start..].join("\n")));
     }
     out
 }
@@ -127,15 +100,8 @@ pub struct TestUser {
 /// this run, so tests never share accounts.
 pub fn register(prefix: &str) -> TestUser {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock")
-        .subsec_nanos();
-    let localpart = format!(
-        "{prefix}-{}-{}-{nanos:x}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::SeqCst)
-    );
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").subsec_nanos();
+    let localpart = format!("{prefix}-{}-{}-{nanos:x}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst));
     let password = format!("pw-{localpart}");
     // inhibit_login: registering must not create a device of its own.
     let body = json!({"username": localpart, "password": password, "inhibit_login": true,
@@ -146,11 +112,7 @@ pub fn register(prefix: &str) -> TestUser {
         .body_mut()
         .read_json()
         .expect("register response");
-    TestUser {
-        user_id: response["user_id"].as_str().expect("user_id").to_owned(),
-        localpart,
-        password,
-    }
+    TestUser { user_id: response["user_id"].as_str().expect("user_id").to_owned(), localpart, password }
 }
 
 /// A client-server API call with an access token, for checks made from
@@ -158,17 +120,12 @@ pub fn register(prefix: &str) -> TestUser {
 pub fn api(method: &str, token: &str, path: &str, body: Option<Value>) -> (u16, Value) {
     let url = format!("{}{path}", synapse().url);
     let auth = format!("Bearer {token}");
-    let config = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build();
+    let config = ureq::Agent::config_builder().http_status_as_error(false).build();
     let agent = ureq::Agent::new_with_config(config);
     let mut response = match (method, body) {
         ("GET", _) => agent.get(&url).header("Authorization", &auth).call(),
         ("PUT", Some(b)) => agent.put(&url).header("Authorization", &auth).send_json(&b),
-        ("POST", Some(b)) => agent
-            .post(&url)
-            .header("Authorization", &auth)
-            .send_json(&b),
+        ("POST", Some(b)) => agent.post(&url).header("Authorization", &auth).send_json(&b),
         (m, _) => panic!("api(): unsupported {m}"),
     }
     .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
@@ -182,9 +139,7 @@ pub fn enc(segment: &str) -> String {
     segment
         .bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
             _ => format!("%{b:02X}"),
         })
         .collect()

@@ -70,13 +70,9 @@ pub(crate) fn parse_rotation_msgs(s: &str) -> Result<u64, String> {
 pub(crate) fn parse_rotation_ms(s: &str) -> Result<u64, String> {
     match s.trim().parse::<u64>() {
         Ok(0) => Err("must be at least 1 millisecond".into()),
-        Ok(n) if n > MAX_ROTATION_MS => {
-            Err(format!("must be at most {MAX_ROTATION_MS} (one year)"))
-        }
+        Ok(n) if n > MAX_ROTATION_MS => Err(format!("must be at most {MAX_ROTATION_MS} (one year)")),
         Ok(n) => Ok(n),
-        Err(_) => Err(format!(
-            "`{s}` is not a positive whole number of milliseconds"
-        )),
+        Err(_) => Err(format!("`{s}` is not a positive whole number of milliseconds")),
     }
 }
 
@@ -91,15 +87,8 @@ pub(crate) fn encryption_content(msgs: Option<u64>, ms: Option<u64>) -> RoomEncr
 #[instrument(skip_all)]
 pub(crate) async fn cmd_create(ctx: &mut CommandContext, args: &CreateArgs) -> CliResult {
     let client = ctx.client().await?;
-    let own = client
-        .user_id()
-        .ok_or_else(|| CliError::internal("no user id"))?
-        .to_owned();
-    let invite = args
-        .invite
-        .iter()
-        .map(|u| rooms::parse_user(u, &own))
-        .collect::<CliResult<Vec<_>>>()?;
+    let own = client.user_id().ok_or_else(|| CliError::internal("no user id"))?.to_owned();
+    let invite = args.invite.iter().map(|u| rooms::parse_user(u, &own)).collect::<CliResult<Vec<_>>>()?;
 
     let mut request = Request::new();
     request.name = args.name.clone();
@@ -112,9 +101,7 @@ pub(crate) async fn cmd_create(ctx: &mut CommandContext, args: &CreateArgs) -> C
     }
     let room = client.create_room(request).await?;
     // Fetch the new room's state so the record (and the store) knows it.
-    client
-        .sync_once(SyncSettings::default().timeout(Duration::ZERO))
-        .await?;
+    client.sync_once(SyncSettings::default().timeout(Duration::ZERO)).await?;
     let room = client.get_room(room.room_id()).unwrap_or(room);
     ctx.out.data(&RoomRecord::of(&room))
 }

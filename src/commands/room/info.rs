@@ -68,18 +68,14 @@ impl Record for RoomInfoRecord {
 #[instrument(skip_all)]
 pub(crate) async fn cmd_info(ctx: &mut CommandContext, args: &InfoArgs) -> CliResult {
     let client = ctx.client().await?;
-    client
-        .sync_once(SyncSettings::default().timeout(Duration::ZERO))
-        .await?;
+    client.sync_once(SyncSettings::default().timeout(Duration::ZERO)).await?;
     let room = rooms::find(&client, &args.room).await?;
     let settings = room.encryption_settings();
     ctx.out.data(&RoomInfoRecord {
         room_id: room.room_id().to_string(),
         name: room.name(),
         encrypted: settings.is_some(),
-        algorithm: settings
-            .as_ref()
-            .and_then(|s| s.algorithm.as_ref().map(|a| a.to_string())),
+        algorithm: settings.as_ref().and_then(|s| s.algorithm.as_ref().map(|a| a.to_string())),
         limits: RoomLimits::of(&room),
         history_visibility: room.history_visibility_or_default().to_string(),
         joined_members: room.members(RoomMemberships::JOIN).await?.len(),

@@ -41,15 +41,9 @@ impl Record for InvitedRecord {
 #[instrument(skip_all)]
 pub(crate) async fn cmd_invite(ctx: &mut CommandContext, args: &InviteArgs) -> CliResult {
     let client = ctx.client().await?;
-    let own = client
-        .user_id()
-        .ok_or_else(|| CliError::internal("no user id"))?
-        .to_owned();
+    let own = client.user_id().ok_or_else(|| CliError::internal("no user id"))?.to_owned();
     let user = rooms::parse_user(&args.user, &own)?;
     let room = rooms::joined(&client, &args.room).await?;
     room.invite_user_by_id(&user).await?;
-    ctx.out.data(&InvitedRecord {
-        room_id: room.room_id().to_string(),
-        user_id: user.to_string(),
-    })
+    ctx.out.data(&InvitedRecord { room_id: room.room_id().to_string(), user_id: user.to_string() })
 }

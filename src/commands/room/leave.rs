@@ -35,7 +35,5 @@ pub(crate) async fn cmd_leave(ctx: &mut CommandContext, args: &LeaveArgs) -> Cli
     let client = ctx.client().await?;
     let room = rooms::find(&client, &args.room).await?;
     room.leave().await?;
-    ctx.out.data(&LeftRecord {
-        room_id: room.room_id().to_string(),
-    })
+    ctx.out.data(&LeftRecord { room_id: room.room_id().to_string() })
 }

@@ -23,19 +23,12 @@ pub(crate) struct ListArgs {
 #[instrument(skip_all)]
 pub(crate) async fn cmd_list(ctx: &mut CommandContext, args: &ListArgs) -> CliResult {
     let client = ctx.client().await?;
-    client
-        .sync_once(SyncSettings::default().timeout(Duration::ZERO))
-        .await?;
+    client.sync_once(SyncSettings::default().timeout(Duration::ZERO)).await?;
     let mut rooms = client.rooms();
     rooms.sort_by(|a, b| a.room_id().cmp(b.room_id()));
     for room in rooms {
         let record = RoomRecord::of(&room);
-        if args.all
-            || matches!(
-                room.state(),
-                matrix_sdk::RoomState::Joined | matrix_sdk::RoomState::Invited
-            )
-        {
+        if args.all || matches!(room.state(), matrix_sdk::RoomState::Joined | matrix_sdk::RoomState::Invited) {
             ctx.out.data(&record)?;
         }
     }
