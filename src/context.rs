@@ -79,6 +79,21 @@ impl CommandContext {
         Ok(client)
     }
 
+    /// Closes the client (keeping the profile lock) and returns the store's
+    /// secret, for work on the store files that must not race the SDK's
+    /// caches. The SDK's start-up task is awaited first (bounded) so it is
+    /// not cut off mid-write.
+    pub(crate) async fn close_client(&mut self) -> CliResult<StoreSecret> {
+        let (client, session) = self.client.take().ok_or_else(|| CliError::internal("no client to close"))?;
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            client.encryption().wait_for_e2ee_initialization_tasks(),
+        )
+        .await;
+        drop(client);
+        self.store_secret(&session)
+    }
+
     /// The saved session (after `client()` or `load_session()`).
     pub(crate) fn session(&self) -> Option<&SessionFile> {
         self.client.as_ref().map(|(_, s)| s)

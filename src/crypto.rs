@@ -87,7 +87,7 @@ pub(crate) async fn preshare(room: &Room) -> CliResult<usize> {
     let claim = {
         let guard = client.olm_machine_for_testing().await;
         let machine = guard.as_ref().ok_or_else(|| CliError::internal("no crypto machine"))?;
-        machine.get_missing_sessions(members.iter().map(|u| u.as_ref())).await.map_err(store_error)?
+        machine.get_missing_sessions(members.iter().map(|u| u.as_ref())).await?
     };
     if let Some((txn_id, request)) = claim {
         let response = client.send(request).await?;
@@ -116,10 +116,52 @@ pub(crate) async fn preshare(room: &Room) -> CliResult<usize> {
     Ok(requests.len())
 }
 
-fn store_error(e: matrix_sdk::encryption::CryptoStoreError) -> CliError {
-    CliError::failed("the crypto store failed").with_source(e)
-}
-
 fn olm_error(e: matrix_sdk::encryption::OlmError) -> CliError {
     CliError::failed("an Olm operation failed").with_source(e)
+}
+
+/// R13: asks for a Megolm session again with an `m.room_key_request`
+/// (unencrypted to-device, as the spec has it) to every device of the
+/// session's sender and of our own user. Returns the request id.
+///
+/// matrix-sdk sends such requests by itself only to our own devices, and
+/// only once one of them is verified; the sender's device answers (with
+/// `m.forwarded_room_key`) if it shared the session with us.
+pub(crate) async fn request_room_key(
+    client: &Client,
+    room_id: &RoomId,
+    session_id: &str,
+    sender: &matrix_sdk::ruma::UserId,
+    sender_key: &str,
+) -> CliResult<String> {
+    use matrix_sdk::ruma::serde::Raw;
+    use matrix_sdk::ruma::to_device::DeviceIdOrAllDevices;
+    use matrix_sdk::ruma::TransactionId;
+
+    let own_user = client.user_id().ok_or_else(|| CliError::internal("no user id"))?.to_owned();
+    let own_device = client.device_id().ok_or_else(|| CliError::internal("no device id"))?.to_owned();
+    let request_id = TransactionId::new().to_string();
+    let content = serde_json::json!({
+        "action": "request",
+        "body": {
+            "algorithm": "m.megolm.v1.aes-sha2",
+            "room_id": room_id,
+            "sender_key": sender_key,
+            "session_id": session_id,
+        },
+        "request_id": request_id,
+        "requesting_device_id": own_device,
+    });
+    let raw = Raw::new(&content).map_err(|e| CliError::internal("could not build a key request").with_source(e))?;
+    let mut messages = std::collections::BTreeMap::new();
+    for user in [sender.to_owned(), own_user] {
+        messages.insert(
+            user,
+            std::collections::BTreeMap::from([(DeviceIdOrAllDevices::AllDevices, raw.clone().cast_unchecked())]),
+        );
+    }
+    client
+        .send(send_event_to_device::v3::Request::new_raw("m.room_key_request".into(), TransactionId::new(), messages))
+        .await?;
+    Ok(request_id)
 }

@@ -230,3 +230,9 @@ fn describe_http(err: &matrix_sdk::HttpError) -> String {
         other => format!("request to the homeserver failed: {other}"),
     }
 }
+
+impl From<matrix_sdk::encryption::CryptoStoreError> for CliError {
+    fn from(err: matrix_sdk::encryption::CryptoStoreError) -> Self {
+        CliError::failed("the crypto store failed").with_source(err)
+    }
+}

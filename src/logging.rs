@@ -23,7 +23,14 @@ fn stderr_filter(verbose: u8) -> &'static str {
         // The SDK logs every failed HTTP request at ERROR, including ones it
         // expects (404 for absent account data) and ones ratchet reports
         // itself; at the default level ratchet's own error is the one shown.
-        0 => "warn,matrix_sdk::http_client=off,matrix_sdk_crypto::backups=error",
+        // ratchet's own /keys/claim (unwedge) makes the crypto crate warn
+        // that the response was for "the wrong request"; it is expected.
+        // The SDK's start-up task (backups, recovery) may be cut off when a
+        // short command exits; what it then logs is not the user's concern.
+        // The crypto crate's warnings (a failed decryption, a dropped
+        // forward) repeat what ratchet reports as records; -vv shows them.
+        0 => "warn,matrix_sdk::http_client=off,matrix_sdk_crypto=error,matrix_sdk::encryption=off,\
+              matrix_sdk::client=error",
         1 => "warn,ratchet=debug",
         2 => "warn,ratchet=trace,matrix_sdk_crypto=debug,matrix_sdk=debug",
         _ => "debug,ratchet=trace,matrix_sdk=trace,matrix_sdk_base=trace,matrix_sdk_crypto=trace,hyper=info,hyper_util=info,rustls=info",

@@ -14,3 +14,15 @@ pub(crate) fn can_prompt(no_input: bool) -> bool {
 pub(crate) fn secret(prompt: &str) -> Result<String, CliError> {
     rpassword::prompt_password(prompt).map_err(|e| CliError::failed("could not read from the terminal").with_source(e))
 }
+
+/// Asks a yes/no question on the terminal; only "y" or "yes" is yes.
+pub(crate) fn confirm(question: &str) -> Result<bool, CliError> {
+    use std::io::Write;
+    eprint!("{question} [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin()
+        .read_line(&mut answer)
+        .map_err(|e| CliError::failed("could not read from the terminal").with_source(e))?;
+    Ok(matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
+}

@@ -39,6 +39,8 @@ pub(crate) struct ProfilePaths {
     pub(crate) lock_file: PathBuf,
     /// ratchet's own record of outbound Megolm sessions (see `megolm.rs`).
     pub(crate) megolm_ledger: PathBuf,
+    /// ratchet's own record of Olm sessions (see `olm.rs`).
+    pub(crate) olm_ledger: PathBuf,
 }
 
 impl ProfilePaths {
@@ -49,6 +51,7 @@ impl ProfilePaths {
             store_dir: dir.join("store"),
             lock_file: dir.join("lock"),
             megolm_ledger: dir.join("megolm.json"),
+            olm_ledger: dir.join("olm.json"),
             dir,
         }
     }

@@ -20,6 +20,8 @@ pub(crate) struct Settings {
     pub(crate) store_passphrase_env: Option<Secret>,
     /// `RATCHET_PASSWORD`, if set: the login password for scripts.
     pub(crate) password_env: Option<Secret>,
+    /// `RATCHET_KEYS_PASSPHRASE`, if set: for key export and import files.
+    pub(crate) keys_passphrase_env: Option<Secret>,
 }
 
 impl Settings {
@@ -40,6 +42,7 @@ impl Settings {
             lock_timeout: Duration::from_secs(global.lock_timeout),
             store_passphrase_env: secret_env("RATCHET_STORE_PASSPHRASE"),
             password_env: secret_env("RATCHET_PASSWORD"),
+            keys_passphrase_env: secret_env("RATCHET_KEYS_PASSPHRASE"),
         })
     }
 }

@@ -13,8 +13,8 @@ use tracing::instrument;
 use crate::commands::room::create::{encryption_content, parse_rotation_ms, parse_rotation_msgs};
 use crate::context::CommandContext;
 use crate::error::{CliError, CliResult, ErrorKind};
-use crate::output::Record;
 use crate::megolm::{self, Ledger, Rotation};
+use crate::output::Record;
 use crate::rooms;
 
 /// Enable end-to-end encryption in a room, with Megolm rotation settings.

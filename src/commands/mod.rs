@@ -6,15 +6,20 @@ use clap::Subcommand;
 use crate::context::CommandContext;
 use crate::error::CliResult;
 
+pub(crate) mod debug;
+pub(crate) mod devices;
 pub(crate) mod encrypt;
+pub(crate) mod keys;
 pub(crate) mod login;
 pub(crate) mod logout;
 pub(crate) mod messages;
+pub(crate) mod olm;
 pub(crate) mod room;
 pub(crate) mod rotate;
 pub(crate) mod send;
 pub(crate) mod sessions;
 pub(crate) mod sync;
+pub(crate) mod unwedge;
 pub(crate) mod whoami;
 
 #[derive(Debug, Subcommand)]
@@ -31,6 +36,13 @@ pub(crate) enum Command {
     Sessions(sessions::SessionsArgs),
     #[command(alias = "discard-session")]
     Rotate(rotate::RotateArgs),
+    Devices(devices::DevicesArgs),
+    Olm(olm::OlmArgs),
+    Unwedge(unwedge::UnwedgeArgs),
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
+    #[command(subcommand)]
+    Debug(debug::DebugCommand),
 }
 
 pub(crate) async fn run_command(ctx: &mut CommandContext, command: &Command) -> CliResult {
@@ -45,5 +57,10 @@ pub(crate) async fn run_command(ctx: &mut CommandContext, command: &Command) -> 
         Command::Encrypt(args) => encrypt::cmd_encrypt(ctx, args).await,
         Command::Sessions(args) => sessions::cmd_sessions(ctx, args).await,
         Command::Rotate(args) => rotate::cmd_rotate(ctx, args).await,
+        Command::Devices(args) => devices::cmd_devices(ctx, args).await,
+        Command::Olm(args) => olm::cmd_olm(ctx, args).await,
+        Command::Unwedge(args) => unwedge::cmd_unwedge(ctx, args).await,
+        Command::Keys(cmd) => keys::run(ctx, cmd).await,
+        Command::Debug(cmd) => debug::run(ctx, cmd).await,
     }
 }

@@ -15,7 +15,9 @@ use tracing::instrument;
 use crate::context::CommandContext;
 use crate::error::CliResult;
 use crate::events::{render, Rendered};
+use crate::megolm::now_ms;
 use crate::output::{Output, Record};
+use crate::recovery;
 
 /// Fetch what arrived since the last run and print it.
 ///
@@ -23,8 +25,15 @@ use crate::output::{Output, Record};
 /// events). With --follow, keeps syncing and prints events as they arrive
 /// until interrupted; Ctrl-C exits 0 after the store is written.
 ///
+/// When an Olm-encrypted to-device message cannot be decrypted, the Olm
+/// session with its sender is taken to be wedged and replaced (rules R9–R11):
+/// a new session, an m.dummy over it, at most once per device per hour; then
+/// an m.room_key_request for the sender's Megolm sessions that are
+/// undecryptable in the same sync (R13). Each step is a `recovery` record.
+/// --no-recover leaves it to matrix-sdk, which (0.18) never sends the m.dummy.
+///
 /// Record types under --json: message, utd, event, invite, left, to_device,
-/// and a closing sync summary.
+/// recovery, and a closing sync summary.
 ///
 /// Examples:
 ///
@@ -35,6 +44,11 @@ pub(crate) struct SyncArgs {
     /// Keep syncing until interrupted
     #[arg(long, short)]
     follow: bool,
+
+    /// Do not recover from undecryptable Olm messages (see what matrix-sdk
+    /// alone does)
+    #[arg(long)]
+    no_recover: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -113,9 +127,14 @@ impl Record for SyncSummary {
 #[instrument(skip_all)]
 pub(crate) async fn cmd_sync(ctx: &mut CommandContext, args: &SyncArgs) -> CliResult {
     let client = ctx.client().await?;
+    let ledger = ctx.settings.paths.olm_ledger.clone();
     if !args.follow {
+        let started = now_ms();
         let response = client.sync_once(SyncSettings::default().timeout(Duration::ZERO)).await?;
         let summary = print_response(&ctx.out, &response)?;
+        if !args.no_recover {
+            recovery::after_sync(&client, &response, &ledger, started, &ctx.out).await?;
+        }
         return ctx.out.data(&summary);
     }
     ctx.out.status("Following; Ctrl-C to stop.");
@@ -123,6 +142,7 @@ pub(crate) async fn cmd_sync(ctx: &mut CommandContext, args: &SyncArgs) -> CliRe
     let interrupted = tokio::signal::ctrl_c();
     tokio::pin!(interrupted);
     loop {
+        let started = now_ms();
         // Dropping an in-flight sync is safe: the SDK writes a response
         // (events, keys, the next token) in one store transaction only after
         // it has arrived, so an interrupted one is simply fetched again.
@@ -132,7 +152,12 @@ pub(crate) async fn cmd_sync(ctx: &mut CommandContext, args: &SyncArgs) -> CliRe
                 return Ok(());
             }
             response = client.sync_once(settings.clone()) => {
-                print_response(&ctx.out, &response?)?;
+                let response = response?;
+                print_response(&ctx.out, &response)?;
+                // Between syncs, never beside one: recovery claims keys itself.
+                if !args.no_recover {
+                    recovery::after_sync(&client, &response, &ledger, started, &ctx.out).await?;
+                }
             }
         }
     }

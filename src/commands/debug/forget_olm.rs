@@ -1,0 +1,94 @@
+//! `ratchet debug forget-olm`: delete the Olm sessions with one device.
+
+use clap::Args;
+use serde::Serialize;
+use tracing::instrument;
+
+use super::confirm;
+use crate::context::CommandContext;
+use crate::error::{CliError, CliResult};
+use crate::olm::{self, OlmLedger};
+use crate::output::Record;
+use crate::rawstore::RawCryptoStore;
+use crate::rooms;
+
+/// Delete this profile's Olm sessions with a device: a wedge made on purpose.
+///
+/// The device's next Olm message to us (a room key, say) then cannot be
+/// decrypted here, as after a real wedge (R9). Recover with `ratchet sync`,
+/// which creates a new session and sends m.dummy (R10), or `ratchet
+/// unwedge`. Asks for confirmation on a terminal; --yes otherwise.
+///
+/// Example:
+///
+///   ratchet debug forget-olm @alice:example.org ALICEDEVICE --yes
+#[derive(Debug, Args)]
+pub(crate) struct ForgetOlmArgs {
+    /// The device's owner
+    user: String,
+    /// The device id
+    device: String,
+    /// Do not ask for confirmation
+    #[arg(long)]
+    yes: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct ForgotOlmRecord {
+    user_id: String,
+    device_id: String,
+    curve25519: String,
+    /// The Olm sessions deleted.
+    deleted_sessions: Vec<String>,
+}
+
+impl Record for ForgotOlmRecord {
+    const TYPE: &'static str = "forgot_olm";
+    fn human(&self) -> String {
+        let mut s =
+            format!("deleted {} Olm session(s) with {} {}", self.deleted_sessions.len(), self.user_id, self.device_id);
+        for id in &self.deleted_sessions {
+            s.push_str(&format!("\n  {id}"));
+        }
+        s
+    }
+}
+
+#[instrument(skip_all)]
+pub(crate) async fn cmd_forget_olm(ctx: &mut CommandContext, args: &ForgetOlmArgs) -> CliResult {
+    let client = ctx.client().await?;
+    let own = client.user_id().ok_or_else(|| CliError::internal("no user id"))?.to_owned();
+    let user = rooms::parse_user(&args.user, &own)?;
+    let device = client.encryption().get_device(&user, args.device.as_str().into()).await?.ok_or_else(|| {
+        CliError::failed(format!("unknown device {} of {user}", args.device))
+            .with_hint(format!("`ratchet devices {user}` lists the devices ratchet knows"))
+    })?;
+    let curve =
+        device.curve25519_key().ok_or_else(|| CliError::failed("the device has no curve25519 key"))?.to_base64();
+    let ledger = OlmLedger::load(&ctx.settings.paths.olm_ledger);
+    let sessions: Vec<String> =
+        olm::device_sessions(&client, &curve, &ledger).await?.sessions.into_iter().map(|s| s.session_id).collect();
+    if sessions.is_empty() {
+        return Err(CliError::failed(format!("no Olm session with {user} {} to delete", args.device)));
+    }
+    confirm(
+        ctx,
+        args.yes,
+        &format!(
+            "Delete {} Olm session(s) with {user} {}? Messages it sends over them will fail here.",
+            sessions.len(),
+            args.device
+        ),
+    )?;
+    let secret = ctx.close_client().await?;
+    let deleted = RawCryptoStore::open(&ctx.settings.paths.crypto_db(), &secret)?.delete_olm_sessions(&curve)?;
+    if deleted != sessions.len() {
+        return Err(CliError::internal(format!("expected to delete {} sessions, deleted {deleted}", sessions.len())));
+    }
+    ctx.out.data(&ForgotOlmRecord {
+        user_id: user.to_string(),
+        device_id: args.device.clone(),
+        curve25519: curve,
+        deleted_sessions: sessions,
+    })
+}

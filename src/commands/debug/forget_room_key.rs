@@ -1,0 +1,88 @@
+//! `ratchet debug forget-room-key`: delete one inbound Megolm session.
+
+use clap::Args;
+use matrix_sdk::ruma::OwnedRoomOrAliasId;
+use serde::Serialize;
+use tracing::instrument;
+
+use super::confirm;
+use crate::context::CommandContext;
+use crate::error::{CliError, CliResult};
+use crate::output::Record;
+use crate::rawstore::RawCryptoStore;
+use crate::rooms;
+
+/// Delete one inbound Megolm session of a room: a missing key made on purpose.
+///
+/// Every message encrypted with that session then shows as undecryptable in
+/// `ratchet messages` (exit 3) until the key comes back: `ratchet keys
+/// import` of an earlier export, or `ratchet keys request`. Asks for
+/// confirmation on a terminal; --yes otherwise.
+///
+/// Example:
+///
+///   ratchet debug forget-room-key '!room:example.org' SESSIONID --yes
+#[derive(Debug, Args)]
+pub(crate) struct ForgetRoomKeyArgs {
+    /// Room id (!…) or alias (#…:server)
+    #[arg(value_parser = rooms::parse_room)]
+    room: OwnedRoomOrAliasId,
+    /// The Megolm session id (from `ratchet sessions` or `messages --json`)
+    session_id: String,
+    /// Do not ask for confirmation
+    #[arg(long)]
+    yes: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct ForgotRoomKeyRecord {
+    room_id: String,
+    session_id: String,
+    sender_key: String,
+    first_known_index: u32,
+}
+
+impl Record for ForgotRoomKeyRecord {
+    const TYPE: &'static str = "forgot_room_key";
+    fn human(&self) -> String {
+        format!(
+            "deleted inbound Megolm session {} of {} (sender key {}, known from index {})",
+            self.session_id, self.room_id, self.sender_key, self.first_known_index
+        )
+    }
+}
+
+#[instrument(skip_all)]
+pub(crate) async fn cmd_forget_room_key(ctx: &mut CommandContext, args: &ForgetRoomKeyArgs) -> CliResult {
+    let client = ctx.client().await?;
+    let room = rooms::find(&client, &args.room).await?;
+    let session = {
+        let guard = client.olm_machine_for_testing().await;
+        let machine = guard.as_ref().ok_or_else(|| CliError::internal("no crypto machine"))?;
+        machine
+            .store()
+            .get_inbound_group_sessions_by_room_id(room.room_id())
+            .await?
+            .into_iter()
+            .find(|s| s.session_id() == args.session_id)
+    };
+    let session = session.ok_or_else(|| {
+        CliError::failed(format!("this device holds no Megolm session {} for {}", args.session_id, args.room))
+            .with_hint(format!("`ratchet sessions {}` lists the inbound sessions", args.room))
+    })?;
+    let record = ForgotRoomKeyRecord {
+        room_id: room.room_id().to_string(),
+        session_id: args.session_id.clone(),
+        sender_key: session.sender_key().to_base64(),
+        first_known_index: session.first_known_index(),
+    };
+    drop(session);
+    confirm(ctx, args.yes, &format!("Delete the room key {} of {}?", args.session_id, args.room))?;
+    let secret = ctx.close_client().await?;
+    let deleted = RawCryptoStore::open(&ctx.settings.paths.crypto_db(), &secret)?
+        .delete_inbound_group_session(&record.room_id, &record.session_id)?;
+    if deleted != 1 {
+        return Err(CliError::internal(format!("expected to delete one session, deleted {deleted}")));
+    }
+    ctx.out.data(&record)
+}

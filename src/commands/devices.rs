@@ -1,0 +1,119 @@
+//! `ratchet devices`: the devices ratchet knows, with keys and trust.
+
+use std::time::Duration;
+
+use clap::Args;
+use matrix_sdk::config::SyncSettings;
+use matrix_sdk::ruma::OwnedUserId;
+use serde::Serialize;
+use tracing::instrument;
+
+use crate::context::CommandContext;
+use crate::error::{CliError, CliResult};
+use crate::output::Record;
+use crate::rooms;
+
+/// List devices: id, display name, identity keys and trust.
+///
+/// For one user, or for everyone ratchet tracks (members of the encrypted
+/// rooms it is in, and itself). Syncs first, so the lists are current.
+///
+/// Examples:
+///
+///   ratchet devices @bob:example.org
+///   ratchet --json devices | jq -r 'select(.verified == false) | .device_id'
+#[derive(Debug, Args)]
+pub(crate) struct DevicesArgs {
+    /// User id (@bob:example.org) or a bare name on your server; default: everyone tracked
+    user: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct DeviceRecord {
+    user_id: String,
+    device_id: String,
+    display_name: Option<String>,
+    curve25519: Option<String>,
+    ed25519: Option<String>,
+    /// Cross-signed by its owner, or locally verified.
+    verified: bool,
+    /// Our local trust setting: unset, verified, blacklisted or ignored.
+    local_trust: &'static str,
+    /// This profile's own device.
+    own: bool,
+    /// The server no longer lists it.
+    deleted: bool,
+}
+
+impl Record for DeviceRecord {
+    const TYPE: &'static str = "device";
+    fn human(&self) -> String {
+        let mut flags = vec![if self.verified { "verified" } else { "unverified" }];
+        if self.own {
+            flags.push("this device");
+        }
+        if self.deleted {
+            flags.push("deleted");
+        }
+        if self.local_trust != "unset" && self.local_trust != "verified" {
+            flags.push(self.local_trust);
+        }
+        format!(
+            "{} {}  \"{}\"  [{}]\n  curve25519 {}\n  ed25519    {}",
+            self.user_id,
+            self.device_id,
+            self.display_name.as_deref().unwrap_or(""),
+            flags.join(", "),
+            self.curve25519.as_deref().unwrap_or("?"),
+            self.ed25519.as_deref().unwrap_or("?"),
+        )
+    }
+}
+
+#[instrument(skip_all)]
+pub(crate) async fn cmd_devices(ctx: &mut CommandContext, args: &DevicesArgs) -> CliResult {
+    let client = ctx.client().await?;
+    client.sync_once(SyncSettings::default().timeout(Duration::ZERO)).await?;
+    let own_user = client.user_id().ok_or_else(|| CliError::internal("no user id"))?.to_owned();
+    let own_device = client.device_id().ok_or_else(|| CliError::internal("no device id"))?.to_owned();
+    let mut users: Vec<OwnedUserId> = match &args.user {
+        Some(u) => vec![rooms::parse_user(u, &own_user)?],
+        None => client.encryption().tracked_users().await?.into_iter().collect(),
+    };
+    users.sort();
+    if let Some(user) = args.user.as_ref().and(users.first()) {
+        // An explicit user we do not track yet: ask the server about them.
+        if !client.encryption().tracked_users().await?.contains(user) {
+            client.encryption().request_user_identity(user).await?;
+        }
+    }
+    let mut shown = 0;
+    for user in &users {
+        let devices = client.encryption().get_user_devices(user).await?;
+        let mut list: Vec<_> = devices.devices().collect();
+        list.sort_by(|a, b| a.device_id().cmp(b.device_id()));
+        for d in list {
+            shown += 1;
+            ctx.out.data(&DeviceRecord {
+                user_id: user.to_string(),
+                device_id: d.device_id().to_string(),
+                display_name: d.display_name().map(str::to_owned),
+                curve25519: d.curve25519_key().map(|k| k.to_base64()),
+                ed25519: d.ed25519_key().map(|k| k.to_base64()),
+                verified: d.is_verified(),
+                local_trust: match d.local_trust_state() {
+                    matrix_sdk::encryption::LocalTrust::Verified => "verified",
+                    matrix_sdk::encryption::LocalTrust::BlackListed => "blacklisted",
+                    matrix_sdk::encryption::LocalTrust::Ignored => "ignored",
+                    _ => "unset",
+                },
+                own: *user == own_user && d.device_id() == own_device,
+                deleted: d.is_deleted(),
+            })?;
+        }
+    }
+    if shown == 0 {
+        ctx.out.status("No devices known.");
+    }
+    Ok(())
+}

@@ -1,0 +1,62 @@
+//! `ratchet keys …`: room keys — asking for them again, exporting, importing.
+
+use std::io::{BufRead, IsTerminal};
+
+use clap::Subcommand;
+
+use crate::context::CommandContext;
+use crate::error::{CliError, CliResult};
+use crate::prompt;
+
+pub(crate) mod export;
+pub(crate) mod import;
+pub(crate) mod request;
+
+/// Request, export and import Megolm room keys.
+#[derive(Debug, Subcommand)]
+pub(crate) enum KeysCommand {
+    Request(request::RequestArgs),
+    Export(export::ExportArgs),
+    Import(import::ImportArgs),
+}
+
+pub(crate) async fn run(ctx: &mut CommandContext, command: &KeysCommand) -> CliResult {
+    match command {
+        KeysCommand::Request(args) => request::cmd_request(ctx, args).await,
+        KeysCommand::Export(args) => export::cmd_export(ctx, args).await,
+        KeysCommand::Import(args) => import::cmd_import(ctx, args).await,
+    }
+}
+
+/// The key file passphrase: first line of stdin (--passphrase-stdin),
+/// RATCHET_KEYS_PASSPHRASE, or a prompt (twice when `confirm`).
+pub(crate) fn passphrase(ctx: &CommandContext, from_stdin: bool, confirm: bool) -> CliResult<String> {
+    if from_stdin {
+        let stdin = std::io::stdin();
+        if stdin.is_terminal() {
+            return Err(CliError::usage("--passphrase-stdin needs the passphrase piped in, not typed"));
+        }
+        let mut line = String::new();
+        stdin.lock().read_line(&mut line)?;
+        let p = line.trim_end_matches(['\n', '\r']).to_owned();
+        if p.is_empty() {
+            return Err(CliError::usage("--passphrase-stdin read an empty passphrase"));
+        }
+        return Ok(p);
+    }
+    if let Some(p) = &ctx.settings.keys_passphrase_env {
+        return Ok(p.0.clone());
+    }
+    if !prompt::can_prompt(ctx.settings.no_input) {
+        return Err(CliError::usage("no passphrase for the key file and no terminal to ask on")
+            .with_hint("pipe it with --passphrase-stdin, or set RATCHET_KEYS_PASSPHRASE"));
+    }
+    let p = prompt::secret("Key file passphrase: ")?;
+    if p.is_empty() {
+        return Err(CliError::usage("the passphrase is empty"));
+    }
+    if confirm && prompt::secret("Again: ")? != p {
+        return Err(CliError::usage("the passphrases differ"));
+    }
+    Ok(p)
+}

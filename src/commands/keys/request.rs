@@ -1,0 +1,143 @@
+//! `ratchet keys request`.
+
+use std::time::Duration;
+
+use clap::Args;
+use matrix_sdk::config::SyncSettings;
+use matrix_sdk::ruma::api::client::message::get_message_events;
+use matrix_sdk::ruma::api::client::room::get_room_event;
+use matrix_sdk::ruma::{OwnedEventId, OwnedRoomOrAliasId, UInt, UserId};
+use serde::Serialize;
+use serde_json::Value;
+use tracing::instrument;
+
+use crate::context::CommandContext;
+use crate::crypto;
+use crate::error::{CliError, CliResult};
+use crate::events::as_encrypted;
+use crate::output::Record;
+use crate::rooms;
+
+/// Ask for Megolm room keys again with m.room_key_request (rule R13).
+///
+/// The request goes to every device of the session's sender and of your own
+/// account. With --event, for the session of that event; with --session, for
+/// that session (found in recent history); with neither, for every session
+/// that is undecryptable in the last 100 events.
+///
+/// Note: matrix-sdk 0.18 (which ratchet uses) accepts a forwarded key only
+/// from your own verified devices; a key forwarded by another user's device
+/// arrives (`sync` shows it) but is dropped.
+///
+/// Examples:
+///
+///   ratchet keys request '!room:example.org'
+///   ratchet keys request '!room:example.org' --event '$eventid'
+#[derive(Debug, Args)]
+pub(crate) struct RequestArgs {
+    /// Room id (!…) or alias (#…:server)
+    #[arg(value_parser = rooms::parse_room)]
+    room: OwnedRoomOrAliasId,
+    /// The Megolm session id
+    #[arg(long, conflicts_with = "event")]
+    session: Option<String>,
+    /// An event encrypted with the session
+    #[arg(long)]
+    event: Option<OwnedEventId>,
+}
+
+#[derive(Debug, Serialize)]
+struct KeyRequestRecord {
+    room_id: String,
+    session_id: String,
+    sender: String,
+    sender_key: String,
+    request_id: String,
+}
+
+impl Record for KeyRequestRecord {
+    const TYPE: &'static str = "key_request";
+    fn human(&self) -> String {
+        format!(
+            "requested session {} of {} from {} (request {})",
+            self.session_id, self.room_id, self.sender, self.request_id
+        )
+    }
+}
+
+/// (session id, sender, sender key) of an m.room.encrypted event.
+fn session_of(event: &Value) -> Option<(String, String, String)> {
+    let content = &event["content"];
+    Some((
+        content["session_id"].as_str()?.to_owned(),
+        event["sender"].as_str()?.to_owned(),
+        content["sender_key"].as_str()?.to_owned(),
+    ))
+}
+
+#[instrument(skip_all)]
+pub(crate) async fn cmd_request(ctx: &mut CommandContext, args: &RequestArgs) -> CliResult {
+    let client = ctx.client().await?;
+    client.sync_once(SyncSettings::default().timeout(Duration::ZERO)).await?;
+    let room = rooms::joined(&client, &args.room).await?;
+
+    let mut wanted: Vec<(String, String, String)> = Vec::new();
+    if let Some(event_id) = &args.event {
+        let response =
+            client.send(get_room_event::v3::Request::new(room.room_id().to_owned(), event_id.clone())).await?;
+        let event: Value = response.event.deserialize_as().unwrap_or(Value::Null);
+        wanted.push(session_of(&event).ok_or_else(|| {
+            CliError::failed(format!("{event_id} is not a Megolm-encrypted event with a sender key"))
+        })?);
+    } else {
+        let mut request = get_message_events::v3::Request::backward(room.room_id().to_owned());
+        request.limit = UInt::from(100u32);
+        let history = client.send(request).await?;
+        for raw in &history.chunk {
+            let event: Value = raw.deserialize_as().unwrap_or(Value::Null);
+            if event["type"] != "m.room.encrypted" {
+                continue;
+            }
+            let Some(found) = session_of(&event) else { continue };
+            match &args.session {
+                Some(s) if *s != found.0 => continue,
+                Some(_) => {}
+                // Without --session: only what cannot be decrypted here.
+                None => {
+                    let decrypted = room.decrypt_event(as_encrypted(raw), None).await?;
+                    if decrypted.encryption_info().is_some() {
+                        continue;
+                    }
+                }
+            }
+            if !wanted.contains(&found) {
+                wanted.push(found);
+            }
+        }
+        if wanted.is_empty() {
+            return match &args.session {
+                Some(s) => {
+                    Err(CliError::failed(format!("no event of session {s} in the last 100 events of {}", args.room))
+                        .with_hint("use --event with an event id of that session"))
+                }
+                None => {
+                    ctx.out.status("Nothing undecryptable in the last 100 events; no request sent.");
+                    Ok(())
+                }
+            };
+        }
+    }
+    for (session_id, sender, sender_key) in wanted {
+        let sender_id = UserId::parse(&sender).map_err(|e| CliError::failed("bad sender in event").with_source(e))?;
+        let request_id =
+            crypto::request_room_key(&client, room.room_id(), &session_id, &sender_id, &sender_key).await?;
+        ctx.out.data(&KeyRequestRecord {
+            room_id: room.room_id().to_string(),
+            session_id,
+            sender,
+            sender_key,
+            request_id,
+        })?;
+    }
+    Ok(())
+}
