@@ -24,6 +24,16 @@ fn every_command_has_help() {
         &["encrypt"],
         &["sessions"],
         &["rotate"],
+        &["devices"],
+        &["olm"],
+        &["unwedge"],
+        &["keys"],
+        &["keys", "request"],
+        &["keys", "export"],
+        &["keys", "import"],
+        &["debug"],
+        &["debug", "forget-olm"],
+        &["debug", "forget-room-key"],
     ];
     for cmd in commands {
         let mut args = cmd.to_vec();
