@@ -93,6 +93,17 @@ run ratchet --profile alice rotate "$room" --share
 run ratchet --profile alice send "$room" "in the pre-shared session"
 run ratchet --profile bob messages "$room" --limit 6
 
+say "A wedged Olm session on purpose, and its recovery (R9-R11, R13)"
+alice_device="$(ratchet --profile alice --json whoami | python3 -c 'import json,sys; print(json.load(sys.stdin)["device_id"])')"
+run ratchet --profile bob debug forget-olm @alice:localhost "$alice_device" --yes
+run ratchet --profile alice rotate "$room"
+run ratchet --profile alice send "$room" "this room key goes over the broken Olm session"
+run ratchet --profile bob sync
+run ratchet --profile alice sync
+run ratchet --profile alice send "$room" "and this one decrypts again"
+run ratchet --profile bob olm @alice:localhost
+run ratchet --profile bob messages "$room" --limit 2 || echo "(exit $?: the message sent over the wedge stays undecryptable; see README)"
+
 say "What the server stored: ciphertext only"
 run ratchet --profile alice --json messages "$room" --limit 1 >/dev/null
 python3 - "$hs" "$RATCHET_DATA_DIR/alice/session.json" "$room" <<'PY'
