@@ -22,7 +22,7 @@ pub(crate) struct OutboundPosition {
 
 pub(crate) async fn outbound_position(client: &Client, room_id: &RoomId) -> CliResult<Option<OutboundPosition>> {
     let guard = client.olm_machine_for_testing().await;
-    let machine = guard.as_ref().ok_or_else(|| CliError::internal("no crypto machine after login"))?;
+    let machine = crate::crypto::machine(&guard)?;
     let session = machine
         .store()
         .get_outbound_group_session(room_id)
@@ -45,7 +45,7 @@ pub(crate) async fn outbound_position(client: &Client, room_id: &RoomId) -> CliR
 pub(crate) async fn upload_device_keys(client: &Client) -> CliResult<()> {
     let pending = {
         let guard = client.olm_machine_for_testing().await;
-        let machine = guard.as_ref().ok_or_else(|| CliError::internal("no crypto machine after login"))?;
+        let machine = crate::crypto::machine(&guard)?;
         machine
             .upload_device_keys()
             .await
@@ -54,7 +54,7 @@ pub(crate) async fn upload_device_keys(client: &Client) -> CliResult<()> {
     if let Some((txn_id, request)) = pending {
         let response = client.send(request).await?;
         let guard = client.olm_machine_for_testing().await;
-        let machine = guard.as_ref().ok_or_else(|| CliError::internal("no crypto machine after login"))?;
+        let machine = crate::crypto::machine(&guard)?;
         machine
             .mark_request_as_sent(&txn_id, &response)
             .await
@@ -86,19 +86,19 @@ pub(crate) async fn preshare(room: &Room) -> CliResult<usize> {
 
     let claim = {
         let guard = client.olm_machine_for_testing().await;
-        let machine = guard.as_ref().ok_or_else(|| CliError::internal("no crypto machine"))?;
+        let machine = crate::crypto::machine(&guard)?;
         machine.get_missing_sessions(members.iter().map(|u| u.as_ref())).await?
     };
     if let Some((txn_id, request)) = claim {
         let response = client.send(request).await?;
         let guard = client.olm_machine_for_testing().await;
-        let machine = guard.as_ref().ok_or_else(|| CliError::internal("no crypto machine"))?;
+        let machine = crate::crypto::machine(&guard)?;
         machine.mark_request_as_sent(&txn_id, &response).await.map_err(olm_error)?;
     }
 
     let requests = {
         let guard = client.olm_machine_for_testing().await;
-        let machine = guard.as_ref().ok_or_else(|| CliError::internal("no crypto machine"))?;
+        let machine = crate::crypto::machine(&guard)?;
         machine.share_room_key(room.room_id(), members.iter().map(|u| u.as_ref()), settings).await.map_err(olm_error)?
     };
     for request in &requests {
@@ -110,7 +110,7 @@ pub(crate) async fn preshare(room: &Room) -> CliResult<usize> {
             ))
             .await?;
         let guard = client.olm_machine_for_testing().await;
-        let machine = guard.as_ref().ok_or_else(|| CliError::internal("no crypto machine"))?;
+        let machine = crate::crypto::machine(&guard)?;
         machine.mark_request_as_sent(&request.txn_id, &response).await.map_err(olm_error)?;
     }
     Ok(requests.len())
@@ -164,4 +164,17 @@ pub(crate) async fn request_room_key(
         .send(send_event_to_device::v3::Request::new_raw("m.room_key_request".into(), TransactionId::new(), messages))
         .await?;
     Ok(request_id)
+}
+
+/// The crypto machine behind a guard from `Client::olm_machine_for_testing`
+/// (absent only before login, which every caller is past).
+pub(crate) fn machine<'a>(
+    guard: &'a tokio::sync::RwLockReadGuard<'_, Option<matrix_sdk_crypto::OlmMachine>>,
+) -> CliResult<&'a matrix_sdk_crypto::OlmMachine> {
+    guard.as_ref().ok_or_else(|| CliError::internal("no crypto machine after login"))
+}
+
+/// One incremental sync that returns at once (never long-polls).
+pub(crate) async fn sync_now(client: &Client) -> CliResult<matrix_sdk::sync::SyncResponse> {
+    Ok(client.sync_once(matrix_sdk::config::SyncSettings::default().timeout(std::time::Duration::ZERO)).await?)
 }

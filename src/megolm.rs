@@ -150,7 +150,7 @@ impl Outbound {
 /// Reads the room's outbound Megolm session from the crypto store.
 pub(crate) async fn outbound(client: &Client, room_id: &RoomId, ledger: &Ledger) -> CliResult<Option<Outbound>> {
     let guard = client.olm_machine_for_testing().await;
-    let machine = guard.as_ref().ok_or_else(|| CliError::internal("no crypto machine"))?;
+    let machine = crate::crypto::machine(&guard)?;
     let Some(session) = machine
         .store()
         .get_outbound_group_session(room_id)

@@ -73,7 +73,7 @@ pub(crate) async fn device_sessions(
     ledger: &OlmLedger,
 ) -> CliResult<DeviceSessions> {
     let guard = client.olm_machine_for_testing().await;
-    let machine = guard.as_ref().ok_or_else(|| CliError::internal("no crypto machine"))?;
+    let machine = crate::crypto::machine(&guard)?;
     // The trait method reads the database (sessions are saved after every
     // use), not the SDK's private cache.
     let stored = CryptoStore::get_sessions(&**machine.store(), curve25519)
@@ -154,10 +154,9 @@ pub(crate) struct NewSession {
 ///
 /// Do not run beside a sync: this claim bypasses the SDK's claim lock.
 pub(crate) async fn force_new_session(client: &Client, user: &UserId, device: &DeviceId) -> CliResult<NewSession> {
-    let machine_err = || CliError::internal("no crypto machine");
     let crypto_device = {
         let guard = client.olm_machine_for_testing().await;
-        let machine = guard.as_ref().ok_or_else(machine_err)?;
+        let machine = crate::crypto::machine(&guard)?;
         machine
             .get_device(user, device, None)
             .await
@@ -191,7 +190,7 @@ pub(crate) async fn force_new_session(client: &Client, user: &UserId, device: &D
     }
     {
         let guard = client.olm_machine_for_testing().await;
-        let machine = guard.as_ref().ok_or_else(machine_err)?;
+        let machine = crate::crypto::machine(&guard)?;
         // Creates an Olm session for every device in the response.
         machine
             .mark_request_as_sent(&TransactionId::new(), &response)
@@ -220,11 +219,10 @@ pub(crate) async fn force_new_session(client: &Client, user: &UserId, device: &D
 /// Sends an empty `m.dummy` to the device, Olm-encrypted with the session
 /// matrix-sdk picks (the newest created).
 pub(crate) async fn send_dummy(client: &Client, user: &UserId, device: &DeviceId) -> CliResult<()> {
-    let machine_err = || CliError::internal("no crypto machine");
     // Encrypt right before sending: encryption advances the session.
     let encrypted = {
         let guard = client.olm_machine_for_testing().await;
-        let machine = guard.as_ref().ok_or_else(machine_err)?;
+        let machine = crate::crypto::machine(&guard)?;
         let device = machine
             .get_device(user, device, None)
             .await

@@ -26,3 +26,22 @@ pub(crate) fn confirm(question: &str) -> Result<bool, CliError> {
         .map_err(|e| CliError::failed("could not read from the terminal").with_source(e))?;
     Ok(matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes"))
 }
+
+/// A secret piped in on stdin (`--password-stdin`, `--passphrase-stdin`):
+/// its first line, without the line ending. Refused when stdin is a
+/// terminal (the user should be prompted instead) or the line is empty.
+pub(crate) fn secret_from_stdin(flag: &str, what: &str) -> Result<String, CliError> {
+    use std::io::{BufRead, IsTerminal};
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        return Err(CliError::usage(format!("{flag} needs the {what} piped in, not typed"))
+            .with_hint(format!("drop {flag} to be prompted instead")));
+    }
+    let mut line = String::new();
+    stdin.lock().read_line(&mut line).map_err(|e| CliError::failed("could not read stdin").with_source(e))?;
+    let secret = line.trim_end_matches(['\n', '\r']).to_owned();
+    if secret.is_empty() {
+        return Err(CliError::usage(format!("{flag} read an empty {what}")));
+    }
+    Ok(secret)
+}

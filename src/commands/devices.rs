@@ -1,9 +1,6 @@
 //! `ratchet devices`: the devices ratchet knows, with keys and trust.
 
-use std::time::Duration;
-
 use clap::Args;
-use matrix_sdk::config::SyncSettings;
 use matrix_sdk::ruma::OwnedUserId;
 use serde::Serialize;
 use tracing::instrument;
@@ -73,7 +70,7 @@ impl Record for DeviceRecord {
 #[instrument(skip_all)]
 pub(crate) async fn cmd_devices(ctx: &mut CommandContext, args: &DevicesArgs) -> CliResult {
     let client = ctx.client().await?;
-    client.sync_once(SyncSettings::default().timeout(Duration::ZERO)).await?;
+    crate::crypto::sync_now(&client).await?;
     let own_user = client.user_id().ok_or_else(|| CliError::internal("no user id"))?.to_owned();
     let own_device = client.device_id().ok_or_else(|| CliError::internal("no device id"))?.to_owned();
     let mut users: Vec<OwnedUserId> = match &args.user {

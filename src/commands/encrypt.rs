@@ -1,10 +1,7 @@
 //! `ratchet encrypt`: enable encryption in a room with rotation settings
 //! (R1, R2), and never weaken it (R3).
 
-use std::time::Duration;
-
 use clap::Args;
-use matrix_sdk::config::SyncSettings;
 use matrix_sdk::ruma::events::room::encryption::PossiblyRedactedRoomEncryptionEventContent;
 use matrix_sdk::ruma::{EventEncryptionAlgorithm, OwnedRoomOrAliasId};
 use serde::Serialize;
@@ -102,7 +99,7 @@ fn settings_of(c: &PossiblyRedactedRoomEncryptionEventContent) -> Settings {
 #[instrument(skip_all)]
 pub(crate) async fn cmd_encrypt(ctx: &mut CommandContext, args: &EncryptArgs) -> CliResult {
     let client = ctx.client().await?;
-    client.sync_once(SyncSettings::default().timeout(Duration::ZERO)).await?;
+    crate::crypto::sync_now(&client).await?;
     let room = rooms::joined(&client, &args.room).await?;
     let wanted = Settings { rotation_period_msgs: args.rotation_msgs, rotation_period_ms: args.rotation_ms };
     let mut record = EncryptRecord {

@@ -1,8 +1,6 @@
 //! `ratchet login`: password login that creates this profile's device, its
 //! encrypted store and its session file, and uploads the device keys.
 
-use std::io::{BufRead, IsTerminal};
-
 use clap::Args;
 use matrix_sdk::config::SyncSettings;
 use serde::Serialize;
@@ -187,18 +185,7 @@ async fn login_and_save(
 
 fn read_password(ctx: &CommandContext, args: &LoginArgs) -> CliResult<String> {
     if args.password_stdin {
-        let stdin = std::io::stdin();
-        if stdin.is_terminal() {
-            return Err(CliError::usage("--password-stdin needs the password piped in, not typed")
-                .with_hint("drop --password-stdin to be prompted instead"));
-        }
-        let mut line = String::new();
-        stdin.lock().read_line(&mut line)?;
-        let pw = line.trim_end_matches(['\n', '\r']).to_owned();
-        if pw.is_empty() {
-            return Err(CliError::usage("--password-stdin read an empty password"));
-        }
-        return Ok(pw);
+        return prompt::secret_from_stdin("--password-stdin", "password");
     }
     if let Some(pw) = &ctx.settings.password_env {
         return Ok(pw.0.clone());

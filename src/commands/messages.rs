@@ -3,10 +3,7 @@
 //! ciphertext. Undecryptable events are shown with the SDK's reason and make
 //! the exit status 3.
 
-use std::time::Duration;
-
 use clap::Args;
-use matrix_sdk::config::SyncSettings;
 use matrix_sdk::deserialized_responses::TimelineEvent;
 use matrix_sdk::ruma::api::client::message::get_message_events;
 use matrix_sdk::ruma::{OwnedRoomOrAliasId, UInt};
@@ -48,7 +45,7 @@ pub(crate) struct MessagesArgs {
 #[instrument(skip_all)]
 pub(crate) async fn cmd_messages(ctx: &mut CommandContext, args: &MessagesArgs) -> CliResult {
     let client = ctx.client().await?;
-    client.sync_once(SyncSettings::default().timeout(Duration::ZERO)).await?;
+    crate::crypto::sync_now(&client).await?;
     let room = rooms::joined(&client, &args.room).await?;
 
     let mut request = get_message_events::v3::Request::backward(room.room_id().to_owned());

@@ -1,9 +1,6 @@
 //! `ratchet olm`: Olm sessions per device, and which one is used.
 
-use std::time::Duration;
-
 use clap::Args;
-use matrix_sdk::config::SyncSettings;
 use matrix_sdk::ruma::{OwnedDeviceId, OwnedUserId};
 use serde::Serialize;
 use tracing::instrument;
@@ -85,7 +82,7 @@ impl Record for OlmDeviceRecord {
 #[instrument(skip_all)]
 pub(crate) async fn cmd_olm(ctx: &mut CommandContext, args: &OlmArgs) -> CliResult {
     let client = ctx.client().await?;
-    client.sync_once(SyncSettings::default().timeout(Duration::ZERO)).await?;
+    crate::crypto::sync_now(&client).await?;
     let own_user = client.user_id().ok_or_else(|| CliError::internal("no user id"))?.to_owned();
     let own_device = client.device_id().ok_or_else(|| CliError::internal("no device id"))?.to_owned();
     let ledger = OlmLedger::load(&ctx.settings.paths.olm_ledger);

@@ -1,9 +1,6 @@
 //! `ratchet rotate` (alias `discard-session`): force a new Megolm session.
 
-use std::time::Duration;
-
 use clap::Args;
-use matrix_sdk::config::SyncSettings;
 use matrix_sdk::ruma::OwnedRoomOrAliasId;
 use serde::Serialize;
 use tracing::instrument;
@@ -65,7 +62,7 @@ impl Record for RotatedRecord {
 #[instrument(skip_all)]
 pub(crate) async fn cmd_rotate(ctx: &mut CommandContext, args: &RotateArgs) -> CliResult {
     let client = ctx.client().await?;
-    client.sync_once(SyncSettings::default().timeout(Duration::ZERO)).await?;
+    crate::crypto::sync_now(&client).await?;
     let room = rooms::joined(&client, &args.room).await?;
     if !room.latest_encryption_state().await?.is_encrypted() {
         return Err(CliError::failed(format!("{} is not encrypted: it has no Megolm session", args.room))

@@ -3,10 +3,8 @@
 //! message index it was encrypted at.
 
 use std::io::IsTerminal;
-use std::time::Duration;
 
 use clap::Args;
-use matrix_sdk::config::SyncSettings;
 use matrix_sdk::ruma::events::room::message::RoomMessageEventContent;
 use matrix_sdk::ruma::OwnedRoomOrAliasId;
 use matrix_sdk::Room;
@@ -92,7 +90,7 @@ pub(crate) async fn cmd_send(ctx: &mut CommandContext, args: &SendArgs) -> CliRe
     let client = ctx.client().await?;
     // One incremental sync first: new members, their devices and any
     // to-device messages must be known before we encrypt for them.
-    client.sync_once(SyncSettings::default().timeout(Duration::ZERO)).await?;
+    crate::crypto::sync_now(&client).await?;
     let room = rooms::joined(&client, &args.room).await?;
     let encrypted = room.latest_encryption_state().await?.is_encrypted();
     let limits = if encrypted {

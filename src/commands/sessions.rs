@@ -1,9 +1,6 @@
 //! `ratchet sessions`: a room's Megolm sessions, outbound and inbound.
 
-use std::time::Duration;
-
 use clap::Args;
-use matrix_sdk::config::SyncSettings;
 use matrix_sdk::ruma::OwnedRoomOrAliasId;
 use matrix_sdk_crypto::olm::SenderData;
 use serde::Serialize;
@@ -130,7 +127,7 @@ fn duration(ms: u64) -> String {
 pub(crate) async fn cmd_sessions(ctx: &mut CommandContext, args: &SessionsArgs) -> CliResult {
     let client = ctx.client().await?;
     // Room keys that arrived since the last run are in the next sync.
-    client.sync_once(SyncSettings::default().timeout(Duration::ZERO)).await?;
+    crate::crypto::sync_now(&client).await?;
     let room = rooms::joined(&client, &args.room).await?;
     let limits = RoomLimits::of(&room)
         .ok_or_else(|| CliError::failed(format!("{} is not encrypted: it has no Megolm sessions", args.room)))?;
@@ -162,7 +159,7 @@ pub(crate) async fn cmd_sessions(ctx: &mut CommandContext, args: &SessionsArgs) 
 
     let inbound = {
         let guard = client.olm_machine_for_testing().await;
-        let machine = guard.as_ref().ok_or_else(|| CliError::internal("no crypto machine"))?;
+        let machine = crate::crypto::machine(&guard)?;
         machine
             .store()
             .get_inbound_group_sessions_by_room_id(room.room_id())

@@ -12,6 +12,7 @@ use serde::Serialize;
 use serde_json::Value;
 use tracing::instrument;
 
+use crate::commands::room::leave::LeftRecord;
 use crate::context::CommandContext;
 use crate::error::CliResult;
 use crate::events::{render, Rendered};
@@ -60,18 +61,6 @@ impl Record for InviteRecord {
     const TYPE: &'static str = "invite";
     fn human(&self) -> String {
         format!("invited to {}  (ratchet room join {})", self.room_id, self.room_id)
-    }
-}
-
-#[derive(Debug, Serialize)]
-struct LeftRecord {
-    room_id: String,
-}
-
-impl Record for LeftRecord {
-    const TYPE: &'static str = "left";
-    fn human(&self) -> String {
-        format!("left {}", self.room_id)
     }
 }
 
@@ -130,7 +119,7 @@ pub(crate) async fn cmd_sync(ctx: &mut CommandContext, args: &SyncArgs) -> CliRe
     let ledger = ctx.settings.paths.olm_ledger.clone();
     if !args.follow {
         let started = now_ms();
-        let response = client.sync_once(SyncSettings::default().timeout(Duration::ZERO)).await?;
+        let response = crate::crypto::sync_now(&client).await?;
         let summary = print_response(&ctx.out, &response)?;
         if !args.no_recover {
             recovery::after_sync(&client, &response, &ledger, started, &ctx.out).await?;

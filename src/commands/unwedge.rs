@@ -1,10 +1,7 @@
 //! `ratchet unwedge`: a new Olm session and an `m.dummy` over it (R9, R10),
 //! at most once per device per hour (R11).
 
-use std::time::Duration;
-
 use clap::Args;
-use matrix_sdk::config::SyncSettings;
 use matrix_sdk::ruma::OwnedDeviceId;
 use serde::Serialize;
 use tracing::instrument;
@@ -65,7 +62,7 @@ impl Record for UnwedgedRecord {
 #[instrument(skip_all)]
 pub(crate) async fn cmd_unwedge(ctx: &mut CommandContext, args: &UnwedgeArgs) -> CliResult {
     let client = ctx.client().await?;
-    client.sync_once(SyncSettings::default().timeout(Duration::ZERO)).await?;
+    crate::crypto::sync_now(&client).await?;
     let own_user = client.user_id().ok_or_else(|| CliError::internal("no user id"))?.to_owned();
     let own_device = client.device_id().ok_or_else(|| CliError::internal("no device id"))?.to_owned();
     let user = rooms::parse_user(&args.user, &own_user)?;

@@ -58,7 +58,7 @@ pub(crate) async fn cmd_forget_room_key(ctx: &mut CommandContext, args: &ForgetR
     let room = rooms::find(&client, &args.room).await?;
     let session = {
         let guard = client.olm_machine_for_testing().await;
-        let machine = guard.as_ref().ok_or_else(|| CliError::internal("no crypto machine"))?;
+        let machine = crate::crypto::machine(&guard)?;
         machine
             .store()
             .get_inbound_group_sessions_by_room_id(room.room_id())

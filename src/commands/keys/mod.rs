@@ -1,7 +1,5 @@
 //! `ratchet keys …`: room keys — asking for them again, exporting, importing.
 
-use std::io::{BufRead, IsTerminal};
-
 use clap::Subcommand;
 
 use crate::context::CommandContext;
@@ -32,17 +30,7 @@ pub(crate) async fn run(ctx: &mut CommandContext, command: &KeysCommand) -> CliR
 /// RATCHET_KEYS_PASSPHRASE, or a prompt (twice when `confirm`).
 pub(crate) fn passphrase(ctx: &CommandContext, from_stdin: bool, confirm: bool) -> CliResult<String> {
     if from_stdin {
-        let stdin = std::io::stdin();
-        if stdin.is_terminal() {
-            return Err(CliError::usage("--passphrase-stdin needs the passphrase piped in, not typed"));
-        }
-        let mut line = String::new();
-        stdin.lock().read_line(&mut line)?;
-        let p = line.trim_end_matches(['\n', '\r']).to_owned();
-        if p.is_empty() {
-            return Err(CliError::usage("--passphrase-stdin read an empty passphrase"));
-        }
-        return Ok(p);
+        return prompt::secret_from_stdin("--passphrase-stdin", "passphrase");
     }
     if let Some(p) = &ctx.settings.keys_passphrase_env {
         return Ok(p.0.clone());

@@ -1,9 +1,6 @@
 //! `ratchet keys request`.
 
-use std::time::Duration;
-
 use clap::Args;
-use matrix_sdk::config::SyncSettings;
 use matrix_sdk::ruma::api::client::message::get_message_events;
 use matrix_sdk::ruma::api::client::room::get_room_event;
 use matrix_sdk::ruma::{OwnedEventId, OwnedRoomOrAliasId, UInt, UserId};
@@ -78,7 +75,7 @@ fn session_of(event: &Value) -> Option<(String, String, String)> {
 #[instrument(skip_all)]
 pub(crate) async fn cmd_request(ctx: &mut CommandContext, args: &RequestArgs) -> CliResult {
     let client = ctx.client().await?;
-    client.sync_once(SyncSettings::default().timeout(Duration::ZERO)).await?;
+    crate::crypto::sync_now(&client).await?;
     let room = rooms::joined(&client, &args.room).await?;
 
     let mut wanted: Vec<(String, String, String)> = Vec::new();

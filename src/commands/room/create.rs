@@ -1,9 +1,6 @@
 //! `ratchet room create`.
 
-use std::time::Duration;
-
 use clap::Args;
-use matrix_sdk::config::SyncSettings;
 use matrix_sdk::ruma::api::client::room::create_room::v3::{Request, RoomPreset};
 use matrix_sdk::ruma::events::room::encryption::RoomEncryptionEventContent;
 use matrix_sdk::ruma::events::InitialStateEvent;
@@ -101,7 +98,7 @@ pub(crate) async fn cmd_create(ctx: &mut CommandContext, args: &CreateArgs) -> C
     }
     let room = client.create_room(request).await?;
     // Fetch the new room's state so the record (and the store) knows it.
-    client.sync_once(SyncSettings::default().timeout(Duration::ZERO)).await?;
+    crate::crypto::sync_now(&client).await?;
     let room = client.get_room(room.room_id()).unwrap_or(room);
     ctx.out.data(&RoomRecord::of(&room))
 }

@@ -1,9 +1,6 @@
 //! `ratchet room info`.
 
-use std::time::Duration;
-
 use clap::Args;
-use matrix_sdk::config::SyncSettings;
 use matrix_sdk::ruma::OwnedRoomOrAliasId;
 use matrix_sdk::RoomMemberships;
 use serde::Serialize;
@@ -68,7 +65,7 @@ impl Record for RoomInfoRecord {
 #[instrument(skip_all)]
 pub(crate) async fn cmd_info(ctx: &mut CommandContext, args: &InfoArgs) -> CliResult {
     let client = ctx.client().await?;
-    client.sync_once(SyncSettings::default().timeout(Duration::ZERO)).await?;
+    crate::crypto::sync_now(&client).await?;
     let room = rooms::find(&client, &args.room).await?;
     let settings = room.encryption_settings();
     ctx.out.data(&RoomInfoRecord {

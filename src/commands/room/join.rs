@@ -1,9 +1,6 @@
 //! `ratchet room join`.
 
-use std::time::Duration;
-
 use clap::Args;
-use matrix_sdk::config::SyncSettings;
 use matrix_sdk::ruma::OwnedRoomOrAliasId;
 use tracing::instrument;
 
@@ -30,7 +27,7 @@ pub(crate) async fn cmd_join(ctx: &mut CommandContext, args: &JoinArgs) -> CliRe
     let room = client.join_room_by_id_or_alias(&args.room, &[]).await?;
     // The join response carries no state: one sync brings the room's state
     // (encryption settings, members) into the store and the record.
-    client.sync_once(SyncSettings::default().timeout(Duration::ZERO)).await?;
+    crate::crypto::sync_now(&client).await?;
     let room = client.get_room(room.room_id()).unwrap_or(room);
     ctx.out.data(&RoomRecord::of(&room))
 }

@@ -18,9 +18,10 @@ pub(crate) struct LeaveArgs {
     room: OwnedRoomOrAliasId,
 }
 
+/// A room left: by `room leave`, or as seen in a sync.
 #[derive(Debug, Serialize)]
-struct LeftRecord {
-    room_id: String,
+pub(crate) struct LeftRecord {
+    pub(crate) room_id: String,
 }
 
 impl Record for LeftRecord {

@@ -1,9 +1,6 @@
 //! `ratchet room list`.
 
-use std::time::Duration;
-
 use clap::Args;
-use matrix_sdk::config::SyncSettings;
 use tracing::instrument;
 
 use super::RoomRecord;
@@ -23,7 +20,7 @@ pub(crate) struct ListArgs {
 #[instrument(skip_all)]
 pub(crate) async fn cmd_list(ctx: &mut CommandContext, args: &ListArgs) -> CliResult {
     let client = ctx.client().await?;
-    client.sync_once(SyncSettings::default().timeout(Duration::ZERO)).await?;
+    crate::crypto::sync_now(&client).await?;
     let mut rooms = client.rooms();
     rooms.sort_by(|a, b| a.room_id().cmp(b.room_id()));
     for room in rooms {
