@@ -230,3 +230,31 @@ pub(crate) fn as_encrypted<T>(
 pub(crate) fn short(id: &str) -> String {
     id.chars().take(10).collect()
 }
+
+/// One event of recent history: as the server sent it (still encrypted, for
+/// the ciphertext's session and index), and as this device reads it.
+pub(crate) struct HistoryEvent {
+    pub(crate) original: Value,
+    pub(crate) event: TimelineEvent,
+}
+
+/// The room's last `limit` events, oldest first, each decrypted here if
+/// encrypted (the room's keys as of now).
+pub(crate) async fn recent_history(room: &matrix_sdk::Room, limit: u32) -> crate::error::CliResult<Vec<HistoryEvent>> {
+    use matrix_sdk::ruma::api::client::message::get_message_events;
+    let mut request = get_message_events::v3::Request::backward(room.room_id().to_owned());
+    request.limit = matrix_sdk::ruma::UInt::from(limit);
+    let response = room.client().send(request).await?;
+    let mut out = Vec::with_capacity(response.chunk.len());
+    // The server returns newest first.
+    for raw in response.chunk.iter().rev() {
+        let original: Value = raw.deserialize_as().unwrap_or(Value::Null);
+        let event = if original["type"] == "m.room.encrypted" {
+            room.decrypt_event(as_encrypted(raw), None).await?
+        } else {
+            TimelineEvent::from_plaintext(raw.clone().cast())
+        };
+        out.push(HistoryEvent { original, event });
+    }
+    Ok(out)
+}

@@ -109,6 +109,9 @@ pub(crate) struct OlmLedger {
     /// Session id → when it last received and decrypted a message.
     #[serde(default)]
     pub(crate) last_received: BTreeMap<String, u64>,
+    /// Megolm session id → when ratchet last sent an m.room_key_request for it.
+    #[serde(default)]
+    pub(crate) key_requests: BTreeMap<String, u64>,
 }
 
 fn device_key(user: &UserId, device: &DeviceId) -> String {

@@ -181,6 +181,8 @@ pub(crate) async fn after_sync(
             };
             let request_id =
                 crate::crypto::request_room_key(client, room_id, &session_id, &sender, &sender_key).await?;
+            ledger.key_requests.insert(session_id.clone(), now_ms());
+            changed = true;
             out.data(&RecoveryRecord {
                 step: "key_request",
                 user_id: sender.to_string(),

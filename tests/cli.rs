@@ -3,6 +3,7 @@
 
 mod common;
 
+mod doctor;
 mod encrypt;
 mod errors;
 mod help;

@@ -4,15 +4,12 @@
 //! the exit status 3.
 
 use clap::Args;
-use matrix_sdk::deserialized_responses::TimelineEvent;
-use matrix_sdk::ruma::api::client::message::get_message_events;
-use matrix_sdk::ruma::{OwnedRoomOrAliasId, UInt};
-use serde_json::Value;
+use matrix_sdk::ruma::OwnedRoomOrAliasId;
 use tracing::instrument;
 
 use crate::context::CommandContext;
 use crate::error::{CliError, CliResult, ErrorKind};
-use crate::events::{as_encrypted, render, Rendered};
+use crate::events::{recent_history, render, HistoryEvent, Rendered};
 use crate::rooms;
 
 /// Show recent messages in a room, decrypted.
@@ -48,19 +45,8 @@ pub(crate) async fn cmd_messages(ctx: &mut CommandContext, args: &MessagesArgs) 
     crate::crypto::sync_now(&client).await?;
     let room = rooms::joined(&client, &args.room).await?;
 
-    let mut request = get_message_events::v3::Request::backward(room.room_id().to_owned());
-    request.limit = UInt::from(args.limit);
-    let response = client.send(request).await?;
-
     let (mut shown, mut utd) = (0usize, 0usize);
-    // The server returns newest first; print oldest first, like a chat.
-    for raw in response.chunk.iter().rev() {
-        let original: Value = raw.deserialize_as().unwrap_or(Value::Null);
-        let event = if original["type"] == "m.room.encrypted" {
-            room.decrypt_event(as_encrypted(raw), None).await?
-        } else {
-            TimelineEvent::from_plaintext(raw.clone().cast())
-        };
+    for HistoryEvent { original, event } in recent_history(&room, args.limit).await? {
         match render(room.room_id().as_str(), &event, Some(&original)) {
             Rendered::Message(r) => {
                 shown += 1;

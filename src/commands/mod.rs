@@ -8,6 +8,7 @@ use crate::error::CliResult;
 
 pub(crate) mod debug;
 pub(crate) mod devices;
+pub(crate) mod doctor;
 pub(crate) mod encrypt;
 pub(crate) mod keys;
 pub(crate) mod login;
@@ -39,6 +40,7 @@ pub(crate) enum Command {
     Devices(devices::DevicesArgs),
     Olm(olm::OlmArgs),
     Unwedge(unwedge::UnwedgeArgs),
+    Doctor(doctor::DoctorArgs),
     #[command(subcommand)]
     Keys(keys::KeysCommand),
     #[command(subcommand)]
@@ -60,6 +62,7 @@ pub(crate) async fn run_command(ctx: &mut CommandContext, command: &Command) -> 
         Command::Devices(args) => devices::cmd_devices(ctx, args).await,
         Command::Olm(args) => olm::cmd_olm(ctx, args).await,
         Command::Unwedge(args) => unwedge::cmd_unwedge(ctx, args).await,
+        Command::Doctor(args) => doctor::cmd_doctor(ctx, args).await,
         Command::Keys(cmd) => keys::run(ctx, cmd).await,
         Command::Debug(cmd) => debug::run(ctx, cmd).await,
     }

@@ -1,9 +1,8 @@
 //! `ratchet keys request`.
 
 use clap::Args;
-use matrix_sdk::ruma::api::client::message::get_message_events;
 use matrix_sdk::ruma::api::client::room::get_room_event;
-use matrix_sdk::ruma::{OwnedEventId, OwnedRoomOrAliasId, UInt, UserId};
+use matrix_sdk::ruma::{OwnedEventId, OwnedRoomOrAliasId, UserId};
 use serde::Serialize;
 use serde_json::Value;
 use tracing::instrument;
@@ -11,7 +10,9 @@ use tracing::instrument;
 use crate::context::CommandContext;
 use crate::crypto;
 use crate::error::{CliError, CliResult};
-use crate::events::as_encrypted;
+use crate::events::{recent_history, HistoryEvent};
+use crate::megolm::now_ms;
+use crate::olm::OlmLedger;
 use crate::output::Record;
 use crate::rooms;
 
@@ -87,25 +88,17 @@ pub(crate) async fn cmd_request(ctx: &mut CommandContext, args: &RequestArgs) ->
             CliError::failed(format!("{event_id} is not a Megolm-encrypted event with a sender key"))
         })?);
     } else {
-        let mut request = get_message_events::v3::Request::backward(room.room_id().to_owned());
-        request.limit = UInt::from(100u32);
-        let history = client.send(request).await?;
-        for raw in &history.chunk {
-            let event: Value = raw.deserialize_as().unwrap_or(Value::Null);
-            if event["type"] != "m.room.encrypted" {
+        for HistoryEvent { original, event } in recent_history(&room, 100).await? {
+            if original["type"] != "m.room.encrypted" {
                 continue;
             }
-            let Some(found) = session_of(&event) else { continue };
+            let Some(found) = session_of(&original) else { continue };
             match &args.session {
                 Some(s) if *s != found.0 => continue,
                 Some(_) => {}
                 // Without --session: only what cannot be decrypted here.
-                None => {
-                    let decrypted = room.decrypt_event(as_encrypted(raw), None).await?;
-                    if decrypted.encryption_info().is_some() {
-                        continue;
-                    }
-                }
+                None if event.encryption_info().is_some() => continue,
+                None => {}
             }
             if !wanted.contains(&found) {
                 wanted.push(found);
@@ -124,10 +117,14 @@ pub(crate) async fn cmd_request(ctx: &mut CommandContext, args: &RequestArgs) ->
             };
         }
     }
+    let ledger_path = &ctx.settings.paths.olm_ledger;
+    let mut ledger = OlmLedger::load(ledger_path);
     for (session_id, sender, sender_key) in wanted {
         let sender_id = UserId::parse(&sender).map_err(|e| CliError::failed("bad sender in event").with_source(e))?;
         let request_id =
             crypto::request_room_key(&client, room.room_id(), &session_id, &sender_id, &sender_key).await?;
+        ledger.key_requests.insert(session_id.clone(), now_ms());
+        ledger.save(ledger_path)?;
         ctx.out.data(&KeyRequestRecord {
             room_id: room.room_id().to_string(),
             session_id,
