@@ -55,14 +55,14 @@ impl Output {
     /// Progress and status for a person: stderr, silenced by `-q`.
     pub(crate) fn status(&self, message: impl AsRef<str>) {
         if !self.quiet {
-            eprintln!("{}", message.as_ref());
+            to_stderr(&format!("{}\n", message.as_ref()));
         }
     }
 
     /// Something the user should know even with `-q`.
     pub(crate) fn warn(&self, message: impl AsRef<str>) {
         let label = self.paint("warning:", "33");
-        eprintln!("{label} {}", message.as_ref());
+        to_stderr(&format!("{label} {}\n", message.as_ref()));
     }
 
     /// The single place errors are printed: `error:`, `Caused by:`, `hint:`
@@ -91,7 +91,7 @@ impl Output {
             text.push_str(&record.to_string());
             text.push('\n');
         }
-        let _ = io::stderr().lock().write_all(text.as_bytes());
+        to_stderr(&text);
     }
 
     fn paint(&self, text: &str, code: &str) -> String {
@@ -101,6 +101,13 @@ impl Output {
             text.to_owned()
         }
     }
+}
+
+/// Writes to stderr, ignoring failure: a closed or full stderr (`2>&-`, a
+/// reader that went away) must never turn a status line into a panic
+/// (`eprintln!` panics on EPIPE).
+fn to_stderr(text: &str) {
+    let _ = io::stderr().lock().write_all(text.as_bytes());
 }
 
 /// The JSON form of a record: `type` first, then the record's own fields.

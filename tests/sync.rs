@@ -82,3 +82,88 @@ fn follow_streams_and_ctrl_c_exits_0_with_the_store_intact() {
     let after = env.run("bob", &["--json", "messages", &room]).success().records("message");
     assert_eq!(after.last().unwrap()["body"], "live one");
 }
+
+/// `sync --follow --json` running in the background, its stdout lines read
+/// on a thread.
+struct Follower {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<Value>,
+}
+
+impl Follower {
+    fn start(env: &TestEnv, profile: &str) -> Follower {
+        let mut cmd = env.command(profile, &["--json", "sync", "--follow"]);
+        let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        stderr.read_line(&mut line).unwrap();
+        assert!(line.contains("Following"), "{line}");
+        // stderr is closed from here on, on purpose: ratchet's later status
+        // lines ("Stopped.") must not turn into a panic on a closed pipe.
+        drop(stderr);
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for l in stdout.lines().map_while(Result::ok) {
+                if tx.send(serde_json::from_str::<Value>(&l).unwrap()).is_err() {
+                    break;
+                }
+            }
+        });
+        Follower { child, lines }
+    }
+
+    /// Waits (at most 60 s) for a record matching `pred`.
+    fn wait_for(&self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(v) if pred(&v) => return v,
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        panic!("no {what} within 60 s");
+    }
+
+    fn stop(mut self) {
+        let pid = self.child.id().to_string();
+        std::process::Command::new("kill").args(["-INT", &pid]).status().unwrap();
+        assert_eq!(self.child.wait().unwrap().code(), Some(0));
+    }
+}
+
+#[test]
+fn follow_reports_late_decryptions_and_rotations() {
+    use crate::common::peer::NioPeer;
+    let env = TestEnv::new();
+    let (alice, bob, nina) = (register("alice"), register("bob"), register("nina"));
+    env.login("alice", &alice);
+    env.login("bob", &bob);
+    let nio = NioPeer::login(&env, &nina);
+    let room = env.encrypted_room("alice", &[("bob", &bob)], &["--invite", &nina.user_id]);
+    nio.join(&env, &room);
+    env.run("bob", &["sync"]).success();
+
+    let follower = Follower::start(&env, "bob");
+    // A message whose key comes two seconds after it.
+    let sent = nio.run(&env, &["send-late", &room, "the key comes later", "2"]).success();
+    let event_id = sent.records("sent")[0]["event_id"].clone();
+    let utd = follower.wait_for("utd", |v| v["type"] == "utd" && v["event_id"] == event_id);
+    assert_eq!(utd["reason"], "missing_megolm_session");
+    let late = follower.wait_for("late_decryption", |v| v["type"] == "late_decryption");
+    assert_eq!(late["event_id"], event_id);
+    assert_eq!(late["body"], "the key comes later");
+    assert!(late["waited_ms"].as_u64().unwrap() >= 1000, "{late}");
+
+    // A rotation by alice, seen from bob's side.
+    let first = env.run("alice", &["--json", "send", &room, "a"]).success().records("sent");
+    follower.wait_for("alice's first message", |v| v["type"] == "message" && v["body"] == "a");
+    env.run("alice", &["rotate", &room]).success();
+    let second = env.run("alice", &["--json", "send", &room, "b"]).success().records("sent");
+    let seen = follower.wait_for("rotation_seen", |v| v["type"] == "rotation_seen");
+    assert_eq!(seen["sender"], alice.user_id.as_str());
+    assert_eq!(seen["old_session_id"], first[0]["session_id"]);
+    assert_eq!(seen["new_session_id"], second[0]["session_id"]);
+    follower.stop();
+}

@@ -7,15 +7,20 @@ use std::time::Duration;
 use clap::Args;
 use matrix_sdk::config::SyncSettings;
 use matrix_sdk::deserialized_responses::ProcessedToDeviceEvent;
+use matrix_sdk::ruma::events::AnySyncTimelineEvent;
+use matrix_sdk::ruma::serde::Raw;
+use matrix_sdk::ruma::OwnedRoomId;
 use matrix_sdk::sync::SyncResponse;
+use matrix_sdk::Client;
 use serde::Serialize;
 use serde_json::Value;
+use std::collections::BTreeMap;
 use tracing::instrument;
 
 use crate::commands::room::leave::LeftRecord;
 use crate::context::CommandContext;
 use crate::error::CliResult;
-use crate::events::{render, Rendered};
+use crate::events::{as_encrypted, render, Rendered};
 use crate::megolm::now_ms;
 use crate::output::{Output, Record};
 use crate::recovery;
@@ -33,8 +38,13 @@ use crate::recovery;
 /// undecryptable in the same sync (R13). Each step is a `recovery` record.
 /// --no-recover leaves it to matrix-sdk, which (0.18) never sends the m.dummy.
 ///
+/// With --follow it also reports, across syncs: events that could not be
+/// decrypted on arrival and decrypt once their key comes (late_decryption,
+/// with how long that took), and senders moving to a new Megolm session
+/// (rotation_seen).
+///
 /// Record types under --json: message, utd, event, invite, left, to_device,
-/// recovery, and a closing sync summary.
+/// recovery, late_decryption, rotation_seen, and a closing sync summary.
 ///
 /// Examples:
 ///
@@ -120,7 +130,7 @@ pub(crate) async fn cmd_sync(ctx: &mut CommandContext, args: &SyncArgs) -> CliRe
     if !args.follow {
         let started = now_ms();
         let response = crate::crypto::sync_now(&client).await?;
-        let summary = print_response(&ctx.out, &response)?;
+        let summary = print_response(&client, &ctx.out, &response, &mut Watcher::default()).await?;
         if !args.no_recover {
             recovery::after_sync(&client, &response, &ledger, started, &ctx.out).await?;
         }
@@ -130,6 +140,7 @@ pub(crate) async fn cmd_sync(ctx: &mut CommandContext, args: &SyncArgs) -> CliRe
     let settings = SyncSettings::default().timeout(Duration::from_secs(30));
     let interrupted = tokio::signal::ctrl_c();
     tokio::pin!(interrupted);
+    let mut watcher = Watcher::default();
     loop {
         let started = now_ms();
         // Dropping an in-flight sync is safe: the SDK writes a response
@@ -142,7 +153,7 @@ pub(crate) async fn cmd_sync(ctx: &mut CommandContext, args: &SyncArgs) -> CliRe
             }
             response = client.sync_once(settings.clone()) => {
                 let response = response?;
-                print_response(&ctx.out, &response)?;
+                print_response(&client, &ctx.out, &response, &mut watcher).await?;
                 // Between syncs, never beside one: recovery claims keys itself.
                 if !args.no_recover {
                     recovery::after_sync(&client, &response, &ledger, started, &ctx.out).await?;
@@ -152,16 +163,152 @@ pub(crate) async fn cmd_sync(ctx: &mut CommandContext, args: &SyncArgs) -> CliRe
     }
 }
 
-fn print_response(out: &Output, response: &SyncResponse) -> CliResult<SyncSummary> {
+/// An event that could not be decrypted when it arrived, kept to retry.
+struct Pending {
+    room_id: OwnedRoomId,
+    raw: Raw<AnySyncTimelineEvent>,
+    session_id: Option<String>,
+    seen_ms: u64,
+}
+
+/// State carried across the syncs of one run: undecryptable events to retry
+/// when keys arrive (late decryptions), and the Megolm session each sender
+/// last used in each room (rotations seen).
+#[derive(Default)]
+struct Watcher {
+    pending: BTreeMap<String, Pending>,
+    sessions: BTreeMap<(String, String, String), String>,
+}
+
+/// An event that became decryptable after it arrived.
+#[derive(Debug, Serialize)]
+struct LateDecryptionRecord {
+    room_id: String,
+    event_id: String,
+    sender: Option<String>,
+    session_id: Option<String>,
+    body: Option<String>,
+    /// How long it stayed undecryptable, from its arrival here.
+    waited_ms: u64,
+}
+
+impl Record for LateDecryptionRecord {
+    const TYPE: &'static str = "late_decryption";
+    fn human(&self) -> String {
+        format!(
+            "decrypted late ({} ms): {} {}: {}",
+            self.waited_ms,
+            self.event_id,
+            self.sender.as_deref().unwrap_or("?"),
+            self.body.as_deref().unwrap_or("")
+        )
+    }
+}
+
+/// A sender moved to a new Megolm session in a room.
+#[derive(Debug, Serialize)]
+struct RotationSeenRecord {
+    room_id: String,
+    sender: String,
+    sender_device: String,
+    old_session_id: String,
+    new_session_id: String,
+}
+
+impl Record for RotationSeenRecord {
+    const TYPE: &'static str = "rotation_seen";
+    fn human(&self) -> String {
+        format!(
+            "rotation: {} {} in {}: {} -> {}",
+            self.sender, self.sender_device, self.room_id, self.old_session_id, self.new_session_id
+        )
+    }
+}
+
+impl Watcher {
+    fn note_session(&mut self, out: &Output, room_id: &str, message: &crate::events::MessageRecord) -> CliResult<()> {
+        let (Some(sender), Some(device), Some(session)) =
+            (&message.sender, &message.sender_device, &message.session_id)
+        else {
+            return Ok(());
+        };
+        let key = (room_id.to_owned(), sender.clone(), device.clone());
+        if let Some(old) = self.sessions.insert(key, session.clone()) {
+            if old != *session {
+                out.data(&RotationSeenRecord {
+                    room_id: room_id.to_owned(),
+                    sender: sender.clone(),
+                    sender_device: device.clone(),
+                    old_session_id: old,
+                    new_session_id: session.clone(),
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Retries every pending event; prints those that now decrypt.
+    async fn retry(&mut self, client: &Client, out: &Output) -> CliResult<()> {
+        let mut done = Vec::new();
+        for (event_id, p) in &self.pending {
+            let Some(room) = client.get_room(&p.room_id) else { continue };
+            let event = room.decrypt_event(as_encrypted(&p.raw), None).await?;
+            if let Rendered::Message(m) = render(p.room_id.as_str(), &event, None) {
+                done.push(event_id.clone());
+                out.data(&LateDecryptionRecord {
+                    room_id: p.room_id.to_string(),
+                    event_id: event_id.clone(),
+                    sender: m.sender,
+                    session_id: m.session_id.or_else(|| p.session_id.clone()),
+                    body: m.body,
+                    waited_ms: now_ms().saturating_sub(p.seen_ms),
+                })?;
+            }
+        }
+        for id in done {
+            self.pending.remove(&id);
+        }
+        Ok(())
+    }
+}
+
+async fn print_response(
+    client: &Client,
+    out: &Output,
+    response: &SyncResponse,
+    watcher: &mut Watcher,
+) -> CliResult<SyncSummary> {
     let mut summary = SyncSummary { rooms: 0, events: 0, utd: 0, to_device: 0 };
+    for event in &response.to_device {
+        summary.to_device += 1;
+        out.data(&to_device_record(event))?;
+    }
+    // Keys that arrived now may open events that arrived before.
+    if !watcher.pending.is_empty() && !response.to_device.is_empty() {
+        watcher.retry(client, out).await?;
+    }
     for (room_id, update) in &response.rooms.joined {
         summary.rooms += 1;
         for event in &update.timeline.events {
             summary.events += 1;
             match render(room_id.as_str(), event, None) {
-                Rendered::Message(r) => out.data(&r)?,
+                Rendered::Message(r) => {
+                    watcher.note_session(out, room_id.as_str(), &r)?;
+                    out.data(&r)?
+                }
                 Rendered::Utd(r) => {
                     summary.utd += 1;
+                    if let Some(id) = &r.event_id {
+                        watcher.pending.insert(
+                            id.clone(),
+                            Pending {
+                                room_id: room_id.clone(),
+                                raw: event.raw().clone(),
+                                session_id: r.session_id.clone(),
+                                seen_ms: now_ms(),
+                            },
+                        );
+                    }
                     out.data(&r)?
                 }
                 Rendered::Other(r) => out.data(&r)?,
@@ -173,10 +320,6 @@ fn print_response(out: &Output, response: &SyncResponse) -> CliResult<SyncSummar
     }
     for room_id in response.rooms.left.keys() {
         out.data(&LeftRecord { room_id: room_id.to_string() })?;
-    }
-    for event in &response.to_device {
-        summary.to_device += 1;
-        out.data(&to_device_record(event))?;
     }
     Ok(summary)
 }

@@ -12,6 +12,7 @@ claims against an outside view.
     nio_peer.py STATE_DIR join ROOM_ID
     nio_peer.py STATE_DIR messages ROOM_ID [LIMIT]
     nio_peer.py STATE_DIR send ROOM_ID TEXT...
+    nio_peer.py STATE_DIR send-late ROOM_ID TEXT SECONDS   (the key follows later)
 
 Output: JSON lines on stdout (types: login, joined, message, utd, sent).
 Exit 0 on success, 1 on failure, 3 when some events could not be decrypted.
@@ -25,13 +26,18 @@ import sys
 from urllib.parse import quote
 
 import aiohttp
+from uuid import uuid4
+
 from nio import (
+    Api,
     AsyncClient,
     AsyncClientConfig,
     JoinError,
     LoginError,
     MegolmEvent,
     RoomSendError,
+    RoomSendResponse,
+    ShareGroupSessionResponse,
     SyncError,
 )
 
@@ -183,6 +189,35 @@ async def cmd_send(client, room_id, texts):
         out({"type": "sent", "room_id": room_id, "event_id": response.event_id, "body": text})
 
 
+async def cmd_send_late(client, room_id, text, delay):
+    """Sends TEXT now and its room key DELAY seconds later: a message that
+    arrives before its key, as on a slow or reordered link."""
+    await sync(client)
+    await client.joined_members(room_id)
+    missing = client.get_missing_sessions(room_id)
+    if missing:
+        await client.keys_claim(missing)
+    users = list(client.rooms[room_id].users)
+    # The key payloads are made now, at index 0, before the message moves
+    # the session on; they are only sent after the delay.
+    payloads = list(client.olm.share_group_session_parallel(room_id, users, ignore_unverified_devices=True))
+    client.olm.outbound_group_sessions[room_id].shared = True
+    content = client.olm.group_encrypt(
+        room_id, {"type": "m.room.message", "content": {"msgtype": "m.text", "body": text}}
+    )
+    method, path, data = Api.room_send(client.access_token, room_id, "m.room.encrypted", content, str(uuid4()))
+    response = await client._send(RoomSendResponse, method, path, data, response_data=(room_id,))
+    if isinstance(response, RoomSendError):
+        fail(f"send failed: {response.message}")
+    out({"type": "sent", "room_id": room_id, "event_id": response.event_id, "body": text,
+         "session_id": content["session_id"]})
+    await asyncio.sleep(delay)
+    for sharing_with, to_device_dict in payloads:
+        method, path, data = Api.to_device(client.access_token, "m.room.encrypted", to_device_dict, str(uuid4()))
+        await client._send(ShareGroupSessionResponse, method, path, data, response_data=(room_id, sharing_with))
+    out({"type": "key_sent", "room_id": room_id, "session_id": content["session_id"]})
+
+
 async def main(argv):
     if len(argv) < 3:
         fail(__doc__)
@@ -201,6 +236,9 @@ async def main(argv):
             return await cmd_messages(client, args[0], limit)
         if command == "send":
             await cmd_send(client, args[0], args[1:])
+            return 0
+        if command == "send-late":
+            await cmd_send_late(client, args[0], args[1], float(args[2]))
             return 0
         fail(f"unknown command {command}")
     finally:
