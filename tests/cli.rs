@@ -3,6 +3,7 @@
 
 mod common;
 
+mod cookbook;
 mod doctor;
 mod encrypt;
 mod errors;
