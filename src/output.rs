@@ -52,6 +52,30 @@ impl Output {
         writeln!(stdout, "{line}").and_then(|()| stdout.flush()).map_err(stdout_error)
     }
 
+    pub(crate) fn is_json(&self) -> bool {
+        self.json
+    }
+
+    /// Bytes that are the command's whole output (a completion script, a man
+    /// page), as they are.
+    pub(crate) fn raw(&self, bytes: &[u8]) -> Result<(), CliError> {
+        let mut stdout = io::stdout().lock();
+        stdout.write_all(bytes).and_then(|()| stdout.flush()).map_err(stdout_error)
+    }
+
+    /// A spinner for long work, on stderr — only when stderr is a terminal
+    /// and `-q` is not given; otherwise nothing (scripts see no escape
+    /// codes).
+    pub(crate) fn progress(&self, message: &str) -> Option<indicatif::ProgressBar> {
+        if self.quiet || !io::stderr().is_terminal() {
+            return None;
+        }
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_message(message.to_owned());
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        Some(bar)
+    }
+
     /// Progress and status for a person: stderr, silenced by `-q`.
     pub(crate) fn status(&self, message: impl AsRef<str>) {
         if !self.quiet {

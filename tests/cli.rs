@@ -18,6 +18,7 @@ mod rotate;
 mod rotation;
 mod send;
 mod sync;
+mod terminal;
 
 /// A test file under tests/ that is not declared here would silently never
 /// run (autotests is off): fail instead.

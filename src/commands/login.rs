@@ -153,9 +153,15 @@ async fn login_and_save(
 
     // Device keys and one-time keys go up first, so other devices can start
     // Olm sessions with this one straight away; then one sync.
-    ctx.out.status("Uploading device keys…");
+    let progress = ctx.out.progress("uploading device keys and syncing");
+    if progress.is_none() {
+        ctx.out.status("Uploading device keys…");
+    }
     crypto::upload_device_keys(&client).await?;
     client.sync_once(SyncSettings::default().timeout(std::time::Duration::ZERO)).await?;
+    if let Some(bar) = progress {
+        bar.finish_and_clear();
+    }
 
     let curve25519 = client
         .encryption()

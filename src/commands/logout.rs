@@ -17,6 +17,11 @@ use crate::output::Record;
 ///
 /// If the server cannot be reached, nothing is deleted unless `--local` is
 /// given.
+///
+/// Examples:
+///
+///   ratchet keys export backup.txt && ratchet logout
+///   ratchet --profile old-bot logout --local
 #[derive(Debug, Args)]
 pub(crate) struct LogoutArgs {
     /// Delete the local data without telling the server (the device stays

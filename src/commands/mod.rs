@@ -6,6 +6,7 @@ use clap::Subcommand;
 use crate::context::CommandContext;
 use crate::error::CliResult;
 
+pub(crate) mod completions;
 pub(crate) mod debug;
 pub(crate) mod devices;
 pub(crate) mod doctor;
@@ -45,6 +46,8 @@ pub(crate) enum Command {
     Keys(keys::KeysCommand),
     #[command(subcommand)]
     Debug(debug::DebugCommand),
+    Completions(completions::CompletionsArgs),
+    Man(completions::ManArgs),
 }
 
 pub(crate) async fn run_command(ctx: &mut CommandContext, command: &Command) -> CliResult {
@@ -65,5 +68,7 @@ pub(crate) async fn run_command(ctx: &mut CommandContext, command: &Command) -> 
         Command::Doctor(args) => doctor::cmd_doctor(ctx, args).await,
         Command::Keys(cmd) => keys::run(ctx, cmd).await,
         Command::Debug(cmd) => debug::run(ctx, cmd).await,
+        Command::Completions(args) => completions::cmd_completions(ctx, args).await,
+        Command::Man(args) => completions::cmd_man(ctx, args).await,
     }
 }

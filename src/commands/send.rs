@@ -109,6 +109,9 @@ pub(crate) async fn cmd_send(ctx: &mut CommandContext, args: &SendArgs) -> CliRe
     }
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).split(b'\n');
     let mut seq = 0;
+    // A spinner for a bulk send, only when the records go elsewhere (stdout
+    // is not the same terminal) and a person watches stderr.
+    let progress = if std::io::stdout().is_terminal() { None } else { sender.ctx.out.progress("sending from stdin") };
     while let Some(line) = lines.next_segment().await? {
         seq += 1;
         let text = match String::from_utf8(line) {
@@ -123,6 +126,12 @@ pub(crate) async fn cmd_send(ctx: &mut CommandContext, args: &SendArgs) -> CliRe
             continue;
         }
         sender.send(seq, text).await?;
+        if let Some(bar) = &progress {
+            bar.set_message(format!("sent {} message(s)", sender.sent));
+        }
+    }
+    if let Some(bar) = progress {
+        bar.finish_and_clear();
     }
     if sender.sent == 0 {
         return Err(CliError::usage("stdin had no message to send"));

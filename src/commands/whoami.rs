@@ -12,6 +12,11 @@ use crate::output::Record;
 /// Show this profile's user, device, homeserver and identity keys.
 ///
 /// Works offline: everything comes from the session file and the store.
+///
+/// Examples:
+///
+///   ratchet whoami
+///   ratchet --json whoami | jq -r .device_id
 #[derive(Debug, Args)]
 pub(crate) struct WhoamiArgs {}
 

@@ -61,6 +61,7 @@ pub(crate) async fn cmd_export(ctx: &mut CommandContext, args: &ExportArgs) -> C
         None => None,
     };
     let mut exported = 0;
+    let progress = ctx.out.progress("exporting room keys");
     client
         .encryption()
         .export_room_keys(args.file.clone(), &passphrase, |s| {
@@ -71,5 +72,8 @@ pub(crate) async fn cmd_export(ctx: &mut CommandContext, args: &ExportArgs) -> C
             wanted
         })
         .await?;
+    if let Some(bar) = progress {
+        bar.finish_and_clear();
+    }
     ctx.out.data(&ExportedRecord { file: args.file.display().to_string(), exported })
 }

@@ -51,11 +51,15 @@ pub(crate) async fn cmd_import(ctx: &mut CommandContext, args: &ImportArgs) -> C
     }
     let passphrase = super::passphrase(ctx, args.passphrase_stdin, false)?;
     let client = ctx.client().await?;
+    let progress = ctx.out.progress("importing room keys");
     let result = client.encryption().import_room_keys(args.file.clone(), &passphrase).await.map_err(|e| {
         CliError::failed(format!("could not import {}", args.file.display()))
             .with_source(e)
             .with_hint("a wrong passphrase or a file that is not a key export gives this error")
     })?;
+    if let Some(bar) = progress {
+        bar.finish_and_clear();
+    }
     ctx.out.data(&ImportedRecord {
         file: args.file.display().to_string(),
         imported: result.imported_count,

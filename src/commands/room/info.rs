@@ -17,6 +17,10 @@ use crate::rooms;
 /// The rotation limits are shown as ratchet applies them: the room's
 /// m.room.encryption values, with R5's defaults (100 messages, 604800000 ms)
 /// filled in where the room leaves them out, and marked as defaults.
+///
+/// Example:
+///
+///   ratchet room info '!room:example.org'
 #[derive(Debug, Args)]
 pub(crate) struct InfoArgs {
     /// Room id (!…) or alias (#…:server)

@@ -11,6 +11,10 @@ use crate::output::Record;
 use crate::rooms;
 
 /// Leave a room (or decline an invite).
+///
+/// Example:
+///
+///   ratchet room leave '!room:example.org'
 #[derive(Debug, Args)]
 pub(crate) struct LeaveArgs {
     /// Room id (!…) or alias (#…:server)

@@ -10,6 +10,11 @@ use crate::error::CliResult;
 /// List the rooms this account is in or invited to.
 ///
 /// Syncs first (without waiting), so the list is current.
+///
+/// Examples:
+///
+///   ratchet room list
+///   ratchet --json room list | jq -r 'select(.encrypted) | .room_id'
 #[derive(Debug, Args)]
 pub(crate) struct ListArgs {
     /// Also list rooms you have left

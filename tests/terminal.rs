@@ -1,0 +1,120 @@
+//! Terminal and pipeline conventions: completions and man page, -q, colour,
+//! --log-file without secrets, and a reader that closes the pipe early.
+
+use std::process::Stdio;
+
+use crate::common::{register, synapse, TestEnv};
+
+#[test]
+fn completions_and_man_page_come_from_the_cli_definition() {
+    let env = TestEnv::new();
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let run = env.run("p", &["completions", shell]).success();
+        assert!(run.stdout.contains("unwedge") && run.stdout.contains("forget-room-key"), "{shell}");
+    }
+    let man = env.run("p", &["man"]).success();
+    assert!(man.stdout.contains(".TH ratchet"), "{}", &man.stdout[..200.min(man.stdout.len())]);
+    assert!(man.stdout.contains("unwedge"));
+    let json = env.run("p", &["--json", "completions", "bash"]).code(2);
+    assert!(json.stdout.is_empty());
+    env.run("p", &["completions", "tcsh"]).code(2);
+}
+
+#[test]
+fn quiet_silences_status_but_never_data() {
+    let env = TestEnv::new();
+    let (a, b) = (register("quiet"), register("loud"));
+    let args = |u: &crate::common::TestUser| {
+        vec![
+            "--json".to_owned(),
+            "login".into(),
+            "--homeserver".into(),
+            synapse().url.clone(),
+            "--user".into(),
+            u.localpart.clone(),
+            "--password-stdin".into(),
+        ]
+    };
+    let mut quiet = args(&a);
+    quiet.insert(0, "-q".into());
+    let quiet_args: Vec<&str> = quiet.iter().map(String::as_str).collect();
+    let run = env.run_stdin("a", &quiet_args, format!("{}\n", a.password).as_bytes()).success();
+    assert!(run.stderr.is_empty(), "{}", run.stderr);
+    assert_eq!(run.records("login").len(), 1);
+    let loud = args(&b);
+    let loud_args: Vec<&str> = loud.iter().map(String::as_str).collect();
+    let run = env.run_stdin("b", &loud_args, format!("{}\n", b.password).as_bytes()).success();
+    assert!(run.stderr.contains("Logging in"), "{}", run.stderr);
+    assert_eq!(run.records("login").len(), 1);
+}
+
+#[test]
+fn colour_only_when_asked_or_on_a_terminal() {
+    let env = TestEnv::new();
+    let plain = env.run("nobody", &["whoami"]).code(4);
+    assert!(!plain.stderr.contains('\x1b'), "{:?}", plain.stderr);
+    let coloured = env.run("nobody", &["--color", "always", "whoami"]).code(4);
+    assert!(coloured.stderr.contains("\x1b[1;31merror:"), "{:?}", coloured.stderr);
+    let never = env.run("nobody", &["--color", "never", "whoami"]).code(4);
+    assert!(!never.stderr.contains('\x1b'));
+}
+
+#[test]
+fn log_file_traces_everything_but_secrets() {
+    let env = TestEnv::new();
+    let alice = register("alice");
+    let log = env.home().join("trace.log");
+    let log_arg = log.to_str().unwrap();
+    let run = env
+        .run_stdin(
+            "alice",
+            &[
+                "-vvv",
+                "--log-file",
+                log_arg,
+                "login",
+                "--homeserver",
+                &synapse().url,
+                "--user",
+                &alice.localpart,
+                "--password-stdin",
+            ],
+            format!("{}\n", alice.password).as_bytes(),
+        )
+        .success();
+    let room = env.encrypted_room("alice", &[], &[]);
+    env.run("alice", &["-vvv", "--log-file", log_arg, "send", &room, "traced"]).success();
+    let trace = std::fs::read_to_string(&log).unwrap();
+    assert!(trace.lines().count() > 50, "a full trace: {} lines", trace.lines().count());
+    assert!(trace.contains("matrix_sdk_crypto"), "crypto logs are in the trace");
+
+    let token = env.token("alice");
+    let key = std::fs::read_to_string(env.profile_dir("alice").join("store.key")).unwrap();
+    for (what, secret) in
+        [("access token", token.as_str()), ("password", alice.password.as_str()), ("store key", key.trim())]
+    {
+        assert!(!trace.contains(secret), "the {what} is in the --log-file trace");
+        assert!(!run.stderr.contains(secret), "the {what} is in the -vvv stderr");
+    }
+}
+
+#[test]
+fn a_closed_stdout_is_not_an_error() {
+    let env = TestEnv::new();
+    let alice = register("alice");
+    env.login("alice", &alice);
+    let room = env.encrypted_room("alice", &[], &[]);
+    env.run("alice", &["send", &room, "one", "two", "three"]).success();
+    // The reader goes away before ratchet writes (like `ratchet … | head -0`).
+    let mut child = env
+        .command("alice", &["--json", "messages", &room])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+}
