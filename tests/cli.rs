@@ -9,6 +9,7 @@ mod encrypt;
 mod errors;
 mod help;
 mod interop;
+mod json;
 mod keys;
 mod login;
 mod messages;
