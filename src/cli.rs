@@ -24,7 +24,7 @@ use crate::output::ColorChoice;
 /// Exit codes: 0 ok, 1 failed, 2 usage, 3 partial (some items failed),
 /// 4 authentication needed, 5 refused by a protocol rule, 101 bug.
 #[derive(Debug, Parser)]
-#[command(name = "ratchet", version, max_term_width = 100)]
+#[command(name = "ratchet", version, max_term_width = 100, verbatim_doc_comment)]
 pub(crate) struct Cli {
     #[command(flatten)]
     pub(crate) global: GlobalArgs,
@@ -37,11 +37,25 @@ pub(crate) struct Cli {
 #[derive(Debug, Args)]
 pub(crate) struct GlobalArgs {
     /// Profile to use: one login, with its own session and encrypted store
-    #[arg(long, global = true, env = "RATCHET_PROFILE", default_value = "default", help_heading = "Global options")]
+    #[arg(
+        long,
+        global = true,
+        hide_env_values = true,
+        env = "RATCHET_PROFILE",
+        default_value = "default",
+        help_heading = "Global options"
+    )]
     pub(crate) profile: String,
 
     /// Directory holding the profiles [default: the platform data dir + /ratchet]
-    #[arg(long, global = true, env = "RATCHET_DATA_DIR", value_name = "DIR", help_heading = "Global options")]
+    #[arg(
+        long,
+        global = true,
+        hide_env_values = true,
+        env = "RATCHET_DATA_DIR",
+        value_name = "DIR",
+        help_heading = "Global options"
+    )]
     pub(crate) data_dir: Option<PathBuf>,
 
     /// Print data as JSON Lines: one object per line, each with a "type"
@@ -68,19 +82,26 @@ pub(crate) struct GlobalArgs {
     pub(crate) color: ColorChoice,
 
     /// Never prompt; fail with a hint instead (implied when stdin is not a terminal)
-    #[arg(long, global = true, env = "RATCHET_NO_INPUT", help_heading = "Global options")]
+    #[arg(long, global = true, hide_env_values = true, env = "RATCHET_NO_INPUT", help_heading = "Global options")]
     pub(crate) no_input: bool,
 
     /// Also write a full trace log to this file (tokens and keys are never logged)
-    #[arg(long, global = true, env = "RATCHET_LOG_FILE", value_name = "PATH", help_heading = "Global options")]
+    #[arg(
+        long,
+        global = true,
+        hide_env_values = true,
+        env = "RATCHET_LOG_FILE",
+        value_name = "PATH",
+        help_heading = "Global options"
+    )]
     pub(crate) log_file: Option<PathBuf>,
 
     /// Seconds to wait for each homeserver request
-    #[arg(long, global = true, env = "RATCHET_TIMEOUT", default_value = "30", value_name = "SECS", value_parser = parse_seconds, help_heading = "Global options")]
+    #[arg(long, global = true, hide_env_values = true, env = "RATCHET_TIMEOUT", default_value = "30", value_name = "SECS", value_parser = parse_seconds, help_heading = "Global options")]
     pub(crate) timeout: u64,
 
     /// Seconds to wait for another ratchet process using the same profile
-    #[arg(long, global = true, env = "RATCHET_LOCK_TIMEOUT", default_value = "60", value_name = "SECS", value_parser = parse_lock_seconds, help_heading = "Global options")]
+    #[arg(long, global = true, hide_env_values = true, env = "RATCHET_LOCK_TIMEOUT", default_value = "60", value_name = "SECS", value_parser = parse_lock_seconds, help_heading = "Global options")]
     pub(crate) lock_timeout: u64,
 }
 

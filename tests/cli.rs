@@ -18,6 +18,7 @@ mod room;
 mod rotate;
 mod rotation;
 mod send;
+mod snapshots;
 mod sync;
 mod terminal;
 

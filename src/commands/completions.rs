@@ -17,6 +17,7 @@ use crate::error::{CliError, CliResult};
 ///   ratchet completions zsh > "${fpath[1]}/_ratchet"
 ///   ratchet completions fish > ~/.config/fish/completions/ratchet.fish
 #[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
 pub(crate) struct CompletionsArgs {
     /// The shell
     shell: Shell,
@@ -28,6 +29,7 @@ pub(crate) struct CompletionsArgs {
 ///
 ///   ratchet man > ratchet.1 && man ./ratchet.1
 #[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
 pub(crate) struct ManArgs {}
 
 fn no_json(ctx: &CommandContext, what: &str) -> CliResult {

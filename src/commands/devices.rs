@@ -20,6 +20,7 @@ use crate::rooms;
 ///   ratchet devices @bob:example.org
 ///   ratchet --json devices | jq -r 'select(.verified == false) | .device_id'
 #[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
 pub(crate) struct DevicesArgs {
     /// User id (@bob:example.org) or a bare name on your server; default: everyone tracked
     user: Option<String>,

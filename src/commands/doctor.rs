@@ -29,6 +29,7 @@ use crate::{crypto, rooms};
 ///   ratchet doctor '!room:example.org'
 ///   ratchet --json doctor '!room:example.org' --event '$eventid' | jq -r .cause
 #[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
 pub(crate) struct DoctorArgs {
     /// Room id (!…) or alias (#…:server)
     #[arg(value_parser = rooms::parse_room)]

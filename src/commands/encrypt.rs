@@ -33,6 +33,7 @@ use crate::rooms;
 ///   ratchet encrypt '!room:example.org' --rotation-msgs 3 --rotation-ms 2000
 ///   ratchet encrypt '!room:example.org' --rotation-msgs 50 --force
 #[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
 pub(crate) struct EncryptArgs {
     /// Room id (!…) or alias (#…:server)
     #[arg(value_parser = rooms::parse_room)]

@@ -28,9 +28,10 @@ use crate::session::{self, SessionFile, StoreSecret, StoreSecretSource};
 ///   ratchet login --homeserver https://matrix.example --user alice
 ///   echo "$PW" | ratchet --profile bot login --homeserver http://127.0.0.1:8008 --user bot --password-stdin
 #[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
 pub(crate) struct LoginArgs {
     /// Homeserver URL, with its scheme (https://matrix.example)
-    #[arg(long, env = "RATCHET_HOMESERVER", value_parser = parse_homeserver)]
+    #[arg(long, env = "RATCHET_HOMESERVER", hide_env_values = true, value_parser = parse_homeserver)]
     homeserver: String,
 
     /// User name or full user id (@alice:matrix.example)

@@ -23,6 +23,7 @@ use crate::output::Record;
 ///   ratchet keys export backup.txt && ratchet logout
 ///   ratchet --profile old-bot logout --local
 #[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
 pub(crate) struct LogoutArgs {
     /// Delete the local data without telling the server (the device stays
     /// listed on the account until removed elsewhere)

@@ -25,6 +25,7 @@ use crate::rooms;
 ///   ratchet messages '!room:example.org' --limit 50
 ///   ratchet --json messages '#team:example.org' | jq -r 'select(.type=="message") | .body'
 #[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
 pub(crate) struct MessagesArgs {
     /// Room id (!…) or alias (#…:server)
     #[arg(value_parser = rooms::parse_room)]

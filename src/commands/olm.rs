@@ -26,6 +26,7 @@ use crate::rooms;
 ///   ratchet olm @bob:example.org
 ///   ratchet --json olm @bob:example.org BOBDEVICE | jq .choices_differ
 #[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
 pub(crate) struct OlmArgs {
     /// User id, or a bare name on your server; default: everyone tracked
     user: Option<String>,

@@ -27,6 +27,7 @@ use crate::rooms;
 ///   ratchet rotate '!room:example.org'
 ///   ratchet --json rotate '!room:example.org' --share | jq -r .new_session_id
 #[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
 pub(crate) struct RotateArgs {
     /// Room id (!…) or alias (#…:server)
     #[arg(value_parser = rooms::parse_room)]

@@ -43,6 +43,7 @@ use crate::rooms;
 ///   ratchet send '!room:example.org' 'hello' 'second message'
 ///   printf 'one\ntwo\n' | ratchet --json send '#team:example.org'
 #[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
 pub(crate) struct SendArgs {
     /// Room id (!…) or alias (#…:server)
     #[arg(value_parser = rooms::parse_room)]

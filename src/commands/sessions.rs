@@ -27,6 +27,7 @@ use crate::rooms;
 ///   ratchet sessions '!room:example.org'
 ///   ratchet --json sessions '!room:example.org' | jq 'select(.type=="outbound_session") | .messages_left'
 #[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
 pub(crate) struct SessionsArgs {
     /// Room id (!…) or alias (#…:server)
     #[arg(value_parser = rooms::parse_room)]

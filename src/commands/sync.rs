@@ -51,6 +51,7 @@ use crate::recovery;
 ///   ratchet sync
 ///   ratchet --json sync --follow | jq -c 'select(.type == "utd")'
 #[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
 pub(crate) struct SyncArgs {
     /// Keep syncing until interrupted
     #[arg(long, short)]

@@ -30,6 +30,7 @@ use crate::rooms;
 ///   ratchet unwedge @bob:example.org BOBDEVICE
 ///   ratchet --json unwedge @bob:example.org --force
 #[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
 pub(crate) struct UnwedgeArgs {
     /// The user whose device(s) to unwedge
     user: String,

@@ -18,6 +18,7 @@ use crate::output::Record;
 ///   ratchet whoami
 ///   ratchet --json whoami | jq -r .device_id
 #[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
 pub(crate) struct WhoamiArgs {}
 
 #[derive(Debug, Serialize)]

@@ -23,6 +23,7 @@ use crate::rooms;
 ///
 ///   ratchet debug forget-olm @alice:example.org ALICEDEVICE --yes
 #[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
 pub(crate) struct ForgetOlmArgs {
     /// The device's owner
     user: String,

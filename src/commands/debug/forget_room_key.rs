@@ -23,6 +23,7 @@ use crate::rooms;
 ///
 ///   ratchet debug forget-room-key '!room:example.org' SESSIONID --yes
 #[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
 pub(crate) struct ForgetRoomKeyArgs {
     /// Room id (!…) or alias (#…:server)
     #[arg(value_parser = rooms::parse_room)]

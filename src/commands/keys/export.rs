@@ -24,6 +24,7 @@ use crate::rooms;
 ///   ratchet keys export keys.txt
 ///   echo "$PASS" | ratchet keys export keys.txt --room '!room:example.org' --passphrase-stdin
 #[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
 pub(crate) struct ExportArgs {
     /// Where to write the key file (must not exist)
     file: PathBuf,

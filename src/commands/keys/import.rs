@@ -20,6 +20,7 @@ use crate::output::Record;
 ///
 ///   ratchet keys import keys.txt
 #[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
 pub(crate) struct ImportArgs {
     /// The key file
     file: PathBuf,

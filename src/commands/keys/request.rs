@@ -32,6 +32,7 @@ use crate::rooms;
 ///   ratchet keys request '!room:example.org'
 ///   ratchet keys request '!room:example.org' --event '$eventid'
 #[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
 pub(crate) struct RequestArgs {
     /// Room id (!…) or alias (#…:server)
     #[arg(value_parser = rooms::parse_room)]

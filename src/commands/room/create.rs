@@ -24,6 +24,7 @@ use crate::rooms;
 ///   ratchet room create --name team --encrypted --invite @bob:example.org
 ///   ratchet room create --encrypted --rotation-msgs 3 --rotation-ms 60000
 #[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
 pub(crate) struct CreateArgs {
     /// Room name
     #[arg(long)]

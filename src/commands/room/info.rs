@@ -22,6 +22,7 @@ use crate::rooms;
 ///
 ///   ratchet room info '!room:example.org'
 #[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
 pub(crate) struct InfoArgs {
     /// Room id (!…) or alias (#…:server)
     #[arg(value_parser = rooms::parse_room)]

@@ -16,6 +16,7 @@ use crate::rooms;
 ///
 ///   ratchet room invite '!room:example.org' @bob:example.org
 #[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
 pub(crate) struct InviteArgs {
     /// Room id (!…) or alias (#…:server)
     #[arg(value_parser = rooms::parse_room)]

@@ -15,6 +15,7 @@ use crate::rooms;
 ///
 ///   ratchet room join '#team:example.org'
 #[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
 pub(crate) struct JoinArgs {
     /// Room id (!…) or alias (#…:server)
     #[arg(value_parser = rooms::parse_room)]

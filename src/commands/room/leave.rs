@@ -16,6 +16,7 @@ use crate::rooms;
 ///
 ///   ratchet room leave '!room:example.org'
 #[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
 pub(crate) struct LeaveArgs {
     /// Room id (!…) or alias (#…:server)
     #[arg(value_parser = rooms::parse_room)]

@@ -16,6 +16,7 @@ use crate::error::CliResult;
 ///   ratchet room list
 ///   ratchet --json room list | jq -r 'select(.encrypted) | .room_id'
 #[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
 pub(crate) struct ListArgs {
     /// Also list rooms you have left
     #[arg(long)]
