@@ -14,6 +14,7 @@ mod keys;
 mod login;
 mod messages;
 mod olm;
+mod reliability;
 mod room;
 mod rotate;
 mod rotation;

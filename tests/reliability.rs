@@ -1,0 +1,139 @@
+//! Concurrency, faults and secrets at rest.
+
+use std::collections::BTreeSet;
+use std::os::unix::fs::PermissionsExt;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::common::{register, TestEnv};
+
+/// Eight processes on one profile at once, 25 messages each: the profile lock
+/// serialises them, nothing is lost or duplicated, and no Megolm (session,
+/// index) pair is ever used twice — checked at the receiver.
+#[test]
+fn concurrent_processes_on_one_profile_never_reuse_a_ratchet_state() {
+    let env = TestEnv::new();
+    let (alice, bob) = (register("alice"), register("bob"));
+    env.login("alice", &alice);
+    env.login("bob", &bob);
+    let room = env.encrypted_room("alice", &[("bob", &bob)], &[]);
+
+    let mut children = Vec::new();
+    for p in 0..8 {
+        let lines: String = (0..25).map(|i| format!("p{p}-m{i}\n")).collect();
+        let mut child = env
+            .command("alice", &["--json", "send", &room])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(lines.as_bytes()).unwrap();
+        children.push(child);
+    }
+    let mut sent = Vec::new();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        for line in String::from_utf8(out.stdout).unwrap().lines() {
+            sent.push(serde_json::from_str::<Value>(line).unwrap());
+        }
+    }
+    assert_eq!(sent.len(), 200);
+    let pairs: BTreeSet<(String, u64)> = sent
+        .iter()
+        .map(|r| (r["session_id"].as_str().unwrap().to_owned(), r["message_index"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(pairs.len(), 200, "a (session, index) pair was reported twice");
+
+    let got = env.run("bob", &["--json", "messages", &room, "--limit", "300"]).success().records("message");
+    assert_eq!(got.len(), 200, "bob decrypts all 200");
+    let bodies: BTreeSet<&str> = got.iter().map(|m| m["body"].as_str().unwrap()).collect();
+    assert_eq!(bodies.len(), 200, "no duplicates at the receiver");
+    let seen: BTreeSet<(String, u64)> = got
+        .iter()
+        .map(|m| (m["session_id"].as_str().unwrap().to_owned(), m["message_index"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(seen, pairs, "the receiver's (session, index) pairs are the ones reported, each once");
+}
+
+#[test]
+fn a_busy_profile_waits_then_fails_clearly() {
+    let env = TestEnv::new();
+    let alice = register("alice");
+    env.login("alice", &alice);
+    // A follower holds the profile for as long as it runs.
+    let mut follower = env
+        .command("alice", &["sync", "--follow"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(follower.stderr.as_mut().unwrap()), &mut first).unwrap();
+    let start = Instant::now();
+    let run = env.run("alice", &["--lock-timeout", "2", "whoami"]).code(1);
+    let waited = start.elapsed();
+    assert!(waited >= Duration::from_secs(2) && waited < Duration::from_secs(20), "{waited:?}");
+    let line = run.error_lines()[0];
+    assert!(line.contains("in use by another ratchet process") && line.contains(&format!("pid {}", follower.id())), "{line}");
+    assert!(run.stderr.contains("--lock-timeout"), "{}", run.stderr);
+    std::process::Command::new("kill").args(["-INT", &follower.id().to_string()]).status().unwrap();
+    assert_eq!(follower.wait().unwrap().code(), Some(0));
+    env.run("alice", &["--lock-timeout", "0", "whoami"]).success();
+}
+
+#[test]
+fn secrets_at_rest() {
+    let env = TestEnv::new();
+    let (alice, bob) = (register("alice"), register("bob"));
+    env.login("alice", &alice);
+    let login = env.login("bob", &bob);
+    let room = env.encrypted_room("alice", &[("bob", &bob)], &[]);
+    let body = format!("plaintext-canary-{}", std::process::id());
+    env.run("alice", &["send", &room, &body]).success();
+    let read = env.run("bob", &["--json", "messages", &room]).success();
+    assert!(read.stdout.contains(&body));
+
+    // No store file of either side holds the message body in the clear.
+    for profile in ["alice", "bob"] {
+        for entry in std::fs::read_dir(env.profile_dir(profile).join("store")).unwrap() {
+            let path = entry.unwrap().path();
+            let bytes = std::fs::read(&path).unwrap();
+            assert!(
+                !bytes.windows(body.len()).any(|w| w == body.as_bytes()),
+                "{} holds the plaintext",
+                path.display()
+            );
+        }
+    }
+    // Nor any output: the token, password and store key are never printed.
+    let token = env.token("bob");
+    let key = std::fs::read_to_string(env.profile_dir("bob").join("store.key")).unwrap();
+    for out in [&read.stdout, &read.stderr, &login.to_string()] {
+        for secret in [token.as_str(), bob.password.as_str(), key.trim()] {
+            assert!(!out.contains(secret));
+        }
+    }
+
+    // Loose permissions are tightened, with a warning.
+    let dir = env.profile_dir("bob");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(dir.join("session.json"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::set_permissions(dir.join("store.key"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let run = env.run("bob", &["whoami"]).success();
+    assert_eq!(run.stderr.matches("warning:").count(), 3, "{}", run.stderr);
+    let mode = |p: std::path::PathBuf| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(dir.clone()), 0o700);
+    assert_eq!(mode(dir.join("session.json")), 0o600);
+    assert_eq!(mode(dir.join("store.key")), 0o600);
+
+    // Without its key the store does not open.
+    std::fs::write(dir.join("store.key"), "00".repeat(32)).unwrap();
+    let run = env.run("bob", &["whoami"]).code(1);
+    assert_eq!(run.error_lines(), vec!["error: could not open the encrypted store"], "{}", run.stderr);
+}
