@@ -7,6 +7,7 @@ mod context;
 mod crypto;
 mod error;
 mod events;
+mod journal;
 mod lock;
 mod logging;
 mod megolm;

@@ -41,6 +41,8 @@ pub(crate) struct ProfilePaths {
     pub(crate) megolm_ledger: PathBuf,
     /// ratchet's own record of Olm sessions (see `olm.rs`).
     pub(crate) olm_ledger: PathBuf,
+    /// Messages delivered by `send --txn-prefix` (see `journal.rs`).
+    pub(crate) send_journal: PathBuf,
 }
 
 impl ProfilePaths {
@@ -52,6 +54,7 @@ impl ProfilePaths {
             lock_file: dir.join("lock"),
             megolm_ledger: dir.join("megolm.json"),
             olm_ledger: dir.join("olm.json"),
+            send_journal: dir.join("sent.jsonl"),
             dir,
         }
     }

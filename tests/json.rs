@@ -88,7 +88,7 @@ records! {
     }
     "sent" => Sent {
         room_id: S, event_id: S, seq: usize, encrypted: bool, session_id: O<S>, message_index: O<u32>,
-        new_session: bool, rotation: O<S>,
+        new_session: bool, rotation: O<S>, already_sent: bool,
     }
     "message" => Message {
         room_id: S, event_id: O<S>, sender: O<S>, origin_server_ts: O<u64>, event_type: S, msgtype: O<S>,

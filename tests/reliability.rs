@@ -80,7 +80,10 @@ fn a_busy_profile_waits_then_fails_clearly() {
     let waited = start.elapsed();
     assert!(waited >= Duration::from_secs(2) && waited < Duration::from_secs(20), "{waited:?}");
     let line = run.error_lines()[0];
-    assert!(line.contains("in use by another ratchet process") && line.contains(&format!("pid {}", follower.id())), "{line}");
+    assert!(
+        line.contains("in use by another ratchet process") && line.contains(&format!("pid {}", follower.id())),
+        "{line}"
+    );
     assert!(run.stderr.contains("--lock-timeout"), "{}", run.stderr);
     std::process::Command::new("kill").args(["-INT", &follower.id().to_string()]).status().unwrap();
     assert_eq!(follower.wait().unwrap().code(), Some(0));
@@ -104,11 +107,7 @@ fn secrets_at_rest() {
         for entry in std::fs::read_dir(env.profile_dir(profile).join("store")).unwrap() {
             let path = entry.unwrap().path();
             let bytes = std::fs::read(&path).unwrap();
-            assert!(
-                !bytes.windows(body.len()).any(|w| w == body.as_bytes()),
-                "{} holds the plaintext",
-                path.display()
-            );
+            assert!(!bytes.windows(body.len()).any(|w| w == body.as_bytes()), "{} holds the plaintext", path.display());
         }
     }
     // Nor any output: the token, password and store key are never printed.
@@ -136,4 +135,139 @@ fn secrets_at_rest() {
     std::fs::write(dir.join("store.key"), "00".repeat(32)).unwrap();
     let run = env.run("bob", &["whoami"]).code(1);
     assert_eq!(run.error_lines(), vec!["error: could not open the encrypted store"], "{}", run.stderr);
+}
+
+fn lines(n: usize, tag: &str) -> String {
+    (1..=n).map(|i| format!("{tag} line {i}\n")).collect()
+}
+
+/// Streams `ratchet --json send ROOM --txn-prefix PREFIX` fed from `input`;
+/// calls `at(k)` when the k-th `sent` record arrives (k = `when`).
+fn send_with_interruption(
+    env: &TestEnv,
+    room: &str,
+    prefix: &str,
+    input: String,
+    when: usize,
+    at: impl FnOnce(&std::process::Child),
+) -> (Option<i32>, Vec<Value>, String) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let mut child = env
+        .command("alice", &["--json", "send", room, "--txn-prefix", prefix])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    std::thread::spawn(move || {
+        let _ = stdin.write_all(input.as_bytes());
+    });
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut records = Vec::new();
+    let mut at = Some(at);
+    let mut line = String::new();
+    while stdout.read_line(&mut line).unwrap() > 0 {
+        records.push(serde_json::from_str::<Value>(&line).unwrap());
+        line.clear();
+        if records.len() == when {
+            (at.take().unwrap())(&child);
+        }
+    }
+    let mut stderr = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    let status = child.wait().unwrap();
+    (status.code(), records, stderr)
+}
+
+#[test]
+fn homeserver_gone_mid_batch_then_a_rerun_delivers_the_rest_exactly_once() {
+    let server = crate::common::Synapse::private();
+    let env = TestEnv::new();
+    let (alice, bob) =
+        (crate::common::register_at(&server.url, "alice"), crate::common::register_at(&server.url, "bob"));
+    env.login_at("alice", &alice, &server.url);
+    env.login_at("bob", &bob, &server.url);
+    let room = env.encrypted_room("alice", &[("bob", &bob)], &[]);
+
+    // 100 lines; the homeserver goes away after the 30th is delivered.
+    let (code, first, stderr) = send_with_interruption(&env, &room, "batch", lines(100, "gone"), 30, |_| server.stop());
+    assert_eq!(code, Some(3), "{stderr}");
+    let delivered = first.len();
+    assert!((30..100).contains(&delivered), "{delivered}");
+    let seqs: Vec<u64> = first.iter().map(|r| r["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, (1..=delivered as u64).collect::<Vec<_>>(), "the records say exactly which lines went out");
+    let error = stderr.lines().find(|l| l.starts_with("error:")).unwrap();
+    assert!(
+        error.contains(&format!("sent {delivered} message(s); message {} and the rest were not sent", delivered + 1)),
+        "{stderr}"
+    );
+    assert!(stderr.contains("same --txn-prefix"), "{stderr}");
+
+    // Back up; the same command again delivers the rest, each line once.
+    server.run();
+    let (code, second, stderr) = send_with_interruption(&env, &room, "batch", lines(100, "gone"), 0, |_| {});
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(second.len(), 100);
+    let already = second.iter().filter(|r| r["already_sent"] == true).count();
+    assert_eq!(already, delivered, "lines delivered before are not sent again");
+    for (a, b) in first.iter().zip(&second) {
+        assert_eq!(a["event_id"], b["event_id"]);
+    }
+
+    let got = env.run("bob", &["--json", "messages", &room, "--limit", "300"]).success().records("message");
+    let bodies: Vec<&str> = got.iter().map(|m| m["body"].as_str().unwrap()).collect();
+    let expected: Vec<String> = (1..=100).map(|i| format!("gone line {i}")).collect();
+    assert_eq!(bodies, expected, "every line exactly once, in order, decrypted at the receiver");
+}
+
+#[test]
+fn sigkill_mid_send_leaves_a_store_that_works_and_no_reused_index() {
+    let env = TestEnv::new();
+    let (alice, bob) = (register("alice"), register("bob"));
+    env.login("alice", &alice);
+    env.login("bob", &bob);
+    let room = env.encrypted_room("alice", &[("bob", &bob)], &[]);
+    let (code, first, _) = send_with_interruption(&env, &room, "kill", lines(60, "killed"), 10, |child| {
+        std::process::Command::new("kill").args(["-KILL", &child.id().to_string()]).status().unwrap();
+    });
+    assert_eq!(code, None, "killed by a signal");
+    assert!(first.len() >= 10 && first.len() < 60);
+
+    // The store opens, the next send works, and the rerun completes the
+    // batch with no duplicate.
+    let (code, second, stderr) = send_with_interruption(&env, &room, "kill", lines(60, "killed"), 0, |_| {});
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(second.len(), 60);
+    let got = env.run("bob", &["--json", "messages", &room, "--limit", "200"]).success().records("message");
+    let bodies: Vec<&str> = got.iter().map(|m| m["body"].as_str().unwrap()).collect();
+    let expected: Vec<String> = (1..=60).map(|i| format!("killed line {i}")).collect();
+    assert_eq!(bodies, expected);
+    let pairs: BTreeSet<(String, u64)> = got
+        .iter()
+        .map(|m| (m["session_id"].as_str().unwrap().to_owned(), m["message_index"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(pairs.len(), 60, "no Megolm (session, index) pair used twice");
+}
+
+#[test]
+fn a_stalled_homeserver_times_out_within_bounds() {
+    let env = TestEnv::new();
+    // Accepts connections and never answers.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming().take(16) {
+            held.push(conn);
+        }
+        std::thread::sleep(Duration::from_secs(120));
+    });
+    let start = Instant::now();
+    let run = env
+        .run_stdin("x", &["--timeout", "2", "login", "--homeserver", &url, "--user", "u", "--password-stdin"], b"pw\n")
+        .code(1);
+    let took = start.elapsed();
+    assert!(took < Duration::from_secs(30), "{took:?}");
+    assert_eq!(run.error_lines(), vec!["error: the homeserver did not answer in time"], "{}", run.stderr);
 }

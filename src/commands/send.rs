@@ -51,6 +51,11 @@ pub(crate) struct SendArgs {
 
     /// Messages to send, one per argument
     text: Vec<String>,
+
+    /// Idempotent mode: message N gets transaction id PREFIX-N, and a rerun
+    /// with the same prefix and input delivers only what did not go out
+    #[arg(long, value_name = "PREFIX", value_parser = crate::journal::parse_prefix)]
+    txn_prefix: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -67,6 +72,8 @@ pub(crate) struct SentRecord {
     /// Why a new session was started: new, message_limit, age_limit,
     /// forced, invalidated, member_left or sdk.
     rotation: Option<&'static str>,
+    /// With --txn-prefix: delivered by an earlier run, not sent again.
+    already_sent: bool,
 }
 
 impl Record for SentRecord {
@@ -100,7 +107,11 @@ pub(crate) async fn cmd_send(ctx: &mut CommandContext, args: &SendArgs) -> CliRe
         None
     };
     let ledger = Ledger::load(&ctx.settings.paths.megolm_ledger);
-    let mut sender = Sender { ctx, room, limits, ledger, sent: 0 };
+    let journal = match &args.txn_prefix {
+        Some(_) => Some(crate::journal::Journal::open(&ctx.settings.paths.send_journal)?),
+        None => None,
+    };
+    let mut sender = Sender { ctx, room, limits, ledger, sent: 0, txn_prefix: args.txn_prefix.clone(), journal };
 
     if !from_stdin {
         for (i, text) in args.text.iter().enumerate() {
@@ -118,7 +129,7 @@ pub(crate) async fn cmd_send(ctx: &mut CommandContext, args: &SendArgs) -> CliRe
         let text = match String::from_utf8(line) {
             Ok(t) => t,
             Err(_) => {
-                return Err(sender.stop(CliError::usage(format!("line {seq} of stdin is not valid UTF-8"))));
+                return Err(sender.stop(seq, CliError::usage(format!("line {seq} of stdin is not valid UTF-8"))));
             }
         };
         let text = text.strip_suffix('\r').unwrap_or(&text);
@@ -147,19 +158,42 @@ struct Sender<'a> {
     limits: Option<RoomLimits>,
     ledger: Ledger,
     sent: usize,
+    txn_prefix: Option<String>,
+    journal: Option<crate::journal::Journal>,
 }
 
 impl Sender<'_> {
     async fn send(&mut self, seq: usize, text: &str) -> CliResult {
+        let txn_id = self.txn_prefix.as_ref().map(|p| format!("{p}-{seq}"));
+        if let (Some(journal), Some(txn)) = (&self.journal, &txn_id) {
+            if let Some(done) = journal.get(self.room.room_id().as_str(), txn) {
+                self.sent += 1;
+                return self.ctx.out.data(&SentRecord {
+                    room_id: done.room_id.clone(),
+                    event_id: done.event_id.clone(),
+                    seq,
+                    encrypted: done.session_id.is_some(),
+                    session_id: done.session_id.clone(),
+                    message_index: done.message_index,
+                    new_session: false,
+                    rotation: None,
+                    already_sent: true,
+                });
+            }
+        }
         // R4/R5: rotate first if the current session has reached a limit.
         let prepared = match &self.limits {
             Some(limits) => Some(megolm::prepare_send(&self.room, limits, &self.ledger).await?),
             None => None,
         };
-        let result = self.room.send(RoomMessageEventContent::text_plain(text)).await;
+        let mut request = self.room.send(RoomMessageEventContent::text_plain(text));
+        if let Some(txn) = &txn_id {
+            request = request.with_transaction_id(txn.as_str().into());
+        }
+        let result = request.await;
         let result = match result {
             Ok(r) => r,
-            Err(e) => return Err(self.stop(CliError::from(e))),
+            Err(e) => return Err(self.stop(seq, CliError::from(e))),
         };
         let session_id = result.encryption_info.as_ref().and_then(|i| i.session_id().map(str::to_owned));
         if self.limits.is_some() && session_id.is_none() {
@@ -185,6 +219,15 @@ impl Sender<'_> {
             None => None,
         };
         self.sent += 1;
+        if let (Some(journal), Some(txn)) = (&mut self.journal, txn_id) {
+            journal.record(crate::journal::Entry {
+                room_id: self.room.room_id().to_string(),
+                txn_id: txn,
+                event_id: result.response.event_id.to_string(),
+                session_id: session_id.clone(),
+                message_index,
+            })?;
+        }
         self.ctx.out.data(&SentRecord {
             room_id: self.room.room_id().to_string(),
             event_id: result.response.event_id.to_string(),
@@ -194,18 +237,33 @@ impl Sender<'_> {
             message_index,
             new_session: rotation.is_some(),
             rotation: rotation.map(Rotation::name),
+            already_sent: false,
         })
     }
 
-    /// The error that ends a batch: partial (3) once something went out.
-    fn stop(&self, err: CliError) -> CliError {
-        if self.sent == 0 || err.kind == ErrorKind::PipeClosed {
+    /// The error that ends a batch at message `seq`: partial (3) once
+    /// something went out, and it says what did not.
+    fn stop(&self, seq: usize, err: CliError) -> CliError {
+        if err.kind == ErrorKind::PipeClosed {
             return err;
         }
-        let mut partial =
-            CliError::new(ErrorKind::Partial, format!("sent {} message(s), then failed: {}", self.sent, err.message));
-        partial.hints = err.hints;
-        partial.source = err.source;
-        partial.with_hint("the messages listed above were delivered; the rest were not sent")
+        let mut stopped = if self.sent == 0 {
+            CliError::new(err.kind, format!("message {seq} failed, nothing was sent: {}", err.message))
+        } else {
+            CliError::new(
+                ErrorKind::Partial,
+                format!("sent {} message(s); message {seq} and the rest were not sent: {}", self.sent, err.message),
+            )
+        };
+        stopped.hints = err.hints;
+        stopped.source = err.source;
+        stopped = stopped.with_hint("the `sent` records above are the messages delivered (seq is the position)");
+        if self.txn_prefix.is_some() {
+            stopped.with_hint(
+                "run the same command again (same --txn-prefix, same input) to deliver the rest exactly once",
+            )
+        } else {
+            stopped.with_hint("with --txn-prefix a rerun delivers the rest exactly once")
+        }
     }
 }

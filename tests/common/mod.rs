@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tempfile::TempDir;
 
-pub use synapse::{api, enc, register, synapse, TestUser};
+pub use synapse::{api, enc, register, register_at, synapse, Synapse, TestUser};
 
 /// How long any single ratchet invocation may take before the test fails.
 const COMMAND_LIMIT: Duration = Duration::from_secs(120);
@@ -120,10 +120,15 @@ impl TestEnv {
 
     /// Logs `user` in under `profile`; returns the login record.
     pub fn login(&self, profile: &str, user: &TestUser) -> Value {
+        self.login_at(profile, user, &synapse().url)
+    }
+
+    /// Logs `user` in on the homeserver at `url`.
+    pub fn login_at(&self, profile: &str, user: &TestUser, url: &str) -> Value {
         let run = self
             .run_stdin(
                 profile,
-                &["--json", "login", "--homeserver", &synapse().url, "--user", &user.localpart, "--password-stdin"],
+                &["--json", "login", "--homeserver", url, "--user", &user.localpart, "--password-stdin"],
                 format!("{}\n", user.password).as_bytes(),
             )
             .success();

@@ -22,13 +22,16 @@ use serde_json::{json, Value};
 pub struct Synapse {
     pub url: String,
     pub dir: PathBuf,
-    _child: Mutex<Child>,
+    port: u16,
+    child: Mutex<Option<Child>>,
+    private: bool,
 }
 
 static SYNAPSE: OnceLock<Synapse> = OnceLock::new();
 
+/// The Synapse shared by the whole test binary.
 pub fn synapse() -> &'static Synapse {
-    SYNAPSE.get_or_init(start)
+    SYNAPSE.get_or_init(|| Synapse::start(false))
 }
 
 fn repo_root() -> &'static Path {
@@ -40,38 +43,75 @@ fn free_port() -> u16 {
     listener.local_addr().expect("local addr").port()
 }
 
-fn start() -> Synapse {
-    let dir = tempfile::Builder::new().prefix("ratchet-synapse-").tempdir().expect("temp dir for Synapse").keep();
-    let port = free_port();
-    let log = File::create(dir.join("run-synapse.out")).expect("log file");
-    let child = Command::new(repo_root().join("scripts/run-synapse.sh"))
-        .arg(&dir)
-        .arg(port.to_string())
-        .env("RATCHET_SYNAPSE_STOP_ON_EOF", "1")
-        .env("RATCHET_SYNAPSE_CLEANUP", if std::env::var_os("RATCHET_KEEP_SYNAPSE").is_some() { "0" } else { "1" })
-        .stdin(Stdio::piped())
-        .stdout(log.try_clone().expect("log file"))
-        .stderr(log)
-        .spawn()
-        .expect("scripts/run-synapse.sh could not be started");
-    let url = format!("http://127.0.0.1:{port}");
-    let mut child = child;
-    // The first run installs Synapse into the venv: allow for that.
-    let deadline = Instant::now() + Duration::from_secs(600);
-    loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("Synapse exited during start-up ({status}); the integration tests need it.\n{}", tail(&dir));
-        }
-        if ureq::get(format!("{url}/_matrix/client/versions")).call().is_ok() {
-            break;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("Synapse did not answer on {url} within 10 minutes.\n{}", tail(&dir));
-        }
-        std::thread::sleep(Duration::from_millis(200));
+impl Synapse {
+    /// A Synapse of one test's own, which it may stop and start again (for
+    /// fault tests); removed when dropped.
+    pub fn private() -> Synapse {
+        Synapse::start(true)
     }
-    Synapse { url, dir, _child: Mutex::new(child) }
+
+    fn start(private: bool) -> Synapse {
+        let dir = tempfile::Builder::new().prefix("ratchet-synapse-").tempdir().expect("temp dir for Synapse").keep();
+        let port = free_port();
+        let synapse = Synapse { url: format!("http://127.0.0.1:{port}"), dir, port, child: Mutex::new(None), private };
+        synapse.run();
+        synapse
+    }
+
+    /// Starts the server (again) on the same directory and port; returns
+    /// once it answers.
+    pub fn run(&self) {
+        let log = File::options().create(true).append(true).open(self.dir.join("run-synapse.out")).expect("log file");
+        // The shared server deletes its directory when the tests exit; a
+        // private one keeps it across restarts and is removed on drop.
+        let cleanup = !self.private && std::env::var_os("RATCHET_KEEP_SYNAPSE").is_none();
+        let mut child = Command::new(repo_root().join("scripts/run-synapse.sh"))
+            .arg(&self.dir)
+            .arg(self.port.to_string())
+            .env("RATCHET_SYNAPSE_STOP_ON_EOF", "1")
+            .env("RATCHET_SYNAPSE_CLEANUP", if cleanup { "1" } else { "0" })
+            .stdin(Stdio::piped())
+            .stdout(log.try_clone().expect("log file"))
+            .stderr(log)
+            .spawn()
+            .expect("scripts/run-synapse.sh could not be started");
+        // The first run installs Synapse into the venv: allow for that.
+        let deadline = Instant::now() + Duration::from_secs(600);
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!(
+                    "Synapse exited during start-up ({status}); the integration tests need it.\n{}",
+                    tail(&self.dir)
+                );
+            }
+            if ureq::get(format!("{}/_matrix/client/versions", self.url)).call().is_ok() {
+                break;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("Synapse did not answer on {} within 10 minutes.\n{}", self.url, tail(&self.dir));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        *self.child.lock().unwrap() = Some(child);
+    }
+
+    /// Stops the server (as if it went away) and waits until it has.
+    pub fn stop(&self) {
+        if let Some(mut child) = self.child.lock().unwrap().take() {
+            drop(child.stdin.take()); // end-of-file: the script stops Synapse
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Synapse {
+    fn drop(&mut self) {
+        self.stop();
+        if self.private {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
 }
 
 fn tail(dir: &Path) -> String {
@@ -99,6 +139,11 @@ pub struct TestUser {
 /// Registers a new user whose name starts with `prefix` and is unique to
 /// this run, so tests never share accounts.
 pub fn register(prefix: &str) -> TestUser {
+    register_at(&synapse().url, prefix)
+}
+
+/// Registers a new user on the homeserver at `url`.
+pub fn register_at(url: &str, prefix: &str) -> TestUser {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").subsec_nanos();
     let localpart = format!("{prefix}-{}-{}-{nanos:x}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst));
@@ -106,7 +151,7 @@ pub fn register(prefix: &str) -> TestUser {
     // inhibit_login: registering must not create a device of its own.
     let body = json!({"username": localpart, "password": password, "inhibit_login": true,
                       "auth": {"type": "m.login.dummy"}});
-    let response: Value = ureq::post(format!("{}/_matrix/client/v3/register", synapse().url))
+    let response: Value = ureq::post(format!("{url}/_matrix/client/v3/register"))
         .send_json(&body)
         .unwrap_or_else(|e| panic!("registering {localpart} failed: {e}"))
         .body_mut()
