@@ -142,3 +142,19 @@ mod tests {
         assert_eq!(parse_lock_seconds("0"), Ok(0));
     }
 }
+
+#[cfg(test)]
+mod props {
+    use proptest::prelude::*;
+
+    use super::{parse_lock_seconds, parse_seconds};
+
+    proptest! {
+        #[test]
+        fn durations(n in any::<i64>(), s in "\\PC{0,20}") {
+            prop_assert_eq!(parse_seconds(&n.to_string()).is_ok(), (1..=86_400).contains(&n));
+            prop_assert_eq!(parse_lock_seconds(&n.to_string()).is_ok(), (0..=86_400).contains(&n));
+            let _ = parse_seconds(&s);
+        }
+    }
+}

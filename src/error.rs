@@ -124,7 +124,7 @@ impl fmt::Display for CliError {
 fn classify_api(kind: Option<&ApiErrorKind>) -> Option<(ErrorKind, Option<&'static str>)> {
     match kind? {
         ApiErrorKind::UnknownToken { .. } | ApiErrorKind::MissingToken => {
-            Some((ErrorKind::Auth, Some("the access token was rejected; run `ratchet login` again")))
+            Some((ErrorKind::Auth, Some("run `ratchet logout` (it clears the dead session), then `ratchet login`")))
         }
         ApiErrorKind::UserDeactivated => Some((ErrorKind::Auth, None)),
         _ => Some((ErrorKind::Failed, None)),
@@ -221,6 +221,9 @@ fn classify_http(err: &matrix_sdk::HttpError) -> (ErrorKind, Option<&'static str
 }
 
 fn describe_http(err: &matrix_sdk::HttpError) -> String {
+    if let Some(ApiErrorKind::UnknownToken { .. }) = err.client_api_error_kind() {
+        return "the homeserver rejected this session's access token (logged out or revoked elsewhere)".to_owned();
+    }
     if let Some(api) = err.as_client_api_error() {
         return format!("the homeserver refused the request: {api}");
     }

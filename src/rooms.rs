@@ -16,6 +16,10 @@ pub(crate) fn parse_room(s: &str) -> Result<OwnedRoomOrAliasId, String> {
     if !(s.starts_with('!') || s.starts_with('#')) {
         return Err(format!("`{s}` is not a room id or alias (room ids start with `!`, aliases with `#`)"));
     }
+    // ruma is lenient here; no server issues ids with spaces or controls.
+    if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!("`{s}` is not a valid room id or alias: it contains white space"));
+    }
     <&RoomOrAliasId>::try_from(s)
         .map(ToOwned::to_owned)
         .map_err(|e| format!("`{s}` is not a valid room id or alias: {e}"))
@@ -79,6 +83,7 @@ mod tests {
         assert!(parse_room("room").is_err());
         assert!(parse_room("#nocolon").is_err());
         assert!(parse_room("").is_err());
+        assert!(parse_room("!a b:localhost").is_err());
     }
 
     #[test]
@@ -88,5 +93,51 @@ mod tests {
         assert_eq!(parse_user("@bob:other", &own).unwrap().as_str(), "@bob:other");
         assert!(parse_user("@bad", &own).is_err());
         assert!(parse_user("b o b", &own).is_err());
+    }
+}
+
+#[cfg(test)]
+mod props {
+    use matrix_sdk::ruma::UserId;
+    use proptest::prelude::*;
+
+    use super::{parse_room, parse_user};
+
+    proptest! {
+        /// Whatever is typed, parsing never panics, and what it accepts is a
+        /// room id or alias without white space.
+        #[test]
+        fn room_arguments_never_panic(s in "\\PC{0,80}") {
+            if let Ok(id) = parse_room(&s) {
+                let id = id.as_str();
+                prop_assert!(id.starts_with('!') || id.starts_with('#'));
+                prop_assert!(!id.chars().any(char::is_whitespace));
+            }
+        }
+
+        /// Well-formed ids of both shapes (with and without a server part,
+        /// as in room version 12) are accepted unchanged.
+        #[test]
+        fn well_formed_room_ids_are_accepted(local in "[A-Za-z0-9_-]{1,43}", server in proptest::option::of("[a-z]{1,12}\\.[a-z]{2,6}")) {
+            let id = match &server { Some(s) => format!("!{local}:{s}"), None => format!("!{local}") };
+            let parsed = parse_room(&id).unwrap();
+            prop_assert_eq!(parsed.as_str(), id.as_str());
+        }
+
+        #[test]
+        fn user_arguments_never_panic(s in "\\PC{0,80}") {
+            let own = UserId::parse("@me:example.org").unwrap();
+            if let Ok(user) = parse_user(&s, &own) {
+                prop_assert!(user.as_str().starts_with('@'));
+                prop_assert!(user.validate_historical().is_ok());
+            }
+        }
+
+        #[test]
+        fn bare_names_complete_with_our_server(name in "[a-z0-9._=-]{1,30}") {
+            let own = UserId::parse("@me:example.org").unwrap();
+            let user = parse_user(&name, &own).unwrap();
+            prop_assert_eq!(user.as_str(), format!("@{name}:example.org"));
+        }
     }
 }

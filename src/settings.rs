@@ -83,3 +83,22 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod props {
+    use proptest::prelude::*;
+
+    use super::validate_profile;
+
+    proptest! {
+        /// An accepted profile name is one safe path component.
+        #[test]
+        fn profile_names_are_safe_path_components(s in "\\PC{0,80}") {
+            if validate_profile(&s).is_ok() {
+                prop_assert!(!s.contains('/') && !s.contains('\\') && s != "." && s != "..");
+                let path = std::path::Path::new(&s);
+                prop_assert_eq!(path.components().count(), 1);
+            }
+        }
+    }
+}

@@ -40,11 +40,11 @@ pub(crate) struct EncryptArgs {
     room: OwnedRoomOrAliasId,
 
     /// Rotate the Megolm session after this many messages (rotation_period_msgs)
-    #[arg(long, value_name = "N", value_parser = parse_rotation_msgs)]
+    #[arg(long, value_name = "N", value_parser = parse_rotation_msgs, allow_negative_numbers = true)]
     rotation_msgs: Option<u64>,
 
     /// Rotate the Megolm session after this many milliseconds (rotation_period_ms)
-    #[arg(long, value_name = "MS", value_parser = parse_rotation_ms)]
+    #[arg(long, value_name = "MS", value_parser = parse_rotation_ms, allow_negative_numbers = true)]
     rotation_ms: Option<u64>,
 
     /// Change the settings of a room that is already encrypted

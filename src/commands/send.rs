@@ -42,6 +42,7 @@ use crate::rooms;
 ///
 ///   ratchet send '!room:example.org' 'hello' 'second message'
 ///   printf 'one\ntwo\n' | ratchet --json send '#team:example.org'
+///   ratchet send '!room:example.org' --txn-prefix nightly < report.txt   # rerun it after a failure
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub(crate) struct SendArgs {
@@ -126,18 +127,17 @@ pub(crate) async fn cmd_send(ctx: &mut CommandContext, args: &SendArgs) -> CliRe
     let progress = if std::io::stdout().is_terminal() { None } else { sender.ctx.out.progress("sending from stdin") };
     while let Some(line) = lines.next_segment().await? {
         seq += 1;
-        let text = match String::from_utf8(line) {
-            Ok(t) => t,
-            Err(_) => {
+        let text = match decode_line(line) {
+            Ok(Some(text)) => text,
+            Ok(None) => {
+                sender.ctx.out.warn(format!("line {seq} is empty; skipped"));
+                continue;
+            }
+            Err(()) => {
                 return Err(sender.stop(seq, CliError::usage(format!("line {seq} of stdin is not valid UTF-8"))));
             }
         };
-        let text = text.strip_suffix('\r').unwrap_or(&text);
-        if text.trim().is_empty() {
-            sender.ctx.out.warn(format!("line {seq} is empty; skipped"));
-            continue;
-        }
-        sender.send(seq, text).await?;
+        sender.send(seq, &text).await?;
         if let Some(bar) = &progress {
             bar.set_message(format!("sent {} message(s)", sender.sent));
         }
@@ -180,6 +180,9 @@ impl Sender<'_> {
                     already_sent: true,
                 });
             }
+        }
+        if let Some(err) = too_large(text, self.limits.is_some()) {
+            return Err(self.stop(seq, err));
         }
         // R4/R5: rotate first if the current session has reached a limit.
         let prepared = match &self.limits {
@@ -257,6 +260,9 @@ impl Sender<'_> {
         };
         stopped.hints = err.hints;
         stopped.source = err.source;
+        if self.sent == 0 {
+            return stopped;
+        }
         stopped = stopped.with_hint("the `sent` records above are the messages delivered (seq is the position)");
         if self.txn_prefix.is_some() {
             stopped.with_hint(
@@ -264,6 +270,81 @@ impl Sender<'_> {
             )
         } else {
             stopped.with_hint("with --txn-prefix a rerun delivers the rest exactly once")
+        }
+    }
+}
+
+/// One line of stdin (without its `\n`) as message text: a trailing `\r`
+/// (Windows line ends) is dropped; a blank line is `None` (skipped); bytes
+/// that are not UTF-8 are an error, never replaced or guessed at.
+fn decode_line(raw: Vec<u8>) -> Result<Option<String>, ()> {
+    let mut text = String::from_utf8(raw).map_err(|_| ())?;
+    if text.ends_with('\r') {
+        text.pop();
+    }
+    Ok((!text.trim().is_empty()).then_some(text))
+}
+
+/// Matrix limits a whole event to 65536 bytes. Megolm encryption wraps the
+/// event JSON and base64-encodes it, adding about a third, so an encrypted
+/// room takes less text. Refusing here, before anything is encrypted or
+/// sent, costs no Megolm index and says what to do.
+const MAX_EVENT_BYTES: usize = 65_536;
+const MAX_TEXT_PLAIN: usize = 63_000;
+const MAX_TEXT_ENCRYPTED: usize = 47_000;
+
+fn too_large(text: &str, encrypted: bool) -> Option<CliError> {
+    let max = if encrypted { MAX_TEXT_ENCRYPTED } else { MAX_TEXT_PLAIN };
+    (text.len() > max).then(|| {
+        CliError::usage(format!(
+            "a message of {} bytes is too large: events are limited to {MAX_EVENT_BYTES} bytes, \
+             about {max} bytes of text {}",
+            text.len(),
+            if encrypted { "once encrypted" } else { "in a plain room" }
+        ))
+        .with_hint("split it into several messages")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn size_limits() {
+        assert!(too_large(&"x".repeat(MAX_TEXT_ENCRYPTED), true).is_none());
+        assert!(too_large(&"x".repeat(MAX_TEXT_ENCRYPTED + 1), true).is_some());
+        assert!(too_large(&"x".repeat(MAX_TEXT_ENCRYPTED + 1), false).is_none());
+        assert!(too_large(&"x".repeat(MAX_TEXT_PLAIN + 1), false).is_some());
+    }
+}
+
+#[cfg(test)]
+mod props {
+    use proptest::prelude::*;
+
+    use super::decode_line;
+
+    proptest! {
+        /// Any line of text comes back exactly, less one trailing `\r`.
+        #[test]
+        fn text_lines_round_trip(s in "[^\n]*", crlf in any::<bool>()) {
+            let mut raw = s.clone().into_bytes();
+            if crlf { raw.push(b'\r'); }
+            let expected = if crlf { s.clone() } else { s.strip_suffix('\r').unwrap_or(&s).to_owned() };
+            let got = decode_line(raw).unwrap();
+            if expected.trim().is_empty() {
+                prop_assert_eq!(got, None);
+            } else {
+                prop_assert_eq!(got, Some(expected));
+            }
+        }
+
+        /// Bytes that are not UTF-8 are refused, never mangled.
+        #[test]
+        fn invalid_utf8_is_refused(raw in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let valid = std::str::from_utf8(&raw).is_ok();
+            prop_assert_eq!(decode_line(raw).is_ok(), valid);
         }
     }
 }

@@ -43,11 +43,11 @@ pub(crate) struct CreateArgs {
     encrypted: bool,
 
     /// Rotate the Megolm session after this many messages (rotation_period_msgs) [default: 100]
-    #[arg(long, value_name = "N", requires = "encrypted", value_parser = parse_rotation_msgs)]
+    #[arg(long, value_name = "N", requires = "encrypted", value_parser = parse_rotation_msgs, allow_negative_numbers = true)]
     rotation_msgs: Option<u64>,
 
     /// Rotate the Megolm session after this many milliseconds (rotation_period_ms) [default: 604800000]
-    #[arg(long, value_name = "MS", requires = "encrypted", value_parser = parse_rotation_ms)]
+    #[arg(long, value_name = "MS", requires = "encrypted", value_parser = parse_rotation_ms, allow_negative_numbers = true)]
     rotation_ms: Option<u64>,
 }
 
@@ -128,5 +128,34 @@ mod tests {
         assert_eq!(json["rotation_period_ms"], 2000);
         let plain = serde_json::to_value(encryption_content(None, None)).unwrap();
         assert!(plain.get("rotation_period_msgs").is_none());
+    }
+}
+
+#[cfg(test)]
+mod props {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// Exactly 1..=MAX is accepted, as written; nothing panics.
+        #[test]
+        fn rotation_msgs_bounds(n in any::<i128>()) {
+            let ok = parse_rotation_msgs(&n.to_string()).is_ok();
+            prop_assert_eq!(ok, (1..=MAX_ROTATION_MSGS as i128).contains(&n));
+        }
+
+        #[test]
+        fn rotation_ms_bounds(n in any::<i128>()) {
+            let parsed = parse_rotation_ms(&n.to_string());
+            prop_assert_eq!(parsed.is_ok(), (1..=MAX_ROTATION_MS as i128).contains(&n));
+            if let Ok(v) = parsed { prop_assert_eq!(v as i128, n); }
+        }
+
+        #[test]
+        fn counts_from_any_text_never_panic(s in "\\PC{0,40}") {
+            let _ = parse_rotation_msgs(&s);
+            let _ = parse_rotation_ms(&s);
+        }
     }
 }
