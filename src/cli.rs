@@ -105,21 +105,24 @@ pub(crate) struct GlobalArgs {
     pub(crate) lock_timeout: u64,
 }
 
-fn parse_seconds(s: &str) -> Result<u64, String> {
+/// A whole number of seconds from `min` to one day.
+fn seconds(s: &str, min: u64) -> Result<u64, String> {
     match s.trim().parse::<u64>() {
-        Ok(0) => Err("must be at least 1 second".to_owned()),
+        Ok(n) if n < min => Err(format!("must be at least {min} second")),
         Ok(n) if n > 86_400 => Err("must be at most 86400 seconds (one day)".to_owned()),
         Ok(n) => Ok(n),
         Err(_) => Err(format!("`{s}` is not a whole number of seconds")),
     }
 }
 
+/// Request timeouts: zero would fail every request.
+fn parse_seconds(s: &str) -> Result<u64, String> {
+    seconds(s, 1)
+}
+
+/// Lock waits: zero means "do not wait".
 fn parse_lock_seconds(s: &str) -> Result<u64, String> {
-    match s.trim().parse::<u64>() {
-        Ok(n) if n > 86_400 => Err("must be at most 86400 seconds (one day)".to_owned()),
-        Ok(n) => Ok(n),
-        Err(_) => Err(format!("`{s}` is not a whole number of seconds")),
-    }
+    seconds(s, 0)
 }
 
 #[cfg(test)]

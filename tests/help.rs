@@ -6,38 +6,7 @@ use crate::common::TestEnv;
 #[test]
 fn every_command_has_help() {
     let env = TestEnv::new();
-    let commands: &[&[&str]] = &[
-        &[],
-        &["login"],
-        &["logout"],
-        &["whoami"],
-        &["sync"],
-        &["send"],
-        &["messages"],
-        &["room"],
-        &["room", "create"],
-        &["room", "join"],
-        &["room", "invite"],
-        &["room", "leave"],
-        &["room", "list"],
-        &["room", "info"],
-        &["encrypt"],
-        &["sessions"],
-        &["rotate"],
-        &["devices"],
-        &["olm"],
-        &["unwedge"],
-        &["keys"],
-        &["keys", "request"],
-        &["keys", "export"],
-        &["keys", "import"],
-        &["debug"],
-        &["debug", "forget-olm"],
-        &["debug", "forget-room-key"],
-        &["doctor"],
-        &["completions"],
-        &["man"],
-    ];
+    let commands = crate::common::COMMANDS;
     for cmd in commands {
         let mut args = cmd.to_vec();
         args.push("--help");

@@ -5,38 +5,7 @@
 
 use crate::common::{register, TestEnv};
 
-const COMMANDS: &[&[&str]] = &[
-    &[],
-    &["login"],
-    &["logout"],
-    &["whoami"],
-    &["sync"],
-    &["send"],
-    &["messages"],
-    &["encrypt"],
-    &["sessions"],
-    &["rotate"],
-    &["devices"],
-    &["olm"],
-    &["unwedge"],
-    &["doctor"],
-    &["room"],
-    &["room", "create"],
-    &["room", "join"],
-    &["room", "invite"],
-    &["room", "leave"],
-    &["room", "list"],
-    &["room", "info"],
-    &["keys"],
-    &["keys", "request"],
-    &["keys", "export"],
-    &["keys", "import"],
-    &["debug"],
-    &["debug", "forget-olm"],
-    &["debug", "forget-room-key"],
-    &["completions"],
-    &["man"],
-];
+use crate::common::COMMANDS;
 
 #[test]
 fn help() {

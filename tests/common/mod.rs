@@ -17,6 +17,40 @@ use tempfile::TempDir;
 
 pub use synapse::{api, enc, register, register_at, synapse, Synapse, TestUser};
 
+/// Every command path, for the tests that walk them all (help, snapshots).
+pub const COMMANDS: &[&[&str]] = &[
+    &[],
+    &["login"],
+    &["logout"],
+    &["whoami"],
+    &["sync"],
+    &["send"],
+    &["messages"],
+    &["encrypt"],
+    &["sessions"],
+    &["rotate"],
+    &["devices"],
+    &["olm"],
+    &["unwedge"],
+    &["doctor"],
+    &["room"],
+    &["room", "create"],
+    &["room", "join"],
+    &["room", "invite"],
+    &["room", "leave"],
+    &["room", "list"],
+    &["room", "info"],
+    &["keys"],
+    &["keys", "request"],
+    &["keys", "export"],
+    &["keys", "import"],
+    &["debug"],
+    &["debug", "forget-olm"],
+    &["debug", "forget-room-key"],
+    &["completions"],
+    &["man"],
+];
+
 /// How long any single ratchet invocation may take before the test fails.
 const COMMAND_LIMIT: Duration = Duration::from_secs(120);
 
