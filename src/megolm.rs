@@ -49,11 +49,40 @@ pub(crate) struct RoomLimits {
     pub(crate) rotation_period_msgs_is_default: bool,
     pub(crate) rotation_period_ms: u64,
     pub(crate) rotation_period_ms_is_default: bool,
+    /// R3: the room's current m.room.encryption is looser than one seen
+    /// before, and the stricter limits seen before are kept.
+    pub(crate) kept_by_r3: bool,
 }
 
 impl RoomLimits {
+    /// The limits ratchet applies: the room's current settings, but never
+    /// looser than the strictest this profile has seen for the room (R3: a
+    /// later m.room.encryption must not weaken encryption, so a loosening
+    /// from the network is not followed). Records what it saw; returns
     /// `None` when the room is not encrypted.
-    pub(crate) fn of(room: &Room) -> Option<RoomLimits> {
+    pub(crate) fn effective(room: &Room, ledger: &mut Ledger) -> Option<RoomLimits> {
+        let mut limits = RoomLimits::of(room)?;
+        let seen = ledger.strictest.entry(room.room_id().to_string()).or_insert(Strictest {
+            rotation_period_msgs: limits.rotation_period_msgs,
+            rotation_period_ms: limits.rotation_period_ms,
+        });
+        if seen.rotation_period_msgs < limits.rotation_period_msgs {
+            limits.rotation_period_msgs = seen.rotation_period_msgs;
+            limits.rotation_period_msgs_is_default = false;
+            limits.kept_by_r3 = true;
+        }
+        if seen.rotation_period_ms < limits.rotation_period_ms {
+            limits.rotation_period_ms = seen.rotation_period_ms;
+            limits.rotation_period_ms_is_default = false;
+            limits.kept_by_r3 = true;
+        }
+        seen.rotation_period_msgs = limits.rotation_period_msgs;
+        seen.rotation_period_ms = limits.rotation_period_ms;
+        Some(limits)
+    }
+
+    /// The room's current m.room.encryption, defaults filled in.
+    fn of(room: &Room) -> Option<RoomLimits> {
         let settings = room.encryption_settings()?;
         let msgs = settings.rotation_period_msgs.map(u64::from);
         let ms = settings.rotation_period_ms.map(u64::from);
@@ -64,8 +93,16 @@ impl RoomLimits {
             rotation_period_msgs_is_default: msgs.is_none(),
             rotation_period_ms: ms.unwrap_or(DEFAULT_ROTATION_MS),
             rotation_period_ms_is_default: ms.is_none(),
+            kept_by_r3: false,
         })
     }
+}
+
+/// The strictest rotation limits seen for a room (R3).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub(crate) struct Strictest {
+    pub(crate) rotation_period_msgs: u64,
+    pub(crate) rotation_period_ms: u64,
 }
 
 /// Why a message went out in a new Megolm session. Part of the JSON contract.
@@ -196,6 +233,9 @@ pub(crate) async fn outbound(client: &Client, room_id: &RoomId, ledger: &Ledger)
 pub(crate) struct Ledger {
     #[serde(default)]
     pub(crate) rooms: BTreeMap<String, LedgerEntry>,
+    /// Per room, the strictest limits seen (see `RoomLimits::effective`).
+    #[serde(default)]
+    pub(crate) strictest: BTreeMap<String, Strictest>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -330,6 +370,7 @@ mod tests {
             rotation_period_msgs_is_default: false,
             rotation_period_ms: ms,
             rotation_period_ms_is_default: false,
+            kept_by_r3: false,
         }
     }
 

@@ -120,3 +120,38 @@ fn room_info_marks_defaults() {
     assert_eq!(info["encrypted"], false);
     assert!(info.get("rotation_period_msgs").is_none());
 }
+
+/// R3 as a sender: a later m.room.encryption that loosens the limits (sent
+/// here through the API, as another admin or a hostile server could) is not
+/// followed; ratchet keeps the strictest limits it has seen for the room.
+#[test]
+fn r3_a_loosened_room_keeps_the_stricter_limits() {
+    let env = TestEnv::new();
+    let (alice, bob) = (register("alice"), register("bob"));
+    env.login("alice", &alice);
+    env.login("bob", &bob);
+    let room = env.encrypted_room("alice", &[("bob", &bob)], &["--rotation-msgs", "3"]);
+    let first = env.run("alice", &["--json", "send", &room, "m1"]).success().records("sent");
+    let (status, _) = api(
+        "PUT",
+        &env.token("alice"),
+        &format!("/_matrix/client/v3/rooms/{}/state/m.room.encryption/", enc(&room)),
+        Some(serde_json::json!({"algorithm": "m.megolm.v1.aes-sha2", "rotation_period_msgs": 100})),
+    );
+    assert_eq!(status, 200);
+
+    let run = env.run("alice", &["--json", "send", &room, "m2", "m3", "m4", "m5"]).success();
+    assert!(run.stderr.contains("(R3)"), "{}", run.stderr);
+    let sent = run.records("sent");
+    let indexes: Vec<u64> = sent.iter().map(|r| r["message_index"].as_u64().unwrap()).collect();
+    assert_eq!(indexes, vec![1, 2, 0, 1], "still three messages per session");
+    assert_eq!(sent[0]["session_id"], first[0]["session_id"]);
+    assert_eq!(sent[2]["rotation"], "message_limit");
+
+    let info = &env.run("alice", &["--json", "room", "info", &room]).success().records("room_info")[0];
+    assert_eq!(info["rotation_period_msgs"], 3);
+    assert_eq!(info["kept_by_r3"], true);
+    // Every message still decrypts at the receiver.
+    let got = env.run("bob", &["--json", "messages", &room]).success().records("message");
+    assert_eq!(got.len(), 5);
+}

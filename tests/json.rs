@@ -84,7 +84,7 @@ records! {
     "room_info" => RoomInfo {
         room_id: S, name: O<S>, encrypted: bool, algorithm: O<S>, rotation_period_msgs: O<u64>,
         rotation_period_msgs_is_default: O<bool>, rotation_period_ms: O<u64>, rotation_period_ms_is_default: O<bool>,
-        history_visibility: S, joined_members: usize,
+        kept_by_r3: O<bool>, history_visibility: S, joined_members: usize,
     }
     "sent" => Sent {
         room_id: S, event_id: S, seq: usize, encrypted: bool, session_id: O<S>, message_index: O<u32>,

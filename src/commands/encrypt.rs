@@ -10,7 +10,7 @@ use tracing::instrument;
 use crate::commands::room::create::{encryption_content, parse_rotation_ms, parse_rotation_msgs};
 use crate::context::CommandContext;
 use crate::error::{CliError, CliResult, ErrorKind};
-use crate::megolm::{self, Ledger, Rotation};
+use crate::megolm::{self, Ledger, Rotation, Strictest};
 use crate::output::Record;
 use crate::rooms;
 
@@ -147,23 +147,34 @@ pub(crate) async fn cmd_encrypt(ctx: &mut CommandContext, args: &EncryptArgs) ->
         }
         if weaker(previous, wanted) {
             ctx.out.warn(
-                "the new settings rotate less often than the old ones; clients that follow R3 may keep the stricter ones",
+                "the new settings rotate less often than the old ones; other clients that follow R3 may keep the \
+                 stricter ones (this profile takes the new ones: it is your explicit choice)",
             );
         }
     }
 
     room.send_state_event(encryption_content(wanted.rotation_period_msgs, wanted.rotation_period_ms)).await?;
+    let path = &ctx.settings.paths.megolm_ledger;
+    let mut ledger = Ledger::load(path);
+    // This profile's own, explicit choice (with --force for a change): it
+    // replaces the strictest limits seen, which only guard against changes
+    // made by others (R3).
+    ledger.strictest.insert(
+        room.room_id().to_string(),
+        Strictest {
+            rotation_period_msgs: wanted.rotation_period_msgs.unwrap_or(megolm::DEFAULT_ROTATION_MSGS),
+            rotation_period_ms: wanted.rotation_period_ms.unwrap_or(megolm::DEFAULT_ROTATION_MS),
+        },
+    );
     if record.previous.is_some() {
         // The SDK keeps a session's creation-time settings; start afresh so
         // the new settings govern the next message.
-        let path = &ctx.settings.paths.megolm_ledger;
-        let mut ledger = Ledger::load(path);
         if let Some(old) = megolm::outbound(&client, room.room_id(), &ledger).await? {
             ledger.record_discard(room.room_id(), &old.session_id, Rotation::SettingsChanged);
-            ledger.save(path)?;
         }
         room.discard_room_key().await?;
     }
+    ledger.save(path)?;
     record.changed = true;
     ctx.out.data(&record)
 }

@@ -102,12 +102,18 @@ pub(crate) async fn cmd_send(ctx: &mut CommandContext, args: &SendArgs) -> CliRe
     crate::crypto::sync_now(&client).await?;
     let room = rooms::joined(&client, &args.room).await?;
     let encrypted = room.latest_encryption_state().await?.is_encrypted();
+    let mut ledger = Ledger::load(&ctx.settings.paths.megolm_ledger);
     let limits = if encrypted {
-        Some(RoomLimits::of(&room).ok_or_else(|| CliError::internal("encrypted room without settings"))?)
+        let limits = RoomLimits::effective(&room, &mut ledger)
+            .ok_or_else(|| CliError::internal("encrypted room without settings"))?;
+        if limits.kept_by_r3 {
+            ctx.out.warn("the room's encryption settings were loosened; keeping the stricter limits seen before (R3)");
+        }
+        ledger.save(&ctx.settings.paths.megolm_ledger)?;
+        Some(limits)
     } else {
         None
     };
-    let ledger = Ledger::load(&ctx.settings.paths.megolm_ledger);
     let journal = match &args.txn_prefix {
         Some(_) => Some(crate::journal::Journal::open(&ctx.settings.paths.send_journal)?),
         None => None,

@@ -130,9 +130,10 @@ pub(crate) async fn cmd_sessions(ctx: &mut CommandContext, args: &SessionsArgs) 
     // Room keys that arrived since the last run are in the next sync.
     crate::crypto::sync_now(&client).await?;
     let room = rooms::joined(&client, &args.room).await?;
-    let limits = RoomLimits::of(&room)
+    let mut ledger = Ledger::load(&ctx.settings.paths.megolm_ledger);
+    let limits = RoomLimits::effective(&room, &mut ledger)
         .ok_or_else(|| CliError::failed(format!("{} is not encrypted: it has no Megolm sessions", args.room)))?;
-    let ledger = Ledger::load(&ctx.settings.paths.megolm_ledger);
+    ledger.save(&ctx.settings.paths.megolm_ledger)?;
     let now = megolm::now_ms();
     match megolm::outbound(&client, room.room_id(), &ledger).await? {
         Some(o) => {

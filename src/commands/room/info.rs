@@ -8,7 +8,7 @@ use tracing::instrument;
 
 use crate::context::CommandContext;
 use crate::error::CliResult;
-use crate::megolm::RoomLimits;
+use crate::megolm::{Ledger, RoomLimits};
 use crate::output::Record;
 use crate::rooms;
 
@@ -60,6 +60,9 @@ impl Record for RoomInfoRecord {
                     l.rotation_period_ms,
                     mark(l.rotation_period_ms_is_default)
                 ));
+                if l.kept_by_r3 {
+                    s.push_str("\n  (the room loosened these since; the stricter limits are kept: R3)");
+                }
             }
             _ => s.push_str("\nencryption off"),
         }
@@ -73,12 +76,15 @@ pub(crate) async fn cmd_info(ctx: &mut CommandContext, args: &InfoArgs) -> CliRe
     crate::crypto::sync_now(&client).await?;
     let room = rooms::find(&client, &args.room).await?;
     let settings = room.encryption_settings();
+    let mut ledger = Ledger::load(&ctx.settings.paths.megolm_ledger);
+    let limits = RoomLimits::effective(&room, &mut ledger);
+    ledger.save(&ctx.settings.paths.megolm_ledger)?;
     ctx.out.data(&RoomInfoRecord {
         room_id: room.room_id().to_string(),
         name: room.name(),
         encrypted: settings.is_some(),
         algorithm: settings.as_ref().and_then(|s| s.algorithm.as_ref().map(|a| a.to_string())),
-        limits: RoomLimits::of(&room),
+        limits,
         history_visibility: room.history_visibility_or_default().to_string(),
         joined_members: room.members(RoomMemberships::JOIN).await?.len(),
     })
