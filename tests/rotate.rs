@@ -13,11 +13,7 @@ fn keys(v: &Value) -> BTreeSet<String> {
 
 #[test]
 fn rotate_starts_a_never_seen_session_at_index_0() {
-    let env = TestEnv::new();
-    let (alice, bob) = (register("alice"), register("bob"));
-    env.login("alice", &alice);
-    env.login("bob", &bob);
-    let room = env.encrypted_room("alice", &[("bob", &bob)], &[]);
+    let (env, _alice, _bob, room) = TestEnv::alice_and_bob(&[]);
     let before = env.run("alice", &["--json", "send", &room, "a", "b"]).success().records("sent");
 
     let rotated = env.run("alice", &["--json", "rotate", &room]).success().records("rotated");
@@ -39,11 +35,7 @@ fn rotate_starts_a_never_seen_session_at_index_0() {
 
 #[test]
 fn rotate_share_gives_receivers_the_key_before_any_message() {
-    let env = TestEnv::new();
-    let (alice, bob) = (register("alice"), register("bob"));
-    env.login("alice", &alice);
-    env.login("bob", &bob);
-    let room = env.encrypted_room("alice", &[("bob", &bob)], &[]);
+    let (env, alice, _bob, room) = TestEnv::alice_and_bob(&[]);
     let first = env.run("alice", &["--json", "send", &room, "hello"]).success().records("sent");
     let bob_device = env.run("bob", &["--json", "whoami"]).success().records("whoami")[0]["device_id"].clone();
 

@@ -11,11 +11,7 @@ use crate::common::{register, TestEnv};
 
 #[test]
 fn sync_prints_what_arrived_and_then_nothing_new() {
-    let env = TestEnv::new();
-    let (alice, bob) = (register("alice"), register("bob"));
-    env.login("alice", &alice);
-    env.login("bob", &bob);
-    let room = env.encrypted_room("alice", &[("bob", &bob)], &[]);
+    let (env, _alice, _bob, room) = TestEnv::alice_and_bob(&[]);
     env.run("bob", &["sync"]).success();
     let sent = env.run("alice", &["--json", "send", &room, "ping"]).success().records("sent");
 
@@ -40,11 +36,7 @@ fn sync_prints_what_arrived_and_then_nothing_new() {
 
 #[test]
 fn follow_streams_and_ctrl_c_exits_0_with_the_store_intact() {
-    let env = TestEnv::new();
-    let (alice, bob) = (register("alice"), register("bob"));
-    env.login("alice", &alice);
-    env.login("bob", &bob);
-    let room = env.encrypted_room("alice", &[("bob", &bob)], &[]);
+    let (env, _alice, _bob, room) = TestEnv::alice_and_bob(&[]);
     env.run("bob", &["sync"]).success();
 
     let mut cmd = env.command("bob", &["--json", "sync", "--follow"]);

@@ -179,6 +179,18 @@ impl TestEnv {
         v["access_token"].as_str().expect("token").to_owned()
     }
 
+    /// A new environment with alice and bob logged in (profiles "alice" and
+    /// "bob") and both in a new encrypted room created by alice with
+    /// `extra` options; returns the room id too.
+    pub fn alice_and_bob(extra: &[&str]) -> (TestEnv, TestUser, TestUser, String) {
+        let env = TestEnv::new();
+        let (alice, bob) = (register("alice"), register("bob"));
+        env.login("alice", &alice);
+        env.login("bob", &bob);
+        let room = env.encrypted_room("alice", &[("bob", &bob)], extra);
+        (env, alice, bob, room)
+    }
+
     /// Creates an encrypted room as `owner`, invites and joins each of
     /// `members`; returns the room id.
     pub fn encrypted_room(&self, owner: &str, members: &[(&str, &TestUser)], extra: &[&str]) -> String {
