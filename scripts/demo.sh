@@ -104,6 +104,11 @@ run ratchet --profile alice send "$room" "and this one decrypts again"
 run ratchet --profile bob olm @alice:localhost
 run ratchet --profile bob messages "$room" --limit 2 || echo "(exit $?: the message sent over the wedge stays undecryptable; see README)"
 
+say "Unwedging by hand: a new Olm session and an m.dummy over it; once per device per hour (R11)"
+run ratchet --profile alice unwedge @bob:localhost
+run ratchet --profile bob sync
+run ratchet --profile alice unwedge @bob:localhost || echo "(exit $?: refused by R11; --force overrides)"
+
 say "What the server stored: ciphertext only"
 run ratchet --profile alice --json messages "$room" --limit 1 >/dev/null
 python3 - "$hs" "$RATCHET_DATA_DIR/alice/session.json" "$room" <<'PY'
