@@ -236,6 +236,10 @@ pub(crate) struct Ledger {
     /// Per room, the strictest limits seen (see `RoomLimits::effective`).
     #[serde(default)]
     pub(crate) strictest: BTreeMap<String, Strictest>,
+    /// The file's text as loaded or last saved: an unchanged ledger is not
+    /// rewritten (each write is a synced file replacement, on every send).
+    #[serde(skip)]
+    on_disk: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -257,12 +261,20 @@ impl Ledger {
     pub(crate) fn load(path: &Path) -> Ledger {
         // A missing or unreadable ledger only costs precision: the SDK's own
         // creation times (whole seconds) are used instead.
-        std::fs::read_to_string(path).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default()
+        let text = std::fs::read_to_string(path).ok();
+        let mut ledger: Ledger = text.as_deref().and_then(|t| serde_json::from_str(t).ok()).unwrap_or_default();
+        ledger.on_disk = text;
+        ledger
     }
 
-    pub(crate) fn save(&self, path: &Path) -> CliResult<()> {
+    pub(crate) fn save(&mut self, path: &Path) -> CliResult<()> {
         let text = serde_json::to_string_pretty(self).expect("the ledger always serialises");
-        session::write_secret(path, text.as_bytes()).map_err(crate::context::session_error)
+        if self.on_disk.as_deref() == Some(text.as_str()) {
+            return Ok(());
+        }
+        session::write_secret(path, text.as_bytes()).map_err(crate::context::session_error)?;
+        self.on_disk = Some(text);
+        Ok(())
     }
 
     pub(crate) fn record_new(&mut self, room_id: &RoomId, session_id: &str, created_ms: u64) {
@@ -401,5 +413,24 @@ mod tests {
         // Garbage on disk is not fatal.
         std::fs::write(&path, "nonsense").unwrap();
         assert!(Ledger::load(&path).rooms.is_empty());
+    }
+
+    #[test]
+    fn unchanged_ledger_is_not_rewritten() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("megolm.json");
+        let room: &RoomId = "!r:x".try_into().unwrap();
+        let mut l = Ledger::default();
+        l.record_new(room, "s1", 5);
+        l.save(&path).unwrap();
+        let mut back = Ledger::load(&path);
+        // Someone else's write after our load stays: we had nothing new.
+        std::fs::write(&path, "marker").unwrap();
+        back.save(&path).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "marker");
+        // A change is written.
+        back.record_new(room, "s2", 6);
+        back.save(&path).unwrap();
+        assert_eq!(Ledger::load(&path).rooms[room.as_str()].session_id, "s2");
     }
 }
