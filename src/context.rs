@@ -7,7 +7,8 @@
 
 use std::path::Path;
 
-use matrix_sdk::config::RequestConfig;
+use matrix_sdk::config::{RequestConfig, StoreConfig};
+use matrix_sdk::cross_process_lock::CrossProcessLockConfig;
 use matrix_sdk::store::RoomLoadSettings;
 use matrix_sdk::{Client, SqliteStoreConfig};
 
@@ -27,11 +28,6 @@ pub(crate) struct CommandContext {
 impl CommandContext {
     pub(crate) fn new(settings: Settings, out: Output) -> Self {
         CommandContext { settings, out, lock: None, client: None }
-    }
-
-    /// Closes the client and the store, keeping only the printer.
-    pub(crate) fn into_output(self) -> Output {
-        self.out
     }
 
     /// Takes the profile lock (once); every command that opens the store or
@@ -65,11 +61,9 @@ impl CommandContext {
             .with_hint("run `ratchet logout` then `ratchet login`"));
         }
         let client = self.build_client(&session.homeserver, &secret).await?;
-        client
-            .matrix_auth()
-            .restore_session(session.matrix_session(), RoomLoadSettings::default())
-            .await
-            .map_err(CliError::from)?;
+        let auth = client.matrix_auth();
+        let restore = auth.restore_session(session.matrix_session(), RoomLoadSettings::default());
+        SpawnParked::new(restore).await.map_err(CliError::from)?;
         let key = client.encryption().curve25519_key().await.map(|k| k.to_base64());
         if key.as_deref() != Some(session.identity_key.as_str()) {
             return Err(store_mismatch());
@@ -81,15 +75,9 @@ impl CommandContext {
 
     /// Closes the client (keeping the profile lock) and returns the store's
     /// secret, for work on the store files that must not race the SDK's
-    /// caches. The SDK's start-up task is awaited first (bounded) so it is
-    /// not cut off mid-write.
+    /// caches. (The SDK's start-up task never ran: see [`SpawnParked`].)
     pub(crate) async fn close_client(&mut self) -> CliResult<StoreSecret> {
         let (client, session) = self.client.take().ok_or_else(|| CliError::internal("no client to close"))?;
-        let _ = tokio::time::timeout(
-            std::time::Duration::from_secs(5),
-            client.encryption().wait_for_e2ee_initialization_tasks(),
-        )
-        .await;
         drop(client);
         self.store_secret(&session)
     }
@@ -140,17 +128,79 @@ async fn build_client(homeserver: &str, store: &Path, secret: &StoreSecret, sett
     let store_config = match secret {
         StoreSecret::Key(key) => SqliteStoreConfig::new(store).key(Some(key)),
         StoreSecret::Passphrase(p) => SqliteStoreConfig::new(store).passphrase(Some(p)),
-    };
+    }
+    // A one-shot command does a handful of store operations at a time; the
+    // SDK's default pool of 8 connections per database opens several, each
+    // costing file opens and schema reads at start-up.
+    .pool_max_size(2);
+    // Only the state and crypto stores are kept on disk. ratchet reads
+    // history with /messages, never from the SDK's event cache, and has no
+    // media: those two stores live in memory, which saves opening (and
+    // checkpointing) two more SQLite databases on every run. The profile
+    // lock already guarantees one process per store, so the SDK's
+    // cross-process lease locks (writes to the store) are not needed.
+    let (state, crypto) = tokio::try_join!(
+        matrix_sdk::SqliteStateStore::open_with_config(&store_config),
+        matrix_sdk::SqliteCryptoStore::open_with_config(&store_config),
+    )
+    .map_err(|e| CliError::from(matrix_sdk::ClientBuildError::SqliteStore(e)))?;
+    let stores = StoreConfig::new(CrossProcessLockConfig::SingleProcess).state_store(state).crypto_store(crypto);
     // A retry limit bounds how long an unreachable server can stall us; the
     // SDK's default is to retry forever.
     let requests = RequestConfig::new().timeout(settings.request_timeout).retry_limit(2);
-    Ok(Client::builder()
+    let mut builder = Client::builder()
         .homeserver_url(homeserver)
-        .sqlite_store_with_config_and_cache_path(store_config, None::<&Path>)
+        .store_config(stores)
         .request_config(requests)
         .with_room_key_recipient_strategy(crate::crypto::recipient_strategy())
-        .build()
-        .await?)
+        // History sharing on invite (MSC4268) needs cross-signing, which
+        // ratchet does not set up: the SDK would only warn on every invite.
+        .with_enable_share_history_on_invite(false);
+    if homeserver.starts_with("http://") {
+        // Plain HTTP uses no certificates; loading the platform's roots
+        // (hundreds of files) would be the slowest part of start-up.
+        builder = builder.disable_built_in_root_certificates();
+    }
+    Ok(builder.build().await?)
+}
+
+/// Runs a future with every task it spawns parked on a runtime that is
+/// never driven, so those tasks never run.
+///
+/// Used for session restore only: matrix-sdk then spawns its key-backup and
+/// recovery set-up task, which makes two `GET
+/// .../account_data/m.secret_storage.default_key` requests on every start.
+/// ratchet uses neither server-side key backup nor secret storage (keys move
+/// with `keys export`/`keys import`), and those two requests, concurrent
+/// with the sync, made a one-shot send's sync about three times slower on
+/// Synapse (see BENCHMARKS.md). Blocking store calls still work (they use
+/// the parked runtime's blocking threads, which need no driving); anything
+/// needing its timer or I/O driver fails loudly, as it has neither.
+struct SpawnParked<F> {
+    inner: std::pin::Pin<Box<F>>,
+}
+
+impl<F: std::future::Future> SpawnParked<F> {
+    fn new(inner: F) -> Self {
+        SpawnParked { inner: Box::pin(inner) }
+    }
+}
+
+fn parked_runtime() -> &'static tokio::runtime::Runtime {
+    static PARKED: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    PARKED.get_or_init(|| {
+        tokio::runtime::Builder::new_current_thread().build().expect("a runtime without drivers always builds")
+    })
+}
+
+impl<F: std::future::Future> std::future::Future for SpawnParked<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<F::Output> {
+        // Entered for this poll only, so no guard is held across an await.
+        let _parked = parked_runtime().enter();
+        self.inner.as_mut().poll(cx)
+    }
 }
 
 pub(crate) fn session_error(err: SessionError) -> CliError {

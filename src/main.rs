@@ -49,11 +49,15 @@ fn main() -> ExitCode {
     let mut ctx = CommandContext::new(settings, out);
     let outcome = process::run(async {
         let result = commands::run_command(&mut ctx, &cli.command).await;
-        // The client and its store pools must be dropped inside the runtime.
-        (result, ctx.into_output())
+        (result, ctx)
     });
     match outcome {
-        Ok((result, out)) => exit(&out, result),
+        Ok((result, ctx)) => {
+            let code = exit(&ctx.out, result);
+            // The client is not dropped: the process ends now (see process::run).
+            std::mem::forget(ctx);
+            code
+        }
         Err(e) => exit(&Output::new(cli.global.json, cli.global.quiet, cli.global.color), Err(e)),
     }
 }

@@ -5,7 +5,6 @@
 use std::future::Future;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 use crate::error::{CliError, ErrorKind};
 use crate::output::Output;
@@ -24,9 +23,18 @@ extern "C" {
 
 static SHUTTING_DOWN: AtomicBool = AtomicBool::new(false);
 
-/// Runs `work` on a multi-threaded runtime, then shuts the runtime down with
-/// a short timeout: the SDK may leave background tasks (sync beats, key
-/// uploads) running, and they must not hold the exit hostage.
+/// Runs `work` on a multi-threaded runtime and returns its result, leaving
+/// the runtime running: the process exits right after (see `main`).
+///
+/// Nothing is torn down on the way out, on purpose. Everything a command
+/// promises is written before it returns (every store write is an awaited,
+/// committed SQLite transaction; ratchet's own files are replaced
+/// atomically and synced; output is flushed record by record). Dropping the
+/// client would only close the store's connections, which checkpoints their
+/// write-ahead logs (more synced writes), and wait for the SDK's background
+/// tasks (recovery and backup set-up) — milliseconds on every run, for
+/// nothing a later run needs: SQLite recovers an un-checkpointed log on the
+/// next open, and a transaction cut off mid-way is rolled back.
 pub(crate) fn run<T>(work: impl Future<Output = T>) -> Result<T, CliError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -35,15 +43,16 @@ pub(crate) fn run<T>(work: impl Future<Output = T>) -> Result<T, CliError> {
     install_panic_hook();
     let result = runtime.block_on(work);
     SHUTTING_DOWN.store(true, Ordering::SeqCst);
-    runtime.shutdown_timeout(Duration::from_secs(2));
+    std::mem::forget(runtime);
     Ok(result)
 }
 
 /// matrix-sdk starts background tasks at session restore (recovery and
-/// backup set-up). When the runtime stops, the blocking store calls they
-/// wait on are cancelled and deadpool panics inside those tasks ("Task has
-/// been cancelled"). tokio contains such panics; only their message would
-/// reach the user. Silence worker-thread panics once shutdown has begun;
+/// backup set-up), and they may still be running while the process exits,
+/// or while `close_client` drops a client: deadpool panics inside such a
+/// task when its blocking store call is cut off ("Task has been
+/// cancelled"). tokio contains such panics; only their message would reach
+/// the user. Silence worker-thread panics once the command has finished;
 /// every other panic is reported as usual (and exits 101).
 fn install_panic_hook() {
     let default = std::panic::take_hook();
