@@ -16,6 +16,7 @@ mod login;
 mod messages;
 mod olm;
 mod reliability;
+mod requests;
 mod room;
 mod rotate;
 mod rotation;

@@ -114,6 +114,45 @@ impl Drop for Synapse {
     }
 }
 
+impl Synapse {
+    /// Where Synapse's log ends now: pass it to `requests_since`.
+    pub fn log_offset(&self) -> u64 {
+        std::fs::metadata(self.dir.join("homeserver.log")).map(|m| m.len()).unwrap_or(0)
+    }
+
+    /// The requests `user_id` made since `offset`, as "METHOD /path" with
+    /// the query string dropped, from Synapse's access log (one "Processed
+    /// request" line per request, tagged with the requester). Synapse writes
+    /// a line once it has sent the response, so the last one can trail the
+    /// client's exit: read until nothing new arrives for 300 ms.
+    pub fn requests_since(&self, offset: u64, user_id: &str) -> Vec<String> {
+        use std::io::{Seek, SeekFrom};
+        let tag = format!("{{{user_id}}} Processed request:");
+        let mut last: Option<Vec<String>> = None;
+        loop {
+            let mut text = String::new();
+            let mut f = File::open(self.dir.join("homeserver.log")).expect("Synapse's log");
+            f.seek(SeekFrom::Start(offset)).unwrap();
+            f.read_to_string(&mut text).unwrap();
+            let found: Vec<String> = text
+                .lines()
+                .filter(|l| l.contains(&tag))
+                .filter_map(|l| {
+                    let quoted = l.split('"').nth(1)?; // GET /path?query HTTP/1.1
+                    let mut parts = quoted.split(' ');
+                    let (method, path) = (parts.next()?, parts.next()?);
+                    Some(format!("{method} {}", path.split('?').next().unwrap_or(path)))
+                })
+                .collect();
+            if last.as_ref() == Some(&found) {
+                return found;
+            }
+            last = Some(found);
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+}
+
 fn tail(dir: &Path) -> String {
     let mut out = String::new();
     for name in ["run-synapse.out", "homeserver.log"] {
