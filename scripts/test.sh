@@ -21,3 +21,9 @@ cargo build --locked --all-targets
 
 step "Tests (unit + integration against Synapse)"
 cargo test --locked --all-targets "$@"
+
+# The benchmark's smoke run: tiny sizes, one run, no peers, the debug build
+# the tests used. It checks that scripts/bench.sh still works end to end
+# (every message still decrypts at its receiver), not the figures.
+step "Benchmark smoke run (scripts/bench.sh --smoke)"
+./scripts/bench.sh --smoke

@@ -1,0 +1,1114 @@
+#!/usr/bin/env python3
+"""ratchet's benchmarks (issue 7): ratchet against the protocol floor (curl),
+matrix-commander-rs and matrix-commander, on one throwaway Synapse.
+
+Run it through scripts/bench.sh, which installs everything and builds ratchet
+in release mode. Standard library only.
+
+Every scenario alternates the contenders round by round (the order rotates
+each round), so a slow minute on the machine hits them all alike. Each
+measurement is a whole process (or a whole shell loop), timed from fork to
+exit; peak RSS comes from wait4(2). Requests are counted from Synapse's
+access log, by the user each contender logs in as, after the timing ends.
+Messages are checked at a receiver (a separate ratchet device of another
+user) that decrypts them: a send counts only if it arrived decryptable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import datetime
+import json
+import os
+import platform
+import re
+import secrets
+import shlex
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+class BenchError(Exception):
+    pass
+
+
+# ---------------------------------------------------------------- processes
+
+
+@dataclass
+class Sample:
+    seconds: float
+
+
+def timed(argv: list[str], stdin: bytes | None = None, env: dict | None = None, check: bool = True) -> Sample:
+    """Runs argv to completion; wall time from fork to reaped exit."""
+    stdin_file = None
+    if stdin is not None:
+        # A file, not a pipe: the contender reads it at its own pace and the
+        # timer does not include a writer thread.
+        stdin_file = tempfile.TemporaryFile()
+        stdin_file.write(stdin)
+        stdin_file.seek(0)
+    err = tempfile.TemporaryFile()
+    start = time.perf_counter()
+    proc = subprocess.Popen(
+        argv,
+        stdin=stdin_file if stdin_file is not None else subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=err,
+        env=env,
+    )
+    _, status, _ = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if check and proc.returncode != 0:
+        err.seek(0)
+        raise BenchError(f"{shlex.join(argv)[:300]} exited {proc.returncode}: {err.read().decode(errors='replace')[-2000:]}")
+    return Sample(elapsed)
+
+
+def peak_rss_kib(argv: list[str]) -> int | None:
+    """Peak RSS of argv, measured by GNU time. Not wait4(2)'s ru_maxrss of
+    our own child: a child forked from this Python process starts with
+    Python's resident pages counted, and exec keeps that high-water mark."""
+    if not Path("/usr/bin/time").exists():
+        return None
+    with tempfile.NamedTemporaryFile("r") as out:
+        p = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", out.name, *argv], capture_output=True)
+        if p.returncode != 0:
+            raise BenchError(f"{shlex.join(argv)[:300]} exited {p.returncode}: {p.stderr.decode(errors='replace')[-1000:]}")
+        return int(out.read().split()[-1])
+
+
+def run(argv: list[str], stdin: bytes | None = None, env: dict | None = None, timeout: float = 600) -> str:
+    """Runs an untimed set-up step; its stdout, or BenchError."""
+    p = subprocess.run(argv, input=stdin, capture_output=True, env=env, timeout=timeout)
+    if p.returncode != 0:
+        raise BenchError(
+            f"{shlex.join(argv)[:300]} exited {p.returncode}:\n{p.stderr.decode(errors='replace')[-3000:]}"
+        )
+    return p.stdout.decode()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ---------------------------------------------------------------- Synapse
+
+
+class Synapse:
+    """A throwaway Synapse started by scripts/run-synapse.sh (the test
+    harness's configuration), with its access log as the request counter."""
+
+    def __init__(self, workdir: Path):
+        self.port = free_port()
+        self.dir = workdir / "synapse"
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = self.dir / "homeserver.log"
+        env = dict(os.environ, RATCHET_SYNAPSE_STOP_ON_EOF="1")
+        self.out = open(workdir / "synapse.out", "wb")
+        self.proc = subprocess.Popen(
+            [str(ROOT / "scripts/run-synapse.sh"), str(self.dir), str(self.port)],
+            stdin=subprocess.PIPE,
+            stdout=self.out,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise BenchError(f"Synapse exited; see {workdir / 'synapse.out'}")
+            try:
+                urllib.request.urlopen(self.url + "/_matrix/client/versions", timeout=2).read()
+                break
+            except OSError:
+                time.sleep(0.25)
+        else:
+            raise BenchError("Synapse did not start within 120 s")
+        self.version = self.api("GET", "/_synapse/admin/v1/server_version", None, check=False).get(
+            "server_version", "?"
+        )
+
+    def stop(self) -> None:
+        if self.proc.stdin:
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+    def api(self, method: str, path: str, token: str | None, body=None, check: bool = True) -> dict:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.url + path, data=data, method=method)
+        req.add_header("Content-Type", "application/json")
+        if token:
+            req.add_header("Authorization", f"Bearer {token}")
+        try:
+            with urllib.request.urlopen(req, timeout=60) as r:
+                return json.loads(r.read() or b"{}")
+        except urllib.error.HTTPError as e:
+            if check:
+                raise BenchError(f"{method} {path}: {e.code} {e.read()[:300]!r}") from e
+            return {}
+
+    def register(self, name: str) -> tuple[str, str, str]:
+        """Registers name; returns (user_id, password, access_token)."""
+        password = "pw-" + secrets.token_hex(8)
+        r = self.api(
+            "POST",
+            "/_matrix/client/v3/register",
+            None,
+            {"username": name, "password": password, "auth": {"type": "m.login.dummy"}},
+        )
+        return r["user_id"], password, r["access_token"]
+
+    def next_batch(self, token: str, since: str | None = None) -> str:
+        q = "?timeout=0" + (f"&since={urllib.parse.quote(since)}" if since else "")
+        return self.api("GET", "/_matrix/client/v3/sync" + q, token)["next_batch"]
+
+    # The access log: one "Processed request" line per request, tagged
+    # with the requester, e.g.
+    #   ... {@alice:localhost} Processed request: ... 200 "PUT /_matrix/... HTTP/1.1" ...
+    LINE = re.compile(r"\{(@[^}]+)\} Processed request: .*? \"(\w+) (\S+) HTTP/[\d.]+\"")
+
+    def log_offset(self) -> int:
+        return self.log_path.stat().st_size
+
+    def requests_since(self, offset: int, user_id: str, settle: float = 0.3) -> list[tuple[str, str]]:
+        """The requests user_id made since offset. Synapse writes a line when
+        it has sent the response, so the last one may trail the client's
+        exit by a moment: read until nothing new arrives for `settle` s."""
+        seen = -1
+        lines: list[tuple[str, str]] = []
+        while True:
+            with open(self.log_path, "rb") as f:
+                f.seek(offset)
+                text = f.read().decode(errors="replace")
+            lines = []
+            for m in self.LINE.finditer(text):
+                if m.group(1) == user_id:
+                    lines.append((m.group(2), re.sub(r"\?.*", "", m.group(3))))
+            if len(lines) == seen:
+                return lines
+            seen = len(lines)
+            time.sleep(settle)
+
+
+def summarize_requests(reqs: list[tuple[str, str]]) -> str:
+    """'GET /sync, PUT /send' — the endpoint kinds, ids elided."""
+    names = []
+    for method, path in reqs:
+        path = path.split("/_matrix/client/")[-1]
+        parts = [p for p in path.split("/") if p and not p.startswith(("!", "@", "%21", "%40", "$"))]
+        # v3/rooms/send/m.room.encrypted/TXN -> rooms/send
+        keep = [p for p in parts[1:] if not re.fullmatch(r"[0-9a-zA-Z_.=-]{12,}|m\.[a-z_.]+|\d+", p)]
+        names.append(f"{method} /{'/'.join(keep) or parts[-1]}")
+    return ", ".join(names)
+
+
+# ---------------------------------------------------------------- contenders
+
+
+@dataclass
+class Account:
+    """One logged-in device of a contender: what its commands need."""
+
+    user_id: str
+    password: str
+    token: str = ""  # only the floor (curl) keeps one itself
+    reg_token: str = ""  # the registration's own token (a device without keys), for set-up
+    home: Path | None = None  # the contender's own state for this device
+    room: str = ""
+
+
+class Contender:
+    name = "?"
+    peer = False  # a CLI we compare against, not ratchet or the floor
+
+    def __init__(self, syn: Synapse, work: Path):
+        self.syn = syn
+        self.work = work
+
+    def version(self) -> str:
+        return "?"
+
+    def login(self, acct: Account, device: str) -> None:
+        raise NotImplementedError
+
+    def logout(self, acct: Account) -> None:
+        raise NotImplementedError
+
+    def send(self, acct: Account, room: str, text: str) -> list[str]:
+        raise NotImplementedError
+
+    def bulk(self, acct: Account, room: str) -> list[str]:
+        """argv that sends one message per line of stdin."""
+        raise NotImplementedError
+
+    def help(self) -> list[str]:
+        raise NotImplementedError
+
+    def idle_sync(self, acct: Account) -> list[str]:
+        raise NotImplementedError
+
+    def before_run(self, acct: Account) -> None:
+        """Untimed bookkeeping before each timed run."""
+
+
+class Ratchet(Contender):
+    name = "ratchet"
+
+    def __init__(self, syn, work, exe: Path):
+        super().__init__(syn, work)
+        self.exe = str(exe)
+        self.data = work / "ratchet-data"
+
+    def base(self, acct: Account) -> list[str]:
+        assert acct.home is not None
+        return [self.exe, "--data-dir", str(self.data), "--profile", acct.home.name, "--no-input", "-q"]
+
+    def version(self) -> str:
+        return run([self.exe, "--version"]).strip()
+
+    def login(self, acct, device):
+        acct.home = self.data / re.sub(r"[^a-z0-9-]", "-", device.lower())
+        run(
+            self.base(acct)
+            + ["login", "--homeserver", self.syn.url, "--user", acct.user_id, "--password-stdin", "--device-name", device],
+            stdin=(acct.password + "\n").encode(),
+        )
+
+    def logout(self, acct):
+        run(self.base(acct) + ["logout"])
+
+    def send(self, acct, room, text):
+        return self.base(acct) + ["send", room, text]
+
+    def bulk(self, acct, room):
+        return self.base(acct) + ["send", room]
+
+    def help(self):
+        return [self.exe, "--help"]
+
+    def whoami(self, acct):
+        return self.base(acct) + ["whoami"]
+
+    def idle_sync(self, acct):
+        return self.base(acct) + ["sync"]
+
+    # Set-up helpers only ratchet has.
+    def json(self, acct: Account, *args: str, stdin: bytes | None = None) -> list[dict]:
+        out = run(self.base(acct)[:-1] + ["--json", *args], stdin=stdin)
+        return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+class Floor(Contender):
+    """The protocol floor: one curl process making exactly the requests a
+    correct client must make (an incremental /sync, then the PUT), with a
+    pre-built m.room.encrypted body of the size ratchet sends."""
+
+    name = "floor (curl)"
+
+    def __init__(self, syn, work):
+        super().__init__(syn, work)
+        self.body = work / "encrypted-body.json"
+        self.since: dict[str, str] = {}
+        self.txn = 0
+        fake = {
+            "algorithm": "m.megolm.v1.aes-sha2",
+            "ciphertext": secrets.token_urlsafe(216),
+            "device_id": "FLOORDEVICE",
+            "sender_key": secrets.token_urlsafe(32)[:43],
+            "session_id": secrets.token_urlsafe(32)[:43],
+        }
+        self.body.write_text(json.dumps(fake))
+
+    def version(self) -> str:
+        return run(["curl", "--version"]).splitlines()[0]
+
+    def login(self, acct, device):
+        r = self.syn.api(
+            "POST",
+            "/_matrix/client/v3/login",
+            None,
+            {
+                "type": "m.login.password",
+                "identifier": {"type": "m.id.user", "user": acct.user_id},
+                "password": acct.password,
+                "initial_device_display_name": device,
+            },
+        )
+        acct.token = r["access_token"]
+
+    def logout(self, acct):
+        self.syn.api("POST", "/_matrix/client/v3/logout", acct.token, {})
+
+    def before_run(self, acct):
+        # A client keeps its sync token between runs; so does the floor.
+        self.since[acct.user_id] = self.syn.next_batch(acct.token, self.since.get(acct.user_id))
+
+    def _common(self, acct) -> list[str]:
+        return ["-s", "-f", "-o", "/dev/null", "-H", f"Authorization: Bearer {acct.token}"]
+
+    def _put_url(self, room: str) -> str:
+        self.txn += 1
+        return (
+            f"{self.syn.url}/_matrix/client/v3/rooms/{urllib.parse.quote(room)}"
+            f"/send/m.room.encrypted/floor-{os.getpid()}-{self.txn}"
+        )
+
+    def send(self, acct, room, text):
+        since = urllib.parse.quote(self.since[acct.user_id])
+        return (
+            ["curl", *self._common(acct), f"{self.syn.url}/_matrix/client/v3/sync?timeout=0&since={since}", "--next"]
+            + [*self._common(acct), "-X", "PUT", "-H", "Content-Type: application/json"]
+            + ["--data-binary", f"@{self.body}", self._put_url(room)]
+        )
+
+    def bulk_config(self, acct, room, n: int) -> list[str]:
+        """One curl process, n PUTs over one kept-alive connection."""
+        cfg = self.work / f"bulk-{self.txn}.curl"
+        with open(cfg, "w") as f:
+            for i in range(n):
+                if i:
+                    f.write("next\n")
+                f.write(
+                    "silent\nfail\noutput = /dev/null\nrequest = PUT\n"
+                    f'header = "Authorization: Bearer {acct.token}"\n'
+                    'header = "Content-Type: application/json"\n'
+                    f'data-binary = "@{self.body}"\nurl = "{self._put_url(room)}"\n'
+                )
+        return ["curl", "-K", str(cfg)]
+
+    def idle_sync(self, acct):
+        since = urllib.parse.quote(self.since[acct.user_id])
+        return ["curl", *self._common(acct), f"{self.syn.url}/_matrix/client/v3/sync?timeout=0&since={since}"]
+
+
+class MatrixCommanderRs(Contender):
+    name = "matrix-commander-rs"
+    peer = True
+
+    def __init__(self, syn, work, exe: Path):
+        super().__init__(syn, work)
+        self.exe = str(exe)
+
+    def version(self):
+        m = re.search(r"version\s+(\S+)", run([self.exe, "--version"]))
+        return m.group(1) if m else "?"
+
+    def base(self, acct):
+        assert acct.home is not None
+        return [self.exe, "--credentials", str(acct.home / "credentials.json"), "--store", str(acct.home / "store")]
+
+    def login(self, acct, device):
+        acct.home = self.work / "mc-rs" / re.sub(r"[^a-z0-9-]", "-", device.lower())
+        acct.home.mkdir(parents=True, exist_ok=True)
+        run(
+            self.base(acct)
+            + ["--login", "password", "--homeserver", self.syn.url, "--user-login", acct.user_id]
+            + ["--password", acct.password, "--device", device, "--room-default", acct.room or "none"]
+        )
+
+    def logout(self, acct):
+        run(self.base(acct) + ["--logout", "me"])
+
+    def send(self, acct, room, text):
+        return self.base(acct) + ["--room", room, "--message", text]
+
+    def bulk(self, acct, room):
+        return self.base(acct) + ["--room", room, "--message", "_"]
+
+    def help(self):
+        return [self.exe, "--help"]
+
+    def idle_sync(self, acct):
+        return self.base(acct) + ["--listen", "once"]
+
+
+class MatrixCommander(Contender):
+    """matrix-commander 8.0.6 rejects room ids without a `:server` part (room
+    version 12, Synapse 1.163's default), so it is given each room's alias;
+    resolving it costs it one request per run, counted like the others."""
+
+    name = "matrix-commander"
+    peer = True
+    aliases: dict[str, str] = {}
+
+    def room(self, room: str) -> str:
+        return self.aliases.get(room, room)
+
+    def __init__(self, syn, work, exe: Path):
+        super().__init__(syn, work)
+        self.exe = str(exe)
+
+    def version(self):
+        m = re.search(r"matrix-commander:\s+(\S+)", run([self.exe, "--version"]))
+        return m.group(1) if m else "?"
+
+    def base(self, acct):
+        assert acct.home is not None
+        return [self.exe, "--credentials", str(acct.home / "credentials.json"), "--store", str(acct.home / "store")]
+
+    def login(self, acct, device):
+        acct.home = self.work / "mc" / re.sub(r"[^a-z0-9-]", "-", device.lower())
+        acct.home.mkdir(parents=True, exist_ok=True)  # it makes store/ itself
+        run(
+            self.base(acct)
+            + ["--login", "password", "--homeserver", self.syn.url, "--user-login", acct.user_id]
+            + ["--password", acct.password, "--device", device, "--room-default", self.room(acct.room) if acct.room else "none"]
+        )
+
+    def logout(self, acct):
+        run(self.base(acct) + ["--logout", "me"])
+
+    def send(self, acct, room, text):
+        return self.base(acct) + ["--room", self.room(room), "--message", text]
+
+    def bulk(self, acct, room):
+        return self.base(acct) + ["--room", self.room(room), "--message", "_"]
+
+    def help(self):
+        return [self.exe, "--help"]
+
+    def idle_sync(self, acct):
+        return self.base(acct) + ["--listen", "once"]
+
+
+# ---------------------------------------------------------------- results
+
+
+def stats(xs: list[float]) -> dict:
+    return {"median": statistics.median(xs), "min": min(xs), "max": max(xs), "n": len(xs)}
+
+
+@dataclass
+class Result:
+    scenario: str
+    title: str
+    unit: str  # "s" or "KiB" or "msg/s"
+    samples: dict[str, list[float]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    extra: dict[str, str] = field(default_factory=dict)  # contender -> e.g. request list
+
+    def add(self, who: str, x: float) -> None:
+        self.samples.setdefault(who, []).append(x)
+
+    def median(self, who: str) -> float:
+        return statistics.median(self.samples[who])
+
+
+def fmt(x: float, unit: str) -> str:
+    if unit == "s":
+        return f"{x * 1000:.1f} ms" if x < 10 else f"{x:.2f} s"
+    if unit == "KiB":
+        return f"{x / 1024:.1f} MiB"
+    if unit == "msg/s":
+        return f"{x:.0f} msg/s"
+    return f"{x:g} {unit}"
+
+
+# ---------------------------------------------------------------- the benchmark
+
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.work = Path(tempfile.mkdtemp(prefix="ratchet-bench-"))
+        log(f"work dir {self.work}")
+        self.syn = Synapse(self.work)
+        log(f"Synapse {self.syn.version} on {self.syn.url}")
+        self.ratchet = Ratchet(self.syn, self.work, Path(args.ratchet))
+        self.floor = Floor(self.syn, self.work)
+        self.aliases: dict[str, str] = {}
+        self.peers: list[Contender] = []
+        self.skipped: list[str] = []
+        for name, cls, path in (
+            ("matrix-commander-rs", MatrixCommanderRs, args.mc_rs),
+            ("matrix-commander", MatrixCommander, args.mc),
+        ):
+            if path and Path(path).exists():
+                peer = cls(self.syn, self.work, Path(path))
+                peer.aliases = self.aliases
+                self.peers.append(peer)
+            else:
+                self.skipped.append(f"{name}: {args.skip_note.get(name, 'not installed')}")
+        self.results: list[Result] = []
+        self.failures: list[str] = []
+        self.users = 0
+        self.nudges = 0
+        # The receiver: another user's ratchet device decrypts what arrives.
+        self.bob = self.account("bob")
+        self.ratchet.login(self.bob, "bob-receiver")
+
+    def account(self, prefix: str) -> Account:
+        self.users += 1
+        user_id, password, token = self.syn.register(f"{prefix}{self.users}")
+        return Account(user_id, password, reg_token=token)
+
+    def nudge(self, acct: Account) -> None:
+        """Gives the account something new to sync (an account-data event),
+        untimed. matrix-commander-rs's sync long-polls for 60 s when nothing
+        is waiting, which a fresh login's first command would otherwise hit;
+        every contender gets the same nudge."""
+        self.nudges += 1
+        path = f"/_matrix/client/v3/user/{urllib.parse.quote(acct.user_id)}/account_data/org.ratchet.bench.nudge"
+        self.syn.api("PUT", path, acct.reg_token, {"n": self.nudges})
+
+    def warm_up(self, c: Contender, acct: Account) -> None:
+        """A first message after login, untimed: the scenarios measure a
+        logged-in profile in use, not its first run."""
+        if c is self.floor:
+            return
+        self.nudge(acct)
+        c.before_run(acct)
+        timed(c.send(acct, acct.room, "warm-up"))
+
+    def room_with_bob(self, owner: Account, **kw) -> str:
+        """An encrypted room {owner, bob}, created by ratchet as bob (the
+        contenders then only join), so every contender starts alike."""
+        args = ["room", "create", "--encrypted", "--invite", owner.user_id]
+        for k, v in kw.items():
+            args += [f"--{k.replace('_', '-')}", str(v)]
+        room = self.ratchet.json(self.bob, *args)[0]["room_id"]
+        return room
+
+    def join(self, acct: Account, room: str) -> None:
+        """Joins with the account's own access token (a fresh login)."""
+        r = self.syn.api(
+            "POST",
+            "/_matrix/client/v3/login",
+            None,
+            {"type": "m.login.password", "identifier": {"type": "m.id.user", "user": acct.user_id}, "password": acct.password},
+        )
+        token = r["access_token"]
+        self.syn.api("POST", f"/_matrix/client/v3/join/{urllib.parse.quote(room)}", token, {})
+        # An alias too, for matrix-commander (see MatrixCommander.room).
+        if room not in self.aliases:
+            alias = f"#r{len(self.aliases)}-{secrets.token_hex(3)}:localhost"
+            self.syn.api("PUT", f"/_matrix/client/v3/directory/room/{urllib.parse.quote(alias)}", token, {"room_id": room})
+            self.aliases[room] = alias
+        self.syn.api("POST", "/_matrix/client/v3/logout", token, {})
+
+    def contenders(self) -> list[Contender]:
+        return [self.ratchet, self.floor, *self.peers]
+
+    def rounds(self, items: list, runs: int):
+        """Yields (round, item) alternating, the order rotating by round."""
+        for r in range(runs):
+            k = r % len(items)
+            for item in items[k:] + items[:k]:
+                yield r, item
+
+    def received(self, room: str, bodies: set[str], limit: int) -> tuple[int, int]:
+        """How many of `bodies` bob decrypts in room's last `limit` events,
+        and how many events there were undecryptable."""
+        self.ratchet.json(self.bob, "sync")
+        out = run(self.ratchet.base(self.bob)[:-1] + ["--json", "messages", room, "--limit", str(limit)])
+        got, utd = set(), 0
+        for line in out.splitlines():
+            rec = json.loads(line)
+            if rec.get("type") == "message" and rec.get("encrypted"):
+                # matrix-commander-rs keeps each stdin line's newline.
+                got.add((rec.get("body") or "").rstrip("\n"))
+            elif rec.get("type") == "utd":
+                utd += 1
+        return len(bodies & got), utd
+
+    def check(self, ok: bool, what: str) -> None:
+        if not ok:
+            self.failures.append(what)
+            log("FAILED: " + what)
+
+    # ---------------------------------------------------------------- 1, 5
+
+    def one_shot(self) -> None:
+        a = self.args
+        log("1. one-shot encrypted send, and 5. footprint")
+        accts: dict[str, Account] = {}
+        for c in self.contenders():
+            acct = self.account("one")
+            acct.room = self.room_with_bob(acct)
+            self.join(acct, acct.room)
+            c.login(acct, f"one-{c.name.split()[0]}")
+            accts[c.name] = acct
+            # A first message outside the timing: the Megolm session is
+            # created and shared then, as it would be for a room in use.
+            self.warm_up(c, acct)
+        res = Result("one_shot", "One-shot encrypted send (whole process)", "s")
+        rss = Result("rss", "Peak RSS of a one-shot send (GNU time, 3 runs each)", "KiB")
+        sent: dict[str, set[str]] = {c.name: set() for c in self.contenders()}
+        for r, c in self.rounds(self.contenders(), a.quick_runs):
+            acct = accts[c.name]
+            c.before_run(acct)
+            text = f"one-shot {r}"
+            s = timed(c.send(acct, acct.room, text))
+            res.add(c.name, s.seconds)
+            sent[c.name].add(text)
+        # Peak RSS: three more sends each, under GNU time.
+        for r, c in self.rounds(self.contenders(), 3):
+            acct = accts[c.name]
+            c.before_run(acct)
+            text = f"rss {r}"
+            kib = peak_rss_kib(c.send(acct, acct.room, text))
+            if kib is not None:
+                rss.add(c.name, kib)
+            sent[c.name].add(text)
+        # Requests: one more run each, counted from the access log.
+        for c in self.contenders():
+            acct = accts[c.name]
+            c.before_run(acct)
+            off = self.syn.log_offset()
+            timed(c.send(acct, acct.room, "counted"))
+            sent[c.name].add("counted")
+            reqs = self.syn.requests_since(off, acct.user_id)
+            res.extra[c.name] = f"{len(reqs)} requests: {summarize_requests(reqs)}"
+        for c in self.contenders():
+            if c is self.floor:
+                continue
+            n, utd = self.received(accts[c.name].room, sent[c.name], a.quick_runs + 20)
+            self.check(n == len(sent[c.name]), f"one-shot: bob decrypted {n}/{len(sent[c.name])} of {c.name}'s messages")
+            res.notes.append(f"{c.name}: bob decrypted {n}/{len(sent[c.name])} messages ({utd} undecryptable events)")
+        self.results += [res] + ([rss] if rss.samples else [])
+        self.one_shot_accts = accts
+
+    def footprint(self) -> None:
+        a = self.args
+        accts = getattr(self, "one_shot_accts", None)
+        if accts is None:
+            raise BenchError("needs the one-shot scenario's accounts")
+        log("5. footprint: --help, whoami, sync with nothing waiting")
+        helps = Result("help", "`--help`", "s")
+        for _, c in self.rounds([c for c in self.contenders() if c is not self.floor], a.quick_runs):
+            helps.add(c.name, timed(c.help()).seconds)
+        who = Result("whoami", "`whoami` (ratchet; offline)", "s")
+        for _ in range(a.quick_runs):
+            who.add("ratchet", timed(self.ratchet.whoami(accts["ratchet"])).seconds)
+        idle = Result("idle_sync", "Sync with nothing waiting (ratchet `sync`, peers `--listen once`)", "s")
+        idlers = [self.ratchet, self.floor] + ([] if a.smoke else self.peers)
+        for c in idlers:
+            c.before_run(accts[c.name])
+            timed(c.idle_sync(accts[c.name]))  # drain what the one-shot runs left
+        for _, c in self.rounds(idlers, a.runs):
+            acct = accts[c.name]
+            c.before_run(acct)
+            off = self.syn.log_offset()
+            idle.add(c.name, timed(c.idle_sync(acct)).seconds)
+            # Counted on every run (untimed): a long-polling peer takes a
+            # minute per run, too long for an extra counting run.
+            reqs = self.syn.requests_since(off, acct.user_id)
+            idle.extra[c.name] = f"{len(reqs)} requests: {summarize_requests(reqs)}"
+        self.results += [helps, who, idle]
+
+    # ---------------------------------------------------------------- 2
+
+    def bulk(self) -> None:
+        a = self.args
+        n = a.bulk
+        log(f"2. bulk: {n} messages from stdin in one process")
+        res = Result("bulk", f"Bulk: {n} messages from stdin, one process", "s")
+        rate = Result("bulk_rate", f"Bulk rate ({n} messages)", "msg/s")
+        accts = {}
+        for c in self.contenders():
+            acct = self.account("bulk")
+            acct.room = self.room_with_bob(acct)
+            self.join(acct, acct.room)
+            c.login(acct, f"bulk-{c.name.split()[0]}")
+            self.warm_up(c, acct)
+            accts[c.name] = acct
+        for r, c in self.rounds(self.contenders(), a.runs):
+            acct = accts[c.name]
+            c.before_run(acct)
+            lines = [f"bulk {r} {i}" for i in range(n)]
+            if c is self.floor:
+                s = timed(self.floor.bulk_config(acct, acct.room, n))
+            else:
+                s = timed(c.bulk(acct, acct.room), stdin=("\n".join(lines) + "\n").encode())
+            res.add(c.name, s.seconds)
+            rate.add(c.name, n / s.seconds)
+            if c is not self.floor:
+                got, utd = self.received(acct.room, set(lines), min(1000, n + 10))
+                self.check(got == n, f"bulk: bob decrypted {got}/{n} of {c.name}'s messages in round {r}")
+                res.notes.append(f"{c.name} round {r}: bob decrypted {got}/{n} ({utd} undecryptable)")
+        self.results += [res, rate]
+
+    # ---------------------------------------------------------------- 3
+
+    def invocations(self) -> None:
+        a = self.args
+        n = a.invocations
+        log(f"3. {n} one-shot sends from a shell loop")
+        res = Result("invocations", f"{n} one-shot sends from a shell loop", "s")
+        accts = {}
+        for c in self.contenders():
+            acct = self.account("loop")
+            acct.room = self.room_with_bob(acct)
+            self.join(acct, acct.room)
+            c.login(acct, f"loop-{c.name.split()[0]}")
+            self.warm_up(c, acct)
+            accts[c.name] = acct
+        last: dict[str, set[str]] = {}
+        for r, c in self.rounds(self.contenders(), a.runs):
+            acct = accts[c.name]
+            c.before_run(acct)
+            if c is self.floor:
+                # The floor's loop: each iteration one curl PUT (its sync
+                # token kept from before the loop, as a script would).
+                lines = [shlex.join(self.floor.send(acct, acct.room, "")) for _ in range(n)]
+                script = "set -e\n" + "\n".join(lines) + "\n"
+            else:
+                tmpl = shlex.join(c.send(acct, acct.room, "@TEXT@")).replace("@TEXT@", f'"loop {r} $i"')
+                script = f"set -e\nfor i in $(seq {n}); do {tmpl} >/dev/null; done\n"
+            res.add(c.name, timed(["bash", "-c", script]).seconds)
+            last[c.name] = {f"loop {r} {i}" for i in range(1, n + 1)}
+        for c in self.contenders():
+            if c is self.floor:
+                continue
+            got, utd = self.received(accts[c.name].room, last[c.name], n + 10)
+            self.check(got == n, f"invocations: bob decrypted {got}/{n} of {c.name}'s last loop")
+            res.notes.append(f"{c.name}: bob decrypted {got}/{n} of the last loop ({utd} undecryptable)")
+        self.results.append(res)
+
+    # ---------------------------------------------------------------- 4
+
+    def key_sharing(self) -> None:
+        a = self.args
+        users, per = a.share_users, 2
+        log(f"4. key sharing: first message into a room with {users} users x {per} devices")
+        # The members: each user logs in twice with ratchet, which uploads
+        # device keys and one-time keys, so each device can get an Olm session.
+        owner = self.account("ks-owner")
+        self.ratchet.login(owner, "ks-owner")
+        room = self.ratchet.json(owner, "room", "create", "--encrypted")[0]["room_id"]
+        members: list[Account] = []
+        for _ in range(users):
+            m = self.account("ks")
+            members.append(m)
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            list(pool.map(lambda m: self.ratchet.login(m, f"{m.user_id[1:].split(':')[0]}-a"), members))
+            second = [Account(m.user_id, m.password) for m in members]
+            list(pool.map(lambda m: self.ratchet.login(m, f"{m.user_id[1:].split(':')[0]}-b"), second))
+        for m in members:
+            run(self.ratchet.base(owner) + ["room", "invite", room, m.user_id])
+            run(self.ratchet.base(m) + ["room", "join", room])
+        contenders = [self.ratchet, *self.peers]
+        senders = {}
+        for c in contenders:
+            s = self.account("ks-sender")
+            run(self.ratchet.base(owner) + ["room", "invite", room, s.user_id])
+            self.join(s, room)
+            s.room = room
+            senders[c.name] = s
+        res = Result("key_sharing", f"First message into a room with {users} users x {per} devices", "s")
+        todev: dict[str, list[int]] = {}
+        for r, c in self.rounds(contenders, a.runs):
+            s = senders[c.name]
+            # A new device for every run: the first message it sends must
+            # query keys, claim one-time keys and share the room key with
+            # every device.
+            c.login(s, f"ks-{c.name.split()[0]}-{r}")
+            self.nudge(s)
+            off = self.syn.log_offset()
+            text = f"key share {c.name} {r}"
+            res.add(c.name, timed(c.send(s, room, text)).seconds)
+            reqs = self.syn.requests_since(off, s.user_id)
+            todev.setdefault(c.name, []).append(sum(1 for m, p in reqs if "/sendToDevice/" in p))
+            res.extra[c.name] = f"{len(reqs)} requests: {summarize_requests(reqs)}"
+            # Two members' devices must decrypt it.
+            for m in (members[0], second[-1]):
+                got, _ = self.received_by(m, room, {text})
+                self.check(got == 1, f"key sharing: {m.user_id} ({m.home.name}) did not decrypt {c.name}'s message")
+            c.logout(s)
+        res.extra["ratchet:to-device"] = ",".join(str(n) for n in todev.get("ratchet", []))
+        for c in contenders:
+            res.notes.append(
+                f"{c.name}: to-device requests per run {todev[c.name]} for {users * per} member devices; "
+                f"two member devices decrypted each run's message"
+            )
+        self.results.append(res)
+
+    def received_by(self, acct: Account, room: str, bodies: set[str]) -> tuple[int, int]:
+        saved = self.bob
+        self.bob = acct
+        try:
+            return self.received(room, bodies, 10)
+        finally:
+            self.bob = saved
+
+    # ---------------------------------------------------------------- 6
+
+    def growth(self) -> None:
+        a = self.args
+        log(f"6. growth: {a.grow_messages} earlier messages and {a.grow_sessions} inbound sessions vs a fresh store")
+        grown, fresh = self.account("grown"), self.account("fresh")
+        for acct, name in ((grown, "grown"), (fresh, "fresh")):
+            acct.room = self.room_with_bob(acct)
+            self.join(acct, acct.room)
+            self.ratchet.login(acct, f"growth-{name}")
+        # 10,000 messages sent from the grown store (rotating every 100:
+        # 100 outbound sessions, each shared with bob).
+        lines = "".join(f"earlier {i}\n" for i in range(a.grow_messages))
+        t0 = time.perf_counter()
+        run(self.ratchet.base(grown) + ["send", grown.room], stdin=lines.encode(), timeout=3600)
+        log(f"   {a.grow_messages} messages sent in {time.perf_counter() - t0:.1f} s")
+        # 200 inbound sessions: bob sends into a room that rotates every
+        # message; the grown device receives 200 room keys.
+        room_h = self.ratchet.json(self.bob, "room", "create", "--encrypted", "--rotation-msgs", "1", "--invite", grown.user_id)[0]["room_id"]
+        run(self.ratchet.base(grown) + ["room", "join", room_h])
+        run(self.ratchet.base(self.bob) + ["send", room_h], stdin="".join(f"s {i}\n" for i in range(a.grow_sessions)).encode())
+        run(self.ratchet.base(grown) + ["sync"])
+        inbound = [x for x in self.ratchet.json(grown, "sessions", room_h) if x["type"] == "inbound_session"]
+        self.check(len(inbound) >= a.grow_sessions, f"growth: {len(inbound)} inbound sessions, wanted {a.grow_sessions}")
+        res = Result("growth", f"One-shot send: store with {a.grow_messages} messages and {len(inbound)} inbound sessions vs fresh", "s")
+        for acct in (grown, fresh):
+            timed(self.ratchet.send(acct, acct.room, "warm-up"))
+        sent = {"grown": set(), "fresh": set()}
+        for r, (label, acct) in self.rounds([("grown", grown), ("fresh", fresh)], a.quick_runs):
+            text = f"growth {r}"
+            res.add(f"ratchet, {label} store", timed(self.ratchet.send(acct, acct.room, text)).seconds)
+            sent[label].add(text)
+        store = self.ratchet.data / grown.home.name / "store"
+        size = sum(p.stat().st_size for p in store.rglob("*") if p.is_file())
+        res.notes.append(f"grown store: {size / 1e6:.1f} MB on disk; {len(inbound)} inbound sessions in room {room_h}")
+        for label, acct in (("grown", grown), ("fresh", fresh)):
+            got, _ = self.received(acct.room, sent[label], a.quick_runs + 5)
+            self.check(got == len(sent[label]), f"growth: bob decrypted {got}/{len(sent[label])} from the {label} store")
+        self.results.append(res)
+
+    # ---------------------------------------------------------------- report
+
+    def run_all(self) -> None:
+        for step in (self.one_shot, self.footprint, self.bulk, self.invocations, self.key_sharing, self.growth):
+            if self.args.only and step.__name__ not in self.args.only:
+                continue
+            try:
+                step()
+            except BenchError as e:
+                self.failures.append(f"{step.__name__}: {e}")
+                log(f"FAILED {step.__name__}: {e}")
+
+    def versions(self) -> dict[str, str]:
+        v = {
+            "ratchet": f"{self.ratchet.version()} (git {self.args.git_rev}, {self.args.build} build)",
+            "Synapse": self.syn.version,
+        }
+        v["curl"] = self.floor.version()
+        for p in self.peers:
+            try:
+                v[p.name] = p.version()
+            except BenchError as e:
+                v[p.name] = f"? ({e})"[:100]
+        v["rustc"] = run(["rustc", "--version"]).strip()
+        v["python"] = platform.python_version()
+        return v
+
+    def close(self) -> None:
+        self.syn.stop()
+
+
+def machine() -> dict[str, str]:
+    cpu = "?"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = "?"
+    try:
+        kb = int(open("/proc/meminfo").readline().split()[1])
+        mem = f"{kb / 1024 / 1024:.0f} GiB"
+    except (OSError, ValueError, IndexError):
+        pass
+    return {
+        "os": f"{platform.system()} {platform.release()} ({platform.machine()})",
+        "cpu": f"{cpu}, {os.cpu_count()} cores",
+        "memory": mem,
+    }
+
+
+def report(b: Bench, started: datetime.datetime, elapsed: float) -> tuple[str, dict]:
+    a = b.args
+    res = {r.scenario: r for r in b.results}
+    lines = [
+        "# ratchet benchmarks",
+        "",
+        f"Generated by `{a.command}` on {started.strftime('%Y-%m-%d %H:%M UTC')} in {elapsed / 60:.1f} min"
+        + (" — **smoke run** (tiny sizes, one run each: it checks the script, not the figures)" if a.smoke else "")
+        + ".",
+        "",
+        "All figures are whole processes (fork to exit) against one local Synapse (SQLite), "
+        f"medians of {a.quick_runs} runs (one-shot, footprint, growth) or {a.runs} runs (bulk, loops, key sharing) "
+        "with min–max; contenders alternate run by run, in an order that rotates each round. "
+        "Requests are counted from Synapse's access log. "
+        "Every message a client sent was checked to decrypt at a receiver (another user's ratchet device).",
+        "",
+        "## Machine and versions",
+        "",
+    ]
+    for k, v in {**machine(), **b.versions()}.items():
+        lines.append(f"- {k}: {v}")
+    for s in b.skipped:
+        lines.append(f"- skipped {s}")
+    targets: list[tuple[str, str, bool | None]] = []
+
+    def ratio(x, y):
+        return x / y if y else float("nan")
+
+    def get(scn, who):
+        r = res.get(scn)
+        return r.median(who) if r and who in r.samples else None
+
+    one_r, one_f, one_mr = get("one_shot", "ratchet"), get("one_shot", "floor (curl)"), get("one_shot", "matrix-commander-rs")
+    if one_r and one_f:
+        targets.append(("one-shot send ≤ 1.2× the floor", f"{ratio(one_r, one_f):.2f}×", ratio(one_r, one_f) <= 1.2))
+    if one_r and one_mr:
+        targets.append(("one-shot send below matrix-commander-rs", f"{ratio(one_r, one_mr):.2f}×", one_r < one_mr))
+    bulk_r, bulk_f = get("bulk_rate", "ratchet"), get("bulk_rate", "floor (curl)")
+    if bulk_r and bulk_f:
+        targets.append(("bulk rate ≥ 0.9× the floor's", f"{ratio(bulk_r, bulk_f):.2f}×", ratio(bulk_r, bulk_f) >= 0.9))
+    inv_r, inv_mr = get("invocations", "ratchet"), get("invocations", "matrix-commander-rs")
+    if inv_r and inv_mr:
+        targets.append((f"{a.invocations} invocations below matrix-commander-rs", f"{ratio(inv_r, inv_mr):.2f}×", inv_r < inv_mr))
+    rss_r = get("rss", "ratchet")
+    if rss_r:
+        targets.append(("peak RSS of a one-shot send ≤ 30 MiB", fmt(rss_r, "KiB"), rss_r <= 30 * 1024))
+    help_r = get("help", "ratchet")
+    if help_r:
+        targets.append(("`--help` ≤ 5 ms", fmt(help_r, "s"), help_r <= 0.005))
+    idle_r, idle_f = get("idle_sync", "ratchet"), get("idle_sync", "floor (curl)")
+    if idle_r and idle_f:
+        targets.append(("`sync` with nothing waiting ≤ 2× one curl request", f"{ratio(idle_r, idle_f):.2f}×", ratio(idle_r, idle_f) <= 2))
+    ks = res.get("key_sharing")
+    if ks and "ratchet" in ks.samples:
+        todev = [n for n in ks.extra.get("ratchet:to-device", "").split(",") if n]
+        if todev:
+            worst = max(int(n) for n in todev)
+            targets.append(
+                (f"first message to {a.share_users * 2} devices: to-device requests batched", f"{worst} request(s)", worst <= 1)
+            )
+    gr = res.get("growth")
+    if gr and len(gr.samples) == 2:
+        (k1, v1), (k2, v2) = list(gr.samples.items())
+        g = statistics.median(v1) / statistics.median(v2)
+        targets.append(("growth: grown store within 1.2× of a fresh one", f"{g:.2f}×", g <= 1.2))
+    lines += ["", "## Targets", "", "| target | ratchet | met |", "|---|---|---|"]
+    for t, v, ok in targets:
+        lines.append(f"| {t} | {v} | {'yes' if ok else '**no**'} |")
+    lines += ["", "## Results", ""]
+    for r in b.results:
+        lines += [f"### {r.title}", ""]
+        base = "floor (curl)" if "floor (curl)" in r.samples else None
+        head = "| contender | median | min | max |" + (" × floor |" if base else "") + " × ratchet |"
+        lines += [head, "|---" * (head.count("|") - 1) + "|"]
+        for who, xs in r.samples.items():
+            st = stats(xs)
+            row = f"| {who} | {fmt(st['median'], r.unit)} | {fmt(st['min'], r.unit)} | {fmt(st['max'], r.unit)} |"
+            if base:
+                row += f" {ratio(st['median'], r.median(base)):.2f} |"
+            if "ratchet" in r.samples:
+                row += f" {ratio(st['median'], r.median('ratchet')):.2f} |"
+            else:
+                row += " – |"
+            lines.append(row)
+        shown = {who: x for who, x in r.extra.items() if ":" not in who}
+        if shown:
+            lines.append("")
+            for who, x in shown.items():
+                lines.append(f"- {who}: {x}")
+        if r.notes:
+            lines.append("")
+            for n in r.notes:
+                lines.append(f"- {n}")
+        lines.append("")
+    if b.failures:
+        lines += ["## Failures", ""] + [f"- {f}" for f in b.failures] + [""]
+    # The analysis that goes with the figures (hand-written, versioned with
+    # this script): method details, and where the time goes.
+    notes = Path(__file__).with_name("NOTES.md")
+    if notes.exists():
+        lines += [notes.read_text().rstrip(), ""]
+    raw = {
+        "date": started.isoformat(),
+        "smoke": a.smoke,
+        "runs": a.runs,
+        "results": {r.scenario: {"unit": r.unit, "samples": r.samples, "extra": r.extra} for r in b.results},
+        "targets": [{"target": t, "value": v, "met": ok} for t, v, ok in targets],
+        "failures": b.failures,
+    }
+    return "\n".join(lines), raw
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--ratchet", required=True, help="the ratchet binary (release build)")
+    p.add_argument("--mc-rs", help="matrix-commander-rs binary (skipped if absent)")
+    p.add_argument("--mc", help="matrix-commander (Python) entry point (skipped if absent)")
+    p.add_argument("--skip-note", action="append", default=[], help="NAME=why a peer is missing")
+    p.add_argument("--runs", type=int, default=5, help="runs per contender for the long scenarios (2, 3, 4)")
+    p.add_argument("--quick-runs", type=int, default=11, help="runs per contender for the short ones (1, 5, 6)")
+    p.add_argument("--bulk", type=int, default=1000)
+    p.add_argument("--invocations", type=int, default=100)
+    p.add_argument("--share-users", type=int, default=50)
+    p.add_argument("--grow-messages", type=int, default=10_000)
+    p.add_argument("--grow-sessions", type=int, default=200)
+    p.add_argument("--smoke", action="store_true", help="tiny sizes, one run: checks the script works")
+    p.add_argument("--only", action="append", help="run only this scenario (method name); repeatable")
+    p.add_argument("--out", help="write the Markdown report here")
+    p.add_argument("--json-out", help="write the raw samples here")
+    p.add_argument("--command", default="scripts/bench.sh", help="the command named in the report")
+    p.add_argument("--git-rev", default="?")
+    p.add_argument("--build", default="release", help="how the ratchet binary was built (for the report)")
+    p.add_argument("--keep", action="store_true", help="keep the work dir (Synapse log, profiles) for a look")
+    a = p.parse_args()
+    a.skip_note = dict(x.split("=", 1) for x in a.skip_note)
+    if a.smoke:
+        a.runs, a.quick_runs, a.bulk, a.invocations, a.share_users, a.grow_messages, a.grow_sessions = 1, 1, 20, 3, 3, 120, 5
+    started = datetime.datetime.now(datetime.timezone.utc)
+    t0 = time.perf_counter()
+    b = Bench(a)
+    try:
+        b.run_all()
+        text, raw = report(b, started, time.perf_counter() - t0)
+    finally:
+        b.close()
+        if a.keep:
+            log(f"kept {b.work}")
+        else:
+            shutil.rmtree(b.work, ignore_errors=True)
+    if a.out:
+        Path(a.out).write_text(text + "\n")
+        log(f"wrote {a.out}")
+    else:
+        print(text)
+    if a.json_out:
+        Path(a.json_out).write_text(json.dumps(raw, indent=1) + "\n")
+    if b.failures:
+        log(f"{len(b.failures)} check(s) failed")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
