@@ -243,7 +243,6 @@ class Account:
 
 class Contender:
     name = "?"
-    peer = False  # a CLI we compare against, not ratchet or the floor
 
     def __init__(self, syn: Synapse, work: Path):
         self.syn = syn
@@ -405,65 +404,23 @@ class Floor(Contender):
         return ["curl", *self._common(acct), f"{self.syn.url}/_matrix/client/v3/sync?timeout=0&since={since}"]
 
 
-class MatrixCommanderRs(Contender):
-    name = "matrix-commander-rs"
-    peer = True
+class MatrixCommanderFamily(Contender):
+    """matrix-commander and matrix-commander-rs share their command line:
+    a credentials file and a store per device, `--login password`, `-m`
+    (with `_` for one message per stdin line), `--listen once`."""
+
+    subdir = "?"
+    version_pattern = r"version\s+(\S+)"
 
     def __init__(self, syn, work, exe: Path):
         super().__init__(syn, work)
         self.exe = str(exe)
-
-    def version(self):
-        m = re.search(r"version\s+(\S+)", run([self.exe, "--version"]))
-        return m.group(1) if m else "?"
-
-    def base(self, acct):
-        assert acct.home is not None
-        return [self.exe, "--credentials", str(acct.home / "credentials.json"), "--store", str(acct.home / "store")]
-
-    def login(self, acct, device):
-        acct.home = self.work / "mc-rs" / re.sub(r"[^a-z0-9-]", "-", device.lower())
-        acct.home.mkdir(parents=True, exist_ok=True)
-        run(
-            self.base(acct)
-            + ["--login", "password", "--homeserver", self.syn.url, "--user-login", acct.user_id]
-            + ["--password", acct.password, "--device", device, "--room-default", acct.room or "none"]
-        )
-
-    def logout(self, acct):
-        run(self.base(acct) + ["--logout", "me"])
-
-    def send(self, acct, room, text):
-        return self.base(acct) + ["--room", room, "--message", text]
-
-    def bulk(self, acct, room):
-        return self.base(acct) + ["--room", room, "--message", "_"]
-
-    def help(self):
-        return [self.exe, "--help"]
-
-    def idle_sync(self, acct):
-        return self.base(acct) + ["--listen", "once"]
-
-
-class MatrixCommander(Contender):
-    """matrix-commander 8.0.6 rejects room ids without a `:server` part (room
-    version 12, Synapse 1.163's default), so it is given each room's alias;
-    resolving it costs it one request per run, counted like the others."""
-
-    name = "matrix-commander"
-    peer = True
-    aliases: dict[str, str] = {}
 
     def room(self, room: str) -> str:
-        return self.aliases.get(room, room)
-
-    def __init__(self, syn, work, exe: Path):
-        super().__init__(syn, work)
-        self.exe = str(exe)
+        return room
 
     def version(self):
-        m = re.search(r"matrix-commander:\s+(\S+)", run([self.exe, "--version"]))
+        m = re.search(self.version_pattern, run([self.exe, "--version"]))
         return m.group(1) if m else "?"
 
     def base(self, acct):
@@ -471,12 +428,13 @@ class MatrixCommander(Contender):
         return [self.exe, "--credentials", str(acct.home / "credentials.json"), "--store", str(acct.home / "store")]
 
     def login(self, acct, device):
-        acct.home = self.work / "mc" / re.sub(r"[^a-z0-9-]", "-", device.lower())
-        acct.home.mkdir(parents=True, exist_ok=True)  # it makes store/ itself
+        acct.home = self.work / self.subdir / re.sub(r"[^a-z0-9-]", "-", device.lower())
+        acct.home.mkdir(parents=True, exist_ok=True)  # each makes store/ itself
+        default_room = self.room(acct.room) if acct.room else "none"
         run(
             self.base(acct)
             + ["--login", "password", "--homeserver", self.syn.url, "--user-login", acct.user_id]
-            + ["--password", acct.password, "--device", device, "--room-default", self.room(acct.room) if acct.room else "none"]
+            + ["--password", acct.password, "--device", device, "--room-default", default_room]
         )
 
     def logout(self, acct):
@@ -493,6 +451,25 @@ class MatrixCommander(Contender):
 
     def idle_sync(self, acct):
         return self.base(acct) + ["--listen", "once"]
+
+
+class MatrixCommanderRs(MatrixCommanderFamily):
+    name = "matrix-commander-rs"
+    subdir = "mc-rs"
+
+
+class MatrixCommander(MatrixCommanderFamily):
+    """matrix-commander 8.0.6 rejects room ids without a `:server` part (room
+    version 12, Synapse 1.163's default), so it is given each room's alias;
+    resolving it costs it one request per run, counted like the others."""
+
+    name = "matrix-commander"
+    subdir = "mc"
+    version_pattern = r"matrix-commander:\s+(\S+)"
+    aliases: dict[str, str] = {}
+
+    def room(self, room: str) -> str:
+        return self.aliases.get(room, room)
 
 
 # ---------------------------------------------------------------- results
@@ -622,17 +599,36 @@ class Bench:
 
     def received(self, room: str, bodies: set[str], limit: int) -> tuple[int, int]:
         """How many of `bodies` bob decrypts in room's last `limit` events,
-        and how many events there were undecryptable."""
-        self.ratchet.json(self.bob, "sync")
-        out = run(self.ratchet.base(self.bob)[:-1] + ["--json", "messages", room, "--limit", str(limit)])
-        got, utd = set(), 0
-        for line in out.splitlines():
-            rec = json.loads(line)
-            if rec.get("type") == "message" and rec.get("encrypted"):
-                # matrix-commander-rs keeps each stdin line's newline.
-                got.add((rec.get("body") or "").rstrip("\n"))
-            elif rec.get("type") == "utd":
-                utd += 1
+        and how many events there were undecryptable.
+
+        Synapse hands out at most 100 to-device messages per sync, and a
+        client that starts a new Megolm session per message (matrix-commander)
+        queues one room key per message: bob syncs until every body decrypts
+        or nothing more arrives (exit 3, undecryptable events, is an answer
+        here, not an error)."""
+        base = self.ratchet.base(self.bob)[:-1] + ["--json"]
+        got: set[str] = set()
+        utd = 0
+        stalled = 0
+        for _ in range(30):
+            sync = subprocess.run(base + ["sync"], capture_output=True)
+            if sync.returncode not in (0, 3):
+                raise BenchError(f"bob's sync exited {sync.returncode}: {sync.stderr.decode(errors='replace')[-1000:]}")
+            p = subprocess.run(base + ["messages", room, "--limit", str(limit)], capture_output=True)
+            if p.returncode not in (0, 3):
+                raise BenchError(f"bob's messages exited {p.returncode}: {p.stderr.decode(errors='replace')[-1000:]}")
+            before = len(got)
+            got, utd = set(), 0
+            for line in p.stdout.decode().splitlines():
+                rec = json.loads(line)
+                if rec.get("type") == "message" and rec.get("encrypted"):
+                    # matrix-commander-rs keeps each stdin line's newline.
+                    got.add((rec.get("body") or "").rstrip("\n"))
+                elif rec.get("type") == "utd":
+                    utd += 1
+            stalled = stalled + 1 if len(got) <= before else 0
+            if bodies <= got or stalled >= 8:
+                break
         return len(bodies & got), utd
 
     def check(self, ok: bool, what: str) -> None:
