@@ -420,7 +420,9 @@ class MatrixCommanderFamily(Contender):
         return room
 
     def version(self):
-        m = re.search(self.version_pattern, run([self.exe, "--version"]))
+        # matrix-commander-rs prints its version and exits 1.
+        p = subprocess.run([self.exe, "--version"], capture_output=True)
+        m = re.search(self.version_pattern, p.stdout.decode(errors="replace") + p.stderr.decode(errors="replace"))
         return m.group(1) if m else "?"
 
     def base(self, acct):
