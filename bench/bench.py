@@ -643,16 +643,9 @@ class Bench:
     def one_shot(self) -> None:
         a = self.args
         log("1. one-shot encrypted send, and 5. footprint")
-        accts: dict[str, Account] = {}
-        for c in self.contenders():
-            acct = self.account("one")
-            acct.room = self.room_with_bob(acct)
-            self.join(acct, acct.room)
-            c.login(acct, f"one-{c.name.split()[0]}")
-            accts[c.name] = acct
-            # A first message outside the timing: the Megolm session is
-            # created and shared then, as it would be for a room in use.
-            self.warm_up(c, acct)
+        # Each has sent a first message outside the timing: its Megolm
+        # session is created and shared then, as for a room in use.
+        accts = self.senders("one")
         res = Result("one_shot", "One-shot encrypted send (whole process)", "s")
         rss = Result("rss", "Peak RSS of a one-shot send (GNU time, 3 runs each)", "KiB")
         sent: dict[str, set[str]] = {c.name: set() for c in self.contenders()}
@@ -720,20 +713,26 @@ class Bench:
 
     # ---------------------------------------------------------------- 2
 
+    def senders(self, prefix: str) -> dict[str, Account]:
+        """Per contender: a new user in an encrypted room with bob, logged
+        in, one message already sent."""
+        accts = {}
+        for c in self.contenders():
+            acct = self.account(prefix)
+            acct.room = self.room_with_bob(acct)
+            self.join(acct, acct.room)
+            c.login(acct, f"{prefix}-{c.name.split()[0]}")
+            self.warm_up(c, acct)
+            accts[c.name] = acct
+        return accts
+
     def bulk(self) -> None:
         a = self.args
         n = a.bulk
         log(f"2. bulk: {n} messages from stdin in one process")
         res = Result("bulk", f"Bulk: {n} messages from stdin, one process", "s")
         rate = Result("bulk_rate", f"Bulk rate ({n} messages)", "msg/s")
-        accts = {}
-        for c in self.contenders():
-            acct = self.account("bulk")
-            acct.room = self.room_with_bob(acct)
-            self.join(acct, acct.room)
-            c.login(acct, f"bulk-{c.name.split()[0]}")
-            self.warm_up(c, acct)
-            accts[c.name] = acct
+        accts = self.senders("bulk")
         for r, c in self.rounds(self.contenders(), a.runs):
             acct = accts[c.name]
             c.before_run(acct)
@@ -757,14 +756,7 @@ class Bench:
         n = a.invocations
         log(f"3. {n} one-shot sends from a shell loop")
         res = Result("invocations", f"{n} one-shot sends from a shell loop", "s")
-        accts = {}
-        for c in self.contenders():
-            acct = self.account("loop")
-            acct.room = self.room_with_bob(acct)
-            self.join(acct, acct.room)
-            c.login(acct, f"loop-{c.name.split()[0]}")
-            self.warm_up(c, acct)
-            accts[c.name] = acct
+        accts = self.senders("loop")
         last: dict[str, set[str]] = {}
         for r, c in self.rounds(self.contenders(), a.runs):
             acct = accts[c.name]
