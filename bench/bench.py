@@ -52,13 +52,8 @@ class BenchError(Exception):
 # ---------------------------------------------------------------- processes
 
 
-@dataclass
-class Sample:
-    seconds: float
-
-
-def timed(argv: list[str], stdin: bytes | None = None, env: dict | None = None, check: bool = True) -> Sample:
-    """Runs argv to completion; wall time from fork to reaped exit."""
+def timed(argv: list[str], stdin: bytes | None = None) -> float:
+    """Runs argv to completion; seconds from fork to reaped exit."""
     stdin_file = None
     if stdin is not None:
         # A file, not a pipe: the contender reads it at its own pace and the
@@ -73,15 +68,14 @@ def timed(argv: list[str], stdin: bytes | None = None, env: dict | None = None, 
         stdin=stdin_file if stdin_file is not None else subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=err,
-        env=env,
     )
     _, status, _ = os.wait4(proc.pid, 0)
     elapsed = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
-    if check and proc.returncode != 0:
+    if proc.returncode != 0:
         err.seek(0)
         raise BenchError(f"{shlex.join(argv)[:300]} exited {proc.returncode}: {err.read().decode(errors='replace')[-2000:]}")
-    return Sample(elapsed)
+    return elapsed
 
 
 def peak_rss_kib(argv: list[str]) -> int | None:
@@ -97,9 +91,9 @@ def peak_rss_kib(argv: list[str]) -> int | None:
         return int(out.read().split()[-1])
 
 
-def run(argv: list[str], stdin: bytes | None = None, env: dict | None = None, timeout: float = 600) -> str:
+def run(argv: list[str], stdin: bytes | None = None, timeout: float = 600) -> str:
     """Runs an untimed set-up step; its stdout, or BenchError."""
-    p = subprocess.run(argv, input=stdin, capture_output=True, env=env, timeout=timeout)
+    p = subprocess.run(argv, input=stdin, capture_output=True, timeout=timeout)
     if p.returncode != 0:
         raise BenchError(
             f"{shlex.join(argv)[:300]} exited {p.returncode}:\n{p.stderr.decode(errors='replace')[-3000:]}"
@@ -478,7 +472,7 @@ class MatrixCommander(MatrixCommanderFamily):
 
 
 def stats(xs: list[float]) -> dict:
-    return {"median": statistics.median(xs), "min": min(xs), "max": max(xs), "n": len(xs)}
+    return {"median": statistics.median(xs), "min": min(xs), "max": max(xs)}
 
 
 @dataclass
@@ -654,7 +648,7 @@ class Bench:
             c.before_run(acct)
             text = f"one-shot {r}"
             s = timed(c.send(acct, acct.room, text))
-            res.add(c.name, s.seconds)
+            res.add(c.name, s)
             sent[c.name].add(text)
         # Peak RSS: three more sends each, under GNU time.
         for r, c in self.rounds(self.contenders(), 3):
@@ -691,10 +685,10 @@ class Bench:
         log("5. footprint: --help, whoami, sync with nothing waiting")
         helps = Result("help", "`--help`", "s")
         for _, c in self.rounds([c for c in self.contenders() if c is not self.floor], a.quick_runs):
-            helps.add(c.name, timed(c.help()).seconds)
+            helps.add(c.name, timed(c.help()))
         who = Result("whoami", "`whoami` (ratchet; offline)", "s")
         for _ in range(a.quick_runs):
-            who.add("ratchet", timed(self.ratchet.whoami(accts["ratchet"])).seconds)
+            who.add("ratchet", timed(self.ratchet.whoami(accts["ratchet"])))
         idle = Result("idle_sync", "Sync with nothing waiting (ratchet `sync`, peers `--listen once`)", "s")
         idlers = [self.ratchet, self.floor] + ([] if a.smoke else self.peers)
         for c in idlers:
@@ -704,7 +698,7 @@ class Bench:
             acct = accts[c.name]
             c.before_run(acct)
             off = self.syn.log_offset()
-            idle.add(c.name, timed(c.idle_sync(acct)).seconds)
+            idle.add(c.name, timed(c.idle_sync(acct)))
             # Counted on every run (untimed): a long-polling peer takes a
             # minute per run, too long for an extra counting run.
             reqs = self.syn.requests_since(off, acct.user_id)
@@ -741,8 +735,8 @@ class Bench:
                 s = timed(self.floor.bulk_config(acct, acct.room, n))
             else:
                 s = timed(c.bulk(acct, acct.room), stdin=("\n".join(lines) + "\n").encode())
-            res.add(c.name, s.seconds)
-            rate.add(c.name, n / s.seconds)
+            res.add(c.name, s)
+            rate.add(c.name, n / s)
             if c is not self.floor:
                 got, utd = self.received(acct.room, set(lines), min(1000, n + 10))
                 self.check(got == n, f"bulk: bob decrypted {got}/{n} of {c.name}'s messages in round {r}")
@@ -769,7 +763,7 @@ class Bench:
             else:
                 tmpl = shlex.join(c.send(acct, acct.room, "@TEXT@")).replace("@TEXT@", f'"loop {r} $i"')
                 script = f"set -e\nfor i in $(seq {n}); do {tmpl} >/dev/null; done\n"
-            res.add(c.name, timed(["bash", "-c", script]).seconds)
+            res.add(c.name, timed(["bash", "-c", script]))
             last[c.name] = {f"loop {r} {i}" for i in range(1, n + 1)}
         for c in self.contenders():
             if c is self.floor:
@@ -820,7 +814,7 @@ class Bench:
             self.nudge(s)
             off = self.syn.log_offset()
             text = f"key share {c.name} {r}"
-            res.add(c.name, timed(c.send(s, room, text)).seconds)
+            res.add(c.name, timed(c.send(s, room, text)))
             reqs = self.syn.requests_since(off, s.user_id)
             todev.setdefault(c.name, []).append(sum(1 for m, p in reqs if "/sendToDevice/" in p))
             res.extra[c.name] = f"{len(reqs)} requests: {summarize_requests(reqs)}"
@@ -875,7 +869,7 @@ class Bench:
         sent = {"grown": set(), "fresh": set()}
         for r, (label, acct) in self.rounds([("grown", grown), ("fresh", fresh)], a.quick_runs):
             text = f"growth {r}"
-            res.add(f"ratchet, {label} store", timed(self.ratchet.send(acct, acct.room, text)).seconds)
+            res.add(f"ratchet, {label} store", timed(self.ratchet.send(acct, acct.room, text)))
             sent[label].add(text)
         store = self.ratchet.data / grown.home.name / "store"
         size = sum(p.stat().st_size for p in store.rglob("*") if p.is_file())
