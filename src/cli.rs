@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser};
 
 use crate::commands::Command;
-use crate::output::ColorChoice;
+use crate::ui::output::ColorChoice;
 
 /// A command-line Matrix client that makes end-to-end encryption visible.
 ///

@@ -239,3 +239,16 @@ impl From<matrix_sdk::encryption::CryptoStoreError> for CliError {
         CliError::failed("the crypto store failed").with_source(err)
     }
 }
+
+impl From<crate::profile::ProfileError> for CliError {
+    fn from(err: crate::profile::ProfileError) -> Self {
+        use crate::profile::ProfileError as P;
+        match err {
+            P::Missing(ref dir) => CliError::auth(format!("not logged in (no session in {})", dir.display()))
+                .with_hint("run `ratchet login --homeserver URL --user USER` first"),
+            P::Corrupt { .. } => CliError::auth(err.to_string())
+                .with_hint("run `ratchet logout` and `ratchet login` to start this profile afresh"),
+            P::Io { .. } => CliError::failed(err.to_string()),
+        }
+    }
+}

@@ -13,7 +13,8 @@ use matrix_sdk::ruma::serde::Raw;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::output::{format_ts, Record};
+use crate::clock::format_ts;
+use crate::ui::output::Record;
 
 /// A decrypted or plaintext `m.room.message` (or other message-like event).
 #[derive(Debug, Serialize)]
@@ -47,6 +48,19 @@ impl Record for MessageRecord {
             _ => "  [not encrypted]".into(),
         };
         format!("[{when}] {who}: {what}{lock}")
+    }
+}
+
+/// A room left: by `room leave`, or as seen in a sync.
+#[derive(Debug, Serialize)]
+pub(crate) struct LeftRecord {
+    pub(crate) room_id: String,
+}
+
+impl Record for LeftRecord {
+    const TYPE: &'static str = "left";
+    fn human(&self) -> String {
+        format!("left {}", self.room_id)
     }
 }
 

@@ -2,24 +2,18 @@
 //! Nothing else lives here.
 
 mod cli;
+mod clock;
 mod commands;
 mod context;
-mod crypto;
+mod e2ee;
 mod error;
 mod events;
-mod journal;
-mod lock;
-mod logging;
-mod megolm;
-mod olm;
-mod output;
 mod process;
-mod prompt;
-mod rawstore;
-mod recovery;
+mod profile;
 mod rooms;
-mod session;
+mod sdk;
 mod settings;
+mod ui;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -29,9 +23,9 @@ use clap::Parser;
 use crate::cli::Cli;
 use crate::context::CommandContext;
 use crate::error::CliError;
-use crate::output::{ColorChoice, Output};
 use crate::process::exit;
 use crate::settings::Settings;
+use crate::ui::output::{ColorChoice, Output};
 
 fn main() -> ExitCode {
     process::private_umask();
@@ -39,7 +33,7 @@ fn main() -> ExitCode {
     let out = Output::new(cli.global.json, cli.global.quiet, cli.global.color);
     let ansi = cli.global.color == ColorChoice::Always
         || (cli.global.color == ColorChoice::Auto && std::io::stderr().is_terminal());
-    if let Err(message) = logging::init(cli.global.verbose, ansi, cli.global.log_file.as_deref()) {
+    if let Err(message) = ui::logging::init(cli.global.verbose, ansi, cli.global.log_file.as_deref()) {
         return exit(&out, Err(CliError::usage(message)));
     }
     let settings = match Settings::resolve(&cli.global) {

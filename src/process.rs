@@ -7,18 +7,12 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::error::{CliError, ErrorKind};
-use crate::output::Output;
+use crate::ui::output::Output;
 
 /// Secrets (session file, store key) are created 0600; a umask of 077 also
 /// covers the files matrix-sdk creates in the store directory.
 pub(crate) fn private_umask() {
-    // SAFETY: umask only changes this process's file-creation mask.
-    unsafe { libc_umask(0o077) };
-}
-
-extern "C" {
-    #[link_name = "umask"]
-    fn libc_umask(mask: u32) -> u32;
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
 }
 
 static SHUTTING_DOWN: AtomicBool = AtomicBool::new(false);

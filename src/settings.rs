@@ -6,12 +6,13 @@ use std::time::Duration;
 
 use crate::cli::GlobalArgs;
 use crate::error::CliError;
-use crate::session::{ProfilePaths, Secret};
+use crate::profile::session::Secret;
 
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
     pub(crate) profile: String,
-    pub(crate) paths: ProfilePaths,
+    /// The profile's directory: the data dir + the profile name.
+    pub(crate) profile_dir: PathBuf,
     pub(crate) no_input: bool,
     pub(crate) request_timeout: Duration,
     pub(crate) lock_timeout: Duration,
@@ -36,7 +37,7 @@ impl Settings {
         };
         Ok(Settings {
             profile: global.profile.clone(),
-            paths: ProfilePaths::new(absolute(base).join(&global.profile)),
+            profile_dir: absolute(base).join(&global.profile),
             no_input: global.no_input,
             request_timeout: Duration::from_secs(global.timeout),
             lock_timeout: Duration::from_secs(global.lock_timeout),
@@ -48,7 +49,7 @@ impl Settings {
 }
 
 fn secret_env(name: &str) -> Option<Secret> {
-    std::env::var(name).ok().filter(|v| !v.is_empty()).map(Secret)
+    std::env::var(name).ok().filter(|v| !v.is_empty()).map(Secret::new)
 }
 
 fn absolute(p: PathBuf) -> PathBuf {

@@ -6,12 +6,14 @@ use matrix_sdk::ruma::{OwnedEventId, OwnedRoomOrAliasId, UserId};
 use serde::Serialize;
 use tracing::instrument;
 
+use crate::clock::format_ts;
 use crate::context::CommandContext;
 use crate::error::{CliError, CliResult, ErrorKind};
 use crate::events::{recent_history, render, HistoryEvent, Rendered, UtdRecord};
-use crate::olm::{self, OlmLedger};
-use crate::output::{format_ts, Record};
-use crate::{crypto, rooms};
+use crate::profile::olm_ledger::OlmLedger;
+use crate::rooms;
+use crate::sdk::{megolm, olm};
+use crate::ui::output::Record;
 
 /// Explain why events cannot be decrypted, and what would fix it.
 ///
@@ -100,9 +102,9 @@ impl Record for DiagnosisRecord {
 #[instrument(skip_all)]
 pub(crate) async fn cmd_doctor(ctx: &mut CommandContext, args: &DoctorArgs) -> CliResult {
     let client = ctx.client().await?;
-    crypto::sync_now(&client).await?;
+    crate::sdk::sync_now(&client).await?;
     let room = rooms::joined(&client, &args.room).await?;
-    let ledger = OlmLedger::load(&ctx.settings.paths.olm_ledger);
+    let ledger = ctx.profile.olm_ledger();
     let limit = if args.event.is_some() { 1000 } else { args.limit };
 
     let mut found = 0;
@@ -145,13 +147,10 @@ async fn diagnose(
     let device = utd.sender_device.clone().unwrap_or_default();
 
     let held = match &utd.session_id {
-        Some(sid) => {
-            let guard = client.olm_machine_for_testing().await;
-            crypto::machine(&guard)?.store().get_inbound_group_session(room.room_id(), sid).await?
-        }
+        Some(sid) => megolm::inbound_session(&client, room.room_id(), sid).await?,
         None => None,
     };
-    let first_known_index = held.as_ref().map(|s| s.first_known_index());
+    let first_known_index = held.as_ref().map(|s| s.first_known_index);
 
     let sender_id = UserId::parse(&sender).ok();
     let (device_state, curve) = match &sender_id {

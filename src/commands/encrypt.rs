@@ -2,17 +2,16 @@
 //! (R1, R2), and never weaken it (R3).
 
 use clap::Args;
-use matrix_sdk::ruma::events::room::encryption::PossiblyRedactedRoomEncryptionEventContent;
 use matrix_sdk::ruma::{EventEncryptionAlgorithm, OwnedRoomOrAliasId};
 use serde::Serialize;
 use tracing::instrument;
 
-use crate::commands::room::create::{encryption_content, parse_rotation_ms, parse_rotation_msgs};
 use crate::context::CommandContext;
+use crate::e2ee::rotation::{parse_rotation_ms, parse_rotation_msgs, Rotation, RotationSettings};
 use crate::error::{CliError, CliResult, ErrorKind};
-use crate::megolm::{self, Ledger, Rotation, Strictest};
-use crate::output::Record;
 use crate::rooms;
+use crate::sdk::{self, megolm};
+use crate::ui::output::Record;
 
 /// Enable end-to-end encryption in a room, with Megolm rotation settings.
 ///
@@ -52,12 +51,6 @@ pub(crate) struct EncryptArgs {
     force: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-struct Settings {
-    rotation_period_msgs: Option<u64>,
-    rotation_period_ms: Option<u64>,
-}
-
 #[derive(Debug, Serialize)]
 struct EncryptRecord {
     room_id: String,
@@ -67,7 +60,7 @@ struct EncryptRecord {
     rotation_period_msgs: Option<u64>,
     rotation_period_ms: Option<u64>,
     /// The settings before, when the room was already encrypted.
-    previous: Option<Settings>,
+    previous: Option<RotationSettings>,
 }
 
 impl Record for EncryptRecord {
@@ -90,19 +83,12 @@ impl Record for EncryptRecord {
     }
 }
 
-fn settings_of(c: &PossiblyRedactedRoomEncryptionEventContent) -> Settings {
-    Settings {
-        rotation_period_msgs: c.rotation_period_msgs.map(u64::from),
-        rotation_period_ms: c.rotation_period_ms.map(u64::from),
-    }
-}
-
 #[instrument(skip_all)]
 pub(crate) async fn cmd_encrypt(ctx: &mut CommandContext, args: &EncryptArgs) -> CliResult {
     let client = ctx.client().await?;
-    crate::crypto::sync_now(&client).await?;
+    sdk::sync_now(&client).await?;
     let room = rooms::joined(&client, &args.room).await?;
-    let wanted = Settings { rotation_period_msgs: args.rotation_msgs, rotation_period_ms: args.rotation_ms };
+    let wanted = RotationSettings { rotation_period_msgs: args.rotation_msgs, rotation_period_ms: args.rotation_ms };
     let mut record = EncryptRecord {
         room_id: room.room_id().to_string(),
         changed: false,
@@ -113,7 +99,7 @@ pub(crate) async fn cmd_encrypt(ctx: &mut CommandContext, args: &EncryptArgs) ->
     };
 
     if let Some(current) = room.encryption_settings() {
-        let previous = settings_of(&current);
+        let previous = RotationSettings::of(&current);
         record.previous = Some(previous);
         if current.algorithm.as_ref() != Some(&EventEncryptionAlgorithm::MegolmV1AesSha2) {
             // R3: the algorithm is part of what may not be weakened; ratchet
@@ -145,7 +131,7 @@ pub(crate) async fn cmd_encrypt(ctx: &mut CommandContext, args: &EncryptArgs) ->
             )
             .with_hint("add --force to send the new settings anyway"));
         }
-        if weaker(previous, wanted) {
+        if wanted.weaker_than(previous) {
             ctx.out.warn(
                 "the new settings rotate less often than the old ones; other clients that follow R3 may keep the \
                  stricter ones (this profile takes the new ones: it is your explicit choice)",
@@ -153,19 +139,12 @@ pub(crate) async fn cmd_encrypt(ctx: &mut CommandContext, args: &EncryptArgs) ->
         }
     }
 
-    room.send_state_event(encryption_content(wanted.rotation_period_msgs, wanted.rotation_period_ms)).await?;
-    let path = &ctx.settings.paths.megolm_ledger;
-    let mut ledger = Ledger::load(path);
+    room.send_state_event(wanted.content()).await?;
+    let mut ledger = ctx.profile.megolm_ledger();
     // This profile's own, explicit choice (with --force for a change): it
     // replaces the strictest limits seen, which only guard against changes
     // made by others (R3).
-    ledger.strictest.insert(
-        room.room_id().to_string(),
-        Strictest {
-            rotation_period_msgs: wanted.rotation_period_msgs.unwrap_or(megolm::DEFAULT_ROTATION_MSGS),
-            rotation_period_ms: wanted.rotation_period_ms.unwrap_or(megolm::DEFAULT_ROTATION_MS),
-        },
-    );
+    ledger.strictest.insert(room.room_id().to_string(), wanted.limits().as_strictest());
     if record.previous.is_some() {
         // The SDK keeps a session's creation-time settings; start afresh so
         // the new settings govern the next message.
@@ -174,33 +153,11 @@ pub(crate) async fn cmd_encrypt(ctx: &mut CommandContext, args: &EncryptArgs) ->
         }
         room.discard_room_key().await?;
     }
-    ledger.save(path)?;
+    ledger.save()?;
     record.changed = true;
     ctx.out.data(&record)
 }
 
 fn opt(v: Option<u64>) -> String {
     v.map(|n| n.to_string()).unwrap_or_else(|| "default".into())
-}
-
-/// Whether `new` lets a session live longer than `old` on either limit.
-fn weaker(old: Settings, new: Settings) -> bool {
-    let msgs = |s: Settings| s.rotation_period_msgs.unwrap_or(crate::megolm::DEFAULT_ROTATION_MSGS);
-    let ms = |s: Settings| s.rotation_period_ms.unwrap_or(crate::megolm::DEFAULT_ROTATION_MS);
-    msgs(new) > msgs(old) || ms(new) > ms(old)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn weakening() {
-        let s = |m, t| Settings { rotation_period_msgs: m, rotation_period_ms: t };
-        assert!(!weaker(s(Some(10), None), s(Some(5), None)));
-        assert!(weaker(s(Some(10), None), s(Some(20), None)));
-        assert!(weaker(s(Some(10), None), s(None, None)), "absent means 100");
-        assert!(weaker(s(None, Some(1000)), s(None, None)), "absent means a week");
-        assert!(!weaker(s(None, None), s(Some(100), Some(604_800_000))));
-    }
 }

@@ -6,12 +6,12 @@ use matrix_sdk::config::SyncSettings;
 use serde::Serialize;
 use tracing::instrument;
 
-use crate::context::{session_error, CommandContext};
-use crate::crypto;
+use crate::context::CommandContext;
 use crate::error::{CliError, CliResult, ErrorKind};
-use crate::output::Record;
-use crate::prompt;
-use crate::session::{self, SessionFile, StoreSecret, StoreSecretSource};
+use crate::profile::session::{self, Secret, SessionFile, StoreSecret, StoreSecretSource};
+use crate::sdk;
+use crate::ui::output::Record;
+use crate::ui::prompt;
 
 /// Log in with a password and create this profile's device.
 ///
@@ -88,7 +88,7 @@ fn parse_homeserver(s: &str) -> Result<String, String> {
 
 #[instrument(skip_all)]
 pub(crate) async fn cmd_login(ctx: &mut CommandContext, args: &LoginArgs) -> CliResult {
-    let paths = ctx.settings.paths.clone();
+    let paths = ctx.profile.paths().clone();
     ctx.lock_profile().await?;
     if paths.session_file.exists() {
         let existing = ctx.load_session().map(|s| s.user_id.to_string()).unwrap_or_else(|_| "?".into());
@@ -104,11 +104,11 @@ pub(crate) async fn cmd_login(ctx: &mut CommandContext, args: &LoginArgs) -> Cli
         std::fs::remove_dir_all(&paths.store_dir)?;
     }
     let (secret, source) = match &ctx.settings.store_passphrase_env {
-        Some(env) => (StoreSecret::Passphrase(env.0.clone()), StoreSecretSource::Env),
+        Some(env) => (StoreSecret::Passphrase(env.clone()), StoreSecretSource::Env),
         None => {
-            let key = session::generate_key();
-            session::write_secret(&paths.key_file, session::key_to_hex(&key).as_bytes()).map_err(session_error)?;
-            (StoreSecret::Key(Box::new(key)), StoreSecretSource::File)
+            let key = Box::new(zeroize::Zeroizing::new(session::generate_key()));
+            ctx.profile.write_store_key(&key)?;
+            (StoreSecret::Key(key), StoreSecretSource::File)
         }
     };
 
@@ -125,7 +125,7 @@ pub(crate) async fn cmd_login(ctx: &mut CommandContext, args: &LoginArgs) -> Cli
 async fn login_and_save(
     ctx: &CommandContext,
     args: &LoginArgs,
-    password: &str,
+    password: &Secret,
     secret: &StoreSecret,
     source: StoreSecretSource,
 ) -> CliResult<LoginRecord> {
@@ -133,7 +133,7 @@ async fn login_and_save(
     ctx.out.status(format!("Logging in to {} as {}…", args.homeserver, args.user));
     let response = client
         .matrix_auth()
-        .login_username(&args.user, password)
+        .login_username(&args.user, password.expose())
         .initial_device_display_name(&args.device_name)
         .send()
         .await
@@ -158,7 +158,7 @@ async fn login_and_save(
     if progress.is_none() {
         ctx.out.status("Uploading device keys…");
     }
-    crypto::upload_device_keys(&client).await?;
+    sdk::keys::upload_device_keys(&client).await?;
     client.sync_once(SyncSettings::default().timeout(std::time::Duration::ZERO)).await?;
     if let Some(bar) = progress {
         bar.finish_and_clear();
@@ -179,7 +179,7 @@ async fn login_and_save(
         identity_key: curve25519.clone(),
         store_secret: source,
     };
-    session::save(&ctx.settings.paths, &saved).map_err(session_error)?;
+    ctx.profile.save_session(&saved)?;
     Ok(LoginRecord {
         user_id: response.user_id.to_string(),
         device_id: response.device_id.to_string(),
@@ -190,12 +190,12 @@ async fn login_and_save(
     })
 }
 
-fn read_password(ctx: &CommandContext, args: &LoginArgs) -> CliResult<String> {
+fn read_password(ctx: &CommandContext, args: &LoginArgs) -> CliResult<Secret> {
     if args.password_stdin {
         return prompt::secret_from_stdin("--password-stdin", "password");
     }
     if let Some(pw) = &ctx.settings.password_env {
-        return Ok(pw.0.clone());
+        return Ok(pw.clone());
     }
     if prompt::can_prompt(ctx.settings.no_input) {
         return prompt::secret(&format!("Password for {}: ", args.user));

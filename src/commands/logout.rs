@@ -7,7 +7,7 @@ use tracing::instrument;
 
 use crate::context::CommandContext;
 use crate::error::{CliError, CliResult};
-use crate::output::Record;
+use crate::ui::output::Record;
 
 /// Log out on the server and delete this profile's local data.
 ///
@@ -60,8 +60,7 @@ impl Record for LogoutRecord {
 
 #[instrument(skip_all)]
 pub(crate) async fn cmd_logout(ctx: &mut CommandContext, args: &LogoutArgs) -> CliResult {
-    let paths = ctx.settings.paths.clone();
-    if !paths.dir.exists() {
+    if !ctx.profile.paths().dir.exists() {
         return Err(CliError::auth(format!("not logged in (profile `{}` has no data)", ctx.settings.profile)));
     }
     ctx.lock_profile().await?;
@@ -90,17 +89,7 @@ pub(crate) async fn cmd_logout(ctx: &mut CommandContext, args: &LogoutArgs) -> C
         }
     }
 
-    let mut removed = Vec::new();
-    for file in [&paths.session_file, &paths.key_file] {
-        if file.exists() {
-            std::fs::remove_file(file)?;
-            removed.push(file.display().to_string());
-        }
-    }
-    if paths.store_dir.exists() {
-        std::fs::remove_dir_all(&paths.store_dir)?;
-        removed.push(paths.store_dir.display().to_string());
-    }
+    let removed = ctx.profile.remove_login()?;
     ctx.out.data(&LogoutRecord {
         user_id: session.as_ref().map(|s| s.user_id.to_string()),
         device_id: session.as_ref().map(|s| s.device_id.to_string()),

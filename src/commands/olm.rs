@@ -5,11 +5,13 @@ use matrix_sdk::ruma::{OwnedDeviceId, OwnedUserId};
 use serde::Serialize;
 use tracing::instrument;
 
+use crate::clock::format_ts;
 use crate::context::CommandContext;
+use crate::e2ee::olm::{SessionInfo, R8_MIN_CAP};
 use crate::error::{CliError, CliResult};
-use crate::olm::{self, OlmLedger, SessionInfo, R8_MIN_CAP};
-use crate::output::{format_ts, Record};
 use crate::rooms;
+use crate::sdk::olm;
+use crate::ui::output::Record;
 
 /// Show the Olm sessions with each device, and which one encrypts.
 ///
@@ -83,10 +85,10 @@ impl Record for OlmDeviceRecord {
 #[instrument(skip_all)]
 pub(crate) async fn cmd_olm(ctx: &mut CommandContext, args: &OlmArgs) -> CliResult {
     let client = ctx.client().await?;
-    crate::crypto::sync_now(&client).await?;
+    crate::sdk::sync_now(&client).await?;
     let own_user = client.user_id().ok_or_else(|| CliError::internal("no user id"))?.to_owned();
     let own_device = client.device_id().ok_or_else(|| CliError::internal("no device id"))?.to_owned();
-    let ledger = OlmLedger::load(&ctx.settings.paths.olm_ledger);
+    let ledger = ctx.profile.olm_ledger();
 
     let mut users: Vec<OwnedUserId> = match &args.user {
         Some(u) => vec![rooms::parse_user(u, &own_user)?],

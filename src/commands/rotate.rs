@@ -6,11 +6,11 @@ use serde::Serialize;
 use tracing::instrument;
 
 use crate::context::CommandContext;
-use crate::crypto;
+use crate::e2ee::rotation::Rotation;
 use crate::error::{CliError, CliResult};
-use crate::megolm::{self, Ledger, Rotation};
-use crate::output::Record;
 use crate::rooms;
+use crate::sdk::megolm;
+use crate::ui::output::Record;
 
 /// Discard the room's outbound Megolm session: the next message starts a new one.
 ///
@@ -63,14 +63,13 @@ impl Record for RotatedRecord {
 #[instrument(skip_all)]
 pub(crate) async fn cmd_rotate(ctx: &mut CommandContext, args: &RotateArgs) -> CliResult {
     let client = ctx.client().await?;
-    crate::crypto::sync_now(&client).await?;
+    crate::sdk::sync_now(&client).await?;
     let room = rooms::joined(&client, &args.room).await?;
     if !room.latest_encryption_state().await?.is_encrypted() {
         return Err(CliError::failed(format!("{} is not encrypted: it has no Megolm session", args.room))
             .with_hint(format!("`ratchet encrypt {}` turns encryption on", args.room)));
     }
-    let path = &ctx.settings.paths.megolm_ledger;
-    let mut ledger = Ledger::load(path);
+    let mut ledger = ctx.profile.megolm_ledger();
     let old = megolm::outbound(&client, room.room_id(), &ledger).await?;
     room.discard_room_key().await?;
     if let Some(old) = &old {
@@ -83,14 +82,14 @@ pub(crate) async fn cmd_rotate(ctx: &mut CommandContext, args: &RotateArgs) -> C
         to_device_requests: None,
     };
     if args.share {
-        let started = megolm::now_ms();
-        record.to_device_requests = Some(crypto::preshare(&room).await?);
+        let started = crate::clock::now_ms();
+        record.to_device_requests = Some(megolm::preshare(&room).await?);
         let new = megolm::outbound(&client, room.room_id(), &ledger)
             .await?
             .ok_or_else(|| CliError::internal("no outbound session after sharing one"))?;
         ledger.record_new(room.room_id(), &new.session_id, started);
         record.new_session_id = Some(new.session_id);
     }
-    ledger.save(path)?;
+    ledger.save()?;
     ctx.out.data(&record)
 }

@@ -13,12 +13,15 @@ use tokio::io::AsyncBufReadExt;
 use tracing::instrument;
 
 use crate::context::CommandContext;
-use crate::crypto;
+use crate::e2ee::rotation::{RoomLimits, Rotation};
 use crate::error::{CliError, CliResult, ErrorKind};
 use crate::events::short;
-use crate::megolm::{self, Ledger, RoomLimits, Rotation};
-use crate::output::Record;
+use crate::profile::files::Stored;
+use crate::profile::journal::{self, JournalEntry, SendJournal};
+use crate::profile::megolm_ledger::MegolmLedger;
 use crate::rooms;
+use crate::sdk::{self, megolm};
+use crate::ui::output::Record;
 
 /// Send messages to a room: each TEXT is one message, or each line of stdin.
 ///
@@ -55,7 +58,7 @@ pub(crate) struct SendArgs {
 
     /// Idempotent mode: message N gets transaction id PREFIX-N, and a rerun
     /// with the same prefix and input delivers only what did not go out
-    #[arg(long, value_name = "PREFIX", value_parser = crate::journal::parse_prefix)]
+    #[arg(long, value_name = "PREFIX", value_parser = journal::parse_prefix)]
     txn_prefix: Option<String>,
 }
 
@@ -99,30 +102,30 @@ pub(crate) async fn cmd_send(ctx: &mut CommandContext, args: &SendArgs) -> CliRe
     let client = ctx.client().await?;
     // One incremental sync first: new members, their devices and any
     // to-device messages must be known before we encrypt for them.
-    crate::crypto::sync_now(&client).await?;
+    sdk::sync_now(&client).await?;
     let room = rooms::joined(&client, &args.room).await?;
     let encrypted = room.latest_encryption_state().await?.is_encrypted();
-    let mut ledger = Ledger::load(&ctx.settings.paths.megolm_ledger);
+    let mut ledger = ctx.profile.megolm_ledger();
     let limits = if encrypted {
-        let limits = RoomLimits::effective(&room, &mut ledger)
+        let limits = megolm::record_limits(&room, &mut ledger)
             .ok_or_else(|| CliError::internal("encrypted room without settings"))?;
         if limits.kept_by_r3 {
             ctx.out.warn("the room's encryption settings were loosened; keeping the stricter limits seen before (R3)");
         }
-        ledger.save(&ctx.settings.paths.megolm_ledger)?;
+        ledger.save()?;
         Some(limits)
     } else {
         None
     };
     let journal = match &args.txn_prefix {
-        Some(_) => Some(crate::journal::Journal::open(&ctx.settings.paths.send_journal)?),
+        Some(_) => Some(ctx.profile.send_journal()?),
         None => None,
     };
-    let mut sender = Sender { ctx, room, limits, ledger, sent: 0, txn_prefix: args.txn_prefix.clone(), journal };
+    let mut batch = Batch { ctx, room, limits, ledger, sent: 0, txn_prefix: args.txn_prefix.clone(), journal };
 
     if !from_stdin {
         for (i, text) in args.text.iter().enumerate() {
-            sender.send(i + 1, text).await?;
+            batch.send(i + 1, text).await?;
         }
         return Ok(());
     }
@@ -130,45 +133,46 @@ pub(crate) async fn cmd_send(ctx: &mut CommandContext, args: &SendArgs) -> CliRe
     let mut seq = 0;
     // A spinner for a bulk send, only when the records go elsewhere (stdout
     // is not the same terminal) and a person watches stderr.
-    let progress = if std::io::stdout().is_terminal() { None } else { sender.ctx.out.progress("sending from stdin") };
+    let progress = if std::io::stdout().is_terminal() { None } else { batch.ctx.out.progress("sending from stdin") };
     while let Some(line) = lines.next_segment().await? {
         seq += 1;
         let text = match decode_line(line) {
             Ok(Some(text)) => text,
             Ok(None) => {
-                sender.ctx.out.warn(format!("line {seq} is empty; skipped"));
+                batch.ctx.out.warn(format!("line {seq} is empty; skipped"));
                 continue;
             }
             Err(()) => {
-                return Err(sender.stop(seq, CliError::usage(format!("line {seq} of stdin is not valid UTF-8"))));
+                return Err(batch.stop(seq, CliError::usage(format!("line {seq} of stdin is not valid UTF-8"))));
             }
         };
-        sender.send(seq, &text).await?;
+        batch.send(seq, &text).await?;
         if let Some(bar) = &progress {
-            bar.set_message(format!("sent {} message(s)", sender.sent));
+            bar.set_message(format!("sent {} message(s)", batch.sent));
         }
     }
     if let Some(bar) = progress {
         bar.finish_and_clear();
     }
-    if sender.sent == 0 {
+    if batch.sent == 0 {
         return Err(CliError::usage("stdin had no message to send"));
     }
     Ok(())
 }
 
-struct Sender<'a> {
+/// One `send` invocation's messages, in order, into one room.
+struct Batch<'a> {
     ctx: &'a CommandContext,
     room: Room,
     /// The room's rotation limits; `None` for an unencrypted room.
     limits: Option<RoomLimits>,
-    ledger: Ledger,
+    ledger: Stored<MegolmLedger>,
     sent: usize,
     txn_prefix: Option<String>,
-    journal: Option<crate::journal::Journal>,
+    journal: Option<SendJournal>,
 }
 
-impl Sender<'_> {
+impl Batch<'_> {
     async fn send(&mut self, seq: usize, text: &str) -> CliResult {
         let txn_id = self.txn_prefix.as_ref().map(|p| format!("{p}-{seq}"));
         if let (Some(journal), Some(txn)) = (&self.journal, &txn_id) {
@@ -192,7 +196,10 @@ impl Sender<'_> {
         }
         // R4/R5: rotate first if the current session has reached a limit.
         let prepared = match &self.limits {
-            Some(limits) => Some(megolm::prepare_send(&self.room, limits, &self.ledger).await?),
+            Some(limits) => match megolm::before_send(&self.room, limits, &self.ledger).await {
+                Ok(prepared) => Some(prepared),
+                Err(e) => return Err(self.stop(seq, e)),
+            },
             None => None,
         };
         let mut request = self.room.send(RoomMessageEventContent::text_plain(text));
@@ -212,7 +219,7 @@ impl Sender<'_> {
             (Some(p), Some(sid)) => {
                 let rotation = megolm::after_send(&self.room, p, sid, &mut self.ledger).await?;
                 if rotation.is_some() {
-                    self.ledger.save(&self.ctx.settings.paths.megolm_ledger)?;
+                    self.ledger.save()?;
                 }
                 rotation
             }
@@ -221,7 +228,7 @@ impl Sender<'_> {
         // We hold the profile lock, so nothing else encrypted in between: the
         // session's next index minus one is the index this message used.
         let message_index = match &session_id {
-            Some(sid) => crypto::outbound_position(&self.room.client(), self.room.room_id())
+            Some(sid) => megolm::outbound_position(&self.room.client(), self.room.room_id())
                 .await?
                 .filter(|p| &p.session_id == sid && p.next_index > 0)
                 .map(|p| p.next_index - 1),
@@ -229,7 +236,7 @@ impl Sender<'_> {
         };
         self.sent += 1;
         if let (Some(journal), Some(txn)) = (&mut self.journal, txn_id) {
-            journal.record(crate::journal::Entry {
+            journal.record(JournalEntry {
                 room_id: self.room.room_id().to_string(),
                 txn_id: txn,
                 event_id: result.response.event_id.to_string(),

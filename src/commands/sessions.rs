@@ -2,16 +2,17 @@
 
 use clap::Args;
 use matrix_sdk::ruma::OwnedRoomOrAliasId;
-use matrix_sdk_crypto::olm::SenderData;
 use serde::Serialize;
 use tracing::instrument;
 
+use crate::clock::format_ts;
 use crate::context::CommandContext;
+use crate::e2ee::rotation::SharedWith;
 use crate::error::{CliError, CliResult};
 use crate::events::short;
-use crate::megolm::{self, Ledger, RoomLimits, SharedWith};
-use crate::output::{format_ts, Record};
 use crate::rooms;
+use crate::sdk::megolm;
+use crate::ui::output::Record;
 
 /// Show a room's Megolm sessions: the outbound one, and the inbound ones.
 ///
@@ -128,13 +129,13 @@ fn duration(ms: u64) -> String {
 pub(crate) async fn cmd_sessions(ctx: &mut CommandContext, args: &SessionsArgs) -> CliResult {
     let client = ctx.client().await?;
     // Room keys that arrived since the last run are in the next sync.
-    crate::crypto::sync_now(&client).await?;
+    crate::sdk::sync_now(&client).await?;
     let room = rooms::joined(&client, &args.room).await?;
-    let mut ledger = Ledger::load(&ctx.settings.paths.megolm_ledger);
-    let limits = RoomLimits::effective(&room, &mut ledger)
+    // Read-only: the R3 record is consulted, not updated.
+    let ledger = ctx.profile.megolm_ledger();
+    let limits = megolm::room_limits(&room, &ledger)
         .ok_or_else(|| CliError::failed(format!("{} is not encrypted: it has no Megolm sessions", args.room)))?;
-    ledger.save(&ctx.settings.paths.megolm_ledger)?;
-    let now = megolm::now_ms();
+    let now = crate::clock::now_ms();
     match megolm::outbound(&client, room.room_id(), &ledger).await? {
         Some(o) => {
             let reason = o.limit_reached(&limits, now).map(|r| r.name());
@@ -159,33 +160,15 @@ pub(crate) async fn cmd_sessions(ctx: &mut CommandContext, args: &SessionsArgs) 
         None => ctx.out.status("No outbound session: the next message starts one."),
     }
 
-    let inbound = {
-        let guard = client.olm_machine_for_testing().await;
-        let machine = crate::crypto::machine(&guard)?;
-        machine
-            .store()
-            .get_inbound_group_sessions_by_room_id(room.room_id())
-            .await
-            .map_err(|e| CliError::failed("could not read the inbound Megolm sessions").with_source(e))?
-    };
-    for s in inbound {
-        let (sender, sender_device) = match &s.sender_data {
-            SenderData::DeviceInfo { device_keys, .. } => {
-                (Some(device_keys.user_id.to_string()), Some(device_keys.device_id.to_string()))
-            }
-            SenderData::VerificationViolation(k) | SenderData::SenderUnverified(k) | SenderData::SenderVerified(k) => {
-                (Some(k.user_id.to_string()), k.device_id.as_ref().map(|d| d.to_string()))
-            }
-            SenderData::UnknownDevice { .. } => (None, None),
-        };
+    for s in megolm::inbound_sessions(&client, room.room_id()).await? {
         ctx.out.data(&InboundRecord {
             room_id: room.room_id().to_string(),
-            session_id: s.session_id().to_owned(),
-            sender_key: s.sender_key().to_base64(),
-            sender,
-            sender_device,
-            first_known_index: s.first_known_index(),
-            imported: s.has_been_imported(),
+            session_id: s.session_id,
+            sender_key: s.sender_key,
+            sender: s.sender,
+            sender_device: s.sender_device,
+            first_known_index: s.first_known_index,
+            imported: s.imported,
         })?;
     }
     Ok(())

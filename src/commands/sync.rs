@@ -17,13 +17,12 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use tracing::instrument;
 
-use crate::commands::room::leave::LeftRecord;
+use crate::clock::now_ms;
 use crate::context::CommandContext;
 use crate::error::CliResult;
-use crate::events::{as_encrypted, render, Rendered};
-use crate::megolm::now_ms;
-use crate::output::{Output, Record};
-use crate::recovery;
+use crate::events::{as_encrypted, render, LeftRecord, Rendered};
+use crate::sdk::recovery;
+use crate::ui::output::{Output, Record};
 
 /// Fetch what arrived since the last run and print it.
 ///
@@ -127,13 +126,13 @@ impl Record for SyncSummary {
 #[instrument(skip_all)]
 pub(crate) async fn cmd_sync(ctx: &mut CommandContext, args: &SyncArgs) -> CliResult {
     let client = ctx.client().await?;
-    let ledger = ctx.settings.paths.olm_ledger.clone();
+    let mut ledger = ctx.profile.olm_ledger();
     if !args.follow {
         let started = now_ms();
-        let response = crate::crypto::sync_now(&client).await?;
+        let response = crate::sdk::sync_now(&client).await?;
         let summary = print_response(&client, &ctx.out, &response, &mut Watcher::default()).await?;
         if !args.no_recover {
-            recovery::after_sync(&client, &response, &ledger, started, &ctx.out).await?;
+            recovery::after_sync(&client, &response, &mut ledger, started, &ctx.out).await?;
         }
         return ctx.out.data(&summary);
     }
@@ -157,7 +156,7 @@ pub(crate) async fn cmd_sync(ctx: &mut CommandContext, args: &SyncArgs) -> CliRe
                 print_response(&client, &ctx.out, &response, &mut watcher).await?;
                 // Between syncs, never beside one: recovery claims keys itself.
                 if !args.no_recover {
-                    recovery::after_sync(&client, &response, &ledger, started, &ctx.out).await?;
+                    recovery::after_sync(&client, &response, &mut ledger, started, &ctx.out).await?;
                 }
             }
         }

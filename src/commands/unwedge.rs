@@ -6,12 +6,13 @@ use matrix_sdk::ruma::OwnedDeviceId;
 use serde::Serialize;
 use tracing::instrument;
 
+use crate::clock::now_ms;
 use crate::context::CommandContext;
+use crate::e2ee::olm::{wait_before_new, UNWEDGE_INTERVAL_MS};
 use crate::error::{CliError, CliResult, ErrorKind};
-use crate::megolm::now_ms;
-use crate::olm::{self, OlmLedger};
-use crate::output::Record;
 use crate::rooms;
+use crate::sdk::olm;
+use crate::ui::output::Record;
 
 /// Replace the Olm session with a device: new session, then m.dummy over it.
 ///
@@ -63,7 +64,7 @@ impl Record for UnwedgedRecord {
 #[instrument(skip_all)]
 pub(crate) async fn cmd_unwedge(ctx: &mut CommandContext, args: &UnwedgeArgs) -> CliResult {
     let client = ctx.client().await?;
-    crate::crypto::sync_now(&client).await?;
+    crate::sdk::sync_now(&client).await?;
     let own_user = client.user_id().ok_or_else(|| CliError::internal("no user id"))?.to_owned();
     let own_device = client.device_id().ok_or_else(|| CliError::internal("no device id"))?.to_owned();
     let user = rooms::parse_user(&args.user, &own_user)?;
@@ -88,23 +89,24 @@ pub(crate) async fn cmd_unwedge(ctx: &mut CommandContext, args: &UnwedgeArgs) ->
             .with_hint("share an encrypted room with them and sync first"));
     }
 
-    let path = &ctx.settings.paths.olm_ledger;
-    let mut ledger = OlmLedger::load(path);
+    let mut ledger = ctx.profile.olm_ledger();
     let mut refused = Vec::new();
     for device in &devices {
         let now = now_ms();
-        let wait = ledger.wait_before_new(&user, device, now);
+        let wait = wait_before_new(ledger.last_created(&user, device), now);
         if let Some(wait) = wait {
             if !args.force {
                 refused.push(format!("{device} (in {}m{:02}s)", wait / 60_000, (wait / 1000) % 60));
                 continue;
             }
-            ctx.out
-                .warn(format!("{device}: overriding R11 (a session was created {}s ago)", (3_600_000 - wait) / 1000));
+            ctx.out.warn(format!(
+                "{device}: overriding R11 (a session was created {}s ago)",
+                (UNWEDGE_INTERVAL_MS - wait) / 1000
+            ));
         }
         let new = olm::force_new_session(&client, &user, device).await?;
         ledger.record_created(&user, device, now);
-        ledger.save(path)?;
+        ledger.save()?;
         ctx.out.data(&UnwedgedRecord {
             user_id: new.user_id,
             device_id: new.device_id,

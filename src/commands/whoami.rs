@@ -7,7 +7,7 @@ use tracing::instrument;
 
 use crate::context::CommandContext;
 use crate::error::{CliError, CliResult};
-use crate::output::Record;
+use crate::ui::output::Record;
 
 /// Show this profile's user, device, homeserver and identity keys.
 ///

@@ -7,10 +7,10 @@ use tracing::instrument;
 use super::confirm;
 use crate::context::CommandContext;
 use crate::error::{CliError, CliResult};
-use crate::olm::{self, OlmLedger};
-use crate::output::Record;
-use crate::rawstore::RawCryptoStore;
 use crate::rooms;
+use crate::sdk::olm;
+use crate::sdk::rawstore::RawCryptoStore;
+use crate::ui::output::Record;
 
 /// Delete this profile's Olm sessions with a device: a wedge made on purpose.
 ///
@@ -66,7 +66,7 @@ pub(crate) async fn cmd_forget_olm(ctx: &mut CommandContext, args: &ForgetOlmArg
     })?;
     let curve =
         device.curve25519_key().ok_or_else(|| CliError::failed("the device has no curve25519 key"))?.to_base64();
-    let ledger = OlmLedger::load(&ctx.settings.paths.olm_ledger);
+    let ledger = ctx.profile.olm_ledger();
     let sessions: Vec<String> =
         olm::device_sessions(&client, &curve, &ledger).await?.sessions.into_iter().map(|s| s.session_id).collect();
     if sessions.is_empty() {
@@ -82,10 +82,7 @@ pub(crate) async fn cmd_forget_olm(ctx: &mut CommandContext, args: &ForgetOlmArg
         ),
     )?;
     let secret = ctx.close_client().await?;
-    let deleted = RawCryptoStore::open(&ctx.settings.paths.crypto_db(), &secret)?.delete_olm_sessions(&curve)?;
-    if deleted != sessions.len() {
-        return Err(CliError::internal(format!("expected to delete {} sessions, deleted {deleted}", sessions.len())));
-    }
+    RawCryptoStore::open(&ctx.profile.paths().crypto_db(), &secret)?.delete_olm_sessions(&curve, sessions.len())?;
     ctx.out.data(&ForgotOlmRecord {
         user_id: user.to_string(),
         device_id: args.device.clone(),

@@ -8,9 +8,10 @@ use tracing::instrument;
 use super::confirm;
 use crate::context::CommandContext;
 use crate::error::{CliError, CliResult};
-use crate::output::Record;
-use crate::rawstore::RawCryptoStore;
 use crate::rooms;
+use crate::sdk::megolm;
+use crate::sdk::rawstore::RawCryptoStore;
+use crate::ui::output::Record;
 
 /// Delete one inbound Megolm session of a room: a missing key made on purpose.
 ///
@@ -57,16 +58,7 @@ impl Record for ForgotRoomKeyRecord {
 pub(crate) async fn cmd_forget_room_key(ctx: &mut CommandContext, args: &ForgetRoomKeyArgs) -> CliResult {
     let client = ctx.client().await?;
     let room = rooms::find(&client, &args.room).await?;
-    let session = {
-        let guard = client.olm_machine_for_testing().await;
-        let machine = crate::crypto::machine(&guard)?;
-        machine
-            .store()
-            .get_inbound_group_sessions_by_room_id(room.room_id())
-            .await?
-            .into_iter()
-            .find(|s| s.session_id() == args.session_id)
-    };
+    let session = megolm::inbound_session(&client, room.room_id(), &args.session_id).await?;
     let session = session.ok_or_else(|| {
         CliError::failed(format!("this device holds no Megolm session {} for {}", args.session_id, args.room))
             .with_hint(format!("`ratchet sessions {}` lists the inbound sessions", args.room))
@@ -74,16 +66,12 @@ pub(crate) async fn cmd_forget_room_key(ctx: &mut CommandContext, args: &ForgetR
     let record = ForgotRoomKeyRecord {
         room_id: room.room_id().to_string(),
         session_id: args.session_id.clone(),
-        sender_key: session.sender_key().to_base64(),
-        first_known_index: session.first_known_index(),
+        sender_key: session.sender_key,
+        first_known_index: session.first_known_index,
     };
-    drop(session);
     confirm(ctx, args.yes, &format!("Delete the room key {} of {}?", args.session_id, args.room))?;
     let secret = ctx.close_client().await?;
-    let deleted = RawCryptoStore::open(&ctx.settings.paths.crypto_db(), &secret)?
+    RawCryptoStore::open(&ctx.profile.paths().crypto_db(), &secret)?
         .delete_inbound_group_session(&record.room_id, &record.session_id)?;
-    if deleted != 1 {
-        return Err(CliError::internal(format!("expected to delete one session, deleted {deleted}")));
-    }
     ctx.out.data(&record)
 }

@@ -4,7 +4,7 @@ use clap::Subcommand;
 
 use crate::context::CommandContext;
 use crate::error::{CliError, CliResult};
-use crate::prompt;
+use crate::ui::prompt;
 
 pub(crate) mod forget_olm;
 pub(crate) mod forget_room_key;

@@ -9,8 +9,8 @@ use tracing::instrument;
 
 use crate::context::CommandContext;
 use crate::error::{CliError, CliResult};
-use crate::output::Record;
 use crate::rooms;
+use crate::ui::output::Record;
 
 /// Export the Megolm room keys this device holds to an encrypted file.
 ///
@@ -65,7 +65,7 @@ pub(crate) async fn cmd_export(ctx: &mut CommandContext, args: &ExportArgs) -> C
     let progress = ctx.out.progress("exporting room keys");
     client
         .encryption()
-        .export_room_keys(args.file.clone(), &passphrase, |s| {
+        .export_room_keys(args.file.clone(), passphrase.expose(), |s| {
             let wanted = room_id.as_deref().is_none_or(|r| s.room_id() == r);
             if wanted {
                 exported += 1;

@@ -8,7 +8,7 @@ use tracing::instrument;
 
 use crate::context::CommandContext;
 use crate::error::{CliError, CliResult};
-use crate::output::Record;
+use crate::ui::output::Record;
 
 /// Import Megolm room keys from an encrypted key file.
 ///
@@ -53,7 +53,7 @@ pub(crate) async fn cmd_import(ctx: &mut CommandContext, args: &ImportArgs) -> C
     let passphrase = super::passphrase(ctx, args.passphrase_stdin, false)?;
     let client = ctx.client().await?;
     let progress = ctx.out.progress("importing room keys");
-    let result = client.encryption().import_room_keys(args.file.clone(), &passphrase).await.map_err(|e| {
+    let result = client.encryption().import_room_keys(args.file.clone(), passphrase.expose()).await.map_err(|e| {
         CliError::failed(format!("could not import {}", args.file.display()))
             .with_source(e)
             .with_hint("a wrong passphrase or a file that is not a key export gives this error")

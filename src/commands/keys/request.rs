@@ -7,14 +7,12 @@ use serde::Serialize;
 use serde_json::Value;
 use tracing::instrument;
 
+use crate::clock::now_ms;
 use crate::context::CommandContext;
-use crate::crypto;
 use crate::error::{CliError, CliResult};
 use crate::events::{recent_history, HistoryEvent};
-use crate::megolm::now_ms;
-use crate::olm::OlmLedger;
-use crate::output::Record;
 use crate::rooms;
+use crate::ui::output::Record;
 
 /// Ask for Megolm room keys again with m.room_key_request (rule R13).
 ///
@@ -77,7 +75,7 @@ fn session_of(event: &Value) -> Option<(String, String, String)> {
 #[instrument(skip_all)]
 pub(crate) async fn cmd_request(ctx: &mut CommandContext, args: &RequestArgs) -> CliResult {
     let client = ctx.client().await?;
-    crate::crypto::sync_now(&client).await?;
+    crate::sdk::sync_now(&client).await?;
     let room = rooms::joined(&client, &args.room).await?;
 
     let mut wanted: Vec<(String, String, String)> = Vec::new();
@@ -118,14 +116,13 @@ pub(crate) async fn cmd_request(ctx: &mut CommandContext, args: &RequestArgs) ->
             };
         }
     }
-    let ledger_path = &ctx.settings.paths.olm_ledger;
-    let mut ledger = OlmLedger::load(ledger_path);
+    let mut ledger = ctx.profile.olm_ledger();
     for (session_id, sender, sender_key) in wanted {
         let sender_id = UserId::parse(&sender).map_err(|e| CliError::failed("bad sender in event").with_source(e))?;
         let request_id =
-            crypto::request_room_key(&client, room.room_id(), &session_id, &sender_id, &sender_key).await?;
+            crate::sdk::keys::request_room_key(&client, room.room_id(), &session_id, &sender_id, &sender_key).await?;
         ledger.key_requests.insert(session_id.clone(), now_ms());
-        ledger.save(ledger_path)?;
+        ledger.save()?;
         ctx.out.data(&KeyRequestRecord {
             room_id: room.room_id().to_string(),
             session_id,

@@ -7,10 +7,11 @@ use serde::Serialize;
 use tracing::instrument;
 
 use crate::context::CommandContext;
+use crate::e2ee::rotation::RoomLimits;
 use crate::error::CliResult;
-use crate::megolm::{Ledger, RoomLimits};
-use crate::output::Record;
 use crate::rooms;
+use crate::sdk::megolm;
+use crate::ui::output::Record;
 
 /// Show a room's effective encryption settings.
 ///
@@ -73,12 +74,11 @@ impl Record for RoomInfoRecord {
 #[instrument(skip_all)]
 pub(crate) async fn cmd_info(ctx: &mut CommandContext, args: &InfoArgs) -> CliResult {
     let client = ctx.client().await?;
-    crate::crypto::sync_now(&client).await?;
+    crate::sdk::sync_now(&client).await?;
     let room = rooms::find(&client, &args.room).await?;
     let settings = room.encryption_settings();
-    let mut ledger = Ledger::load(&ctx.settings.paths.megolm_ledger);
-    let limits = RoomLimits::effective(&room, &mut ledger);
-    ledger.save(&ctx.settings.paths.megolm_ledger)?;
+    // Read-only: the R3 record is consulted, not updated.
+    let limits = megolm::room_limits(&room, &ctx.profile.megolm_ledger());
     ctx.out.data(&RoomInfoRecord {
         room_id: room.room_id().to_string(),
         name: room.name(),

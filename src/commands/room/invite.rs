@@ -7,8 +7,8 @@ use tracing::instrument;
 
 use crate::context::CommandContext;
 use crate::error::{CliError, CliResult};
-use crate::output::Record;
 use crate::rooms;
+use crate::ui::output::Record;
 
 /// Invite a user to a room.
 ///

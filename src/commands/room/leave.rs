@@ -2,12 +2,11 @@
 
 use clap::Args;
 use matrix_sdk::ruma::OwnedRoomOrAliasId;
-use serde::Serialize;
 use tracing::instrument;
 
 use crate::context::CommandContext;
 use crate::error::CliResult;
-use crate::output::Record;
+use crate::events::LeftRecord;
 use crate::rooms;
 
 /// Leave a room (or decline an invite).
@@ -21,19 +20,6 @@ pub(crate) struct LeaveArgs {
     /// Room id (!…) or alias (#…:server)
     #[arg(value_parser = rooms::parse_room)]
     room: OwnedRoomOrAliasId,
-}
-
-/// A room left: by `room leave`, or as seen in a sync.
-#[derive(Debug, Serialize)]
-pub(crate) struct LeftRecord {
-    pub(crate) room_id: String,
-}
-
-impl Record for LeftRecord {
-    const TYPE: &'static str = "left";
-    fn human(&self) -> String {
-        format!("left {}", self.room_id)
-    }
 }
 
 #[instrument(skip_all)]

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::context::CommandContext;
 use crate::error::CliResult;
-use crate::output::Record;
+use crate::ui::output::Record;
 
 pub(crate) mod create;
 pub(crate) mod info;

@@ -14,7 +14,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::error::CliError;
-use crate::output::Output;
+use crate::ui::output::Output;
 
 /// Held for the life of the command; the OS releases it when the process
 /// exits, however it exits.

@@ -158,39 +158,9 @@ fn stdout_error(err: io::Error) -> CliError {
     }
 }
 
-/// Milliseconds since the Unix epoch as a short UTC timestamp for people.
-pub(crate) fn format_ts(ms: u64) -> String {
-    let secs = (ms / 1000) as i64;
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}", rem / 3600, (rem % 3600) / 60, rem % 60)
-}
-
-// Howard Hinnant's days-to-civil algorithm; avoids a date crate for one format.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn timestamps_render_in_utc() {
-        assert_eq!(format_ts(0), "1970-01-01 00:00:00");
-        assert_eq!(format_ts(1_795_450_000_000), "2026-11-23 16:06:40");
-        assert_eq!(format_ts(951_782_400_000), "2000-02-29 00:00:00");
-    }
 
     #[derive(Serialize)]
     struct Sample {

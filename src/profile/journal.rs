@@ -21,7 +21,7 @@ use crate::error::{CliError, CliResult};
 
 /// What was recorded for one delivered message.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct Entry {
+pub(crate) struct JournalEntry {
     pub(crate) room_id: String,
     pub(crate) txn_id: String,
     pub(crate) event_id: String,
@@ -29,13 +29,13 @@ pub(crate) struct Entry {
     pub(crate) message_index: Option<u32>,
 }
 
-pub(crate) struct Journal {
+pub(crate) struct SendJournal {
     path: PathBuf,
-    entries: HashMap<(String, String), Entry>,
+    entries: HashMap<(String, String), JournalEntry>,
 }
 
-impl Journal {
-    pub(crate) fn open(path: &Path) -> CliResult<Journal> {
+impl SendJournal {
+    pub(crate) fn open(path: &Path) -> CliResult<SendJournal> {
         let mut entries = HashMap::new();
         match std::fs::File::open(path) {
             Ok(file) => {
@@ -43,7 +43,7 @@ impl Journal {
                     let line = line?;
                     // A torn last line (a crash mid-append) is skipped: that
                     // message is covered by the server's dedup instead.
-                    if let Ok(e) = serde_json::from_str::<Entry>(&line) {
+                    if let Ok(e) = serde_json::from_str::<JournalEntry>(&line) {
                         entries.insert((e.room_id.clone(), e.txn_id.clone()), e);
                     }
                 }
@@ -51,14 +51,14 @@ impl Journal {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(CliError::failed(format!("could not read {}", path.display())).with_source(e)),
         }
-        Ok(Journal { path: path.to_owned(), entries })
+        Ok(SendJournal { path: path.to_owned(), entries })
     }
 
-    pub(crate) fn get(&self, room_id: &str, txn_id: &str) -> Option<&Entry> {
+    pub(crate) fn get(&self, room_id: &str, txn_id: &str) -> Option<&JournalEntry> {
         self.entries.get(&(room_id.to_owned(), txn_id.to_owned()))
     }
 
-    pub(crate) fn record(&mut self, entry: Entry) -> CliResult<()> {
+    pub(crate) fn record(&mut self, entry: JournalEntry) -> CliResult<()> {
         let mut file = OpenOptions::new()
             .create(true)
             .append(true)
@@ -90,8 +90,8 @@ mod tests {
     fn survives_a_torn_last_line_and_reloads() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("j.jsonl");
-        let mut j = Journal::open(&path).unwrap();
-        let e = |t: &str| Entry {
+        let mut j = SendJournal::open(&path).unwrap();
+        let e = |t: &str| JournalEntry {
             room_id: "!r".into(),
             txn_id: t.into(),
             event_id: format!("$e{t}"),
@@ -102,7 +102,7 @@ mod tests {
         j.record(e("a-2")).unwrap();
         let mut f = OpenOptions::new().append(true).open(&path).unwrap();
         write!(f, "{{\"room_id\":\"!r\",\"txn").unwrap();
-        let back = Journal::open(&path).unwrap();
+        let back = SendJournal::open(&path).unwrap();
         assert_eq!(back.get("!r", "a-2").unwrap().event_id, "$ea-2");
         assert!(back.get("!r", "a-3").is_none());
     }

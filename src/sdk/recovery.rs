@@ -1,18 +1,10 @@
 //! What `ratchet sync` does after a sync, beyond printing it: recovery from
-//! undecryptable Olm messages (R9–R11, R13) and the Olm bookkeeping for R7.
+//! undecryptable Olm messages (R9–R11, R13), decided by `e2ee::recovery`
+//! and carried out here, and the Olm bookkeeping for R7. Every step is one
+//! `recovery` record on stdout.
 //!
-//! For each to-device message that could not be decrypted, from a device
-//! ratchet knows:
-//! 1. R11: if ratchet created a session with that device in the past hour,
-//!    stop there (record `rate_limited`).
-//! 2. R9/R10: otherwise a new Olm session and an `m.dummy` over it. If
-//!    matrix-sdk has just created one itself (it does when its newest session
-//!    with the device is over an hour old), that session is used and only
-//!    the `m.dummy` is sent — the SDK queues one but never sends it.
-//! 3. R13: an `m.room_key_request` for each Megolm session of that sender
-//!    that is undecryptable in the same sync.
-//!
-//! Every step is one `recovery` record on stdout.
+//! This works around matrix-sdk's own unwedging (see `sdk::olm`): the SDK
+//! acts only on a session over an hour old, and never sends its `m.dummy`.
 
 use std::collections::BTreeSet;
 
@@ -23,18 +15,19 @@ use matrix_sdk::Client;
 use serde::Serialize;
 use serde_json::Value;
 
+use super::olm;
+use crate::clock::now_ms;
+use crate::e2ee::recovery::{self as policy, CreatedBy, RecoveryStep, Unwedge};
 use crate::error::CliResult;
 use crate::events::{render, Rendered};
-use crate::megolm::now_ms;
-use crate::olm::{self, OlmLedger};
-use crate::output::{Output, Record};
+use crate::profile::files::Stored;
+use crate::profile::olm_ledger::OlmLedger;
+use crate::ui::output::{Output, Record};
 
 /// One step of a recovery.
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Serialize)]
 pub(crate) struct RecoveryRecord {
-    /// olm_undecryptable, rate_limited, unknown_device, new_olm_session,
-    /// dummy_sent, key_request, or failed.
-    step: &'static str,
+    step: RecoveryStep,
     user_id: String,
     device_id: Option<String>,
     /// The Olm session (new_olm_session, dummy_sent) or Megolm session
@@ -42,11 +35,27 @@ pub(crate) struct RecoveryRecord {
     session_id: Option<String>,
     room_id: Option<String>,
     /// Who created the new Olm session: ratchet or sdk.
-    created_by: Option<&'static str>,
+    created_by: Option<CreatedBy>,
     /// rate_limited: milliseconds until R11 allows another session.
     wait_ms: Option<u64>,
     request_id: Option<String>,
     message: Option<String>,
+}
+
+impl RecoveryRecord {
+    fn new(step: RecoveryStep, user_id: String) -> RecoveryRecord {
+        RecoveryRecord {
+            step,
+            user_id,
+            device_id: None,
+            session_id: None,
+            room_id: None,
+            created_by: None,
+            wait_ms: None,
+            request_id: None,
+            message: None,
+        }
+    }
 }
 
 impl Record for RecoveryRecord {
@@ -54,25 +63,29 @@ impl Record for RecoveryRecord {
     fn human(&self) -> String {
         let who = format!("{} {}", self.user_id, self.device_id.as_deref().unwrap_or("?"));
         match self.step {
-            "olm_undecryptable" => format!("recovery: an Olm message from {who} could not be decrypted (R9)"),
-            "rate_limited" => format!(
+            RecoveryStep::OlmUndecryptable => format!("recovery: an Olm message from {who} could not be decrypted (R9)"),
+            RecoveryStep::RateLimited => format!(
                 "recovery: a session with {who} was created less than an hour ago; not creating another (R11, {}s left)",
                 self.wait_ms.unwrap_or(0) / 1000
             ),
-            "unknown_device" => format!("recovery: the sending device of {} is unknown; cannot recover", self.user_id),
-            "new_olm_session" => format!(
+            RecoveryStep::UnknownDevice => format!("recovery: the sending device of {} is unknown; cannot recover", self.user_id),
+            RecoveryStep::NewOlmSession => format!(
                 "recovery: new Olm session {} with {who} (created by {})",
                 self.session_id.as_deref().unwrap_or("?"),
-                self.created_by.unwrap_or("?")
+                match self.created_by {
+                    Some(CreatedBy::Ratchet) => "ratchet",
+                    Some(CreatedBy::Sdk) => "sdk",
+                    None => "?",
+                }
             ),
-            "dummy_sent" => format!("recovery: m.dummy sent to {who} over the new session (R10)"),
-            "key_request" => format!(
+            RecoveryStep::DummySent => format!("recovery: m.dummy sent to {who} over the new session (R10)"),
+            RecoveryStep::KeyRequest => format!(
                 "recovery: asked {} for Megolm session {} of {} again (R13)",
                 self.user_id,
                 self.session_id.as_deref().unwrap_or("?"),
                 self.room_id.as_deref().unwrap_or("?")
             ),
-            _ => format!("recovery failed for {who}: {}", self.message.as_deref().unwrap_or("?")),
+            RecoveryStep::Failed => format!("recovery failed for {who}: {}", self.message.as_deref().unwrap_or("?")),
         }
     }
 }
@@ -82,12 +95,10 @@ impl Record for RecoveryRecord {
 pub(crate) async fn after_sync(
     client: &Client,
     response: &SyncResponse,
-    ledger_path: &std::path::Path,
+    ledger: &mut Stored<OlmLedger>,
     started_ms: u64,
     out: &Output,
 ) -> CliResult<()> {
-    let mut ledger = OlmLedger::load(ledger_path);
-    let mut changed = false;
     let now = now_ms();
 
     // R7 bookkeeping: which session each decrypted Olm message came in on.
@@ -102,9 +113,7 @@ pub(crate) async fn after_sync(
         }
     }
     for curve in &received_from {
-        if olm::note_received(client, curve, &mut ledger, now).await?.is_some() {
-            changed = true;
-        }
+        olm::note_received(client, curve, ledger, now).await?;
     }
 
     // The senders whose Olm messages failed, once each.
@@ -124,49 +133,45 @@ pub(crate) async fn after_sync(
 
     for (sender, curve) in failed {
         let device = olm::device_by_curve(client, &sender, &curve).await?;
-        let mut record = RecoveryRecord {
-            step: "olm_undecryptable",
-            user_id: sender.to_string(),
-            device_id: device.as_ref().map(|d| d.to_string()),
-            ..Default::default()
-        };
+        let mut record = RecoveryRecord::new(RecoveryStep::OlmUndecryptable, sender.to_string());
+        record.device_id = device.as_ref().map(|d| d.to_string());
         out.data(&record)?;
         let Some(device) = device else {
-            record.step = "unknown_device";
+            record.step = RecoveryStep::UnknownDevice;
             out.data(&record)?;
             continue;
         };
-        if let Some(wait) = ledger.wait_before_new(&sender, &device, now) {
-            record.step = "rate_limited";
-            record.wait_ms = Some(wait);
-            out.data(&record)?;
-            continue;
-        }
-        // Did the SDK just create a session itself (its own unwedging)?
-        let sessions = olm::device_sessions(client, &curve, &ledger).await?;
-        let sdk_new = sessions
-            .sessions
-            .iter()
-            .find(|s| Some(&s.session_id) == sessions.sdk_choice.as_ref() && s.created_ms + 1000 >= started_ms)
-            .map(|s| s.session_id.clone());
-        let result = match sdk_new {
-            Some(id) => olm::send_dummy(client, &sender, &device).await.map(|()| (id, "sdk")),
-            None => olm::force_new_session(client, &sender, &device).await.map(|n| (n.session_id, "ratchet")),
+        let sessions = olm::device_sessions(client, &curve, ledger).await?;
+        let result = match policy::unwedge(ledger.last_created(&sender, &device), &sessions.sessions, started_ms, now) {
+            Unwedge::RateLimited { wait_ms } => {
+                record.step = RecoveryStep::RateLimited;
+                record.wait_ms = Some(wait_ms);
+                out.data(&record)?;
+                continue;
+            }
+            Unwedge::DummyOverSdkSession { session_id } => {
+                olm::send_dummy(client, &sender, &device).await.map(|()| (session_id, CreatedBy::Sdk))
+            }
+            Unwedge::NewSession => {
+                olm::force_new_session(client, &sender, &device).await.map(|n| (n.session_id, CreatedBy::Ratchet))
+            }
         };
         match result {
             Ok((session_id, created_by)) => {
+                // R11's record is kept the moment the session exists: a
+                // run cut short after this must not allow another at once.
                 ledger.record_created(&sender, &device, now);
-                changed = true;
-                record.step = "new_olm_session";
+                ledger.save()?;
+                record.step = RecoveryStep::NewOlmSession;
                 record.session_id = Some(session_id.clone());
                 record.created_by = Some(created_by);
                 out.data(&record)?;
-                record.step = "dummy_sent";
+                record.step = RecoveryStep::DummySent;
                 record.created_by = None;
                 out.data(&record)?;
             }
             Err(e) => {
-                record.step = "failed";
+                record.step = RecoveryStep::Failed;
                 record.message = Some(e.message.clone());
                 out.data(&record)?;
                 continue;
@@ -179,24 +184,17 @@ pub(crate) async fn after_sync(
                 Ok(r) => r,
                 Err(_) => continue,
             };
-            let request_id =
-                crate::crypto::request_room_key(client, room_id, &session_id, &sender, &sender_key).await?;
+            let request_id = super::keys::request_room_key(client, room_id, &session_id, &sender, &sender_key).await?;
             ledger.key_requests.insert(session_id.clone(), now_ms());
-            changed = true;
-            out.data(&RecoveryRecord {
-                step: "key_request",
-                user_id: sender.to_string(),
-                device_id: Some(device.to_string()),
-                session_id: Some(session_id),
-                room_id: Some(room_id.to_string()),
-                request_id: Some(request_id),
-                ..Default::default()
-            })?;
+            let mut request = RecoveryRecord::new(RecoveryStep::KeyRequest, sender.to_string());
+            request.device_id = Some(device.to_string());
+            request.session_id = Some(session_id);
+            request.room_id = Some(room_id.to_string());
+            request.request_id = Some(request_id);
+            out.data(&request)?;
         }
     }
-    if changed {
-        ledger.save(ledger_path)?;
-    }
+    ledger.save()?;
     Ok(())
 }
 

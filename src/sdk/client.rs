@@ -1,0 +1,110 @@
+//! Building and restoring the `Client`: the encrypted SQLite stores, request
+//! limits, and the session restore with the SDK's start-up tasks parked.
+
+use std::path::Path;
+use std::time::Duration;
+
+use matrix_sdk::authentication::matrix::MatrixSession;
+use matrix_sdk::config::{RequestConfig, StoreConfig};
+use matrix_sdk::cross_process_lock::CrossProcessLockConfig;
+use matrix_sdk::store::RoomLoadSettings;
+use matrix_sdk::{Client, SqliteStoreConfig};
+
+use crate::error::{CliError, CliResult};
+use crate::profile::session::StoreSecret;
+
+/// Restores a saved login into a built client, with the SDK's start-up
+/// tasks parked (see [`SpawnParked`]); returns this device's curve25519
+/// identity key, which the caller compares with the one saved at login.
+pub(crate) async fn restore(client: &Client, session: MatrixSession) -> CliResult<Option<String>> {
+    let auth = client.matrix_auth();
+    let restore = auth.restore_session(session, RoomLoadSettings::default());
+    SpawnParked::new(restore).await.map_err(CliError::from)?;
+    Ok(client.encryption().curve25519_key().await.map(|k| k.to_base64()))
+}
+
+/// The one place a `Client` is built: homeserver, encrypted SQLite store,
+/// bounded request timeouts and retries, and the room-key recipients.
+pub(crate) async fn build(
+    homeserver: &str,
+    store: &Path,
+    secret: &StoreSecret,
+    request_timeout: Duration,
+) -> CliResult<Client> {
+    let store_config = match secret {
+        StoreSecret::Key(key) => SqliteStoreConfig::new(store).key(Some(&**key)),
+        StoreSecret::Passphrase(p) => SqliteStoreConfig::new(store).passphrase(Some(p.expose())),
+    }
+    // A one-shot command does a handful of store operations at a time; the
+    // SDK's default pool of 8 connections per database opens several, each
+    // costing file opens and schema reads at start-up.
+    .pool_max_size(2);
+    // Only the state and crypto stores are kept on disk. ratchet reads
+    // history with /messages, never from the SDK's event cache, and has no
+    // media: those two stores live in memory, which saves opening (and
+    // checkpointing) two more SQLite databases on every run. The profile
+    // lock already guarantees one process per store, so the SDK's
+    // cross-process lease locks (writes to the store) are not needed.
+    let (state, crypto) = tokio::try_join!(
+        matrix_sdk::SqliteStateStore::open_with_config(&store_config),
+        matrix_sdk::SqliteCryptoStore::open_with_config(&store_config),
+    )
+    .map_err(|e| CliError::from(matrix_sdk::ClientBuildError::SqliteStore(e)))?;
+    let stores = StoreConfig::new(CrossProcessLockConfig::SingleProcess).state_store(state).crypto_store(crypto);
+    // A retry limit bounds how long an unreachable server can stall us; the
+    // SDK's default is to retry forever.
+    let requests = RequestConfig::new().timeout(request_timeout).retry_limit(2);
+    let mut builder = Client::builder()
+        .homeserver_url(homeserver)
+        .store_config(stores)
+        .request_config(requests)
+        .with_room_key_recipient_strategy(super::recipient_strategy())
+        // History sharing on invite (MSC4268) needs cross-signing, which
+        // ratchet does not set up: the SDK would only warn on every invite.
+        .with_enable_share_history_on_invite(false);
+    if homeserver.starts_with("http://") {
+        // Plain HTTP uses no certificates; loading the platform's roots
+        // (hundreds of files) would be the slowest part of start-up.
+        builder = builder.disable_built_in_root_certificates();
+    }
+    Ok(builder.build().await?)
+}
+
+/// Runs a future with every task it spawns parked on a runtime that is
+/// never driven, so those tasks never run.
+///
+/// Used for session restore only: matrix-sdk then spawns its key-backup and
+/// recovery set-up task, which makes two `GET
+/// .../account_data/m.secret_storage.default_key` requests on every start.
+/// ratchet uses neither server-side key backup nor secret storage (keys move
+/// with `keys export`/`keys import`), and those two requests, concurrent
+/// with the sync, made a one-shot send's sync about three times slower on
+/// Synapse (see BENCHMARKS.md). Blocking store calls still work (they use
+/// the parked runtime's blocking threads, which need no driving); anything
+/// needing its timer or I/O driver fails loudly, as it has neither.
+struct SpawnParked<F> {
+    inner: std::pin::Pin<Box<F>>,
+}
+
+impl<F: std::future::Future> SpawnParked<F> {
+    fn new(inner: F) -> Self {
+        SpawnParked { inner: Box::pin(inner) }
+    }
+}
+
+fn parked_runtime() -> &'static tokio::runtime::Runtime {
+    static PARKED: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    PARKED.get_or_init(|| {
+        tokio::runtime::Builder::new_current_thread().build().expect("a runtime without drivers always builds")
+    })
+}
+
+impl<F: std::future::Future> std::future::Future for SpawnParked<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<F::Output> {
+        // Entered for this poll only, so no guard is held across an await.
+        let _parked = parked_runtime().enter();
+        self.inner.as_mut().poll(cx)
+    }
+}

@@ -1,0 +1,49 @@
+//! The only code that reaches into matrix-sdk's internals, behind a small
+//! typed facade: the crypto machine (through `Client::olm_machine_for_testing`,
+//! feature `testing`, the SDK's own `OlmMachine` of this process), the raw
+//! crypto store, and the client's construction. Commands call these
+//! functions; they never hold the crypto machine themselves.
+//!
+//! Each place where matrix-sdk 0.18 deviates from the rules, and what
+//! ratchet does instead, is named here once:
+//!
+//! | deviation | rule | ratchet | where |
+//! |---|---|---|---|
+//! | `rotation_period_ms` below one hour is taken as one hour (`OutboundGroupSession::safe_rotation_period`); `rotation_period_msgs` clamped to 1..=10000 | R5 | rotates itself, exactly, before each send, and checks the age again right before encrypting | [`megolm`] |
+//! | encrypts with the newest *created* Olm session, not the one that last received (matrix-rust-sdk#3356) | R7 | shows both choices; the unwedging session is made the newest | [`olm`] |
+//! | on an undecryptable Olm message it creates a session only if its newest is over an hour old, and never sends the `m.dummy` it queues; with no session it does nothing (matrix-rust-sdk#3427) | R9–R11 | does the recovery itself | [`recovery`] |
+//! | sends `m.room_key_request` only to our own devices, once one is verified | R13 | asks the sender's devices too | [`keys`] |
+//! | the crypto store has no delete API | — | QA's deliberate deletions open the SQLite store directly | [`rawstore`] |
+//!
+//! Nothing here returns secret key material: only ids, counters and times.
+
+pub(crate) mod client;
+pub(crate) mod keys;
+pub(crate) mod megolm;
+pub(crate) mod olm;
+pub(crate) mod rawstore;
+pub(crate) mod recovery;
+
+use matrix_sdk::Client;
+use matrix_sdk_crypto::{CollectStrategy, OlmMachine};
+
+use crate::error::{CliError, CliResult};
+
+/// The crypto machine of this client (absent only before login, which every
+/// caller is past). `OlmMachine` is a handle (an `Arc`): cloning it out of
+/// the SDK's lock means no guard is held across ratchet's own awaits.
+async fn machine(client: &Client) -> CliResult<OlmMachine> {
+    client.olm_machine_for_testing().await.clone().ok_or_else(|| CliError::internal("no crypto machine after login"))
+}
+
+/// Who gets room keys. Given to the client builder and used by
+/// [`megolm::preshare`], so a pre-shared session goes to exactly the devices
+/// a send would reach.
+pub(crate) fn recipient_strategy() -> CollectStrategy {
+    CollectStrategy::AllDevices
+}
+
+/// One incremental sync that returns at once (never long-polls).
+pub(crate) async fn sync_now(client: &Client) -> CliResult<matrix_sdk::sync::SyncResponse> {
+    Ok(client.sync_once(matrix_sdk::config::SyncSettings::default().timeout(std::time::Duration::ZERO)).await?)
+}
