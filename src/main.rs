@@ -15,7 +15,6 @@ mod sdk;
 mod settings;
 mod ui;
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -25,15 +24,13 @@ use crate::context::CommandContext;
 use crate::error::CliError;
 use crate::process::exit;
 use crate::settings::Settings;
-use crate::ui::output::{ColorChoice, Output};
+use crate::ui::output::Output;
 
 fn main() -> ExitCode {
     process::private_umask();
     let cli = Cli::parse();
     let out = Output::new(cli.global.json, cli.global.quiet, cli.global.color);
-    let ansi = cli.global.color == ColorChoice::Always
-        || (cli.global.color == ColorChoice::Auto && std::io::stderr().is_terminal());
-    if let Err(message) = ui::logging::init(cli.global.verbose, ansi, cli.global.log_file.as_deref()) {
+    if let Err(message) = ui::logging::init(cli.global.verbose, out.color(), cli.global.log_file.as_deref()) {
         return exit(&out, Err(CliError::usage(message)));
     }
     let settings = match Settings::resolve(&cli.global) {

@@ -15,7 +15,7 @@ fn a_one_shot_send_makes_only_the_sync_and_the_put() {
 
     let offset = synapse().log_offset();
     let sent = env.run("alice", &["--json", "send", &room, "counted"]).success().records("sent");
-    let requests = synapse().requests_since(offset, &alice.user_id);
+    let requests = synapse().requests_since(offset, &alice.user_id, &env.token("alice"));
     assert_eq!(requests.len(), 2, "{requests:#?}");
     assert_eq!(requests[0], "GET /_matrix/client/v3/sync");
     let put = format!("PUT /_matrix/client/v3/rooms/{room}/send/m.room.encrypted/");
@@ -35,6 +35,6 @@ fn an_idle_sync_makes_one_request_and_whoami_none() {
     let offset = synapse().log_offset();
     env.run("alice", &["sync"]).success();
     env.run("alice", &["whoami"]).success();
-    let requests = synapse().requests_since(offset, &alice.user_id);
+    let requests = synapse().requests_since(offset, &alice.user_id, &env.token("alice"));
     assert_eq!(requests, vec!["GET /_matrix/client/v3/sync".to_owned()]);
 }

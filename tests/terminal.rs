@@ -54,9 +54,20 @@ fn colour_only_when_asked_or_on_a_terminal() {
     let plain = env.run("nobody", &["whoami"]).code(4);
     assert!(!plain.stderr.contains('\x1b'), "{:?}", plain.stderr);
     let coloured = env.run("nobody", &["--color", "always", "whoami"]).code(4);
-    assert!(coloured.stderr.contains("\x1b[1;31merror:"), "{:?}", coloured.stderr);
+    // Bold red, then reset, around the label only.
+    assert!(coloured.stderr.starts_with("\x1b[1m\x1b[31merror:\x1b[0m"), "{:?}", coloured.stderr);
     let never = env.run("nobody", &["--color", "never", "whoami"]).code(4);
     assert!(!never.stderr.contains('\x1b'));
+    // With colour forced (CLICOLOR_FORCE, as a terminal would allow),
+    // NO_COLOR alone turns it off.
+    let mut forced = TestEnv::new();
+    forced.set_env("CLICOLOR_FORCE", "1");
+    forced.set_env("NO_COLOR", "");
+    let auto = forced.run("nobody", &["whoami"]).code(4);
+    assert!(auto.stderr.contains("\x1b[31merror:"), "CLICOLOR_FORCE colours: {:?}", auto.stderr);
+    forced.set_env("NO_COLOR", "1");
+    let no_color = forced.run("nobody", &["whoami"]).code(4);
+    assert!(!no_color.stderr.contains('\x1b'), "NO_COLOR wins: {:?}", no_color.stderr);
 }
 
 #[test]

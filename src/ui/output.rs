@@ -7,6 +7,7 @@
 
 use std::io::{self, IsTerminal, Write};
 
+use anstyle::{AnsiColor, Style};
 use serde::Serialize;
 
 use crate::error::{CliError, ErrorKind};
@@ -33,15 +34,21 @@ pub(crate) struct Output {
 }
 
 impl Output {
+    /// `--color auto` follows anstream: colour on a terminal, unless
+    /// `NO_COLOR` is set (or `TERM=dumb`); `CLICOLOR_FORCE` forces it. The
+    /// decision is made here once and also drives the log's colours.
     pub(crate) fn new(json: bool, quiet: bool, color: ColorChoice) -> Self {
         let color = match color {
             ColorChoice::Always => true,
             ColorChoice::Never => false,
-            ColorChoice::Auto => {
-                std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && io::stderr().is_terminal()
-            }
+            ColorChoice::Auto => anstream::AutoStream::choice(&io::stderr()) != anstream::ColorChoice::Never,
         };
         Output { json, quiet, color }
+    }
+
+    /// Whether stderr gets colour.
+    pub(crate) fn color(&self) -> bool {
+        self.color
     }
 
     /// Writes one record to stdout and flushes it, so a pipeline sees each
@@ -85,14 +92,14 @@ impl Output {
 
     /// Something the user should know even with `-q`.
     pub(crate) fn warn(&self, message: impl AsRef<str>) {
-        let label = self.paint("warning:", "33");
+        let label = self.paint("warning:", AnsiColor::Yellow.on_default());
         to_stderr(&format!("{label} {}\n", message.as_ref()));
     }
 
     /// The single place errors are printed: `error:`, `Caused by:`, `hint:`
     /// in human form, and under `--json` also one JSON line on stderr.
     pub(crate) fn error(&self, err: &CliError) {
-        let mut text = format!("{} {}\n", self.paint("error:", "1;31"), err.message);
+        let mut text = format!("{} {}\n", self.paint("error:", AnsiColor::Red.on_default().bold()), err.message);
         let causes = err.causes();
         if !causes.is_empty() {
             text.push_str("\nCaused by:\n");
@@ -101,7 +108,7 @@ impl Output {
             }
         }
         for hint in &err.hints {
-            text.push_str(&format!("{} {hint}\n", self.paint("hint:", "36")));
+            text.push_str(&format!("{} {hint}\n", self.paint("hint:", AnsiColor::Cyan.on_default())));
         }
         if self.json {
             let record = serde_json::json!({
@@ -118,9 +125,9 @@ impl Output {
         to_stderr(&text);
     }
 
-    fn paint(&self, text: &str, code: &str) -> String {
+    fn paint(&self, text: &str, style: Style) -> String {
         if self.color {
-            format!("\x1b[{code}m{text}\x1b[0m")
+            format!("{style}{text}{style:#}")
         } else {
             text.to_owned()
         }

@@ -122,33 +122,42 @@ impl Synapse {
 
     /// The requests `user_id` made since `offset`, as "METHOD /path" with
     /// the query string dropped, from Synapse's access log (one "Processed
-    /// request" line per request, tagged with the requester). Synapse writes
-    /// a line once it has sent the response, so the last one can trail the
-    /// client's exit: read until nothing new arrives for 300 ms.
-    pub fn requests_since(&self, offset: u64, user_id: &str) -> Vec<String> {
+    /// request" line per request, tagged with the requester).
+    ///
+    /// Synapse writes a line once it has sent the response, so the last one
+    /// can trail the client's exit. To know the log is complete, this makes
+    /// one request of its own as the same user (`token`), marked with a
+    /// unique query string, and reads until that sentinel's line is there:
+    /// every request ratchet made was answered before ratchet exited, so
+    /// before the sentinel was sent. The sentinel is not returned.
+    pub fn requests_since(&self, offset: u64, user_id: &str, token: &str) -> Vec<String> {
         use std::io::{Seek, SeekFrom};
+        static SENTINELS: AtomicU32 = AtomicU32::new(0);
+        let marker = format!("ratchet_sentinel={}-{}", std::process::id(), SENTINELS.fetch_add(1, Ordering::SeqCst));
+        let (status, _) = api("GET", token, &format!("/_matrix/client/v3/account/whoami?{marker}"), None);
+        assert_eq!(status, 200, "the sentinel request failed");
         let tag = format!("{{{user_id}}} Processed request:");
-        let mut last: Option<Vec<String>> = None;
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
         loop {
             let mut text = String::new();
             let mut f = File::open(self.dir.join("homeserver.log")).expect("Synapse's log");
             f.seek(SeekFrom::Start(offset)).unwrap();
             f.read_to_string(&mut text).unwrap();
-            let found: Vec<String> = text
-                .lines()
-                .filter(|l| l.contains(&tag))
-                .filter_map(|l| {
-                    let quoted = l.split('"').nth(1)?; // GET /path?query HTTP/1.1
-                    let mut parts = quoted.split(' ');
-                    let (method, path) = (parts.next()?, parts.next()?);
-                    Some(format!("{method} {}", path.split('?').next().unwrap_or(path)))
-                })
-                .collect();
-            if last.as_ref() == Some(&found) {
-                return found;
+            let lines: Vec<&str> = text.lines().filter(|l| l.contains(&tag)).collect();
+            if lines.iter().any(|l| l.contains(&marker)) {
+                return lines
+                    .iter()
+                    .filter(|l| !l.contains(&marker))
+                    .filter_map(|l| {
+                        let quoted = l.split('"').nth(1)?; // GET /path?query HTTP/1.1
+                        let mut parts = quoted.split(' ');
+                        let (method, path) = (parts.next()?, parts.next()?);
+                        Some(format!("{method} {}", path.split('?').next().unwrap_or(path)))
+                    })
+                    .collect();
             }
-            last = Some(found);
-            std::thread::sleep(Duration::from_millis(300));
+            assert!(std::time::Instant::now() < deadline, "the sentinel request never reached Synapse's log");
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 }
