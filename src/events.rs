@@ -17,7 +17,7 @@ use crate::clock::format_ts;
 use crate::ui::output::Record;
 
 /// A decrypted or plaintext `m.room.message` (or other message-like event).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub(crate) struct MessageRecord {
     pub(crate) room_id: String,
     pub(crate) event_id: Option<String>,
@@ -52,7 +52,7 @@ impl Record for MessageRecord {
 }
 
 /// A room left: by `room leave`, or as seen in a sync.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub(crate) struct LeftRecord {
     pub(crate) room_id: String,
 }
@@ -65,7 +65,7 @@ impl Record for LeftRecord {
 }
 
 /// An event that could not be decrypted.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub(crate) struct UtdRecord {
     pub(crate) room_id: String,
     pub(crate) event_id: Option<String>,
@@ -96,7 +96,7 @@ impl Record for UtdRecord {
 }
 
 /// Any other event (state changes and the like), shown with `--all`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub(crate) struct EventRecord {
     pub(crate) room_id: String,
     pub(crate) event_id: Option<String>,

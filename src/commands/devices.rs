@@ -26,7 +26,7 @@ pub(crate) struct DevicesArgs {
     user: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub(crate) struct DeviceRecord {
     user_id: String,
     device_id: String,

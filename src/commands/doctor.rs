@@ -44,8 +44,8 @@ pub(crate) struct DoctorArgs {
     limit: u32,
 }
 
-#[derive(Debug, Serialize)]
-struct DiagnosisRecord {
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(crate) struct DiagnosisRecord {
     room_id: String,
     event_id: Option<String>,
     sender: Option<String>,

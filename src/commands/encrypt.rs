@@ -51,8 +51,8 @@ pub(crate) struct EncryptArgs {
     force: bool,
 }
 
-#[derive(Debug, Serialize)]
-struct EncryptRecord {
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(crate) struct EncryptRecord {
     room_id: String,
     /// Whether an m.room.encryption event was sent.
     changed: bool,

@@ -47,7 +47,7 @@ pub(crate) struct LoginArgs {
     password_stdin: bool,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub(crate) struct LoginRecord {
     user_id: String,
     device_id: String,

@@ -31,7 +31,7 @@ pub(crate) struct LogoutArgs {
     local: bool,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub(crate) struct LogoutRecord {
     user_id: Option<String>,
     device_id: Option<String>,

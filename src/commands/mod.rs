@@ -7,6 +7,8 @@ use crate::context::CommandContext;
 use crate::error::CliResult;
 
 pub(crate) mod completions;
+#[cfg(test)]
+mod contract;
 pub(crate) mod debug;
 pub(crate) mod devices;
 pub(crate) mod doctor;

@@ -36,8 +36,8 @@ pub(crate) struct OlmArgs {
     device: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
-struct OlmDeviceRecord {
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(crate) struct OlmDeviceRecord {
     user_id: String,
     device_id: String,
     curve25519: String,

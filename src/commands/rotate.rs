@@ -38,8 +38,8 @@ pub(crate) struct RotateArgs {
     share: bool,
 }
 
-#[derive(Debug, Serialize)]
-struct RotatedRecord {
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(crate) struct RotatedRecord {
     room_id: String,
     /// The discarded session; `None` when the room had none.
     old_session_id: Option<String>,

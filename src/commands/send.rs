@@ -62,7 +62,7 @@ pub(crate) struct SendArgs {
     txn_prefix: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub(crate) struct SentRecord {
     room_id: String,
     event_id: String,

@@ -35,8 +35,8 @@ pub(crate) struct SessionsArgs {
     room: OwnedRoomOrAliasId,
 }
 
-#[derive(Debug, Serialize)]
-struct OutboundRecord {
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(crate) struct OutboundRecord {
     room_id: String,
     session_id: String,
     created_ms: u64,
@@ -89,8 +89,8 @@ impl Record for OutboundRecord {
     }
 }
 
-#[derive(Debug, Serialize)]
-struct InboundRecord {
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(crate) struct InboundRecord {
     room_id: String,
     session_id: String,
     sender_key: String,

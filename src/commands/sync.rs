@@ -62,8 +62,8 @@ pub(crate) struct SyncArgs {
     no_recover: bool,
 }
 
-#[derive(Debug, Serialize)]
-struct InviteRecord {
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(crate) struct InviteRecord {
     room_id: String,
 }
 
@@ -74,7 +74,7 @@ impl Record for InviteRecord {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub(crate) struct ToDeviceRecord {
     /// The event's type after decryption (`m.room_key`, `m.dummy`, …), or
     /// `m.room.encrypted` when it could not be decrypted.
@@ -105,8 +105,8 @@ impl Record for ToDeviceRecord {
     }
 }
 
-#[derive(Debug, Serialize)]
-struct SyncSummary {
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(crate) struct SyncSummary {
     rooms: usize,
     events: usize,
     utd: usize,
@@ -181,8 +181,8 @@ struct Watcher {
 }
 
 /// An event that became decryptable after it arrived.
-#[derive(Debug, Serialize)]
-struct LateDecryptionRecord {
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(crate) struct LateDecryptionRecord {
     room_id: String,
     event_id: String,
     sender: Option<String>,
@@ -206,8 +206,8 @@ impl Record for LateDecryptionRecord {
 }
 
 /// A sender moved to a new Megolm session in a room.
-#[derive(Debug, Serialize)]
-struct RotationSeenRecord {
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(crate) struct RotationSeenRecord {
     room_id: String,
     sender: String,
     sender_device: String,

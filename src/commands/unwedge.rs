@@ -42,8 +42,8 @@ pub(crate) struct UnwedgeArgs {
     force: bool,
 }
 
-#[derive(Debug, Serialize)]
-struct UnwedgedRecord {
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(crate) struct UnwedgedRecord {
     user_id: String,
     device_id: String,
     /// The new Olm session.

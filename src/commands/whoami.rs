@@ -21,7 +21,7 @@ use crate::ui::output::Record;
 #[command(verbatim_doc_comment)]
 pub(crate) struct WhoamiArgs {}
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub(crate) struct WhoamiRecord {
     user_id: String,
     device_id: String,

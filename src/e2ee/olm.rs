@@ -11,7 +11,7 @@ pub(crate) const UNWEDGE_INTERVAL_MS: u64 = 3_600_000;
 pub(crate) const R8_MIN_CAP: usize = 4;
 
 /// One Olm session with a device, without its ratchet state.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub(crate) struct SessionInfo {
     pub(crate) session_id: String,
     pub(crate) created_ms: u64,

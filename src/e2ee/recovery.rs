@@ -17,7 +17,7 @@ use super::olm::{sdk_choice, wait_before_new, SessionInfo};
 
 /// One step of a recovery, as reported in `recovery` records. Part of the
 /// JSON contract (`step`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum RecoveryStep {
     /// An Olm message from the device could not be decrypted (R9).
@@ -37,7 +37,7 @@ pub(crate) enum RecoveryStep {
 }
 
 /// Who created the new Olm session of a recovery.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum CreatedBy {
     Ratchet,

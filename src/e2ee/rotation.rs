@@ -46,7 +46,7 @@ pub(crate) fn parse_rotation_ms(s: &str) -> Result<u64, String> {
 
 /// The rotation settings of an `m.room.encryption` event as sent (R2):
 /// `None` is "left out" (the defaults apply).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub(crate) struct RotationSettings {
     pub(crate) rotation_period_msgs: Option<u64>,
     pub(crate) rotation_period_ms: Option<u64>,
@@ -97,7 +97,7 @@ pub(crate) struct Strictest {
 }
 
 /// The room's effective rotation limits, with the defaults filled in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub(crate) struct RoomLimits {
     pub(crate) rotation_period_msgs: u64,
     pub(crate) rotation_period_msgs_is_default: bool,
@@ -180,7 +180,7 @@ impl Rotation {
 }
 
 /// One device the outbound session was shared with.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub(crate) struct SharedWith {
     pub(crate) user_id: String,
     pub(crate) device_id: String,

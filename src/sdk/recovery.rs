@@ -25,7 +25,7 @@ use crate::profile::olm_ledger::OlmLedger;
 use crate::ui::output::{Output, Record};
 
 /// One step of a recovery.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub(crate) struct RecoveryRecord {
     step: RecoveryStep,
     user_id: String,

@@ -19,6 +19,24 @@ pub(crate) trait Record: Serialize {
     fn human(&self) -> String;
 }
 
+/// The error, under `--json`: one line on **stderr** (stdout stays data).
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(crate) struct ErrorRecord {
+    /// failed, usage, partial, auth, refused or internal.
+    kind: &'static str,
+    exit_code: u8,
+    message: String,
+    causes: Vec<String>,
+    hints: Vec<String>,
+}
+
+impl Record for ErrorRecord {
+    const TYPE: &'static str = "error";
+    fn human(&self) -> String {
+        format!("error: {}", self.message)
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum ColorChoice {
     Auto,
@@ -111,16 +129,17 @@ impl Output {
             text.push_str(&format!("{} {hint}\n", self.paint("hint:", AnsiColor::Cyan.on_default())));
         }
         if self.json {
-            let record = serde_json::json!({
-                "type": "error",
-                "kind": err.kind.name(),
-                "exit_code": err.kind.exit_code(),
-                "message": err.message,
-                "causes": causes,
-                "hints": err.hints,
-            });
-            text.push_str(&record.to_string());
-            text.push('\n');
+            let record = ErrorRecord {
+                kind: err.kind.name(),
+                exit_code: err.kind.exit_code(),
+                message: err.message.clone(),
+                causes,
+                hints: err.hints.clone(),
+            };
+            if let Ok(line) = json_line(ErrorRecord::TYPE, &record) {
+                text.push_str(&line);
+                text.push('\n');
+            }
         }
         to_stderr(&text);
     }

@@ -34,8 +34,8 @@ pub(crate) struct ForgetOlmArgs {
     yes: bool,
 }
 
-#[derive(Debug, Serialize)]
-struct ForgotOlmRecord {
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(crate) struct ForgotOlmRecord {
     user_id: String,
     device_id: String,
     curve25519: String,

@@ -36,8 +36,8 @@ pub(crate) struct ForgetRoomKeyArgs {
     yes: bool,
 }
 
-#[derive(Debug, Serialize)]
-struct ForgotRoomKeyRecord {
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(crate) struct ForgotRoomKeyRecord {
     room_id: String,
     session_id: String,
     sender_key: String,

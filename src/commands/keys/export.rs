@@ -36,8 +36,8 @@ pub(crate) struct ExportArgs {
     passphrase_stdin: bool,
 }
 
-#[derive(Debug, Serialize)]
-struct ExportedRecord {
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(crate) struct ExportedRecord {
     file: String,
     exported: usize,
 }

@@ -29,8 +29,8 @@ pub(crate) struct ImportArgs {
     passphrase_stdin: bool,
 }
 
-#[derive(Debug, Serialize)]
-struct ImportedRecord {
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(crate) struct ImportedRecord {
     file: String,
     /// Keys that were new or better than what this device held.
     imported: usize,

@@ -43,8 +43,8 @@ pub(crate) struct RequestArgs {
     event: Option<OwnedEventId>,
 }
 
-#[derive(Debug, Serialize)]
-struct KeyRequestRecord {
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(crate) struct KeyRequestRecord {
     room_id: String,
     session_id: String,
     sender: String,

@@ -30,8 +30,8 @@ pub(crate) struct InfoArgs {
     room: OwnedRoomOrAliasId,
 }
 
-#[derive(Debug, Serialize)]
-struct RoomInfoRecord {
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(crate) struct RoomInfoRecord {
     room_id: String,
     name: Option<String>,
     encrypted: bool,

@@ -26,8 +26,8 @@ pub(crate) struct InviteArgs {
     user: String,
 }
 
-#[derive(Debug, Serialize)]
-struct InvitedRecord {
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(crate) struct InvitedRecord {
     room_id: String,
     user_id: String,
 }

@@ -38,7 +38,7 @@ pub(crate) async fn run(ctx: &mut CommandContext, command: &RoomCommand) -> CliR
 }
 
 /// One room, as `room create/join/list` print it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub(crate) struct RoomRecord {
     room_id: String,
     name: Option<String>,
