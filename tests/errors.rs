@@ -109,3 +109,22 @@ fn json_errors_are_one_line_on_stderr_and_stdout_stays_clean() {
     assert!(e["message"].as_str().unwrap().starts_with("not logged in"));
     assert!(!e["hints"].as_array().unwrap().is_empty());
 }
+
+#[test]
+fn causes_are_listed_under_caused_by() {
+    let env = TestEnv::new();
+    // Nothing listens on port 1: the connection is refused.
+    let run = env
+        .run_stdin(
+            "alice",
+            &["login", "--homeserver", "http://127.0.0.1:1", "--user", "alice", "--password-stdin"],
+            b"pw\n",
+        )
+        .code(1);
+    assert_eq!(run.error_lines(), vec!["error: could not connect to the homeserver"], "{}", run.stderr);
+    let caused = run.stderr.split("\nCaused by:\n").nth(1).unwrap_or_else(|| panic!("no Caused by: {}", run.stderr));
+    let causes: Vec<&str> = caused.lines().take_while(|l| l.starts_with("  ")).collect();
+    assert!(!causes.is_empty(), "{}", run.stderr);
+    assert!(causes.iter().any(|c| c.to_lowercase().contains("connect")), "{causes:?}");
+    assert!(run.stderr.contains("hint: is the homeserver running"), "{}", run.stderr);
+}

@@ -1,7 +1,7 @@
 //! keys export / import / request, and debug forget-room-key: a missing
 //! Megolm key made on purpose, and brought back.
 
-use crate::common::{register, TestEnv};
+use crate::common::{register, run_in_pty_typing, TestEnv};
 
 #[test]
 fn a_forgotten_room_key_is_undecryptable_until_imported() {
@@ -81,4 +81,56 @@ fn keys_request_reaches_the_sender() {
     // Nothing undecryptable: nothing requested.
     let none = env.run("bob", &["--json", "keys", "request", &room]).success();
     assert!(none.records("key_request").is_empty());
+}
+
+#[test]
+fn export_of_one_room_and_passphrase_prompts_on_a_terminal() {
+    let env = TestEnv::new();
+    let (alice, bob) = (register("alice"), register("bob"));
+    env.login("alice", &alice);
+    env.login("bob", &bob);
+    let one = env.encrypted_room("alice", &[("bob", &bob)], &[]);
+    let two = env.encrypted_room("alice", &[("bob", &bob)], &[]);
+    for room in [&one, &two] {
+        env.run("alice", &["send", room, "hi"]).success();
+    }
+    env.run("bob", &["messages", &one]).success();
+    env.run("bob", &["messages", &two]).success();
+
+    let all = env.home().join("all.txt");
+    let all = all.to_str().unwrap();
+    // On a terminal the passphrase is asked for twice, never echoed.
+    let (code, shown) = run_in_pty_typing(
+        &env,
+        "bob",
+        &["keys", "export", all],
+        &[("Key file passphrase:", "sesame seed"), ("Again:", "sesame seed")],
+    );
+    assert_eq!(code, 0, "{shown}");
+    assert!(!shown.contains("sesame"), "{shown}");
+    // Two answers that differ: refused, no file.
+    let mismatch = env.home().join("mismatch.txt");
+    let (code, shown) = run_in_pty_typing(
+        &env,
+        "bob",
+        &["keys", "export", mismatch.to_str().unwrap()],
+        &[("Key file passphrase:", "one"), ("Again:", "two")],
+    );
+    assert_eq!(code, 2, "{shown}");
+    assert!(shown.contains("the passphrases differ"), "{shown}");
+    assert!(!mismatch.exists());
+
+    let room_file = env.home().join("one.txt");
+    let room_file = room_file.to_str().unwrap();
+    let exported = env
+        .run_stdin("bob", &["--json", "keys", "export", room_file, "--room", &one, "--passphrase-stdin"], b"p\n")
+        .success()
+        .records("keys_exported");
+    assert_eq!(exported[0]["exported"], 1, "only the one room's session");
+
+    // The whole export imports with the passphrase typed at the prompt.
+    let (code, shown) =
+        run_in_pty_typing(&env, "bob", &["--json", "keys", "import", all], &[("Key file passphrase:", "sesame seed")]);
+    assert_eq!(code, 0, "{shown}");
+    assert!(shown.contains("\"total\":2"), "both rooms' sessions were in the file: {shown}");
 }

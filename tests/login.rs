@@ -3,7 +3,7 @@
 
 use std::os::unix::fs::PermissionsExt;
 
-use crate::common::{api, register, synapse, TestEnv};
+use crate::common::{api, register, run_in_pty_typing, synapse, TestEnv};
 
 fn mode(path: &std::path::Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
@@ -167,4 +167,91 @@ fn logout_ends_the_session_and_removes_local_data() {
     let (status, _) = api("GET", &token, "/_matrix/client/v3/account/whoami", None);
     assert_eq!(status, 401);
     env.run("hank", &["whoami"]).code(4);
+}
+
+#[test]
+fn device_name_data_dir_and_local_logout() {
+    let env = TestEnv::new();
+    let alice = register("alice");
+    let data = env.home().join("elsewhere");
+    let data = data.to_str().unwrap();
+    let args = [
+        "--json",
+        "--data-dir",
+        data,
+        "login",
+        "--homeserver",
+        &synapse().url,
+        "--user",
+        &alice.localpart,
+        "--password-stdin",
+        "--device-name",
+        "QA box",
+    ];
+    let login = env.run_stdin("alice", &args, format!("{}\n", alice.password).as_bytes()).success();
+    let device = login.records("login")[0]["device_id"].as_str().unwrap().to_owned();
+    // --data-dir holds the profile; the platform data dir is untouched.
+    let profile = std::path::Path::new(data).join("alice");
+    assert!(profile.join("session.json").exists());
+    assert!(!env.profile_dir("alice").exists());
+    let session: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(profile.join("session.json")).unwrap()).unwrap();
+    let token = session["access_token"].as_str().unwrap().to_owned();
+
+    // The server shows the display name given at login.
+    let (status, found) = api("GET", &token, &format!("/_matrix/client/v3/devices/{device}"), None);
+    assert_eq!(status, 200, "{found}");
+    assert_eq!(found["display_name"], "QA box");
+
+    // logout --local deletes the local data only: the server still accepts
+    // the token (the device lives on there).
+    let out = env.run("alice", &["--json", "--data-dir", data, "logout", "--local"]).success().records("logout");
+    assert_eq!(out[0]["server_logout"], false);
+    let removed: Vec<&str> = out[0]["removed"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    assert!(removed.iter().any(|p| p.ends_with("session.json")), "{removed:?}");
+    assert!(removed.iter().any(|p| p.ends_with("store")), "{removed:?}");
+    assert!(!profile.join("session.json").exists() && !profile.join("store").exists());
+    let (status, _) = api("GET", &token, "/_matrix/client/v3/account/whoami", None);
+    assert_eq!(status, 200, "a local logout leaves the server session alone");
+}
+
+#[test]
+fn password_prompt_on_a_terminal_with_a_spinner() {
+    let env = TestEnv::new();
+    let alice = register("alice");
+    let args = ["login", "--homeserver", &synapse().url, "--user", &alice.localpart];
+    let (code, shown) = run_in_pty_typing(&env, "alice", &args, &[("Password for", &alice.password)]);
+    assert_eq!(code, 0, "{shown}");
+    assert!(shown.contains(&format!("Password for {}: ", alice.localpart)), "{shown}");
+    // Typed without echo: the password never appears on the screen.
+    assert!(!shown.contains(&alice.password), "{shown}");
+    // On a terminal, progress is a spinner (drawn only if the step lasts
+    // long enough to tick), never the plain status line; off one, the plain
+    // line and no spinner.
+    assert!(!shown.contains("Uploading device keys…"), "{shown}");
+    env.run("alice", &["whoami"]).success();
+
+    let bob = register("bob");
+    let piped = env
+        .run_stdin(
+            "bob",
+            &["login", "--homeserver", &synapse().url, "--user", &bob.localpart, "--password-stdin"],
+            format!("{}\n", bob.password).as_bytes(),
+        )
+        .success();
+    assert!(piped.stderr.contains("Uploading device keys…"), "{}", piped.stderr);
+    assert!(!piped.stderr.contains("uploading device keys and syncing"), "{}", piped.stderr);
+    assert!(!piped.stderr.contains('\x1b'), "no terminal, no escape codes: {:?}", piped.stderr);
+}
+
+#[test]
+fn no_input_never_prompts_even_on_a_terminal() {
+    let env = TestEnv::new();
+    let alice = register("alice");
+    let args = ["--no-input", "login", "--homeserver", &synapse().url, "--user", &alice.localpart];
+    let (code, shown) = run_in_pty_typing(&env, "alice", &args, &[]);
+    assert_eq!(code, 2, "{shown}");
+    assert!(!shown.contains("Password for"), "{shown}");
+    assert!(shown.contains("--password-stdin"), "the hint names a way in: {shown}");
+    assert!(!env.profile_dir("alice").join("session.json").exists());
 }

@@ -88,3 +88,20 @@ fn room_ids_with_a_server_part_work_too() {
     let msgs = env.run("bob", &["--json", "messages", &room_id]).success().records("message");
     assert_eq!(msgs.last().unwrap()["body"], "v11 hello");
 }
+
+#[test]
+fn create_with_a_topic() {
+    let env = TestEnv::new();
+    let alice = register("alice");
+    env.login("alice", &alice);
+    let run = env.run("alice", &["--json", "room", "create", "--name", "t", "--topic", "what we test"]).success();
+    let room_id = run.records("room")[0]["room_id"].as_str().unwrap().to_owned();
+    let (status, topic) = api(
+        "GET",
+        &env.token("alice"),
+        &format!("/_matrix/client/v3/rooms/{}/state/m.room.topic/", enc(&room_id)),
+        None,
+    );
+    assert_eq!(status, 200, "{topic}");
+    assert_eq!(topic["topic"], "what we test");
+}

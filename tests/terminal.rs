@@ -129,3 +129,46 @@ fn a_closed_stdout_is_not_an_error() {
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[test]
+fn verbosity_flags_and_ratchet_log() {
+    let env = TestEnv::new();
+    let alice = register("alice");
+    env.login("alice", &alice);
+    let token = env.token("alice");
+
+    let quiet = env.run("alice", &["sync"]).success();
+    assert!(!quiet.stderr.contains("DEBUG"), "{}", quiet.stderr);
+    // -v: ratchet's own debug lines.
+    let v = env.run("alice", &["-v", "sync"]).success();
+    assert!(v.stderr.contains("DEBUG") && v.stderr.contains("session restored"), "{}", v.stderr);
+    let debug_targets = |stderr: &str| -> Vec<String> {
+        stderr
+            .lines()
+            .filter(|l| l.contains(" DEBUG "))
+            .filter_map(|l| l.split(": ").find(|part| part.contains("::") || part.starts_with("ratchet")))
+            .map(|t| t.rsplit(' ').next().unwrap_or(t).to_owned())
+            .collect()
+    };
+    let targets = debug_targets(&v.stderr);
+    assert!(targets.iter().all(|t| t.starts_with("ratchet")), "-v debugs ratchet only: {targets:?}");
+    // -vv: the crypto crate's debug lines too.
+    let vv = env.run("alice", &["-vv", "sync"]).success();
+    assert!(debug_targets(&vv.stderr).iter().any(|t| t.starts_with("matrix_sdk_crypto")), "{}", vv.stderr);
+    // RATCHET_LOG overrides -v both ways.
+    let mut cmd = env.command("alice", &["sync"]);
+    cmd.env("RATCHET_LOG", "ratchet=debug");
+    let by_env = env.run_with(cmd, None).success();
+    assert!(by_env.stderr.contains("session restored"), "{}", by_env.stderr);
+    let mut cmd = env.command("alice", &["-vv", "sync"]);
+    cmd.env("RATCHET_LOG", "off");
+    let off = env.run_with(cmd, None).success();
+    assert!(!off.stderr.contains("DEBUG"), "{}", off.stderr);
+    // A bad spec is a usage error, not silence.
+    let mut cmd = env.command("alice", &["sync"]);
+    cmd.env("RATCHET_LOG", "ratchet=loudest");
+    env.run_with(cmd, None).code(2);
+    for run in [&v, &vv, &by_env] {
+        assert!(!run.stderr.contains(&token), "the access token never reaches a log");
+    }
+}

@@ -266,3 +266,57 @@ pub fn run_in_pty(env: &TestEnv, profile: &str, args: &[&str]) -> (i32, String) 
     let run = env.run_with(cmd, None);
     (run.code, format!("{}{}", run.stdout, run.stderr))
 }
+
+/// Like [`run_in_pty`], typing an answer at each prompt: `dialogue` is
+/// (text the program shows, line to type) pairs, answered in order, each
+/// only once its prompt has appeared. Returns the exit code and everything
+/// shown on the terminal.
+pub fn run_in_pty_typing(env: &TestEnv, profile: &str, args: &[&str], dialogue: &[(&str, &str)]) -> (i32, String) {
+    const SCRIPT: &str = r#"
+import os, pty, sys, select, time
+n = int(sys.argv[1])
+pairs = [(sys.argv[2 + 2 * i].encode(), sys.argv[3 + 2 * i].encode()) for i in range(n)]
+argv = sys.argv[2 + 2 * n:]
+pid, fd = pty.fork()
+if pid == 0:
+    os.execvp(argv[0], argv)
+shown, seen_upto, deadline = b"", 0, time.time() + 100
+while True:
+    if pairs:
+        at = shown.find(pairs[0][0], seen_upto)
+        if at >= 0:
+            seen_upto = at + len(pairs[0][0])
+            os.write(fd, pairs[0][1] + b"\r")
+            pairs.pop(0)
+    ready, _, _ = select.select([fd], [], [], 0.1)
+    if ready:
+        try:
+            data = os.read(fd, 4096)
+        except OSError:
+            break
+        if not data:
+            break
+        shown += data
+    if time.time() > deadline:
+        os.kill(pid, 9)
+        break
+_, status = os.waitpid(pid, 0)
+sys.stdout.buffer.write(shown)
+sys.exit(os.waitstatus_to_exitcode(status))
+"#;
+    let inner = env.command(profile, args);
+    let mut cmd = Command::new("python3");
+    cmd.arg("-c").arg(SCRIPT).arg(dialogue.len().to_string());
+    for (prompt, answer) in dialogue {
+        cmd.arg(prompt).arg(answer);
+    }
+    cmd.arg(inner.get_program()).args(inner.get_args());
+    cmd.env_clear();
+    for (k, v) in inner.get_envs() {
+        if let Some(v) = v {
+            cmd.env(k, v);
+        }
+    }
+    let run = env.run_with(cmd, None);
+    (run.code, format!("{}{}", run.stdout, run.stderr))
+}
