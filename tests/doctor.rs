@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use crate::common::{register, TestEnv, TestUser};
+use crate::common::{api, register, TestEnv, TestUser};
 
 fn setup() -> (TestEnv, TestUser, String, String) {
     let env = TestEnv::new();
@@ -86,4 +86,93 @@ fn message_from_before_the_key_names_the_index() {
     assert_eq!(d[0]["first_known_index"], 1);
     assert_eq!(d[0]["message_index"], 0);
     assert_eq!(d[0]["session_held"], true);
+}
+
+/// A to-device event sent by `from`'s access token to one device.
+fn to_device(env: &TestEnv, from: &str, event_type: &str, user: &str, device: &str, content: Value) {
+    let txn = format!("t{}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos());
+    let body = serde_json::json!({"messages": {user: {device: content}}});
+    let (status, reply) =
+        api("PUT", &env.token(from), &format!("/_matrix/client/v3/sendToDevice/{event_type}/{txn}"), Some(body));
+    assert_eq!(status, 200, "{reply}");
+}
+
+#[test]
+fn withheld_key_damaged_event_and_limit() {
+    let (env, alice, alice_device, room) = setup();
+    let bob_who = env.run("bob", &["--json", "whoami"]).success().records("whoami").remove(0);
+    let alice_who = env.run("alice", &["--json", "whoami"]).success().records("whoami").remove(0);
+    let sent = env.run("alice", &["--json", "send", &room, "withheld from bob"]).success().records("sent");
+    let session = sent[0]["session_id"].as_str().unwrap().to_owned();
+    env.run("bob", &["messages", &room]).success();
+    env.run("bob", &["debug", "forget-room-key", &room, &session, "--yes"]).success();
+    // What a client in "exclude insecure devices" mode sends instead of the
+    // key (unencrypted, as the spec has it).
+    to_device(
+        &env,
+        "alice",
+        "m.room_key.withheld",
+        bob_who["user_id"].as_str().unwrap(),
+        bob_who["device_id"].as_str().unwrap(),
+        serde_json::json!({
+            "algorithm": "m.megolm.v1.aes-sha2", "room_id": room, "session_id": session,
+            "sender_key": alice_who["curve25519"], "code": "m.unverified", "reason": "not verified",
+            "from_device": alice_device,
+        }),
+    );
+    let d = diagnoses(&env, &room);
+    assert_eq!(d.len(), 2, "{d:?}");
+    for x in &d {
+        assert_eq!(x["cause"], "key_withheld", "{x}");
+        assert_eq!(x["withheld_code"], "m.unverified");
+        assert!(x["explanation"].as_str().unwrap().contains("m.unverified"), "{x}");
+    }
+    // --limit looks at the last N events only.
+    let last = env.run("bob", &["--json", "doctor", &room, "--limit", "1"]).code(3).records("diagnosis");
+    assert_eq!(last.len(), 1, "{last:?}");
+
+    // A ciphertext that cannot be decrypted with a key bob holds: "other".
+    // (A new session first: bob lost the current one.)
+    env.run("alice", &["rotate", &room]).success();
+    let fresh = env.run("alice", &["--json", "send", &room, "held"]).success().records("sent");
+    let held = fresh[0]["session_id"].as_str().unwrap().to_owned();
+    env.run("bob", &["messages", &room]).code(3);
+    let bogus = serde_json::json!({
+        "algorithm": "m.megolm.v1.aes-sha2", "ciphertext": "AwgAEiBnb3QgZ2FyYmFnZQ", "sender_key": alice_who["curve25519"],
+        "device_id": alice_device, "session_id": held,
+    });
+    let (status, reply) = api(
+        "PUT",
+        &env.token("alice"),
+        &format!("/_matrix/client/v3/rooms/{}/send/m.room.encrypted/bogus1", crate::common::enc(&room)),
+        Some(bogus),
+    );
+    assert_eq!(status, 200, "{reply}");
+    let one = env
+        .run("bob", &["--json", "doctor", &room, "--event", reply["event_id"].as_str().unwrap()])
+        .code(3)
+        .records("diagnosis");
+    assert_eq!(one[0]["session_held"], true, "{one:?}");
+    assert_eq!(one[0]["cause"], "other", "{one:?}");
+    // The bytes are not a Megolm message at all.
+    assert_eq!(one[0]["reason"], "payload_deserialization_failure", "{one:?}");
+    let _ = alice;
+}
+
+#[test]
+fn a_deleted_sender_device_is_named() {
+    let (env, _alice, alice_device, room) = setup();
+    let sent = env.run("alice", &["--json", "send", &room, "then gone"]).success().records("sent");
+    let session = sent[0]["session_id"].as_str().unwrap().to_owned();
+    env.run("bob", &["messages", &room]).success();
+    env.run("bob", &["debug", "forget-room-key", &room, &session, "--yes"]).success();
+    // alice logs out: the server deletes her device, and bob learns it.
+    env.run("alice", &["logout"]).success();
+    let d = diagnoses(&env, &room);
+    assert!(!d.is_empty());
+    for x in &d {
+        assert_eq!(x["cause"], "sender_device_unknown", "{x}");
+        assert_eq!(x["sender_device"], alice_device.as_str());
+        assert_ne!(x["sender_device_state"], "known", "{x}");
+    }
 }
