@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
-use crate::common::{register, TestEnv};
+use crate::common::{api, enc, register, TestEnv};
 
 fn keys(v: &Value) -> BTreeSet<String> {
     v.as_object().unwrap().keys().cloned().collect()
@@ -122,4 +122,71 @@ fn sessions_reports_counts_against_the_limits_and_no_key_material() {
     // Human output, too, carries the counts.
     let human = env.run("alice", &["sessions", &room]).success();
     assert!(human.stdout.contains("messages  2 of 5 (3 left)"), "{}", human.stdout);
+}
+
+#[test]
+fn sessions_shows_expired_and_invalidated_and_sends_say_why() {
+    let env = TestEnv::new();
+    let (alice, bob, carol) = (register("alice"), register("bob"), register("carol"));
+    env.login("alice", &alice);
+    env.login("bob", &bob);
+    env.login("carol", &carol);
+    let room = env.encrypted_room("alice", &[("bob", &bob), ("carol", &carol)], &["--rotation-msgs", "2"]);
+    let sessions = |env: &TestEnv| env.run("alice", &["--json", "sessions", &room]).success();
+    let send = |text: &str| env.run("alice", &["--json", "send", &room, text]).success().records("sent").remove(0);
+
+    // Two messages reach the limit: expired, and why.
+    send("1");
+    send("2");
+    let out = sessions(&env).records("outbound_session").remove(0);
+    assert_eq!(out["expired"], true, "{out}");
+    assert_eq!(out["expired_reason"], "message_limit");
+    assert_eq!(out["messages_left"], 0);
+    let rotated = send("3");
+    assert_eq!(rotated["rotation"], "message_limit");
+
+    // Discarded by ratchet: invalidated in the store, "forced" at the send.
+    env.run("alice", &["rotate", &room]).success();
+    let out = sessions(&env).records("outbound_session").remove(0);
+    assert_eq!(out["invalidated"], true, "{out}");
+    assert_eq!(send("4")["rotation"], "forced");
+
+    // Discarded by the SDK when someone the session went to leaves (it
+    // does so as the sync brings the leave): "invalidated".
+    send("5");
+    env.run("carol", &["room", "leave", &room]).success();
+    assert_eq!(send("6")["rotation"], "invalidated");
+
+    // ... and when the room's history visibility changes (a setting of the
+    // session that ratchet does not track): sdk.
+    let (status, reply) = api(
+        "PUT",
+        &env.token("alice"),
+        &format!("/_matrix/client/v3/rooms/{}/state/m.room.history_visibility/", enc(&room)),
+        Some(serde_json::json!({"history_visibility": "joined"})),
+    );
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(send("7")["rotation"], "sdk");
+
+    // Each of these messages decrypts at bob.
+    let got = env.run("bob", &["--json", "messages", &room, "--limit", "30"]).success().records("message");
+    let bodies: Vec<&str> = got.iter().filter_map(|m| m["body"].as_str()).collect();
+    for b in ["1", "2", "3", "4", "5", "6", "7"] {
+        assert!(bodies.contains(&b), "bob lacks {b}: {bodies:?}");
+    }
+}
+
+#[test]
+fn olm_with_no_arguments_lists_every_device_with_sessions() {
+    let env = TestEnv::new();
+    let (alice, bob) = (register("alice"), register("bob"));
+    env.login("alice", &alice);
+    let bob_device = env.login("bob", &bob)["device_id"].as_str().unwrap().to_owned();
+    let room = env.encrypted_room("alice", &[("bob", &bob)], &[]);
+    env.run("alice", &["send", &room, "opens a session"]).success();
+    let all = env.run("alice", &["--json", "olm"]).success().records("olm_device");
+    let bobs = all.iter().find(|d| d["device_id"] == bob_device.as_str()).expect("bob's device is listed");
+    assert_eq!(bobs["user_id"], bob.user_id.as_str());
+    assert_eq!(bobs["session_count"], 1);
+    assert_eq!(bobs["choices_differ"], false);
 }
