@@ -221,3 +221,43 @@ fn matrix_sdk_alone_sends_no_m_dummy() {
     let at_alice = p.env.run("alice", &["--json", "sync"]).success();
     assert!(at_alice.records("to_device").is_empty(), "{}", at_alice.stdout);
 }
+
+/// R7 against matrix-sdk's choice, made to differ on purpose: alice makes a
+/// newer session with a nio device (unwedge), but nio keeps writing to her
+/// over the older one. R7 says use the one that last received: the older;
+/// matrix-sdk keeps encrypting with the newest created.
+#[test]
+fn r7_and_the_sdk_choose_differently_when_the_peer_keeps_an_older_session() {
+    use crate::common::peer::NioPeer;
+    let env = TestEnv::new();
+    let (alice, nina) = (register("alice"), register("nina"));
+    env.login("alice", &alice);
+    let nio = NioPeer::login(&env, &nina);
+    let room = env.encrypted_room("alice", &[], &["--invite", &nina.user_id]);
+    nio.join(&env, &room);
+    env.run("alice", &["send", &room, "opens S1"]).success();
+    nio.messages(&env, &room).success();
+    let newer = env.run("alice", &["--json", "unwedge", &nina.user_id, &nio.device_id]).success().records("unwedged");
+    let newer = newer[0]["session_id"].as_str().unwrap().to_owned();
+    // The SDK keeps a session's last use in whole seconds, and ratchet
+    // tells which session just received by that time: let a second pass so
+    // the two sessions' times differ (see e2ee::olm::just_received).
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+
+    let dummy = nio.run(&env, &["olm-dummy-oldest", &alice.user_id, &env_device(&env, "alice")]).success();
+    let older = dummy.records("olm_dummy")[0]["session_id"].as_str().unwrap().to_owned();
+    assert_ne!(older, newer);
+    env.run("alice", &["sync"]).success();
+
+    let view = olm_view(&env, "alice", &nina, &nio.device_id);
+    assert_eq!(view["session_count"], 2, "{view}");
+    assert_eq!(view["r7_choice"].as_str(), Some(older.as_str()), "{view}");
+    assert_eq!(view["sdk_choice"].as_str(), Some(newer.as_str()), "{view}");
+    assert_eq!(view["choices_differ"], true);
+    let human = env.run("alice", &["olm", &nina.user_id, &nio.device_id]).success();
+    assert!(human.stdout.contains("R7"), "{}", human.stdout);
+}
+
+fn env_device(env: &TestEnv, profile: &str) -> String {
+    env.run(profile, &["--json", "whoami"]).success().records("whoami")[0]["device_id"].as_str().unwrap().to_owned()
+}

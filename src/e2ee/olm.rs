@@ -44,7 +44,10 @@ pub(crate) fn sdk_choice(sessions: &[SessionInfo]) -> Option<&SessionInfo> {
 }
 
 /// The session that just received a message: decryption has just moved its
-/// `last_use_time` to the newest.
+/// `last_use_time` to the newest. matrix-sdk exposes no Olm session id with
+/// a decrypted event, and keeps `last_use_time` in whole seconds: when two
+/// sessions were used within the same second, the newer created is taken
+/// (a known limit of ratchet's R7 bookkeeping).
 pub(crate) fn just_received(sessions: &[SessionInfo]) -> Option<&SessionInfo> {
     sessions.iter().max_by_key(|s| (s.last_used_ms, s.created_ms))
 }

@@ -13,6 +13,7 @@ claims against an outside view.
     nio_peer.py STATE_DIR messages ROOM_ID [LIMIT]
     nio_peer.py STATE_DIR send ROOM_ID TEXT...
     nio_peer.py STATE_DIR send-late ROOM_ID TEXT SECONDS   (the key follows later)
+    nio_peer.py STATE_DIR olm-dummy-oldest USER DEVICE      (m.dummy over the oldest Olm session)
 
 Output: JSON lines on stdout (types: login, joined, message, utd, sent).
 Exit 0 on success, 1 on failure, 3 when some events could not be decrypted.
@@ -218,6 +219,25 @@ async def cmd_send_late(client, room_id, text, delay):
     out({"type": "key_sent", "room_id": room_id, "session_id": content["session_id"]})
 
 
+async def cmd_olm_dummy_oldest(client, user, device_id):
+    """Sends an Olm-encrypted m.dummy to one device over the *oldest* Olm
+    session nio holds with it, whatever nio would pick: a peer that keeps
+    using an earlier session, as R7 allows the other side to choose."""
+    await sync(client)
+    device = client.device_store[user][device_id]
+    sessions = list(client.olm.session_store[device.curve25519])
+    if not sessions:
+        fail(f"no Olm session with {user} {device_id}")
+    oldest = min(sessions, key=lambda s: s.creation_time)
+    content = client.olm._olm_encrypt(oldest, device, "m.dummy", {})
+    body = {"messages": {user: {device_id: content}}}
+    method, path, data = Api.to_device(client.access_token, "m.room.encrypted", body, str(uuid4()))
+    response = await client.send(method, path, data, headers={"Content-Type": "application/json"})
+    if response.status != 200:
+        fail(f"to-device failed: {response.status}")
+    out({"type": "olm_dummy", "session_id": oldest.id, "sessions": len(sessions)})
+
+
 async def main(argv):
     if len(argv) < 3:
         fail(__doc__)
@@ -236,6 +256,9 @@ async def main(argv):
             return await cmd_messages(client, args[0], limit)
         if command == "send":
             await cmd_send(client, args[0], args[1:])
+            return 0
+        if command == "olm-dummy-oldest":
+            await cmd_olm_dummy_oldest(client, args[0], args[1])
             return 0
         if command == "send-late":
             await cmd_send_late(client, args[0], args[1], float(args[2]))
