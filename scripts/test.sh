@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it (.ci/run calls exactly this).
 #
-# On a fresh machine it does all its own set-up: the Synapse venv and the
-# nio test peer's venv (pinned, from PyPI), then the debug build. The
+# On a fresh machine it does all its own set-up: faketime (Debian), the
+# Synapse venv and the nio test peer's venv (pinned, from PyPI), then the
+# debug build. The
 # integration tests start their own throwaway Synapse on 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*" >&2; }
+
+step "System packages (faketime)"
+./scripts/setup-system.sh
 
 step "Python test dependencies (Synapse, nio peer)"
 ./scripts/setup-synapse.sh >/dev/null

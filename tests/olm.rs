@@ -261,3 +261,65 @@ fn r7_and_the_sdk_choose_differently_when_the_peer_keeps_an_older_session() {
 fn env_device(env: &TestEnv, profile: &str) -> String {
     env.run(profile, &["--json", "whoami"]).success().records("whoami")[0]["device_id"].as_str().unwrap().to_owned()
 }
+
+/// `profile` runs `args` with its clock moved `offset` ahead (libfaketime's
+/// `faketime`, installed by scripts/setup-system.sh).
+fn run_later(env: &TestEnv, profile: &str, offset: &str, args: &[&str]) -> crate::common::Run {
+    let inner = env.command(profile, args);
+    let mut cmd = std::process::Command::new("faketime");
+    cmd.arg("-f").arg(offset).arg(inner.get_program()).args(inner.get_args());
+    cmd.env_clear();
+    for (k, v) in inner.get_envs() {
+        if let Some(v) = v {
+            cmd.env(k, v);
+        }
+    }
+    env.run_with(cmd, None)
+}
+
+/// What matrix-sdk 0.18 does alone with an undecryptable Olm message from a
+/// device it holds a session with (`sdk/olm.rs`): nothing while its newest
+/// session is under an hour old; past that, it creates a session but never
+/// sends the m.dummy it queues. ratchet's recovery then sends it over the
+/// SDK's session (`created_by: sdk`).
+#[test]
+fn matrix_sdk_unwedges_alone_only_past_an_hour_and_without_m_dummy() {
+    let p = pair();
+    // bob makes S2 and tells alice; her SDK encrypts with S2 from now on.
+    let s2 = p.env.run("bob", &["--json", "unwedge", &p.alice.user_id, &p.alice_device]).success();
+    let s2 = s2.records("unwedged")[0]["session_id"].as_str().unwrap().to_owned();
+    p.env.run("alice", &["sync"]).success();
+    // bob loses S2 only: he still holds S1.
+    p.env.run("bob", &["debug", "forget-olm", &p.alice.user_id, &p.alice_device, "--session", &s2, "--yes"]).success();
+    assert_eq!(olm_view(&p.env, "bob", &p.alice, &p.alice_device)["session_count"], 1);
+    let room_key_over_s2 = || {
+        p.env.run("alice", &["rotate", &p.room]).success();
+        p.env.run("alice", &["send", &p.room, "over S2"]).success();
+    };
+
+    // S1 is minutes old: the SDK does nothing.
+    room_key_over_s2();
+    let now = p.env.run("bob", &["--json", "sync", "--no-recover"]).success();
+    assert!(now.records("to_device").iter().any(|t| t["utd_reason"].is_string()), "{}", now.stdout);
+    assert_eq!(olm_view(&p.env, "bob", &p.alice, &p.alice_device)["session_count"], 1);
+
+    // Two hours on, S1 is over an hour old: the SDK makes a session itself,
+    // and sends nothing over it.
+    room_key_over_s2();
+    run_later(&p.env, "bob", "+2h", &["--json", "sync", "--no-recover"]).success();
+    let view = olm_view(&p.env, "bob", &p.alice, &p.alice_device);
+    assert_eq!(view["session_count"], 2, "{view}");
+    let at_alice = p.env.run("alice", &["--json", "sync"]).success();
+    assert!(to_device(&at_alice, "m.dummy").is_empty(), "{}", at_alice.stdout);
+
+    // Two more hours on, with ratchet's recovery: the SDK makes one again,
+    // and ratchet sends the m.dummy over it.
+    room_key_over_s2();
+    let run = run_later(&p.env, "bob", "+4h", &["--json", "sync"]).success();
+    let created = run.records("recovery");
+    let new = created.iter().find(|r| r["step"] == "new_olm_session").unwrap_or_else(|| panic!("{}", run.stdout));
+    assert_eq!(new["created_by"], "sdk", "{}", run.stdout);
+    assert!(created.iter().any(|r| r["step"] == "dummy_sent"), "{}", run.stdout);
+    let at_alice = p.env.run("alice", &["--json", "sync"]).success();
+    assert_eq!(to_device(&at_alice, "m.dummy").len(), 1, "{}", at_alice.stdout);
+}

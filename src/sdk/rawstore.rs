@@ -74,6 +74,18 @@ impl RawCryptoStore {
         self.delete_exactly(expected, "DELETE FROM session WHERE sender_key = ?", &[&sender_key[..]])
     }
 
+    /// Deletes one Olm session with the device whose identity key is
+    /// `curve25519`.
+    pub(crate) fn delete_olm_session(&mut self, curve25519: &str, session_id: &str) -> CliResult<()> {
+        let sender_key = self.cipher.hash_key("session", curve25519.as_bytes());
+        let session = self.cipher.hash_key("session", session_id.as_bytes());
+        self.delete_exactly(
+            1,
+            "DELETE FROM session WHERE sender_key = ? AND session_id = ?",
+            &[&sender_key[..], &session[..]],
+        )
+    }
+
     /// Deletes one inbound Megolm session of a room.
     pub(crate) fn delete_inbound_group_session(&mut self, room_id: &str, session_id: &str) -> CliResult<()> {
         let room = self.cipher.hash_key("inbound_group_session", room_id.as_bytes());

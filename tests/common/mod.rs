@@ -273,7 +273,7 @@ pub fn run_in_pty(env: &TestEnv, profile: &str, args: &[&str]) -> (i32, String) 
 /// shown on the terminal.
 pub fn run_in_pty_typing(env: &TestEnv, profile: &str, args: &[&str], dialogue: &[(&str, &str)]) -> (i32, String) {
     const SCRIPT: &str = r#"
-import os, pty, sys, select, time
+import os, pty, sys, select, time, termios
 n = int(sys.argv[1])
 pairs = [(sys.argv[2 + 2 * i].encode(), sys.argv[3 + 2 * i].encode()) for i in range(n)]
 argv = sys.argv[2 + 2 * n:]
@@ -286,6 +286,11 @@ while True:
         at = shown.find(pairs[0][0], seen_upto)
         if at >= 0:
             seen_upto = at + len(pairs[0][0])
+            # A secret prompt turns echo off just after printing itself:
+            # wait for that (up to 2 s), as a person's typing would.
+            until = time.time() + 2
+            while time.time() < until and termios.tcgetattr(fd)[3] & termios.ECHO:
+                time.sleep(0.01)
             os.write(fd, pairs[0][1] + b"\r")
             pairs.pop(0)
     ready, _, _ = select.select([fd], [], [], 0.1)

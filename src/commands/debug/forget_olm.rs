@@ -17,11 +17,15 @@ use crate::ui::output::Record;
 /// The device's next Olm message to us (a room key, say) then cannot be
 /// decrypted here, as after a real wedge (R9). Recover with `ratchet sync`,
 /// which creates a new session and sends m.dummy (R10), or `ratchet
-/// unwedge`. Asks for confirmation on a terminal; --yes otherwise.
+/// unwedge`. With --session, only that one session goes: the device may
+/// then still hold an older one, the case where matrix-sdk unwedges by
+/// itself once that older session is an hour old. Asks for confirmation on
+/// a terminal; --yes otherwise.
 ///
-/// Example:
+/// Examples:
 ///
 ///   ratchet debug forget-olm @alice:example.org ALICEDEVICE --yes
+///   ratchet debug forget-olm @alice:example.org ALICEDEVICE --session SESSION_ID --yes
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub(crate) struct ForgetOlmArgs {
@@ -29,6 +33,9 @@ pub(crate) struct ForgetOlmArgs {
     user: String,
     /// The device id
     device: String,
+    /// Delete only this Olm session (an id from `ratchet olm`)
+    #[arg(long, value_name = "SESSION_ID")]
+    session: Option<String>,
     /// Do not ask for confirmation
     #[arg(long)]
     yes: bool,
@@ -67,8 +74,15 @@ pub(crate) async fn cmd_forget_olm(ctx: &mut CommandContext, args: &ForgetOlmArg
     let curve =
         device.curve25519_key().ok_or_else(|| CliError::failed("the device has no curve25519 key"))?.to_base64();
     let ledger = ctx.profile.olm_ledger();
-    let sessions: Vec<String> =
+    let mut sessions: Vec<String> =
         olm::device_sessions(&client, &curve, &ledger).await?.sessions.into_iter().map(|s| s.session_id).collect();
+    if let Some(wanted) = &args.session {
+        if !sessions.contains(wanted) {
+            return Err(CliError::failed(format!("no Olm session {wanted} with {user} {}", args.device))
+                .with_hint(format!("`ratchet olm {user} {}` lists them", args.device)));
+        }
+        sessions.retain(|s| s == wanted);
+    }
     if sessions.is_empty() {
         return Err(CliError::failed(format!("no Olm session with {user} {} to delete", args.device)));
     }
@@ -82,7 +96,11 @@ pub(crate) async fn cmd_forget_olm(ctx: &mut CommandContext, args: &ForgetOlmArg
         ),
     )?;
     let secret = ctx.close_client().await?;
-    RawCryptoStore::open(&ctx.profile.paths().crypto_db(), &secret)?.delete_olm_sessions(&curve, sessions.len())?;
+    let mut store = RawCryptoStore::open(&ctx.profile.paths().crypto_db(), &secret)?;
+    match &args.session {
+        Some(one) => store.delete_olm_session(&curve, one)?,
+        None => store.delete_olm_sessions(&curve, sessions.len())?,
+    }
     ctx.out.data(&ForgotOlmRecord {
         user_id: user.to_string(),
         device_id: args.device.clone(),
