@@ -3,17 +3,12 @@
 //! ratchet decrypts what it sent. An encrypted message only counts as
 //! working when another client has decrypted it.
 
-use crate::common::peer::NioPeer;
-use crate::common::{register, TestEnv};
+use crate::common::TestEnv;
 
 #[test]
 fn nio_decrypts_ratchet_and_ratchet_decrypts_nio() {
     let env = TestEnv::new();
-    let (alice, nina) = (register("alice"), register("nina"));
-    env.login("alice", &alice);
-    let nio = NioPeer::login(&env, &nina);
-    let room = env.encrypted_room("alice", &[], &["--invite", &nina.user_id]);
-    nio.join(&env, &room);
+    let (_alice, nina, nio, room) = env.alice_and_nio();
 
     let texts = ["one", "two", "three"];
     let mut args = vec!["--json", "send", room.as_str()];

@@ -175,20 +175,9 @@ fn device_name_data_dir_and_local_logout() {
     let alice = register("alice");
     let data = env.home().join("elsewhere");
     let data = data.to_str().unwrap();
-    let args = [
-        "--json",
-        "--data-dir",
-        data,
-        "login",
-        "--homeserver",
-        &synapse().url,
-        "--user",
-        &alice.localpart,
-        "--password-stdin",
-        "--device-name",
-        "QA box",
-    ];
-    let login = env.run_stdin("alice", &args, format!("{}\n", alice.password).as_bytes()).success();
+    let login =
+        env.login_with("alice", &alice, &synapse().url, &["--json", "--data-dir", data], &["--device-name", "QA box"]);
+    let login = login.success();
     let device = login.records("login")[0]["device_id"].as_str().unwrap().to_owned();
     // --data-dir holds the profile; the platform data dir is untouched.
     let profile = std::path::Path::new(data).join("alice");

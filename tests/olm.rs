@@ -228,13 +228,8 @@ fn matrix_sdk_alone_sends_no_m_dummy() {
 /// matrix-sdk keeps encrypting with the newest created.
 #[test]
 fn r7_and_the_sdk_choose_differently_when_the_peer_keeps_an_older_session() {
-    use crate::common::peer::NioPeer;
     let env = TestEnv::new();
-    let (alice, nina) = (register("alice"), register("nina"));
-    env.login("alice", &alice);
-    let nio = NioPeer::login(&env, &nina);
-    let room = env.encrypted_room("alice", &[], &["--invite", &nina.user_id]);
-    nio.join(&env, &room);
+    let (alice, nina, nio, room) = env.alice_and_nio();
     env.run("alice", &["send", &room, "opens S1"]).success();
     nio.messages(&env, &room).success();
     let newer = env.run("alice", &["--json", "unwedge", &nina.user_id, &nio.device_id]).success().records("unwedged");
@@ -265,16 +260,7 @@ fn env_device(env: &TestEnv, profile: &str) -> String {
 /// `profile` runs `args` with its clock moved `offset` ahead (libfaketime's
 /// `faketime`, installed by scripts/setup-system.sh).
 fn run_later(env: &TestEnv, profile: &str, offset: &str, args: &[&str]) -> crate::common::Run {
-    let inner = env.command(profile, args);
-    let mut cmd = std::process::Command::new("faketime");
-    cmd.arg("-f").arg(offset).arg(inner.get_program()).args(inner.get_args());
-    cmd.env_clear();
-    for (k, v) in inner.get_envs() {
-        if let Some(v) = v {
-            cmd.env(k, v);
-        }
-    }
-    env.run_with(cmd, None)
+    env.run_with(crate::common::wrapped(env, profile, args, "faketime", &["-f", offset]), None)
 }
 
 /// What matrix-sdk 0.18 does alone with an undecryptable Olm message from a

@@ -76,23 +76,7 @@ fn log_file_traces_everything_but_secrets() {
     let alice = register("alice");
     let log = env.home().join("trace.log");
     let log_arg = log.to_str().unwrap();
-    let run = env
-        .run_stdin(
-            "alice",
-            &[
-                "-vvv",
-                "--log-file",
-                log_arg,
-                "login",
-                "--homeserver",
-                &synapse().url,
-                "--user",
-                &alice.localpart,
-                "--password-stdin",
-            ],
-            format!("{}\n", alice.password).as_bytes(),
-        )
-        .success();
+    let run = env.login_with("alice", &alice, &synapse().url, &["-vvv", "--log-file", log_arg], &[]).success();
     let room = env.encrypted_room("alice", &[], &[]);
     env.run("alice", &["-vvv", "--log-file", log_arg, "send", &room, "traced"]).success();
     let trace = std::fs::read_to_string(&log).unwrap();

@@ -190,26 +190,13 @@ fn io(path: &Path, source: std::io::Error) -> ProfileError {
 mod tests {
     use std::os::unix::fs::PermissionsExt;
 
-    use super::session::StoreSecretSource;
     use super::*;
-
-    fn sample() -> SessionFile {
-        SessionFile {
-            homeserver: "http://127.0.0.1:8008".into(),
-            user_id: "@a:localhost".try_into().unwrap(),
-            device_id: "DEV".into(),
-            access_token: "syt_secret".into(),
-            refresh_token: None,
-            identity_key: "key".into(),
-            store_secret: StoreSecretSource::File,
-        }
-    }
 
     #[test]
     fn session_roundtrip_with_private_permissions() {
         let tmp = tempfile::tempdir().unwrap();
         let profile = Profile::new(tmp.path().join("p"));
-        profile.save_session(&sample()).unwrap();
+        profile.save_session(&session::sample_session()).unwrap();
         let paths = profile.paths();
         let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&paths.session_file), 0o600);

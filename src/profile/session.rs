@@ -113,25 +113,27 @@ pub(crate) fn key_from_hex(text: &str) -> Option<[u8; 32]> {
     Some(key)
 }
 
+/// A session file for unit tests.
+#[cfg(test)]
+pub(crate) fn sample_session() -> SessionFile {
+    SessionFile {
+        homeserver: "http://127.0.0.1:8008".into(),
+        user_id: "@a:localhost".try_into().unwrap(),
+        device_id: "DEV".into(),
+        access_token: "syt_secret".into(),
+        refresh_token: None,
+        identity_key: "key".into(),
+        store_secret: StoreSecretSource::File,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn sample() -> SessionFile {
-        SessionFile {
-            homeserver: "http://127.0.0.1:8008".into(),
-            user_id: "@a:localhost".try_into().unwrap(),
-            device_id: "DEV".into(),
-            access_token: "syt_secret".into(),
-            refresh_token: None,
-            identity_key: "key".into(),
-            store_secret: StoreSecretSource::File,
-        }
-    }
-
     #[test]
     fn debug_never_shows_the_token() {
-        assert!(!format!("{:?}", sample()).contains("syt_secret"));
+        assert!(!format!("{:?}", sample_session()).contains("syt_secret"));
     }
 
     #[test]

@@ -157,15 +157,18 @@ impl TestEnv {
         self.login_at(profile, user, &synapse().url)
     }
 
+    /// `ratchet GLOBAL… login --homeserver URL --user USER --password-stdin
+    /// EXTRA…` with the password piped in; the run, whatever its outcome.
+    pub fn login_with(&self, profile: &str, user: &TestUser, url: &str, global: &[&str], extra: &[&str]) -> Run {
+        let mut args: Vec<&str> = global.to_vec();
+        args.extend(["login", "--homeserver", url, "--user", &user.localpart, "--password-stdin"]);
+        args.extend_from_slice(extra);
+        self.run_stdin(profile, &args, format!("{}\n", user.password).as_bytes())
+    }
+
     /// Logs `user` in on the homeserver at `url`.
     pub fn login_at(&self, profile: &str, user: &TestUser, url: &str) -> Value {
-        let run = self
-            .run_stdin(
-                profile,
-                &["--json", "login", "--homeserver", url, "--user", &user.localpart, "--password-stdin"],
-                format!("{}\n", user.password).as_bytes(),
-            )
-            .success();
+        let run = self.login_with(profile, user, url, &["--json"], &[]).success();
         let records = run.records("login");
         assert_eq!(records.len(), 1, "one login record: {run:?}");
         records[0].clone()
@@ -189,6 +192,17 @@ impl TestEnv {
         env.login("bob", &bob);
         let room = env.encrypted_room("alice", &[("bob", &bob)], extra);
         (env, alice, bob, room)
+    }
+
+    /// alice (profile "alice") and a nio peer (user nina) in a new encrypted
+    /// room made by alice; returns both users, the peer and the room id.
+    pub fn alice_and_nio(&self) -> (TestUser, TestUser, peer::NioPeer, String) {
+        let (alice, nina) = (register("alice"), register("nina"));
+        self.login("alice", &alice);
+        let nio = peer::NioPeer::login(self, &nina);
+        let room = self.encrypted_room("alice", &[], &["--invite", &nina.user_id]);
+        nio.join(self, &room);
+        (alice, nina, nio, room)
     }
 
     /// Creates an encrypted room as `owner`, invites and joins each of
@@ -248,22 +262,27 @@ impl Run {
     }
 }
 
-/// Runs `program args` inside a pseudo-terminal (so stdin *is* a terminal),
-/// using Python's pty module; returns the exit code and everything shown.
-pub fn run_in_pty(env: &TestEnv, profile: &str, args: &[&str]) -> (i32, String) {
+/// `wrapper wrapper_args… ratchet args…`: the ratchet command of `profile`
+/// run by another program (a pty, `faketime`), with ratchet's environment.
+pub fn wrapped(env: &TestEnv, profile: &str, args: &[&str], wrapper: &str, wrapper_args: &[&str]) -> Command {
     let inner = env.command(profile, args);
-    let mut cmd = Command::new("python3");
-    cmd.arg("-c")
-        .arg("import os, pty, sys\nstatus = pty.spawn(sys.argv[1:])\nsys.exit(os.waitstatus_to_exitcode(status))")
-        .arg(inner.get_program())
-        .args(inner.get_args());
+    let mut cmd = Command::new(wrapper);
+    cmd.args(wrapper_args).arg(inner.get_program()).args(inner.get_args());
     cmd.env_clear();
     for (k, v) in inner.get_envs() {
         if let Some(v) = v {
             cmd.env(k, v);
         }
     }
-    let run = env.run_with(cmd, None);
+    cmd
+}
+
+/// Runs `program args` inside a pseudo-terminal (so stdin *is* a terminal),
+/// using Python's pty module; returns the exit code and everything shown.
+pub fn run_in_pty(env: &TestEnv, profile: &str, args: &[&str]) -> (i32, String) {
+    const SCRIPT: &str =
+        "import os, pty, sys\nstatus = pty.spawn(sys.argv[1:])\nsys.exit(os.waitstatus_to_exitcode(status))";
+    let run = env.run_with(wrapped(env, profile, args, "python3", &["-c", SCRIPT]), None);
     (run.code, format!("{}{}", run.stdout, run.stderr))
 }
 
@@ -309,19 +328,11 @@ _, status = os.waitpid(pid, 0)
 sys.stdout.buffer.write(shown)
 sys.exit(os.waitstatus_to_exitcode(status))
 "#;
-    let inner = env.command(profile, args);
-    let mut cmd = Command::new("python3");
-    cmd.arg("-c").arg(SCRIPT).arg(dialogue.len().to_string());
+    let count = dialogue.len().to_string();
+    let mut script_args = vec!["-c", SCRIPT, count.as_str()];
     for (prompt, answer) in dialogue {
-        cmd.arg(prompt).arg(answer);
+        script_args.extend([*prompt, *answer]);
     }
-    cmd.arg(inner.get_program()).args(inner.get_args());
-    cmd.env_clear();
-    for (k, v) in inner.get_envs() {
-        if let Some(v) = v {
-            cmd.env(k, v);
-        }
-    }
-    let run = env.run_with(cmd, None);
+    let run = env.run_with(wrapped(env, profile, args, "python3", &script_args), None);
     (run.code, format!("{}{}", run.stdout, run.stderr))
 }

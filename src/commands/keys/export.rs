@@ -63,9 +63,20 @@ pub(crate) async fn cmd_export(ctx: &mut CommandContext, args: &ExportArgs) -> C
     };
     let mut exported = 0;
     let progress = ctx.out.progress("exporting room keys");
+    // Written beside the target under a temporary name, then moved into
+    // place only if nothing took the name meanwhile: never a clobbered
+    // file, never a half-written one under the name asked for.
+    let dir = match args.file.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let staging = tempfile::Builder::new()
+        .prefix(".ratchet-export-")
+        .tempfile_in(&dir)
+        .map_err(|e| CliError::failed(format!("cannot write in {}", dir.display())).with_source(e))?;
     client
         .encryption()
-        .export_room_keys(args.file.clone(), passphrase.expose(), |s| {
+        .export_room_keys(staging.path().to_owned(), passphrase.expose(), |s| {
             let wanted = room_id.as_deref().is_none_or(|r| s.room_id() == r);
             if wanted {
                 exported += 1;
@@ -73,6 +84,9 @@ pub(crate) async fn cmd_export(ctx: &mut CommandContext, args: &ExportArgs) -> C
             wanted
         })
         .await?;
+    staging.persist_noclobber(&args.file).map_err(|e| {
+        CliError::failed(format!("{} appeared meanwhile; not overwriting it", args.file.display())).with_source(e.error)
+    })?;
     if let Some(bar) = progress {
         bar.finish_and_clear();
     }
