@@ -190,3 +190,18 @@ fn olm_with_no_arguments_lists_every_device_with_sessions() {
     assert_eq!(bobs["session_count"], 1);
     assert_eq!(bobs["choices_differ"], false);
 }
+
+#[test]
+fn read_only_commands_write_no_rule_state() {
+    let (env, _alice, _bob, room) = TestEnv::alice_and_bob(&["--rotation-msgs", "7"]);
+    env.run("alice", &["send", &room, "hi"]).success();
+    let ledger = env.profile_dir("bob").join("megolm.json");
+    for args in [vec!["sessions", &room], vec!["room", "info", &room], vec!["olm"], vec!["doctor", &room]] {
+        env.run("bob", &args).success();
+        assert!(!ledger.exists(), "`{}` wrote megolm.json", args.join(" "));
+    }
+    // ... while the limits they show still come from the room (R3 record
+    // consulted, not written).
+    let info = env.run("bob", &["--json", "room", "info", &room]).success().records("room_info");
+    assert_eq!(info[0]["rotation_period_msgs"], 7);
+}
