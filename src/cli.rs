@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser};
 
 use crate::commands::Command;
+use crate::e2ee::trust::Isolation;
 use crate::ui::output::ColorChoice;
 
 /// A command-line Matrix client that makes end-to-end encryption visible.
@@ -84,6 +85,20 @@ pub(crate) struct GlobalArgs {
     /// Never prompt; fail with a hint instead (implied when stdin is not a terminal)
     #[arg(long, global = true, hide_env_values = true, env = "RATCHET_NO_INPUT", help_heading = "Global options")]
     pub(crate) no_input: bool,
+
+    /// Device isolation (MSC4153): exclude-insecure shares room keys only with, and decrypts only
+    /// from, devices cross-signed by their owner [default: the mode set at login, else
+    /// exclude-insecure]
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        hide_env_values = true,
+        env = "RATCHET_ISOLATION",
+        value_name = "MODE",
+        help_heading = "Global options"
+    )]
+    pub(crate) isolation: Option<Isolation>,
 
     /// Also write a full trace log to this file (tokens and keys are never logged)
     #[arg(

@@ -6,6 +6,7 @@
 
 use matrix_sdk::Client;
 
+use crate::e2ee::trust::Isolation;
 use crate::error::{store_mismatch, CliError, CliResult};
 use crate::profile::session::{SessionFile, StoreSecret, StoreSecretSource};
 use crate::profile::Profile;
@@ -51,7 +52,8 @@ impl CommandContext {
             .with_hint("without it this device's Olm account is gone; log in again to make a new device")
             .with_hint("run `ratchet logout` then `ratchet login`"));
         }
-        let client = self.build_client(&session.homeserver, &secret).await?;
+        let isolation = self.settings.isolation.or(session.isolation).unwrap_or_default();
+        let client = self.build_client(&session.homeserver, &secret, isolation).await?;
         let key = crate::sdk::client::restore(&client, session.matrix_session()).await?;
         if key.as_deref() != Some(session.identity_key.as_str()) {
             return Err(store_mismatch());
@@ -113,8 +115,19 @@ impl CommandContext {
     }
 
     /// A `Client` on this profile's store (see `sdk::client::build`).
-    pub(crate) async fn build_client(&self, homeserver: &str, secret: &StoreSecret) -> CliResult<Client> {
-        crate::sdk::client::build(homeserver, &self.profile.paths().store_dir, secret, self.settings.request_timeout)
-            .await
+    pub(crate) async fn build_client(
+        &self,
+        homeserver: &str,
+        secret: &StoreSecret,
+        isolation: Isolation,
+    ) -> CliResult<Client> {
+        let store = &self.profile.paths().store_dir;
+        crate::sdk::client::build(homeserver, store, secret, self.settings.request_timeout, isolation).await
+    }
+
+    /// The device-isolation mode in force: `--isolation`, else the one set
+    /// at login, else exclude-insecure.
+    pub(crate) fn isolation(&self) -> Isolation {
+        self.settings.isolation.or(self.session().and_then(|s| s.isolation)).unwrap_or_default()
     }
 }

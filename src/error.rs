@@ -148,6 +148,10 @@ impl From<matrix_sdk::Error> for CliError {
                 .with_hint("run `ratchet login`")
                 .with_source(err),
             _ if is_mismatched_account(&err) => store_mismatch().with_source(err),
+            _ if recipient_problem(&err).is_some() => {
+                let e = recipient_problem(&err).expect("checked");
+                e.with_source(err)
+            }
             E::CryptoStoreError(_) => CliError::failed("the crypto store failed").with_source(err),
             _ => CliError::failed(err.to_string()).with_source(err),
         }
@@ -200,6 +204,33 @@ fn is_mismatched_account(err: &matrix_sdk::Error) -> bool {
         _ => None,
     };
     matches!(store, Some(CryptoStoreError::MismatchedAccount { .. }))
+}
+
+/// Room keys could not be shared under the device-isolation mode
+/// (MSC4153): this device or a recipient is not trusted enough.
+fn recipient_problem(err: &matrix_sdk::Error) -> Option<CliError> {
+    use matrix_sdk::encryption::OlmError;
+    use matrix_sdk_crypto::SessionRecipientCollectionError as R;
+    let matrix_sdk::Error::OlmError(olm) = err else { return None };
+    let OlmError::SessionRecipientCollectionError(problem) = &**olm else { return None };
+    let insecure = "in exclude-insecure mode (MSC4153, Element's default) room keys are shared only by a device that \
+                    its owner's identity has signed";
+    Some(match problem {
+        R::CrossSigningNotSetup => CliError::failed("this device has no cross-signing identity")
+            .with_hint(insecure)
+            .with_hint("log in again without --no-bootstrap, or send with --isolation all-devices (legacy)"),
+        R::SendingFromUnverifiedDevice => {
+            CliError::failed("this device is not verified by your cross-signing identity")
+                .with_hint(insecure)
+                .with_hint("verify it from a verified device of yours, or send with --isolation all-devices (legacy)")
+        }
+        R::VerifiedUserChangedIdentity(users) => CliError::failed(format!(
+            "the identity of a user you verified changed ({})",
+            users.iter().map(|u| u.as_str()).collect::<Vec<_>>().join(", ")
+        ))
+        .with_hint("`ratchet identity USER` shows the change"),
+        R::VerifiedUserHasUnsignedDevice(_) => CliError::failed("a verified user has a device they did not sign"),
+    })
 }
 
 pub(crate) fn store_mismatch() -> CliError {

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::cli::GlobalArgs;
+use crate::e2ee::trust::Isolation;
 use crate::error::CliError;
 use crate::profile::session::Secret;
 
@@ -14,6 +15,8 @@ pub(crate) struct Settings {
     /// The profile's directory: the data dir + the profile name.
     pub(crate) profile_dir: PathBuf,
     pub(crate) no_input: bool,
+    /// `--isolation` / `RATCHET_ISOLATION`, if given; else the profile's.
+    pub(crate) isolation: Option<Isolation>,
     pub(crate) request_timeout: Duration,
     pub(crate) lock_timeout: Duration,
     /// `RATCHET_STORE_PASSPHRASE`, if set: the store passphrase then never
@@ -39,6 +42,7 @@ impl Settings {
             profile: global.profile.clone(),
             profile_dir: absolute(base).join(&global.profile),
             no_input: global.no_input,
+            isolation: global.isolation,
             request_timeout: Duration::from_secs(global.timeout),
             lock_timeout: Duration::from_secs(global.lock_timeout),
             store_passphrase_env: secret_env("RATCHET_STORE_PASSPHRASE"),

@@ -68,13 +68,25 @@ struct OlmSession {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[allow(dead_code)]
+struct PrivateKeys {
+    master: bool,
+    self_signing: bool,
+    user_signing: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
 struct Previous {
     rotation_period_msgs: O<u64>,
     rotation_period_ms: O<u64>,
 }
 
 records! {
-    "login" => Login { user_id: S, device_id: S, homeserver: S, profile: S, curve25519: S, ed25519: O<S> }
+    "login" => Login {
+        user_id: S, device_id: S, homeserver: S, profile: S, curve25519: S, ed25519: O<S>, cross_signing: S,
+        cross_signed: bool, isolation: S,
+    }
     "logout" => Logout { user_id: O<S>, device_id: O<S>, server_logout: bool, removed: Vec<S> }
     "whoami" => Whoami { user_id: S, device_id: S, homeserver: S, profile: S, curve25519: S, ed25519: S }
     "room" => Room { room_id: S, name: O<S>, state: S, encrypted: bool }
@@ -84,7 +96,7 @@ records! {
     "room_info" => RoomInfo {
         room_id: S, name: O<S>, encrypted: bool, algorithm: O<S>, rotation_period_msgs: O<u64>,
         rotation_period_msgs_is_default: O<bool>, rotation_period_ms: O<u64>, rotation_period_ms_is_default: O<bool>,
-        kept_by_r3: O<bool>, history_visibility: S, joined_members: usize,
+        kept_by_r3: O<bool>, history_visibility: S, joined_members: usize, isolation: S,
     }
     "sent" => Sent {
         room_id: S, event_id: S, seq: usize, encrypted: bool, session_id: O<S>, message_index: O<u32>,
@@ -123,7 +135,7 @@ records! {
     "outbound_session" => Outbound {
         room_id: S, session_id: S, created_ms: u64, created_precise: bool, age_ms: u64, messages_encrypted: u64,
         rotation_period_msgs: u64, messages_left: u64, rotation_period_ms: u64, time_left_ms: u64, expired: bool,
-        expired_reason: O<S>, invalidated: bool, shared: bool, shared_with: Vec<SharedWith>,
+        expired_reason: O<S>, invalidated: bool, shared: bool, shared_with: Vec<SharedWith>, isolation: S,
     }
     "inbound_session" => Inbound {
         room_id: S, session_id: S, sender_key: S, sender: O<S>, sender_device: O<S>, first_known_index: u32,
@@ -132,8 +144,13 @@ records! {
     "rotated" => Rotated { room_id: S, old_session_id: O<S>, new_session_id: O<S>, to_device_requests: O<usize> }
     "device" => Device {
         user_id: S, device_id: S, display_name: O<S>, curve25519: O<S>, ed25519: O<S>, verified: bool,
-        local_trust: S, own: bool, deleted: bool,
+        cross_signed_by_owner: bool, local_trust: S, own: bool, deleted: bool,
     }
+    "identity" => Identity {
+        user_id: S, own: bool, master_key: O<S>, verified: bool, previously_verified: bool,
+        verification_violation: bool, this_device_cross_signed: O<bool>, private_keys: O<PrivateKeys>,
+    }
+    "local_trust" => LocalTrust { user_id: S, device_id: S, local_trust: S, previous: S }
     "olm_device" => OlmDevice {
         user_id: S, device_id: S, curve25519: S, session_count: usize, r8_min_cap: usize,
         sessions: Vec<OlmSession>, r7_choice: O<S>, sdk_choice: O<S>, choices_differ: bool,
@@ -210,6 +227,10 @@ fn every_command_s_json_matches_the_documented_records() {
     take(env.run("alice", &["--json", "rotate", &room, "--share"]).success());
     take(env.run("alice", &["--json", "devices", &bob.user_id]).success());
     take(env.run("alice", &["--json", "olm", &bob.user_id]).success());
+    take(env.run("alice", &["--json", "identity"]).success());
+    take(env.run("alice", &["--json", "identity", &bob.user_id]).success());
+    take(env.run("alice", &["--json", "trust", &bob.user_id, &bob_device, "ignored"]).success());
+    take(env.run("alice", &["--json", "trust", &bob.user_id, &bob_device, "unset"]).success());
     take(env.run("alice", &["--json", "unwedge", &bob.user_id, &bob_device]).success());
     take(env.run("bob", &["--json", "keys", "request", &room]).success());
     let file = env.home().join("k.txt");

@@ -102,6 +102,7 @@ fn sessions_reports_counts_against_the_limits_and_no_key_material() {
         "invalidated",
         "shared",
         "shared_with",
+        "isolation",
     ]
     .iter()
     .map(|s| s.to_string())

@@ -20,7 +20,7 @@ fn send(env: &TestEnv, room: &str, texts: &[&str]) -> Vec<Value> {
 fn rotation_by_count_is_exact_within_and_across_processes() {
     let env = TestEnv::new();
     let (alice, bob, nina) = (register("alice"), register("bob"), register("nina"));
-    env.login("alice", &alice);
+    env.login_all_devices("alice", &alice);
     env.login("bob", &bob);
     let nio = NioPeer::login(&env, &nina);
     let room = env.encrypted_room("alice", &[("bob", &bob)], &["--rotation-msgs", "3", "--invite", &nina.user_id]);

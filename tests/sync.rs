@@ -130,8 +130,8 @@ fn follow_reports_late_decryptions_and_rotations() {
     use crate::common::peer::NioPeer;
     let env = TestEnv::new();
     let (alice, bob, nina) = (register("alice"), register("bob"), register("nina"));
-    env.login("alice", &alice);
-    env.login("bob", &bob);
+    env.login_all_devices("alice", &alice);
+    env.login_all_devices("bob", &bob);
     let nio = NioPeer::login(&env, &nina);
     let room = env.encrypted_room("alice", &[("bob", &bob)], &["--invite", &nina.user_id]);
     nio.join(&env, &room);

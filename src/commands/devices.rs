@@ -6,6 +6,7 @@ use serde::Serialize;
 use tracing::instrument;
 
 use crate::context::CommandContext;
+use crate::e2ee::trust::LocalTrust;
 use crate::error::{CliError, CliResult};
 use crate::rooms;
 use crate::ui::output::Record;
@@ -35,8 +36,12 @@ pub(crate) struct DeviceRecord {
     ed25519: Option<String>,
     /// Cross-signed by its owner, or locally verified.
     verified: bool,
-    /// Our local trust setting: unset, verified, blacklisted or ignored.
-    local_trust: &'static str,
+    /// Signed by its owner's cross-signing identity. A device that is not is
+    /// "insecure" in MSC4153's sense: in exclude-insecure mode it gets no
+    /// room keys and what it sends is not decrypted.
+    cross_signed_by_owner: bool,
+    /// Our local trust setting.
+    local_trust: LocalTrust,
     /// This profile's own device.
     own: bool,
     /// The server no longer lists it.
@@ -47,14 +52,15 @@ impl Record for DeviceRecord {
     const TYPE: &'static str = "device";
     fn human(&self) -> String {
         let mut flags = vec![if self.verified { "verified" } else { "unverified" }];
+        flags.push(if self.cross_signed_by_owner { "cross-signed" } else { "insecure: not cross-signed by its owner" });
         if self.own {
             flags.push("this device");
         }
         if self.deleted {
             flags.push("deleted");
         }
-        if self.local_trust != "unset" && self.local_trust != "verified" {
-            flags.push(self.local_trust);
+        if matches!(self.local_trust, LocalTrust::Blacklisted | LocalTrust::Ignored) {
+            flags.push(self.local_trust.name());
         }
         format!(
             "{} {}  \"{}\"  [{}]\n  curve25519 {}\n  ed25519    {}",
@@ -99,12 +105,8 @@ pub(crate) async fn cmd_devices(ctx: &mut CommandContext, args: &DevicesArgs) ->
                 curve25519: d.curve25519_key().map(|k| k.to_base64()),
                 ed25519: d.ed25519_key().map(|k| k.to_base64()),
                 verified: d.is_verified(),
-                local_trust: match d.local_trust_state() {
-                    matrix_sdk::encryption::LocalTrust::Verified => "verified",
-                    matrix_sdk::encryption::LocalTrust::BlackListed => "blacklisted",
-                    matrix_sdk::encryption::LocalTrust::Ignored => "ignored",
-                    _ => "unset",
-                },
+                cross_signed_by_owner: d.is_cross_signed_by_owner(),
+                local_trust: crate::sdk::trust::local_trust_of(d.local_trust_state()),
                 own: *user == own_user && d.device_id() == own_device,
                 deleted: d.is_deleted(),
             })?;

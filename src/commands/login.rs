@@ -7,6 +7,7 @@ use serde::Serialize;
 use tracing::instrument;
 
 use crate::context::CommandContext;
+use crate::e2ee::trust::{CrossSigningAtLogin, Isolation};
 use crate::error::{CliError, CliResult, ErrorKind};
 use crate::profile::session::{self, Secret, SessionFile, StoreSecret, StoreSecretSource};
 use crate::sdk;
@@ -22,6 +23,16 @@ use crate::ui::prompt;
 /// The device's store is encrypted: with a random key kept in
 /// `<profile>/store.key` (0600), or with RATCHET_STORE_PASSPHRASE if set at
 /// login (then nothing is written to disk and it must be set on every run).
+///
+/// Cross-signing (MSC4153): on an account with no cross-signing identity,
+/// login creates one (master, self-signing and user-signing keys, uploaded
+/// with the login password where the server asks for it) and signs this
+/// device with it, as Element does on a first login; other users' clients
+/// in "exclude insecure devices" mode then share keys with this device and
+/// decrypt what it sends. On an account that already has an identity, this
+/// device is not yet signed by it: login says so, and how to verify it.
+/// --no-bootstrap skips all of this. --isolation given here is remembered
+/// for the profile.
 ///
 /// Examples:
 ///
@@ -45,6 +56,10 @@ pub(crate) struct LoginArgs {
     /// Read the password from the first line of stdin
     #[arg(long)]
     password_stdin: bool,
+
+    /// Do not create a cross-signing identity (the device stays insecure in MSC4153's sense)
+    #[arg(long)]
+    no_bootstrap: bool,
 }
 
 #[derive(Debug, Serialize, schemars::JsonSchema)]
@@ -55,19 +70,31 @@ pub(crate) struct LoginRecord {
     profile: String,
     curve25519: String,
     ed25519: Option<String>,
+    /// What login did about cross-signing.
+    cross_signing: CrossSigningAtLogin,
+    /// Whether this device is now cross-signed by its owner.
+    cross_signed: bool,
+    /// The device-isolation mode of the profile.
+    isolation: Isolation,
 }
 
 impl Record for LoginRecord {
     const TYPE: &'static str = "login";
     fn human(&self) -> String {
+        let cross_signing = match self.cross_signing {
+            CrossSigningAtLogin::Created => "identity created; this device is signed by it",
+            CrossSigningAtLogin::Existing => "the account has an identity; this device is NOT verified yet",
+            CrossSigningAtLogin::Skipped => "skipped (--no-bootstrap); this device is not cross-signed",
+        };
         format!(
-            "Logged in as {} (device {}) on {}\nprofile:    {}\ncurve25519: {}\ned25519:    {}",
+            "Logged in as {} (device {}) on {}\nprofile:    {}\ncurve25519: {}\ned25519:    {}\ncross-signing: {cross_signing}\nisolation:  {}",
             self.user_id,
             self.device_id,
             self.homeserver,
             self.profile,
             self.curve25519,
-            self.ed25519.as_deref().unwrap_or("?")
+            self.ed25519.as_deref().unwrap_or("?"),
+            self.isolation.name()
         )
     }
 }
@@ -129,7 +156,8 @@ async fn login_and_save(
     secret: &StoreSecret,
     source: StoreSecretSource,
 ) -> CliResult<LoginRecord> {
-    let client = ctx.build_client(&args.homeserver, secret).await?;
+    let isolation = ctx.settings.isolation.unwrap_or_default();
+    let client = ctx.build_client(&args.homeserver, secret, isolation).await?;
     ctx.out.status(format!("Logging in to {} as {}…", args.homeserver, args.user));
     let response = client
         .matrix_auth()
@@ -160,8 +188,25 @@ async fn login_and_save(
     }
     sdk::keys::upload_device_keys(&client).await?;
     client.sync_once(SyncSettings::default().timeout(std::time::Duration::ZERO)).await?;
+    let cross_signing = if args.no_bootstrap {
+        CrossSigningAtLogin::Skipped
+    } else {
+        sdk::trust::bootstrap_at_login(&client, password).await?
+    };
+    let cross_signed = sdk::trust::own_device_cross_signed(&client).await?;
     if let Some(bar) = progress {
         bar.finish_and_clear();
+    }
+    if cross_signing == CrossSigningAtLogin::Existing {
+        ctx.out.warn(
+            "this account already has a cross-signing identity, and this new device is not verified by it: \
+             other users' clients in \"exclude insecure devices\" mode (Element's default) will neither share \
+             room keys with it nor decrypt what it sends",
+        );
+        ctx.out.status(
+            "Verify it from another device of yours that is verified (in Element: Settings, Sessions, this session, \
+             Verify); `ratchet identity` shows where it stands.",
+        );
     }
 
     let curve25519 = client
@@ -178,6 +223,7 @@ async fn login_and_save(
         refresh_token: response.refresh_token.clone(),
         identity_key: curve25519.clone(),
         store_secret: source,
+        isolation: ctx.settings.isolation,
     };
     ctx.profile.save_session(&saved)?;
     Ok(LoginRecord {
@@ -187,6 +233,9 @@ async fn login_and_save(
         profile: ctx.settings.profile.clone(),
         curve25519,
         ed25519: client.encryption().ed25519_key().await,
+        cross_signing,
+        cross_signed,
+        isolation,
     })
 }
 

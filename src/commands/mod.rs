@@ -13,6 +13,7 @@ pub(crate) mod debug;
 pub(crate) mod devices;
 pub(crate) mod doctor;
 pub(crate) mod encrypt;
+pub(crate) mod identity;
 pub(crate) mod keys;
 pub(crate) mod login;
 pub(crate) mod logout;
@@ -23,6 +24,7 @@ pub(crate) mod rotate;
 pub(crate) mod send;
 pub(crate) mod sessions;
 pub(crate) mod sync;
+pub(crate) mod trust;
 pub(crate) mod unwedge;
 pub(crate) mod whoami;
 
@@ -41,6 +43,8 @@ pub(crate) enum Command {
     #[command(alias = "discard-session")]
     Rotate(rotate::RotateArgs),
     Devices(devices::DevicesArgs),
+    Identity(identity::IdentityArgs),
+    Trust(trust::TrustArgs),
     Olm(olm::OlmArgs),
     Unwedge(unwedge::UnwedgeArgs),
     Doctor(doctor::DoctorArgs),
@@ -65,6 +69,8 @@ pub(crate) async fn run_command(ctx: &mut CommandContext, command: &Command) -> 
         Command::Sessions(args) => sessions::cmd_sessions(ctx, args).await,
         Command::Rotate(args) => rotate::cmd_rotate(ctx, args).await,
         Command::Devices(args) => devices::cmd_devices(ctx, args).await,
+        Command::Identity(args) => identity::cmd_identity(ctx, args).await,
+        Command::Trust(args) => trust::cmd_trust(ctx, args).await,
         Command::Olm(args) => olm::cmd_olm(ctx, args).await,
         Command::Unwedge(args) => unwedge::cmd_unwedge(ctx, args).await,
         Command::Doctor(args) => doctor::cmd_doctor(ctx, args).await,

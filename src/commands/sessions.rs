@@ -8,6 +8,7 @@ use tracing::instrument;
 use crate::clock::format_ts;
 use crate::context::CommandContext;
 use crate::e2ee::rotation::SharedWith;
+use crate::e2ee::trust::Isolation;
 use crate::error::{CliError, CliResult};
 use crate::events::short;
 use crate::rooms;
@@ -55,6 +56,9 @@ pub(crate) struct OutboundRecord {
     invalidated: bool,
     shared: bool,
     shared_with: Vec<SharedWith>,
+    /// This profile's device-isolation mode (MSC4153): in exclude-insecure,
+    /// devices not cross-signed by their owner show `withheld: m.unverified`.
+    isolation: Isolation,
 }
 
 impl Record for OutboundRecord {
@@ -76,7 +80,11 @@ impl Record for OutboundRecord {
         } else if let Some(reason) = self.expired_reason {
             s.push_str(&format!("\n  EXPIRED ({reason}): the next message starts a new session"));
         }
-        s.push_str(&format!("\n  shared with {} device(s)", self.shared_with.len()));
+        s.push_str(&format!(
+            "\n  shared with {} device(s) (isolation: {})",
+            self.shared_with.len(),
+            self.isolation.name()
+        ));
         for d in &self.shared_with {
             let how = match (&d.message_index, &d.withheld) {
                 (Some(i), _) => format!("from index {i}"),
@@ -155,6 +163,7 @@ pub(crate) async fn cmd_sessions(ctx: &mut CommandContext, args: &SessionsArgs) 
                 invalidated: o.invalidated,
                 shared: o.shared,
                 shared_with: o.shared_with,
+                isolation: ctx.isolation(),
             })?;
         }
         None => ctx.out.status("No outbound session: the next message starts one."),

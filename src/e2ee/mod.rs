@@ -7,6 +7,7 @@
 //! | R1–R5      | [`rotation`] |
 //! | R7–R11     | [`olm`]      |
 //! | R9–R11, R13 (steps of a recovery) | [`recovery`] |
+//! | MSC4153 device isolation, local trust | [`trust`] |
 //!
 //! Where matrix-sdk deviates from these rules, the deviation is named in
 //! `sdk/`, where ratchet works around it.
@@ -14,3 +15,4 @@
 pub(crate) mod olm;
 pub(crate) mod recovery;
 pub(crate) mod rotation;
+pub(crate) mod trust;

@@ -11,6 +11,8 @@ use matrix_sdk::{SessionMeta, SessionTokens};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
+use crate::e2ee::trust::Isolation;
+
 /// A secret string (a password, a passphrase) whose `Debug` never shows it
 /// and whose memory is wiped when dropped.
 #[derive(Clone)]
@@ -47,6 +49,10 @@ pub(crate) struct SessionFile {
     /// Whether the store is unlocked by the generated key in `store.key` or
     /// by the passphrase in `RATCHET_STORE_PASSPHRASE`.
     pub(crate) store_secret: StoreSecretSource,
+    /// The device-isolation mode chosen at login with `--isolation`, if one
+    /// was; `--isolation` on a later command overrides it for that command.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) isolation: Option<Isolation>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -124,6 +130,7 @@ pub(crate) fn sample_session() -> SessionFile {
         refresh_token: None,
         identity_key: "key".into(),
         store_secret: StoreSecretSource::File,
+        isolation: None,
     }
 }
 

@@ -10,6 +10,7 @@ use matrix_sdk::cross_process_lock::CrossProcessLockConfig;
 use matrix_sdk::store::RoomLoadSettings;
 use matrix_sdk::{Client, SqliteStoreConfig};
 
+use crate::e2ee::trust::Isolation;
 use crate::error::{CliError, CliResult};
 use crate::profile::session::StoreSecret;
 
@@ -30,7 +31,9 @@ pub(crate) async fn build(
     store: &Path,
     secret: &StoreSecret,
     request_timeout: Duration,
+    isolation: Isolation,
 ) -> CliResult<Client> {
+    let _ = super::ISOLATION.set(isolation);
     let store_config = match secret {
         StoreSecret::Key(key) => SqliteStoreConfig::new(store).key(Some(&**key)),
         StoreSecret::Passphrase(p) => SqliteStoreConfig::new(store).passphrase(Some(p.expose())),
@@ -59,6 +62,7 @@ pub(crate) async fn build(
         .store_config(stores)
         .request_config(requests)
         .with_room_key_recipient_strategy(super::recipient_strategy())
+        .with_decryption_settings(super::decryption_settings(isolation))
         // History sharing on invite (MSC4268) needs cross-signing, which
         // ratchet does not set up: the SDK would only warn on every invite.
         .with_enable_share_history_on_invite(false);

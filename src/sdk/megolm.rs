@@ -207,8 +207,10 @@ pub(crate) async fn preshare(room: &Room) -> CliResult<usize> {
     Ok(requests.len())
 }
 
+/// An Olm error from sharing a room key, classified like the SDK's own
+/// (a recipient problem under MSC4153 says so).
 fn olm_error(e: matrix_sdk::encryption::OlmError) -> CliError {
-    CliError::failed("an Olm operation failed").with_source(e)
+    CliError::from(matrix_sdk::Error::from(e))
 }
 
 /// The state before one encrypted send.

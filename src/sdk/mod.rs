@@ -23,9 +23,12 @@ pub(crate) mod megolm;
 pub(crate) mod olm;
 pub(crate) mod rawstore;
 pub(crate) mod recovery;
+pub(crate) mod trust;
 
 use matrix_sdk::Client;
-use matrix_sdk_crypto::{CollectStrategy, OlmMachine};
+use matrix_sdk_crypto::{CollectStrategy, DecryptionSettings, OlmMachine, TrustRequirement};
+
+use crate::e2ee::trust::Isolation;
 
 use crate::error::{CliError, CliResult};
 
@@ -36,11 +39,31 @@ async fn machine(client: &Client) -> CliResult<OlmMachine> {
     client.olm_machine_for_testing().await.clone().ok_or_else(|| CliError::internal("no crypto machine after login"))
 }
 
-/// Who gets room keys. Given to the client builder and used by
+/// This process's device-isolation mode, set once where the client is
+/// built ([`client::build`]; one client per process).
+static ISOLATION: std::sync::OnceLock<Isolation> = std::sync::OnceLock::new();
+
+/// Who gets room keys (MSC4153). Given to the client builder and used by
 /// [`megolm::preshare`], so a pre-shared session goes to exactly the devices
-/// a send would reach.
+/// a send would reach. `IdentityBasedStrategy` is what Element uses in its
+/// "exclude insecure devices" mode: devices not cross-signed by their owner
+/// get `m.room_key.withheld` with `m.unverified`.
 pub(crate) fn recipient_strategy() -> CollectStrategy {
-    CollectStrategy::AllDevices
+    match ISOLATION.get().copied().unwrap_or_default() {
+        Isolation::ExcludeInsecure => CollectStrategy::IdentityBasedStrategy,
+        Isolation::AllDevices => CollectStrategy::AllDevices,
+    }
+}
+
+/// Whose events are decrypted (MSC4153). `CrossSignedOrLegacy`, not
+/// `CrossSigned`: keys that came from a backup or were forwarded carry no
+/// sender trust and decrypt only under the former.
+fn decryption_settings(isolation: Isolation) -> DecryptionSettings {
+    let sender_device_trust_requirement = match isolation {
+        Isolation::ExcludeInsecure => TrustRequirement::CrossSignedOrLegacy,
+        Isolation::AllDevices => TrustRequirement::Untrusted,
+    };
+    DecryptionSettings { sender_device_trust_requirement }
 }
 
 /// One incremental sync that returns at once (never long-polls).

@@ -26,7 +26,9 @@ use matrix_sdk::Client;
 use matrix_sdk_crypto::store::CryptoStore;
 use serde::Serialize;
 
-use super::{machine, recipient_strategy};
+use matrix_sdk_crypto::CollectStrategy;
+
+use super::machine;
 use crate::e2ee::olm::{just_received, r7_choice, sdk_choice, SessionInfo};
 use crate::error::{CliError, CliResult};
 use crate::profile::olm_ledger::OlmLedger;
@@ -149,7 +151,9 @@ pub(crate) async fn send_dummy(client: &Client, user: &UserId, device: &DeviceId
         .await
         .map_err(|e| CliError::failed("could not read the device").with_source(e))?
         .ok_or_else(|| CliError::internal("device vanished"))?
-        .encrypt_event_raw("m.dummy", &serde_json::json!({}), recipient_strategy())
+        // The m.dummy only announces a session (R10): it goes to the device
+        // whatever its trust, as an unwedging must.
+        .encrypt_event_raw("m.dummy", &serde_json::json!({}), CollectStrategy::AllDevices)
         .await
         .map_err(|e| CliError::failed("could not encrypt the m.dummy").with_source(e))?;
     let messages = BTreeMap::from([(

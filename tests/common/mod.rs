@@ -30,6 +30,8 @@ pub const COMMANDS: &[&[&str]] = &[
     &["sessions"],
     &["rotate"],
     &["devices"],
+    &["identity"],
+    &["trust"],
     &["olm"],
     &["unwedge"],
     &["doctor"],
@@ -166,6 +168,15 @@ impl TestEnv {
         self.run_stdin(profile, &args, format!("{}\n", user.password).as_bytes())
     }
 
+    /// Logs `user` in with `--isolation all-devices` (remembered for the
+    /// profile): for tests with the nio peer, which cannot cross-sign its
+    /// device, so in exclude-insecure mode (MSC4153) neither side would read
+    /// the other.
+    pub fn login_all_devices(&self, profile: &str, user: &TestUser) -> Value {
+        let run = self.login_with(profile, user, &synapse().url, &["--json", "--isolation", "all-devices"], &[]);
+        run.success().records("login").remove(0)
+    }
+
     /// Logs `user` in on the homeserver at `url`.
     pub fn login_at(&self, profile: &str, user: &TestUser, url: &str) -> Value {
         let run = self.login_with(profile, user, url, &["--json"], &[]).success();
@@ -194,11 +205,12 @@ impl TestEnv {
         (env, alice, bob, room)
     }
 
-    /// alice (profile "alice") and a nio peer (user nina) in a new encrypted
-    /// room made by alice; returns both users, the peer and the room id.
+    /// alice (profile "alice", all-devices isolation) and a nio peer (user
+    /// nina) in a new encrypted room made by alice; returns both users, the
+    /// peer and the room id.
     pub fn alice_and_nio(&self) -> (TestUser, TestUser, peer::NioPeer, String) {
         let (alice, nina) = (register("alice"), register("nina"));
-        self.login("alice", &alice);
+        self.login_all_devices("alice", &alice);
         let nio = peer::NioPeer::login(self, &nina);
         let room = self.encrypted_room("alice", &[], &["--invite", &nina.user_id]);
         nio.join(self, &room);

@@ -8,6 +8,7 @@ use tracing::instrument;
 
 use crate::context::CommandContext;
 use crate::e2ee::rotation::RoomLimits;
+use crate::e2ee::trust::Isolation;
 use crate::error::CliResult;
 use crate::rooms;
 use crate::sdk::megolm;
@@ -40,6 +41,8 @@ pub(crate) struct RoomInfoRecord {
     limits: Option<RoomLimits>,
     history_visibility: String,
     joined_members: usize,
+    /// This profile's device-isolation mode (MSC4153): who gets its room keys.
+    isolation: Isolation,
 }
 
 impl Record for RoomInfoRecord {
@@ -51,6 +54,7 @@ impl Record for RoomInfoRecord {
         }
         s.push_str(&format!("\nmembers    {} joined", self.joined_members));
         s.push_str(&format!("\nhistory    {}", self.history_visibility));
+        s.push_str(&format!("\nisolation  {}", self.isolation.name()));
         match (&self.algorithm, &self.limits) {
             (Some(alg), Some(l)) => {
                 let mark = |d: bool| if d { "  (default)" } else { "" };
@@ -87,5 +91,6 @@ pub(crate) async fn cmd_info(ctx: &mut CommandContext, args: &InfoArgs) -> CliRe
         limits,
         history_visibility: room.history_visibility_or_default().to_string(),
         joined_members: room.members(RoomMemberships::JOIN).await?.len(),
+        isolation: ctx.isolation(),
     })
 }

@@ -1,0 +1,114 @@
+//! `ratchet identity`: a user's cross-signing identity as this device sees
+//! it, and for your own, where this device stands.
+
+use clap::Args;
+use serde::Serialize;
+use tracing::instrument;
+
+use crate::context::CommandContext;
+use crate::error::{CliError, CliResult};
+use crate::rooms;
+use crate::sdk::trust::{self, PrivateKeys};
+use crate::ui::output::Record;
+
+/// Show a cross-signing identity: yours by default, or another user's.
+///
+/// For your own user: the master key, whether this device is cross-signed
+/// by it (MSC4153's "secure" device: Element users' clients share keys with
+/// it and decrypt what it sends only then), and which private cross-signing
+/// keys this device holds. For another user: their master key, whether you
+/// verified them, and whether their identity changed since you did (a
+/// verification violation: messages to them are refused until you look).
+/// Asks the server for the current keys first.
+///
+/// Examples:
+///
+///   ratchet identity
+///   ratchet --json identity @bob:example.org | jq .verification_violation
+#[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
+pub(crate) struct IdentityArgs {
+    /// User id (@bob:example.org) or a bare name on your server; default: yourself
+    user: Option<String>,
+}
+
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(crate) struct IdentityRecord {
+    user_id: String,
+    /// Your own identity.
+    own: bool,
+    /// The master key (base64); null when the user has no cross-signing identity.
+    master_key: Option<String>,
+    /// Own identity: trusted on this device. Another user: verified by you.
+    verified: bool,
+    previously_verified: bool,
+    /// Verified once, and the identity changed since.
+    verification_violation: bool,
+    /// Own identity only: whether this device is signed by it.
+    this_device_cross_signed: Option<bool>,
+    /// Own identity only: the private keys this device holds.
+    private_keys: Option<PrivateKeys>,
+}
+
+impl Record for IdentityRecord {
+    const TYPE: &'static str = "identity";
+    fn human(&self) -> String {
+        let Some(master) = &self.master_key else {
+            return format!("{}  no cross-signing identity", self.user_id);
+        };
+        let mut s = format!("{}\n  master key  {master}", self.user_id);
+        if self.own {
+            let signed = self.this_device_cross_signed.unwrap_or(false);
+            s.push_str(&format!(
+                "\n  this device {}",
+                if signed { "cross-signed (secure)" } else { "NOT cross-signed (insecure: verify it)" }
+            ));
+            if let Some(k) = &self.private_keys {
+                let held: Vec<&str> =
+                    [(k.master, "master"), (k.self_signing, "self-signing"), (k.user_signing, "user-signing")]
+                        .iter()
+                        .filter(|(has, _)| *has)
+                        .map(|(_, name)| *name)
+                        .collect();
+                s.push_str(&format!(
+                    "\n  private keys here: {}",
+                    if held.is_empty() { "none".to_owned() } else { held.join(", ") }
+                ));
+            }
+        } else {
+            s.push_str(&format!("\n  verified by you: {}", if self.verified { "yes" } else { "no" }));
+            if self.verification_violation {
+                s.push_str("\n  VERIFICATION VIOLATION: their identity changed since you verified them");
+            }
+        }
+        s
+    }
+}
+
+#[instrument(skip_all)]
+pub(crate) async fn cmd_identity(ctx: &mut CommandContext, args: &IdentityArgs) -> CliResult {
+    let client = ctx.client().await?;
+    let own_user = client.user_id().ok_or_else(|| CliError::internal("no user id"))?.to_owned();
+    let user = match &args.user {
+        Some(u) => rooms::parse_user(u, &own_user)?,
+        None => own_user.clone(),
+    };
+    let own = user == own_user;
+    let found = trust::identity(&client, &user).await?;
+    let (this_device_cross_signed, private_keys) = if own {
+        let (signed, keys) = trust::own_state(&client).await?;
+        (Some(signed), Some(keys))
+    } else {
+        (None, None)
+    };
+    ctx.out.data(&IdentityRecord {
+        user_id: user.to_string(),
+        own,
+        master_key: found.master_key,
+        verified: found.verified,
+        previously_verified: found.previously_verified,
+        verification_violation: found.verification_violation,
+        this_device_cross_signed,
+        private_keys,
+    })
+}

@@ -1,0 +1,151 @@
+//! Cross-signing and device trust in matrix-sdk: bootstrapping an identity
+//! at login, reading identities and devices, and setting local trust.
+//!
+//! Pitfalls from the sources (shared/trust-layer.md §1):
+//! * `bootstrap_cross_signing` on an account that already has an identity
+//!   *replaces* it; only `bootstrap_cross_signing_if_needed` is used here,
+//!   and only after a keys query has told whether one exists.
+//! * After a bootstrap the store's copy of this device carries the new
+//!   signature only after a keys query for our own user: [`own_state`]
+//!   queries before it answers.
+//! * The SDK's `verification_state()` is computed by its start-up task,
+//!   which ratchet parks (`sdk::client`): it is computed here instead.
+
+use matrix_sdk::encryption::identities::UserIdentity;
+use matrix_sdk::ruma::api::client::uiaa;
+use matrix_sdk::ruma::{DeviceId, UserId};
+use matrix_sdk::Client;
+
+use crate::e2ee::trust::{CrossSigningAtLogin, LocalTrust};
+use crate::error::{CliError, CliResult};
+use crate::profile::session::Secret;
+
+/// At login: creates the account's cross-signing identity if it has none
+/// (master, self-signing and user-signing keys) and signs this device with
+/// it, as Element does on a first login. The upload's user-interactive auth,
+/// where the server asks for it, uses the login password. An account that
+/// already has an identity is left alone: this device must be verified.
+pub(crate) async fn bootstrap_at_login(client: &Client, password: &Secret) -> CliResult<CrossSigningAtLogin> {
+    let own = client.user_id().ok_or_else(|| CliError::internal("no user id after login"))?.to_owned();
+    let encryption = client.encryption();
+    if encryption.request_user_identity(&own).await?.is_some() {
+        return Ok(CrossSigningAtLogin::Existing);
+    }
+    if let Err(first) = encryption.bootstrap_cross_signing_if_needed(None).await {
+        let Some(info) = first.as_uiaa_response() else {
+            return Err(CliError::failed("could not set up cross-signing").with_source(first));
+        };
+        let mut auth = uiaa::Password::new(uiaa::UserIdentifier::from(own.clone()), password.expose().to_owned());
+        auth.session = info.session.clone();
+        // The identity the first call created locally is reused, not
+        // replaced (its private keys are in the store now).
+        encryption
+            .bootstrap_cross_signing(Some(uiaa::AuthData::Password(auth)))
+            .await
+            .map_err(|e| CliError::failed("could not upload the cross-signing keys").with_source(e))?;
+    }
+    // The new signature on this device reaches the store with the next
+    // keys query for our own user.
+    encryption.request_user_identity(&own).await?;
+    Ok(CrossSigningAtLogin::Created)
+}
+
+/// The private cross-signing keys this device holds.
+#[derive(Debug, Clone, Copy, serde::Serialize, schemars::JsonSchema)]
+pub(crate) struct PrivateKeys {
+    pub(crate) master: bool,
+    pub(crate) self_signing: bool,
+    pub(crate) user_signing: bool,
+}
+
+/// A user's cross-signing identity as this device sees it.
+#[derive(Debug, Clone)]
+pub(crate) struct Identity {
+    /// The master key (base64), if the user has an identity.
+    pub(crate) master_key: Option<String>,
+    /// Verified by us: for our own identity, trusted on this device; for
+    /// another user, signed by our user-signing key (or locally verified).
+    pub(crate) verified: bool,
+    pub(crate) previously_verified: bool,
+    /// We verified them once and their identity changed since.
+    pub(crate) verification_violation: bool,
+}
+
+impl Identity {
+    fn of(identity: Option<&UserIdentity>) -> Identity {
+        match identity {
+            Some(i) => Identity {
+                master_key: i.master_key().get_first_key().map(|k| k.to_base64()),
+                verified: i.is_verified(),
+                previously_verified: i.was_previously_verified(),
+                verification_violation: i.has_verification_violation(),
+            },
+            None => Identity {
+                master_key: None,
+                verified: false,
+                previously_verified: false,
+                verification_violation: false,
+            },
+        }
+    }
+}
+
+/// `user`'s identity, after asking the server for it (a keys query).
+pub(crate) async fn identity(client: &Client, user: &UserId) -> CliResult<Identity> {
+    let found = client.encryption().request_user_identity(user).await?;
+    Ok(Identity::of(found.as_ref()))
+}
+
+/// Our own side: whether this device is cross-signed by our identity, and
+/// which private keys it holds (after a keys query for our own user).
+pub(crate) async fn own_state(client: &Client) -> CliResult<(bool, PrivateKeys)> {
+    let own = client.user_id().ok_or_else(|| CliError::internal("no user id"))?.to_owned();
+    client.encryption().request_user_identity(&own).await?;
+    let cross_signed = client.encryption().get_own_device().await?.is_some_and(|d| d.is_cross_signed_by_owner());
+    let status = client.encryption().cross_signing_status().await;
+    let keys = PrivateKeys {
+        master: status.as_ref().is_some_and(|s| s.has_master),
+        self_signing: status.as_ref().is_some_and(|s| s.has_self_signing),
+        user_signing: status.as_ref().is_some_and(|s| s.has_user_signing),
+    };
+    Ok((cross_signed, keys))
+}
+
+/// Whether this device is cross-signed by its owner, from the store (no
+/// request): what MSC4153 calls a secure device.
+pub(crate) async fn own_device_cross_signed(client: &Client) -> CliResult<bool> {
+    Ok(client.encryption().get_own_device().await?.is_some_and(|d| d.is_cross_signed_by_owner()))
+}
+
+/// Sets our local trust in a device; returns the previous setting.
+pub(crate) async fn set_local_trust(
+    client: &Client,
+    user: &UserId,
+    device: &DeviceId,
+    trust: LocalTrust,
+) -> CliResult<LocalTrust> {
+    use matrix_sdk::encryption::LocalTrust as Sdk;
+    let found = client.encryption().get_device(user, device).await?.ok_or_else(|| {
+        CliError::failed(format!("unknown device {device} of {user}"))
+            .with_hint(format!("`ratchet devices {user}` lists the devices ratchet knows"))
+    })?;
+    let previous = local_trust_of(found.local_trust_state());
+    let wanted = match trust {
+        LocalTrust::Verified => Sdk::Verified,
+        LocalTrust::Blacklisted => Sdk::BlackListed,
+        LocalTrust::Ignored => Sdk::Ignored,
+        LocalTrust::Unset => Sdk::Unset,
+    };
+    found.set_local_trust(wanted).await?;
+    Ok(previous)
+}
+
+pub(crate) fn local_trust_of(trust: matrix_sdk::encryption::LocalTrust) -> LocalTrust {
+    use matrix_sdk::encryption::LocalTrust as Sdk;
+    match trust {
+        Sdk::Verified => LocalTrust::Verified,
+        Sdk::BlackListed => LocalTrust::Blacklisted,
+        Sdk::Ignored => LocalTrust::Ignored,
+        _ => LocalTrust::Unset,
+    }
+}

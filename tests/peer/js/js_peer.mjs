@@ -1,0 +1,171 @@
+// A Matrix client on Element's crypto stack, driven by ratchet's tests.
+//
+// matrix-js-sdk 37.5.0 with its Rust crypto (@matrix-org/matrix-sdk-crypto-wasm),
+// the code Element Web runs, kept in memory (initRustCrypto with
+// useIndexedDB: false). It is one long-lived process per device: the test
+// harness (tests/common/js_peer.rs) writes one JSON command per line on
+// stdin and reads one JSON answer per line on stdout. js-sdk's own logs go
+// to stderr.
+//
+// Commands: login, join, send, messages, device, identity, quit. Every
+// answer has "ok": true and the command's fields, or "ok": false and "error".
+
+import * as readline from "node:readline";
+
+// The SDK logs to the console: keep stdout for answers.
+for (const level of ["log", "info", "debug", "warn", "trace"]) console[level] = console.error;
+
+const sdk = await import("matrix-js-sdk");
+const cryptoApi = await import("matrix-js-sdk/lib/crypto-api/index.js");
+const { logger } = await import("matrix-js-sdk/lib/logger.js");
+logger.setLevel(process.env.JS_PEER_LOG || "warn");
+
+let client = null;
+let password = null;
+
+function answer(obj) {
+    process.stdout.write(JSON.stringify(obj) + "\n");
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function until(what, ms, check) {
+    const deadline = Date.now() + ms;
+    for (;;) {
+        const value = await check();
+        if (value) return value;
+        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+        await sleep(100);
+    }
+}
+
+function isolationMode(name) {
+    if (name === "exclude-insecure") return new cryptoApi.OnlySignedDevicesIsolationMode();
+    if (name === "all-devices") return new cryptoApi.AllDevicesIsolationMode(false);
+    throw new Error(`unknown isolation mode ${name}`);
+}
+
+async function login({ homeserver, user, password: pw, isolation, bootstrap }) {
+    password = pw;
+    const bare = sdk.createClient({ baseUrl: homeserver });
+    const session = await bare.loginRequest({
+        type: "m.login.password",
+        identifier: { type: "m.id.user", user },
+        password: pw,
+        initial_device_display_name: "js-peer",
+    });
+    client = sdk.createClient({
+        baseUrl: homeserver,
+        userId: session.user_id,
+        deviceId: session.device_id,
+        accessToken: session.access_token,
+    });
+    await client.initRustCrypto({ useIndexedDB: false });
+    const crypto = client.getCrypto();
+    crypto.globalBlacklistUnverifiedDevices = false;
+    crypto.setDeviceIsolationMode(isolationMode(isolation || "exclude-insecure"));
+    const prepared = new Promise((resolve) => {
+        client.on(sdk.ClientEvent.Sync, (state) => {
+            if (state === "PREPARED" || state === "SYNCING") resolve();
+        });
+    });
+    await client.startClient({ initialSyncLimit: 50 });
+    await prepared;
+    if (bootstrap) {
+        await crypto.bootstrapCrossSigning({
+            authUploadDeviceSigningKeys: async (makeRequest) => {
+                await makeRequest({
+                    type: "m.login.password",
+                    identifier: { type: "m.id.user", user: session.user_id },
+                    password,
+                });
+            },
+        });
+    }
+    const status = await crypto.getCrossSigningStatus();
+    return { user_id: session.user_id, device_id: session.device_id, cross_signing_ready: await crypto.isCrossSigningReady(), status };
+}
+
+async function join({ room_id }) {
+    await client.joinRoom(room_id);
+    await until("the room", 20000, () => client.getRoom(room_id)?.getMyMembership() === "join");
+    return { room_id };
+}
+
+async function send({ room_id, text }) {
+    await until("the room", 20000, () => client.getRoom(room_id));
+    const { event_id } = await client.sendTextMessage(room_id, text);
+    return { event_id };
+}
+
+function view(ev) {
+    const failure = ev.isDecryptionFailure();
+    return {
+        event_id: ev.getId(),
+        sender: ev.getSender(),
+        encrypted: ev.isEncrypted(),
+        body: failure ? null : (ev.getContent()?.body ?? null),
+        utd: failure ? (ev.decryptionFailureReason ?? "unknown") : null,
+    };
+}
+
+// The room's messages; with `wait_for` (event ids), waits up to `timeout_ms`
+// for each to arrive and decrypt (keys may come later than events).
+async function messages({ room_id, wait_for = [], timeout_ms = 20000 }) {
+    const room = await until("the room", 20000, () => client.getRoom(room_id));
+    const collect = () => room.getLiveTimeline().getEvents().filter((e) => e.getWireType() === "m.room.encrypted" || e.getType() === "m.room.message");
+    const settled = () => {
+        const seen = new Map(collect().map((e) => [e.getId(), e]));
+        return wait_for.every((id) => seen.has(id) && !seen.get(id).isBeingDecrypted() && !seen.get(id).isDecryptionFailure());
+    };
+    const deadline = Date.now() + timeout_ms;
+    while (!settled() && Date.now() < deadline) {
+        for (const e of collect()) if (e.isDecryptionFailure()) await client.decryptEventIfNeeded(e, { isRetry: true });
+        await sleep(200);
+    }
+    return { messages: collect().map(view) };
+}
+
+async function device({ user_id, device_id }) {
+    const crypto = client.getCrypto();
+    await crypto.getUserDeviceInfo([user_id], true);
+    const status = await crypto.getDeviceVerificationStatus(user_id, device_id);
+    return {
+        known: status !== null,
+        signed_by_owner: status?.signedByOwner ?? false,
+        cross_signing_verified: status?.crossSigningVerified ?? false,
+        locally_verified: status?.localVerified ?? false,
+    };
+}
+
+async function identity() {
+    const crypto = client.getCrypto();
+    const own = await crypto.getDeviceVerificationStatus(client.getUserId(), client.getDeviceId());
+    return { cross_signing_ready: await crypto.isCrossSigningReady(), own_device_signed_by_owner: own?.signedByOwner ?? false };
+}
+
+const commands = { login, join, send, messages, device, identity };
+
+const lines = readline.createInterface({ input: process.stdin });
+for await (const line of lines) {
+    let request;
+    try {
+        request = JSON.parse(line);
+    } catch (e) {
+        answer({ ok: false, error: `not JSON: ${line}` });
+        continue;
+    }
+    if (request.cmd === "quit") break;
+    const run = commands[request.cmd];
+    if (!run) {
+        answer({ ok: false, error: `unknown command ${request.cmd}` });
+        continue;
+    }
+    try {
+        answer({ ok: true, ...(await run(request)) });
+    } catch (e) {
+        answer({ ok: false, error: String(e?.stack || e) });
+    }
+}
+client?.stopClient();
+process.exit(0);
