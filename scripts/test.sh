@@ -13,9 +13,10 @@ step() { printf '\n==> %s\n' "$*" >&2; }
 step "System packages (faketime)"
 ./scripts/setup-system.sh
 
-step "Python test dependencies (Synapse, nio peer)"
+step "Test dependencies (Synapse, nio peer, js peer)"
 ./scripts/setup-synapse.sh >/dev/null
 ./scripts/setup-peer.sh >/dev/null
+./scripts/setup-js-peer.sh >/dev/null
 
 step "Formatting"
 cargo fmt --all -- --check

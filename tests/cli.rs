@@ -24,6 +24,7 @@ mod send;
 mod snapshots;
 mod sync;
 mod terminal;
+mod trust;
 
 /// A test file under tests/ that is not declared here would silently never
 /// run (autotests is off): fail instead.

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)] // each test module uses a different part of the harness
 
+pub mod js_peer;
 pub mod peer;
 pub mod synapse;
 

@@ -15,7 +15,8 @@ claims against an outside view.
     nio_peer.py STATE_DIR send-late ROOM_ID TEXT SECONDS   (the key follows later)
     nio_peer.py STATE_DIR olm-dummy-oldest USER DEVICE      (m.dummy over the oldest Olm session)
 
-Output: JSON lines on stdout (types: login, joined, message, utd, sent).
+Output: JSON lines on stdout (types: login, joined, message, utd, sent, and
+withheld for each m.room_key.withheld a sync brought).
 Exit 0 on success, 1 on failure, 3 when some events could not be decrypted.
 """
 
@@ -95,6 +96,14 @@ async def sync(client):
     response = await client.sync(timeout=0, full_state=True)
     if isinstance(response, SyncError):
         fail(f"sync failed: {response.message}")
+    # nio has no class for m.room_key.withheld: report those (what an
+    # "exclude insecure devices" sender sends instead of a key) as records.
+    for event in response.to_device_events:
+        source = getattr(event, "source", {}) or {}
+        if source.get("type") == "m.room_key.withheld":
+            content = source.get("content", {})
+            out({"type": "withheld", "sender": source.get("sender"), "code": content.get("code"),
+                 "session_id": content.get("session_id"), "room_id": content.get("room_id")})
     # Keys for new devices, sessions for new recipients.
     if client.should_upload_keys:
         await client.keys_upload()
