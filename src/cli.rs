@@ -131,7 +131,7 @@ fn seconds(s: &str, min: u64) -> Result<u64, String> {
 }
 
 /// Request timeouts: zero would fail every request.
-fn parse_seconds(s: &str) -> Result<u64, String> {
+pub(crate) fn parse_seconds(s: &str) -> Result<u64, String> {
     seconds(s, 1)
 }
 

@@ -25,6 +25,7 @@ mod snapshots;
 mod sync;
 mod terminal;
 mod trust;
+mod verify;
 
 /// A test file under tests/ that is not declared here would silently never
 /// run (autotests is off): fail instead.

@@ -50,6 +50,8 @@ fn entries() -> Vec<Entry> {
         entry::<devices::DeviceRecord>("devices", "`local_trust`: verified, blacklisted, ignored or unset"),
         entry::<identity::IdentityRecord>("identity", ""),
         entry::<trust::LocalTrustRecord>("trust", ""),
+        entry::<verify::SasRecord>("verify", "the emoji to compare; off a terminal one line of stdin answers it"),
+        entry::<verify::VerifiedRecord>("verify", ""),
         entry::<olm::OlmDeviceRecord>("olm", ""),
         entry::<unwedge::UnwedgedRecord>("unwedge", ""),
         entry::<crate::sdk::recovery::RecoveryRecord>("sync", ""),

@@ -26,6 +26,7 @@ pub(crate) mod sessions;
 pub(crate) mod sync;
 pub(crate) mod trust;
 pub(crate) mod unwedge;
+pub(crate) mod verify;
 pub(crate) mod whoami;
 
 #[derive(Debug, Subcommand)]
@@ -45,6 +46,7 @@ pub(crate) enum Command {
     Devices(devices::DevicesArgs),
     Identity(identity::IdentityArgs),
     Trust(trust::TrustArgs),
+    Verify(verify::VerifyArgs),
     Olm(olm::OlmArgs),
     Unwedge(unwedge::UnwedgeArgs),
     Doctor(doctor::DoctorArgs),
@@ -71,6 +73,7 @@ pub(crate) async fn run_command(ctx: &mut CommandContext, command: &Command) -> 
         Command::Devices(args) => devices::cmd_devices(ctx, args).await,
         Command::Identity(args) => identity::cmd_identity(ctx, args).await,
         Command::Trust(args) => trust::cmd_trust(ctx, args).await,
+        Command::Verify(args) => verify::cmd_verify(ctx, args).await,
         Command::Olm(args) => olm::cmd_olm(ctx, args).await,
         Command::Unwedge(args) => unwedge::cmd_unwedge(ctx, args).await,
         Command::Doctor(args) => doctor::cmd_doctor(ctx, args).await,

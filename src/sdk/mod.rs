@@ -24,6 +24,7 @@ pub(crate) mod olm;
 pub(crate) mod rawstore;
 pub(crate) mod recovery;
 pub(crate) mod trust;
+pub(crate) mod verify;
 
 use matrix_sdk::Client;
 use matrix_sdk_crypto::{CollectStrategy, DecryptionSettings, OlmMachine, TrustRequirement};

@@ -33,6 +33,7 @@ pub const COMMANDS: &[&[&str]] = &[
     &["devices"],
     &["identity"],
     &["trust"],
+    &["verify"],
     &["olm"],
     &["unwedge"],
     &["doctor"],
@@ -348,4 +349,106 @@ sys.exit(os.waitstatus_to_exitcode(status))
     }
     let run = env.run_with(wrapped(env, profile, args, "python3", &script_args), None);
     (run.code, format!("{}{}", run.stdout, run.stderr))
+}
+
+/// A ratchet process running in the background, read as it goes: for
+/// commands that wait on another party (`verify`), driven line by line.
+pub struct Background {
+    child: std::process::Child,
+    stdin: Option<std::process::ChildStdin>,
+    lines: std::sync::mpsc::Receiver<(bool, String)>,
+    stdout: Vec<String>,
+    stderr: Vec<String>,
+}
+
+impl TestEnv {
+    /// Starts `ratchet args` for `profile` with piped stdin, stdout, stderr.
+    pub fn spawn(&self, profile: &str, args: &[&str]) -> Background {
+        let mut cmd = self.command(profile, args);
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("ratchet runs");
+        let (tx, lines) = std::sync::mpsc::channel();
+        for (is_err, stream) in [
+            (false, Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>),
+            (true, Box::new(child.stderr.take().unwrap()) as Box<dyn Read + Send>),
+        ] {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                use std::io::BufRead;
+                for line in std::io::BufReader::new(stream).lines() {
+                    let Ok(line) = line else { break };
+                    if tx.send((is_err, line)).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        let stdin = child.stdin.take();
+        Background { child, stdin, lines, stdout: Vec::new(), stderr: Vec::new() }
+    }
+}
+
+impl Background {
+    fn take_line(&mut self, until: Instant) -> bool {
+        let left = until.saturating_duration_since(Instant::now());
+        match self.lines.recv_timeout(left) {
+            Ok((true, line)) => {
+                self.stderr.push(line);
+                true
+            }
+            Ok((false, line)) => {
+                self.stdout.push(line);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Waits until stderr has a line containing `text`.
+    #[track_caller]
+    pub fn wait_for_stderr(&mut self, text: &str, limit: Duration) {
+        let until = Instant::now() + limit;
+        while !self.stderr.iter().any(|l| l.contains(text)) {
+            assert!(self.take_line(until), "no `{text}` on stderr in {limit:?}: {:?} / {:?}", self.stderr, self.stdout);
+        }
+    }
+
+    /// Waits for the first JSON record of `kind` on stdout.
+    #[track_caller]
+    pub fn wait_for_record(&mut self, kind: &str, limit: Duration) -> Value {
+        let until = Instant::now() + limit;
+        loop {
+            let found =
+                self.stdout.iter().filter_map(|l| serde_json::from_str::<Value>(l).ok()).find(|v| v["type"] == kind);
+            if let Some(v) = found {
+                return v;
+            }
+            assert!(self.take_line(until), "no `{kind}` record in {limit:?}: {:?} / {:?}", self.stdout, self.stderr);
+        }
+    }
+
+    /// Writes one line to its stdin.
+    pub fn answer(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin is open");
+        writeln!(stdin, "{line}").expect("write to stdin");
+        stdin.flush().expect("flush stdin");
+    }
+
+    /// Waits for the process to exit (killed after `limit`).
+    pub fn finish(mut self, limit: Duration) -> Run {
+        drop(self.stdin.take());
+        let until = Instant::now() + limit;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                break status;
+            }
+            if Instant::now() > until {
+                let _ = self.child.kill();
+                panic!("background ratchet did not finish in {limit:?}: {:?} / {:?}", self.stdout, self.stderr);
+            }
+            self.take_line(Instant::now() + Duration::from_millis(50));
+        };
+        while self.take_line(Instant::now() + Duration::from_millis(200)) {}
+        Run { code: status.code().unwrap_or(-1), stdout: self.stdout.join("\n"), stderr: self.stderr.join("\n") }
+    }
 }

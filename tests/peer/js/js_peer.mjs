@@ -7,7 +7,8 @@
 // stdin and reads one JSON answer per line on stdout. js-sdk's own logs go
 // to stderr.
 //
-// Commands: login, join, send, messages, device, identity, quit. Every
+// Commands: login, join, send, messages, device, identity, verify_request,
+// verify_accept, verify_wait, quit. Every
 // answer has "ok": true and the command's fields, or "ok": false and "error".
 
 import * as readline from "node:readline";
@@ -144,7 +145,62 @@ async function identity() {
     return { cross_signing_ready: await crypto.isCrossSigningReady(), own_device_signed_by_owner: own?.signedByOwner ?? false };
 }
 
-const commands = { login, join, send, messages, device, identity };
+// SAS verification. The flow runs in the background (the client keeps
+// syncing); `verify_wait` returns its end: the emoji js saw (symbols, to
+// compare with ratchet's) and whether it completed. `answer` decides what
+// js says when the emoji show: "yes" confirms, "no" is a mismatch.
+let verification = null;
+
+async function runVerification(request, weStarted, answer) {
+    await until("the other side to accept", 60000, () =>
+        request.phase === cryptoApi.VerificationPhase.Ready || request.phase === cryptoApi.VerificationPhase.Started ||
+        request.phase === cryptoApi.VerificationPhase.Cancelled);
+    let verifier;
+    if (weStarted) {
+        verifier = await request.startVerification("m.sas.v1");
+    } else {
+        verifier = await until("the other side to start SAS", 60000, () => request.verifier);
+    }
+    let emoji = null;
+    verifier.on(cryptoApi.VerifierEvent.ShowSas, (sas) => {
+        emoji = (sas.sas.emoji || []).map(([symbol]) => symbol);
+        if (answer === "yes") sas.confirm();
+        else sas.mismatch();
+    });
+    try {
+        await verifier.verify();
+        return { done: true, emoji };
+    } catch (e) {
+        return { done: false, emoji, error: String(e) };
+    }
+}
+
+async function verify_request({ user_id, device_id, answer = "yes" }) {
+    const crypto = client.getCrypto();
+    await crypto.getUserDeviceInfo([user_id], true);
+    const request = await crypto.requestDeviceVerification(user_id, device_id);
+    verification = runVerification(request, true, answer);
+    return {};
+}
+
+async function verify_accept({ answer = "yes" }) {
+    verification = new Promise((resolve) => {
+        client.once(cryptoApi.CryptoEvent.VerificationRequestReceived, async (request) => {
+            await request.accept();
+            resolve(await runVerification(request, false, answer));
+        });
+    });
+    return {};
+}
+
+async function verify_wait() {
+    if (!verification) throw new Error("no verification under way");
+    const result = await verification;
+    verification = null;
+    return result;
+}
+
+const commands = { login, join, send, messages, device, identity, verify_request, verify_accept, verify_wait };
 
 const lines = readline.createInterface({ input: process.stdin });
 for await (const line of lines) {

@@ -1,0 +1,249 @@
+//! `ratchet verify`: interactive verification by emoji (SAS), of another
+//! user's device, of your own other device, or of whoever asks.
+
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use serde::Serialize;
+use tokio::sync::oneshot;
+use tracing::instrument;
+
+use crate::context::CommandContext;
+use crate::error::{CliError, CliResult};
+use crate::rooms;
+use crate::sdk::verify::{self, Confirm, ShortAuth};
+use crate::sdk::{self, trust};
+use crate::ui::output::{Output, Record};
+use crate::ui::prompt;
+
+/// Verify a device by comparing emoji (SAS) with the other side.
+///
+/// `verify USER DEVICE` asks another user's device; `verify --self [DEVICE]`
+/// asks your own other device (all of them that are verified, without
+/// DEVICE); `verify --accept [--from USER]` waits for a request and accepts
+/// it. Both sides must run at the same time: each syncs until the flow ends
+/// (--wait seconds at most).
+///
+/// When the seven emoji appear, both sides compare them. On a terminal you
+/// are asked whether they match. Off a terminal the emoji are printed as an
+/// `sas` record on stdout and one line is read from stdin: `yes` confirms,
+/// anything else (or end of input) is a mismatch, so a script can compare
+/// the emoji of two processes. --yes confirms without comparing: for tests
+/// and demos only, it proves nothing about who is on the other side.
+///
+/// On success the other device is verified here; a device of your own is
+/// also signed with your self-signing key if this device holds it (that is
+/// what makes a new device "cross-signed by its owner" for everyone). A
+/// mismatch or a cancel on either side ends both, exit 1; so does --wait
+/// running out.
+///
+/// Examples:
+///
+///   ratchet verify --accept --from @alice:example.org        # on bob's side first
+///   ratchet verify @bob:example.org BOBDEVICE                # then on alice's
+///   ratchet verify --self OLDDEVICE                          # a new device of yours
+#[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
+pub(crate) struct VerifyArgs {
+    /// USER DEVICE to verify (with --self: DEVICE only, optional)
+    #[arg(num_args = 0..=2, value_name = "TARGET")]
+    target: Vec<String>,
+
+    /// Verify one of your own devices
+    #[arg(long = "self", conflicts_with = "accept")]
+    own: bool,
+
+    /// Wait for a verification request and accept it
+    #[arg(long)]
+    accept: bool,
+
+    /// With --accept: only a request from this user
+    #[arg(long, value_name = "USER", requires = "accept")]
+    from: Option<String>,
+
+    /// Confirm the emoji without comparing them (tests and demos only)
+    #[arg(long)]
+    yes: bool,
+
+    /// Give up (and cancel) after this many seconds
+    #[arg(long, value_name = "SECS", default_value = "120", value_parser = crate::cli::parse_seconds)]
+    wait: u64,
+}
+
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(crate) struct EmojiRecord {
+    symbol: String,
+    name: String,
+}
+
+/// The emoji to compare.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(crate) struct SasRecord {
+    flow_id: String,
+    other_user: String,
+    other_device: String,
+    emoji: Vec<EmojiRecord>,
+    decimals: Option<[u16; 3]>,
+}
+
+impl Record for SasRecord {
+    const TYPE: &'static str = "sas";
+    fn human(&self) -> String {
+        let mut s = format!("Compare these emoji with {} {}:", self.other_user, self.other_device);
+        for e in &self.emoji {
+            s.push_str(&format!("\n  {}  {}", e.symbol, e.name));
+        }
+        if let Some([a, b, c]) = self.decimals {
+            s.push_str(&format!("\n  (or the numbers {a} {b} {c})"));
+        }
+        s
+    }
+}
+
+/// A verification that ended well.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(crate) struct VerifiedRecord {
+    flow_id: String,
+    user_id: String,
+    device_id: String,
+    /// One of your own devices.
+    own: bool,
+    /// After the flow: whether the other device is cross-signed by its owner.
+    other_cross_signed: bool,
+    /// After the flow: whether this device is cross-signed by its owner.
+    this_device_cross_signed: bool,
+}
+
+impl Record for VerifiedRecord {
+    const TYPE: &'static str = "verified";
+    fn human(&self) -> String {
+        let mut s = format!("verified {} {}", self.user_id, self.device_id);
+        if self.own {
+            s.push_str(&format!(
+                "\n  that device {}; this device {}",
+                if self.other_cross_signed { "is cross-signed" } else { "is NOT cross-signed" },
+                if self.this_device_cross_signed { "is cross-signed" } else { "is NOT cross-signed" },
+            ));
+        }
+        s
+    }
+}
+
+/// How the answer comes: --yes, a terminal question, or a line of stdin.
+struct Answer<'a> {
+    out: &'a Output,
+    yes: bool,
+    terminal: bool,
+}
+
+impl Confirm for Answer<'_> {
+    fn show(&mut self, sas: &ShortAuth) -> CliResult<oneshot::Receiver<bool>> {
+        self.out.data(&SasRecord {
+            flow_id: sas.flow_id.clone(),
+            other_user: sas.other_user.clone(),
+            other_device: sas.other_device.clone(),
+            emoji: sas
+                .emoji
+                .iter()
+                .map(|(symbol, name)| EmojiRecord { symbol: symbol.clone(), name: name.clone() })
+                .collect(),
+            decimals: sas.decimals.map(|(a, b, c)| [a, b, c]),
+        })?;
+        let (tx, rx) = oneshot::channel();
+        if self.yes {
+            self.out.status("--yes: confirming without comparing.");
+            let _ = tx.send(true);
+        } else if self.terminal {
+            tokio::task::spawn_blocking(move || {
+                let _ = tx.send(prompt::confirm("Do the emoji match on both screens?").unwrap_or(false));
+            });
+        } else {
+            tokio::task::spawn_blocking(move || {
+                let mut line = String::new();
+                let read = std::io::stdin().read_line(&mut line).unwrap_or(0);
+                let _ = tx.send(read > 0 && matches!(line.trim().to_ascii_lowercase().as_str(), "yes" | "y"));
+            });
+        }
+        Ok(rx)
+    }
+}
+
+#[instrument(skip_all)]
+pub(crate) async fn cmd_verify(ctx: &mut CommandContext, args: &VerifyArgs) -> CliResult {
+    let deadline = Instant::now() + Duration::from_secs(args.wait);
+    let client = ctx.client().await?;
+    sdk::sync_now(&client).await?;
+    let own = client.user_id().ok_or_else(|| CliError::internal("no user id"))?.to_owned();
+    let encryption = client.encryption();
+
+    let request = if args.accept {
+        if !args.target.is_empty() {
+            return Err(
+                CliError::usage("--accept takes no USER or DEVICE").with_hint("use --from USER to pick the requester")
+            );
+        }
+        let from = args.from.as_deref().map(|u| rooms::parse_user(u, &own)).transpose()?;
+        // The requester's device must be known before its request arrives,
+        // or the SDK drops the request.
+        encryption.request_user_identity(from.as_deref().unwrap_or(&own)).await?;
+        ctx.out.status(match &from {
+            Some(u) => format!("Waiting for a verification request from {u}…"),
+            None => "Waiting for a verification request…".to_owned(),
+        });
+        verify::accept_incoming(&client, from.as_deref(), deadline).await?
+    } else {
+        let (user, device) = match (args.own, args.target.as_slice()) {
+            (true, []) => (own.clone(), None),
+            (true, [device]) => (own.clone(), Some(device.clone())),
+            (false, [user, device]) => (rooms::parse_user(user, &own)?, Some(device.clone())),
+            (false, [_user]) => {
+                return Err(CliError::usage("name the device to verify: ratchet verify USER DEVICE")
+                    .with_hint("`ratchet devices USER` lists them"));
+            }
+            (false, []) => {
+                return Err(CliError::usage("say what to verify: USER DEVICE, --self [DEVICE] or --accept"));
+            }
+            _ => return Err(CliError::usage("with --self, give at most the DEVICE")),
+        };
+        let identity = encryption.request_user_identity(&user).await?;
+        match device {
+            Some(device) => {
+                let found = encryption.get_device(&user, device.as_str().into()).await?.ok_or_else(|| {
+                    CliError::failed(format!("unknown device {device} of {user}"))
+                        .with_hint(format!("`ratchet devices {user}` lists the devices ratchet knows"))
+                })?;
+                if user == own && client.device_id() == Some(found.device_id()) {
+                    return Err(CliError::usage("that is this device; verify it from another one"));
+                }
+                found.request_verification().await?
+            }
+            None => {
+                let identity = identity.ok_or_else(|| {
+                    CliError::failed("your account has no cross-signing identity to verify against")
+                        .with_hint("log in without --no-bootstrap on a new profile to create one")
+                })?;
+                identity
+                    .request_verification()
+                    .await
+                    .map_err(|e| CliError::failed("could not request the verification").with_source(e))?
+            }
+        }
+    };
+    ctx.out.status(format!("Verification with {} started; syncing until it ends…", request.other_user_id()));
+    let terminal = prompt::can_prompt(ctx.settings.no_input) && std::io::stdout().is_terminal();
+    let mut answer = Answer { out: &ctx.out, yes: args.yes, terminal };
+    let done = verify::run(&client, request, &mut answer, deadline).await?;
+
+    let other_user = rooms::parse_user(&done.other_user, &own)?;
+    let other = encryption.get_device(&other_user, done.other_device.as_str().into()).await?;
+    let (this_device_cross_signed, _) = trust::own_state(&client).await?;
+    ctx.out.data(&VerifiedRecord {
+        flow_id: done.flow_id,
+        own: other_user == own,
+        user_id: done.other_user,
+        device_id: done.other_device,
+        other_cross_signed: other.is_some_and(|d| d.is_cross_signed_by_owner()),
+        this_device_cross_signed,
+    })
+}
