@@ -78,6 +78,11 @@ pub(crate) struct UtdRecord {
     pub(crate) reason: String,
     /// For a withheld key: the withheld code the sender gave.
     pub(crate) withheld_code: Option<String>,
+    /// For `sender_identity_not_trusted` (MSC4153): why the sender is not
+    /// trusted enough here: unsigned_device (not cross-signed by its owner),
+    /// verification_violation (their identity changed since you verified
+    /// them), unverified_identity, unknown_device or mismatched_sender.
+    pub(crate) sender_trust: Option<&'static str>,
 }
 
 impl Record for UtdRecord {
@@ -91,7 +96,8 @@ impl Record for UtdRecord {
             _ => String::new(),
         };
         let withheld = self.withheld_code.as_ref().map(|c| format!(", withheld: {c}")).unwrap_or_default();
-        format!("[{when}] {who}: ** unable to decrypt: {}{withheld}{session}", self.reason)
+        let trust = self.sender_trust.map(|t| format!(", sender: {t}")).unwrap_or_default();
+        format!("[{when}] {who}: ** unable to decrypt: {}{withheld}{trust}{session}", self.reason)
     }
 }
 
@@ -164,6 +170,7 @@ pub(crate) fn render(room_id: &str, event: &TimelineEvent, original: Option<&Val
                 sender_device: raw_json["content"]["device_id"].as_str().map(str::to_owned),
                 reason: utd_reason_name(&utd_info.reason).to_owned(),
                 withheld_code,
+                sender_trust: sender_trust_name(&utd_info.reason),
             })
         }
         TimelineEventKind::Decrypted(_) | TimelineEventKind::PlainText { .. } => {
@@ -231,6 +238,20 @@ pub(crate) fn utd_reason_name(reason: &UnableToDecryptReason) -> &'static str {
         UnableToDecryptReason::SenderIdentityNotTrusted(_) => "sender_identity_not_trusted",
         _ => "unknown",
     }
+}
+
+/// Why the sender was not trusted enough to decrypt (MSC4153), as a
+/// stable name: part of the JSON contract.
+pub(crate) fn sender_trust_name(reason: &UnableToDecryptReason) -> Option<&'static str> {
+    use matrix_sdk::deserialized_responses::VerificationLevel as L;
+    let UnableToDecryptReason::SenderIdentityNotTrusted(level) = reason else { return None };
+    Some(match level {
+        L::UnsignedDevice => "unsigned_device",
+        L::VerificationViolation => "verification_violation",
+        L::UnverifiedIdentity => "unverified_identity",
+        L::None(_) => "unknown_device",
+        L::MismatchedSender => "mismatched_sender",
+    })
 }
 
 /// Casts a raw event for `Room::decrypt_event`.

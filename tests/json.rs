@@ -108,7 +108,7 @@ records! {
     }
     "utd" => Utd {
         room_id: S, event_id: O<S>, sender: O<S>, origin_server_ts: O<u64>, session_id: O<S>,
-        message_index: O<u32>, sender_device: O<S>, reason: S, withheld_code: O<S>,
+        message_index: O<u32>, sender_device: O<S>, reason: S, withheld_code: O<S>, sender_trust: O<S>,
     }
     "event" => Event {
         room_id: S, event_id: O<S>, sender: O<S>, origin_server_ts: O<u64>, event_type: S, state_key: O<S>,

@@ -136,6 +136,9 @@ fn blacklisting_a_device_withholds_with_m_blacklisted() {
     assert_eq!(utd[0]["withheld_code"], "m.blacklisted", "{utd:?}");
     let doctor = env.run("bob", &["--json", "doctor", &room]).code(3).records("diagnosis");
     assert_eq!(doctor[0]["cause"], "key_withheld");
+    let fix = doctor[0]["fix"][0].as_str().unwrap();
+    assert!(fix.contains(&format!("ratchet trust {} {bob_device} unset", bob.user_id)), "{fix}");
+    assert!(doctor[0]["reproduce"].as_str().unwrap().contains("blacklisted"));
 
     env.run("alice", &["trust", &bob.user_id, &bob_device, "unset"]).success();
     env.run("alice", &["rotate", &room]).success();
@@ -184,6 +187,8 @@ fn element_crypto_in_exclude_insecure_mode_reads_and_is_read_by_a_cross_signed_r
     let d = doctor.iter().find(|d| d["event_id"].as_str() == Some(withheld.as_str())).unwrap();
     assert_eq!(d["cause"], "key_withheld");
     assert!(d["explanation"].as_str().unwrap().contains("m.unverified"), "{d}");
+    assert!(d["fix"][0].as_str().unwrap().contains("ratchet verify"), "the fix is to verify this device: {d}");
+    assert!(d["reproduce"].as_str().unwrap().contains("--no-bootstrap"), "{d}");
 
     // dave can only send in the legacy mode, and js does not decrypt it.
     let from_dave = env
@@ -226,4 +231,27 @@ fn element_crypto_in_all_devices_mode_and_an_insecure_ratchet_read_each_other() 
     // The mode was remembered at login: no flag needed on later commands.
     let info = env.run("dave", &["--json", "room", "info", &room]).success().records("room_info");
     assert_eq!(info[0]["isolation"], "all-devices");
+}
+
+#[test]
+fn a_message_from_a_device_its_owner_never_signed_is_not_decrypted_and_doctor_says_why() {
+    let env = TestEnv::new();
+    let (alice, dave) = (register("alice"), register("dave"));
+    env.login("alice", &alice);
+    env.login_with("dave", &dave, &synapse().url, &["--isolation", "all-devices"], &["--no-bootstrap"]).success();
+    let room = env.encrypted_room("alice", &[], &["--invite", &dave.user_id]);
+    env.run("dave", &["room", "join", &room]).success();
+    let sent = env.run("dave", &["--json", "send", &room, "from an unsigned device"]).success().records("sent");
+
+    let utd = env.run("alice", &["--json", "messages", &room]).code(3).records("utd");
+    let u = utd.iter().find(|u| u["event_id"] == sent[0]["event_id"]).expect("alice cannot read it");
+    assert_eq!(u["reason"], "sender_identity_not_trusted", "{u}");
+    assert_eq!(u["sender_trust"], "unsigned_device", "{u}");
+    let doctor = env.run("alice", &["--json", "doctor", &room]).code(3).records("diagnosis");
+    assert_eq!(doctor[0]["cause"], "sender_device_not_cross_signed", "{doctor:?}");
+    assert!(doctor[0]["fix"][1].as_str().unwrap().contains("--isolation all-devices messages"));
+
+    // The legacy mode reads it: the key was there all along.
+    let legacy = env.run("alice", &["--json", "--isolation", "all-devices", "messages", &room]).success();
+    assert!(legacy.records("message").iter().any(|m| m["body"] == "from an unsigned device"), "{}", legacy.stdout);
 }

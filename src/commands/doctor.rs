@@ -106,6 +106,7 @@ pub(crate) async fn cmd_doctor(ctx: &mut CommandContext, args: &DoctorArgs) -> C
     let room = rooms::joined(&client, &args.room).await?;
     let ledger = ctx.profile.olm_ledger();
     let limit = if args.event.is_some() { 1000 } else { args.limit };
+    let here = Here::of(&client).await?;
 
     let mut found = 0;
     let mut seen_event = false;
@@ -119,7 +120,7 @@ pub(crate) async fn cmd_doctor(ctx: &mut CommandContext, args: &DoctorArgs) -> C
         let Rendered::Utd(utd) = render(room.room_id().as_str(), &event, Some(&original)) else { continue };
         found += 1;
         let sender_key = original["content"]["sender_key"].as_str().map(str::to_owned);
-        let record = diagnose(&room, &ledger, &utd, sender_key.as_deref()).await?;
+        let record = diagnose(&room, &ledger, &here, &utd, sender_key.as_deref()).await?;
         ctx.out.data(&record)?;
     }
     if let Some(wanted) = &args.event {
@@ -134,9 +135,35 @@ pub(crate) async fn cmd_doctor(ctx: &mut CommandContext, args: &DoctorArgs) -> C
     Err(CliError::new(ErrorKind::Partial, format!("{found} undecryptable event(s); see the fixes above")))
 }
 
+/// What this device is, for the trust causes (MSC4153).
+struct Here {
+    user: String,
+    device: String,
+    /// This device is cross-signed by its owner.
+    cross_signed: bool,
+    /// Other devices of ours that are cross-signed: the only ones whose
+    /// forwarded keys matrix-sdk accepts, so a key request can work.
+    verified_siblings: usize,
+}
+
+impl Here {
+    async fn of(client: &matrix_sdk::Client) -> CliResult<Here> {
+        let user = client.user_id().ok_or_else(|| CliError::internal("no user id"))?.to_owned();
+        let device = client.device_id().ok_or_else(|| CliError::internal("no device id"))?.to_owned();
+        let own = client.encryption().get_user_devices(&user).await?;
+        let verified_siblings = own
+            .devices()
+            .filter(|d| d.device_id() != device && d.is_cross_signed_by_owner() && !d.is_deleted())
+            .count();
+        let cross_signed = crate::sdk::trust::own_device_cross_signed(client).await?;
+        Ok(Here { user: user.to_string(), device: device.to_string(), cross_signed, verified_siblings })
+    }
+}
+
 async fn diagnose(
     room: &matrix_sdk::Room,
     ledger: &OlmLedger,
+    here: &Here,
     utd: &UtdRecord,
     sender_key: Option<&str>,
 ) -> CliResult<DiagnosisRecord> {
@@ -170,22 +197,97 @@ async fn diagnose(
 
     let room_arg = format!("'{room_id}'");
     let request = format!("ratchet keys request {room_arg} --event '{event_id}'");
+    // A key request is answered usefully only by our own cross-signed
+    // devices (matrix-sdk drops forwards from anyone else): offer it first
+    // only when there is such a device.
+    let import = "ratchet keys import FILE   (an export from a device that holds the key)".to_owned();
+    let asked = if here.verified_siblings > 0 {
+        vec![request.clone(), import.clone()]
+    } else {
+        vec![import.clone(), format!("{request}   (answered only by your own verified devices; you have none other)")]
+    };
+    let verify_me = format!(
+        "ratchet verify --accept   (here), then ratchet verify --self {} on a verified device of yours, or verify in Element",
+        here.device
+    );
     let (cause, explanation, fix, reproduce): (&'static str, String, Vec<String>, Option<String>) =
         match (utd.reason.as_str(), first_known_index, utd.message_index) {
             ("withheld", _, _) => {
                 let code = utd.withheld_code.clone().unwrap_or_default();
-                let (why, fix) = match code.as_str() {
+                let (why, fix, reproduce) = match code.as_str() {
                     "m.no_olm" => (
-                        "the sender had no Olm session with this device to send the key over",
+                        "the sender had no Olm session with this device to send the key over".to_owned(),
                         vec![format!("ratchet unwedge {sender} {device}"), request.clone()],
+                        None,
                     ),
-                    "m.unverified" | "m.blacklisted" => (
-                        "the sender's settings keep keys from this (unverified or blocked) device",
-                        vec![format!("verify this device with the sender, then ask again: {request}")],
+                    "m.unverified" if !here.cross_signed => (
+                        "the sender shares keys only with devices cross-signed by their owner (MSC4153, Element's \
+                         default), and this device is not cross-signed"
+                            .to_owned(),
+                        vec![verify_me.clone(), "then new messages reach this device; this one stays lost".to_owned()],
+                        Some(
+                            "ratchet login --no-bootstrap (a device never cross-signed), then a message from a sender \
+                              in exclude-insecure mode"
+                                .to_owned(),
+                        ),
                     ),
-                    _ => ("the sender declined to share the key", vec![request.clone()]),
+                    "m.unverified" => (
+                        "the sender did not see this device as cross-signed when it sent (it is now: their next \
+                         messages should reach it)"
+                            .to_owned(),
+                        vec!["ratchet identity   (this device is cross-signed)".to_owned(), request.clone()],
+                        None,
+                    ),
+                    "m.blacklisted" => (
+                        "the sender blocked this device (their local trust in it is \"blacklisted\")".to_owned(),
+                        vec![format!(
+                            "ask {sender} to unblock it: ratchet trust {} {} unset   (on their side)",
+                            here.user, here.device
+                        )],
+                        Some(format!(
+                            "ratchet --isolation all-devices trust {} {} blacklisted   (on the sender's side)",
+                            here.user, here.device
+                        )),
+                    ),
+                    _ => ("the sender declined to share the key".to_owned(), asked.clone(), None),
                 };
-                ("key_withheld", format!("the key was withheld ({code}): {why}"), fix, None)
+                ("key_withheld", format!("the key was withheld ({code}): {why}"), fix, reproduce)
+            }
+            ("sender_identity_not_trusted", _, _) => {
+                let (cause, why, fix, reproduce) = match utd.sender_trust {
+                    Some("unsigned_device") => (
+                        "sender_device_not_cross_signed",
+                        format!(
+                            "the sending device {device} is not cross-signed by its owner; in exclude-insecure mode \
+                             (MSC4153) its messages are not decrypted"
+                        ),
+                        vec![
+                            format!("ask {sender} to verify that device (from one of their verified devices)"),
+                            format!("ratchet --isolation all-devices messages {room_arg}   (read it anyway: legacy)"),
+                        ],
+                        Some(
+                            "on the sender's side: ratchet login --no-bootstrap, then ratchet --isolation \
+                              all-devices send ROOM TEXT"
+                                .to_owned(),
+                        ),
+                    ),
+                    Some("verification_violation") => (
+                        "sender_identity_changed",
+                        format!("{sender}'s cross-signing identity changed since you verified them"),
+                        vec![
+                            format!("ratchet identity {sender}"),
+                            format!("ratchet verify {sender} {device}   (once you have checked with them)"),
+                        ],
+                        None,
+                    ),
+                    other => (
+                        "sender_not_trusted",
+                        format!("the sender is not trusted enough to decrypt ({})", other.unwrap_or("unknown")),
+                        vec![format!("ratchet identity {sender}"), format!("ratchet devices {sender}")],
+                        None,
+                    ),
+                };
+                (cause, why, fix, reproduce)
             }
             ("unknown_megolm_message_index", Some(first), Some(index)) if first > index => (
                 "index_before_first_known",
@@ -193,10 +295,7 @@ async fn diagnose(
                     "this device holds the session only from index {first}; the event is at index {index} \
                      (sent before this device got the key: before it joined, or while its Olm session was broken)"
                 ),
-                vec![
-                    "ratchet keys import FILE   (an export from a device that has the earlier index)".to_owned(),
-                    request.clone(),
-                ],
+                asked.clone(),
                 None,
             ),
             ("missing_megolm_session", _, _) if device_state != "known" => (
@@ -212,7 +311,7 @@ async fn diagnose(
                 "there is no Olm session with the sending device: the room key, which travels over Olm, \
                  could not be decrypted here (a lost or wedged Olm session)"
                     .to_owned(),
-                vec![format!("ratchet unwedge {sender} {device}"), request.clone()],
+                [vec![format!("ratchet unwedge {sender} {device}")], asked.clone()].concat(),
                 Some(format!("ratchet debug forget-olm {sender} {device} --yes")),
             ),
             ("missing_megolm_session", _, _) => (
@@ -220,13 +319,13 @@ async fn diagnose(
                 "the room key never reached this device, or was lost here (there is an Olm session with the sender, \
                  so it was not shared with this device or is still on its way)"
                     .to_owned(),
-                vec![request.clone(), "ratchet keys import FILE".to_owned()],
+                asked.clone(),
                 utd.session_id.as_ref().map(|s| format!("ratchet debug forget-room-key {room_arg} '{s}' --yes")),
             ),
             (other, _, _) => (
                 "other",
                 format!("decryption failed ({other}); the event or the key may be damaged or forged"),
-                vec![request.clone()],
+                asked.clone(),
                 None,
             ),
         };
