@@ -66,3 +66,18 @@ fn every_script_has_a_test() {
         }
     }
 }
+
+#[test]
+fn unverified_device() {
+    run_script("unverified-device.sh");
+}
+
+#[test]
+fn blacklisted() {
+    run_script("blacklisted.sh");
+}
+
+#[test]
+fn sas_two_profiles() {
+    run_script("sas-two-profiles.sh");
+}

@@ -80,3 +80,14 @@ alice_and_bob() {
   ROOM="$(r alice room create --encrypted --invite "$bob_ID" "$@" | q 'rs[0]["room_id"]')"
   r bob room join "$ROOM" >/dev/null
 }
+
+# wait_for FILE TEXT: waits (up to 60 s) until FILE contains TEXT.
+wait_for() {
+  for _ in $(seq 1 600); do
+    grep -q -- "$2" "$1" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  printf 'FAIL: no "%s" in %s:\n' "$2" "$1" >&2
+  cat "$1" >&2
+  exit 1
+}
