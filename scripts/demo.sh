@@ -60,8 +60,10 @@ register bob bob-password
 export RATCHET_DATA_DIR="$work/profiles"
 
 say "alice and bob log in (password on stdin, never on the command line)"
+echo "Each first login creates the account's cross-signing identity and signs the device (MSC4153):"
 echo alice-password | run ratchet --profile alice login --homeserver "$hs" --user alice --password-stdin
 echo bob-password | run ratchet --profile bob login --homeserver "$hs" --user bob --password-stdin
+run ratchet --profile alice identity
 
 say "alice creates an encrypted room and invites bob"
 room="$(ratchet --profile alice --json room create --name demo --encrypted --invite @bob:localhost \
@@ -108,6 +110,30 @@ say "Unwedging by hand: a new Olm session and an m.dummy over it; once per devic
 run ratchet --profile alice unwedge @bob:localhost
 run ratchet --profile bob sync
 run ratchet --profile alice unwedge @bob:localhost || echo "(exit $?: refused by R11; --force overrides)"
+
+say "Emoji verification (SAS) between alice and bob, each side a process"
+echo "(scripted: the two processes' emoji are compared here, then each is answered 'yes' on its stdin)"
+mkfifo "$work/alice.in" "$work/bob.in"
+bob_device="$(ratchet --profile bob --json whoami | python3 -c 'import json,sys; print(json.load(sys.stdin)["device_id"])')"
+ratchet --profile bob --json verify --accept --from @alice:localhost --wait 60 \
+  <"$work/bob.in" >"$work/bob.out" 2>"$work/bob.err" &
+bob_pid=$!
+exec 4>"$work/bob.in"
+until grep -q "Waiting for a verification request" "$work/bob.err" 2>/dev/null; do sleep 0.1; done
+ratchet --profile alice verify @bob:localhost "$bob_device" --wait 60 \
+  <"$work/alice.in" >"$work/alice.out" 2>"$work/alice.err" &
+alice_pid=$!
+exec 3>"$work/alice.in"
+until grep -q "Compare these emoji" "$work/alice.out" 2>/dev/null && grep -q '"type":"sas"' "$work/bob.out" 2>/dev/null; do sleep 0.1; done
+sed -n '1,8p' "$work/alice.out"
+bob_emoji="$(python3 -c 'import json,sys; print(" ".join(e["symbol"] for e in json.loads(open(sys.argv[1]).readline())["emoji"]))' "$work/bob.out")"
+echo "bob's process shows: $bob_emoji"
+echo yes >&3
+echo yes >&4
+wait "$alice_pid" "$bob_pid"
+tail -n 1 "$work/alice.out"
+run ratchet --profile alice identity @bob:localhost
+run ratchet --profile alice devices @bob:localhost
 
 say "What the server stored: ciphertext only"
 run ratchet --profile alice --json messages "$room" --limit 1 >/dev/null
