@@ -278,7 +278,13 @@ class Ratchet(Contender):
 
     def base(self, acct: Account) -> list[str]:
         assert acct.home is not None
-        return [self.exe, "--data-dir", str(self.data), "--profile", acct.home.name, "--no-input", "-q"]
+        # The other contenders share room keys with every device, and the
+        # key-sharing scenario logs a new, never-verified device in for each
+        # run: ratchet runs in the same legacy mode (MSC4153's
+        # exclude-insecure would withhold from, and refuse to send from,
+        # devices nobody verified).
+        return [self.exe, "--data-dir", str(self.data), "--profile", acct.home.name, "--isolation", "all-devices",
+                "--no-input", "-q"]
 
     def version(self) -> str:
         return run([self.exe, "--version"]).strip()

@@ -132,3 +132,24 @@ fn ratchet_and_element_crypto_verify_each_other_either_side_starting() {
     let js_side = js.call(json!({"cmd": "verify_wait"}));
     assert_eq!(js_side["done"], true, "{js_side}");
 }
+
+/// `verify USER`: the user's identity, in a direct chat made for it.
+#[test]
+fn verifying_a_user_in_a_direct_chat() {
+    let env = TestEnv::new();
+    let (alice, bob) = (register("alice"), register("bob"));
+    env.login("alice", &alice);
+    env.login("bob", &bob);
+    env.encrypted_room("alice", &[("bob", &bob)], &[]);
+    env.run("bob", &["sync"]).success();
+
+    let mut at_bob =
+        env.spawn("bob", &["--json", "verify", "--accept", "--from", &alice.user_id, "--yes", "--wait", "60"]);
+    at_bob.wait_for_stderr("Waiting for a verification request", WAIT);
+    let run = env.run("alice", &["--json", "verify", &bob.user_id, "--yes", "--wait", "60"]).success();
+    assert!(run.stderr.contains("direct chat"), "{}", run.stderr);
+    assert_eq!(run.records("verified").len(), 1, "{}", run.stdout);
+    at_bob.finish(WAIT).success();
+    let seen = env.run("alice", &["--json", "identity", &bob.user_id]).success().records("identity").remove(0);
+    assert_eq!(seen["verified"], true, "{seen}");
+}

@@ -19,10 +19,12 @@ use crate::ui::prompt;
 
 /// Verify a device by comparing emoji (SAS) with the other side.
 ///
-/// `verify USER DEVICE` asks another user's device; `verify --self [DEVICE]`
-/// asks your own other device (all of them that are verified, without
-/// DEVICE); `verify --accept [--from USER]` waits for a request and accepts
-/// it. Both sides must run at the same time: each syncs until the flow ends
+/// `verify USER DEVICE` asks another user's device; `verify USER` asks the
+/// user (their cross-signing identity) in your direct chat with them, made
+/// if there is none; `verify --self [DEVICE]` asks your own other device
+/// (all of them that are verified, without DEVICE); `verify --accept
+/// [--from USER]` waits for a request and accepts it (with --from, it also
+/// joins that user's invite to the direct chat the request comes in). Both sides must run at the same time: each syncs until the flow ends
 /// (--wait seconds at most).
 ///
 /// When the seven emoji appear, both sides compare them. On a terminal you
@@ -46,7 +48,7 @@ use crate::ui::prompt;
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub(crate) struct VerifyArgs {
-    /// USER DEVICE to verify (with --self: DEVICE only, optional)
+    /// USER [DEVICE] to verify (with --self: DEVICE only, optional)
     #[arg(num_args = 0..=2, value_name = "TARGET")]
     target: Vec<String>,
 
@@ -197,10 +199,7 @@ pub(crate) async fn cmd_verify(ctx: &mut CommandContext, args: &VerifyArgs) -> C
             (true, []) => (own.clone(), None),
             (true, [device]) => (own.clone(), Some(device.clone())),
             (false, [user, device]) => (rooms::parse_user(user, &own)?, Some(device.clone())),
-            (false, [_user]) => {
-                return Err(CliError::usage("name the device to verify: ratchet verify USER DEVICE")
-                    .with_hint("`ratchet devices USER` lists them"));
-            }
+            (false, [user]) => (rooms::parse_user(user, &own)?, None),
             (false, []) => {
                 return Err(CliError::usage("say what to verify: USER DEVICE, --self [DEVICE] or --accept"));
             }
@@ -220,9 +219,19 @@ pub(crate) async fn cmd_verify(ctx: &mut CommandContext, args: &VerifyArgs) -> C
             }
             None => {
                 let identity = identity.ok_or_else(|| {
-                    CliError::failed("your account has no cross-signing identity to verify against")
-                        .with_hint("log in without --no-bootstrap on a new profile to create one")
+                    if user == own {
+                        CliError::failed("your account has no cross-signing identity to verify against")
+                            .with_hint("log in without --no-bootstrap on a new profile to create one")
+                    } else {
+                        CliError::failed(format!("{user} has no cross-signing identity to verify"))
+                            .with_hint(format!("verify one of their devices: ratchet verify {user} DEVICE"))
+                    }
                 })?;
+                if user != own {
+                    ctx.out.status(format!(
+                        "Asking {user} in your direct chat (made now if there is none); they accept there"
+                    ));
+                }
                 identity
                     .request_verification()
                     .await

@@ -49,7 +49,11 @@ pub(crate) trait Confirm {
     fn show(&mut self, sas: &ShortAuth) -> CliResult<oneshot::Receiver<bool>>;
 }
 
-/// Waits for an incoming request (from `from`, if given) and accepts it.
+/// Waits for an incoming request (from `from`, if given) and accepts it:
+/// a to-device request (a device verification), or one sent as a message
+/// in a direct chat (a user verification: `verify USER`). An invite from
+/// `from` is joined, so that such a request can be seen; without `from`
+/// no room is joined.
 pub(crate) async fn accept_incoming(
     client: &Client,
     from: Option<&UserId>,
@@ -60,25 +64,47 @@ pub(crate) async fn accept_incoming(
             return Err(CliError::failed("no verification request arrived in time"));
         }
         let response = client.sync_once(poll()).await?;
+        let mut candidates: Vec<(OwnedUserId, String)> = Vec::new();
         for event in &response.to_device {
             let json: Value = event.to_raw().deserialize_as().unwrap_or(Value::Null);
-            if json["type"] != "m.key.verification.request" {
-                continue;
+            if json["type"] == "m.key.verification.request" {
+                candidates.extend(sender_and(&json, json["content"]["transaction_id"].as_str()));
             }
-            let (Some(sender), Some(flow_id)) = (json["sender"].as_str(), json["content"]["transaction_id"].as_str())
-            else {
-                continue;
-            };
-            let Ok(sender) = OwnedUserId::try_from(sender) else { continue };
+        }
+        for update in response.rooms.joined.values() {
+            for event in &update.timeline.events {
+                // The decrypted event, when it was encrypted.
+                let json: Value = event.raw().deserialize_as().unwrap_or(Value::Null);
+                if json["content"]["msgtype"] == "m.key.verification.request" {
+                    candidates.extend(sender_and(&json, json["event_id"].as_str()));
+                }
+            }
+        }
+        for (sender, flow_id) in candidates {
             if from.is_some_and(|f| f != sender) {
                 continue;
             }
-            if let Some(request) = client.encryption().get_verification_request(&sender, flow_id).await {
+            if let Some(request) = client.encryption().get_verification_request(&sender, &flow_id).await {
                 request.accept().await?;
                 return Ok(request);
             }
         }
+        if let Some(from) = from {
+            for room in client.invited_rooms() {
+                let invited_by =
+                    room.invite_details().await.ok().and_then(|d| d.inviter).map(|m| m.user_id().to_owned());
+                if invited_by.as_deref() == Some(from) {
+                    tracing::debug!(room_id = %room.room_id(), "joining the direct chat of a verification");
+                    room.join().await?;
+                }
+            }
+        }
     }
+}
+
+fn sender_and(json: &Value, flow_id: Option<&str>) -> Option<(OwnedUserId, String)> {
+    let sender = OwnedUserId::try_from(json["sender"].as_str()?).ok()?;
+    Some((sender, flow_id?.to_owned()))
 }
 
 /// Runs a request (ours or accepted) to its end: SAS started by the side
