@@ -58,6 +58,9 @@ impl CommandContext {
         if key.as_deref() != Some(session.identity_key.as_str()) {
             return Err(store_mismatch());
         }
+        // Backups, resumed from the store (no request): what the SDK's
+        // parked start-up task would have done.
+        crate::sdk::backup::resume(&client).await?;
         tracing::debug!(user_id = %session.user_id, device_id = %session.device_id, "session restored");
         self.client = Some((client.clone(), session));
         Ok(client)
@@ -76,6 +79,26 @@ impl CommandContext {
         let (client, session) = self.client.take().ok_or_else(|| CliError::internal("no client to close"))?;
         drop(client);
         self.store_secret(&session)
+    }
+
+    /// After a command succeeded: every room key this device got or made
+    /// is uploaded to the backup before the process exits (nothing exists
+    /// only here once ratchet returned 0). No request when nothing is
+    /// pending or there is no backup.
+    pub(crate) async fn finish(&mut self) -> CliResult<()> {
+        if let Some((client, _)) = &self.client {
+            let uploaded = crate::sdk::backup::upload_pending(client).await?;
+            if uploaded > 0 {
+                tracing::debug!(uploaded, "room keys uploaded to the backup");
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops this context's client without closing anything (after a
+    /// logout, its token is dead).
+    pub(crate) fn forget_client(&mut self) {
+        self.client = None;
     }
 
     /// The saved session (after `client()`).

@@ -30,6 +30,8 @@ pub(crate) struct MessageRecord {
     pub(crate) session_id: Option<String>,
     pub(crate) message_index: Option<u32>,
     pub(crate) sender_device: Option<String>,
+    /// The room key came from the server-side key backup just now.
+    pub(crate) key_from_backup: bool,
 }
 
 impl Record for MessageRecord {
@@ -41,13 +43,14 @@ impl Record for MessageRecord {
             (Some(body), _) => body.clone(),
             (None, t) => format!("[{t}]"),
         };
+        let from_backup = if self.key_from_backup { "  (key from backup)" } else { "" };
         let lock = match (&self.session_id, self.message_index) {
             (Some(s), Some(i)) => format!("  [megolm {} #{i}]", short(s)),
             (Some(s), None) => format!("  [megolm {}]", short(s)),
             _ if self.encrypted => "  [encrypted]".into(),
             _ => "  [not encrypted]".into(),
         };
-        format!("[{when}] {who}: {what}{lock}")
+        format!("[{when}] {who}: {what}{lock}{from_backup}")
     }
 }
 
@@ -200,6 +203,7 @@ pub(crate) fn render(room_id: &str, event: &TimelineEvent, original: Option<&Val
                 session_id: info.and_then(|i| i.session_id().map(str::to_owned)).or(position.0),
                 message_index: position.1,
                 sender_device: info.and_then(|i| i.sender_device.as_ref().map(|d| d.to_string())),
+                key_from_backup: false,
             })
         }
     }
@@ -271,10 +275,15 @@ pub(crate) fn short(id: &str) -> String {
 pub(crate) struct HistoryEvent {
     pub(crate) original: Value,
     pub(crate) event: TimelineEvent,
+    /// Its room key came from the server-side backup just now (it was
+    /// undecryptable with the keys this device held).
+    pub(crate) key_from_backup: bool,
 }
 
 /// The room's last `limit` events, oldest first, each decrypted here if
-/// encrypted (the room's keys as of now).
+/// encrypted (the room's keys as of now). An event whose key this device
+/// lacks is looked up in the key backup (when this device has the backup
+/// key) before it is called undecryptable.
 pub(crate) async fn recent_history(room: &matrix_sdk::Room, limit: u32) -> crate::error::CliResult<Vec<HistoryEvent>> {
     use matrix_sdk::ruma::api::client::message::get_message_events;
     let mut request = get_message_events::v3::Request::backward(room.room_id().to_owned());
@@ -284,12 +293,27 @@ pub(crate) async fn recent_history(room: &matrix_sdk::Room, limit: u32) -> crate
     // The server returns newest first.
     for raw in response.chunk.iter().rev() {
         let original: Value = raw.deserialize_as().unwrap_or(Value::Null);
+        let mut key_from_backup = false;
         let event = if original["type"] == "m.room.encrypted" {
-            room.decrypt_event(as_encrypted(raw), None).await?
+            let mut event = room.decrypt_event(as_encrypted(raw), None).await?;
+            if let (TimelineEventKind::UnableToDecrypt { utd_info, .. }, Some(session)) =
+                (&event.kind, original["content"]["session_id"].as_str())
+            {
+                let missing = matches!(
+                    utd_info.reason,
+                    UnableToDecryptReason::MissingMegolmSession { .. }
+                        | UnableToDecryptReason::UnknownMegolmMessageIndex
+                );
+                if missing && crate::sdk::backup::download_one(&room.client(), room.room_id(), session).await? {
+                    event = room.decrypt_event(as_encrypted(raw), None).await?;
+                    key_from_backup = !matches!(event.kind, TimelineEventKind::UnableToDecrypt { .. });
+                }
+            }
+            event
         } else {
             TimelineEvent::from_plaintext(raw.clone().cast())
         };
-        out.push(HistoryEvent { original, event });
+        out.push(HistoryEvent { original, event, key_from_backup });
     }
     Ok(out)
 }

@@ -39,7 +39,16 @@ fn main() -> ExitCode {
     };
     let mut ctx = CommandContext::new(settings, out);
     let outcome = process::run(async {
-        let result = commands::run_command(&mut ctx, &cli.command).await;
+        let mut result = commands::run_command(&mut ctx, &cli.command).await;
+        // Keys made or received go to the backup before exit, also when
+        // only part of the work was done (exit 3).
+        let partial = result.as_ref().is_err_and(|e| e.kind == error::ErrorKind::Partial);
+        if result.is_ok() || partial {
+            let upload = ctx.finish().await;
+            if result.is_ok() {
+                result = upload;
+            }
+        }
         (result, ctx)
     });
     match outcome {

@@ -26,6 +26,8 @@ pub(crate) struct Settings {
     pub(crate) password_env: Option<Secret>,
     /// `RATCHET_KEYS_PASSPHRASE`, if set: for key export and import files.
     pub(crate) keys_passphrase_env: Option<Secret>,
+    /// `RATCHET_RECOVERY_KEY`, if set: for `recovery recover`.
+    pub(crate) recovery_key_env: Option<Secret>,
 }
 
 impl Settings {
@@ -48,6 +50,7 @@ impl Settings {
             store_passphrase_env: secret_env("RATCHET_STORE_PASSPHRASE"),
             password_env: secret_env("RATCHET_PASSWORD"),
             keys_passphrase_env: secret_env("RATCHET_KEYS_PASSPHRASE"),
+            recovery_key_env: secret_env("RATCHET_RECOVERY_KEY"),
         })
     }
 }

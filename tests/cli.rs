@@ -15,6 +15,7 @@ mod keys;
 mod login;
 mod messages;
 mod olm;
+mod recovery;
 mod reliability;
 mod requests;
 mod room;

@@ -105,6 +105,7 @@ records! {
     "message" => Message {
         room_id: S, event_id: O<S>, sender: O<S>, origin_server_ts: O<u64>, event_type: S, msgtype: O<S>,
         body: O<S>, encrypted: bool, session_id: O<S>, message_index: O<u32>, sender_device: O<S>,
+        key_from_backup: bool,
     }
     "utd" => Utd {
         room_id: S, event_id: O<S>, sender: O<S>, origin_server_ts: O<u64>, session_id: O<S>,
@@ -151,6 +152,16 @@ records! {
         verification_violation: bool, this_device_cross_signed: O<bool>, private_keys: O<PrivateKeys>,
     }
     "local_trust" => LocalTrust { user_id: S, device_id: S, local_trust: S, previous: S }
+    "recovery_key" => RecoveryKey { recovery_key: S, backup_version: O<S>, uploaded: usize }
+    "recovery_status" => RecoveryStatus {
+        secret_storage: bool, cross_signed: bool, cross_signing_keys_here: bool, backup_version: O<S>,
+        room_keys: usize, room_keys_backed_up: usize,
+    }
+    "backup_status" => BackupStatus {
+        server_version: O<S>, keys_on_server: O<u64>, version_here: O<S>, keys_here: usize, backed_up: usize,
+        pending: usize,
+    }
+    "backup_restored" => BackupRestored { backup_version: S, rooms: usize, imported: usize }
     "olm_device" => OlmDevice {
         user_id: S, device_id: S, curve25519: S, session_count: usize, r8_min_cap: usize,
         sessions: Vec<OlmSession>, r7_choice: O<S>, sdk_choice: O<S>, choices_differ: bool,
@@ -231,6 +242,10 @@ fn every_command_s_json_matches_the_documented_records() {
     take(env.run("alice", &["--json", "identity", &bob.user_id]).success());
     take(env.run("alice", &["--json", "trust", &bob.user_id, &bob_device, "ignored"]).success());
     take(env.run("alice", &["--json", "trust", &bob.user_id, &bob_device, "unset"]).success());
+    take(env.run("alice", &["--json", "recovery", "enable"]).success());
+    take(env.run("alice", &["--json", "recovery", "status"]).success());
+    take(env.run("alice", &["--json", "backup", "status"]).success());
+    take(env.run("alice", &["--json", "backup", "restore"]).success());
     take(env.run("alice", &["--json", "unwedge", &bob.user_id, &bob_device]).success());
     take(env.run("bob", &["--json", "keys", "request", &room]).success());
     let file = env.home().join("k.txt");

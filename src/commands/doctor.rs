@@ -110,7 +110,7 @@ pub(crate) async fn cmd_doctor(ctx: &mut CommandContext, args: &DoctorArgs) -> C
 
     let mut found = 0;
     let mut seen_event = false;
-    for HistoryEvent { original, event } in recent_history(&room, limit).await? {
+    for HistoryEvent { original, event, .. } in recent_history(&room, limit).await? {
         if let Some(wanted) = &args.event {
             if original["event_id"].as_str() != Some(wanted.as_str()) {
                 continue;

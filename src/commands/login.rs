@@ -240,17 +240,14 @@ async fn login_and_save(
 }
 
 fn read_password(ctx: &CommandContext, args: &LoginArgs) -> CliResult<Secret> {
-    if args.password_stdin {
-        return prompt::secret_from_stdin("--password-stdin", "password");
-    }
-    if let Some(pw) = &ctx.settings.password_env {
-        return Ok(pw.clone());
-    }
-    if prompt::can_prompt(ctx.settings.no_input) {
-        return prompt::secret(&format!("Password for {}: ", args.user));
-    }
-    Err(CliError::usage("no password given and no terminal to ask on")
-        .with_hint("pipe it with --password-stdin, or set RATCHET_PASSWORD"))
+    prompt::read_secret(prompt::SecretSources {
+        from_stdin: args.password_stdin,
+        stdin_flag: "--password-stdin",
+        what: "password",
+        env: (ctx.settings.password_env.as_ref(), "RATCHET_PASSWORD"),
+        prompt: &format!("Password for {}: ", args.user),
+        no_input: ctx.settings.no_input,
+    })
 }
 
 #[cfg(test)]

@@ -73,6 +73,7 @@ pub(crate) async fn cmd_logout(ctx: &mut CommandContext, args: &LogoutArgs) -> C
                 .with_hint("use `ratchet logout --local` to delete the local data anyway"));
         }
         let client = ctx.client().await?;
+        ctx.forget_client();
         match client.matrix_auth().logout().await {
             Ok(_) => server_logout = true,
             Err(e) => {

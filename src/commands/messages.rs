@@ -47,10 +47,15 @@ pub(crate) async fn cmd_messages(ctx: &mut CommandContext, args: &MessagesArgs) 
     let room = rooms::joined(&client, &args.room).await?;
 
     let (mut shown, mut utd) = (0usize, 0usize);
-    for HistoryEvent { original, event } in recent_history(&room, args.limit).await? {
+    let mut from_backup = 0usize;
+    for HistoryEvent { original, event, key_from_backup } in recent_history(&room, args.limit).await? {
         match render(room.room_id().as_str(), &event, Some(&original)) {
-            Rendered::Message(r) => {
+            Rendered::Message(mut r) => {
                 shown += 1;
+                if key_from_backup {
+                    from_backup += 1;
+                    r.key_from_backup = true;
+                }
                 ctx.out.data(&r)?
             }
             Rendered::Utd(r) => {
@@ -61,6 +66,9 @@ pub(crate) async fn cmd_messages(ctx: &mut CommandContext, args: &MessagesArgs) 
             Rendered::Other(r) if args.all => ctx.out.data(&r)?,
             Rendered::Other(_) => {}
         }
+    }
+    if from_backup > 0 {
+        ctx.out.status(format!("{from_backup} message(s) decrypted with room keys from the key backup"));
     }
     if utd > 0 {
         return Err(CliError::new(ErrorKind::Partial, format!("{utd} of {shown} messages could not be decrypted"))

@@ -6,6 +6,7 @@ use clap::Subcommand;
 use crate::context::CommandContext;
 use crate::error::CliResult;
 
+pub(crate) mod backup;
 pub(crate) mod completions;
 #[cfg(test)]
 mod contract;
@@ -19,6 +20,7 @@ pub(crate) mod login;
 pub(crate) mod logout;
 pub(crate) mod messages;
 pub(crate) mod olm;
+pub(crate) mod recovery;
 pub(crate) mod room;
 pub(crate) mod rotate;
 pub(crate) mod send;
@@ -53,6 +55,10 @@ pub(crate) enum Command {
     #[command(subcommand)]
     Keys(keys::KeysCommand),
     #[command(subcommand)]
+    Recovery(recovery::RecoveryCommand),
+    #[command(subcommand)]
+    Backup(backup::BackupCommand),
+    #[command(subcommand)]
     Debug(debug::DebugCommand),
     Completions(completions::CompletionsArgs),
     Man(completions::ManArgs),
@@ -78,6 +84,8 @@ pub(crate) async fn run_command(ctx: &mut CommandContext, command: &Command) -> 
         Command::Unwedge(args) => unwedge::cmd_unwedge(ctx, args).await,
         Command::Doctor(args) => doctor::cmd_doctor(ctx, args).await,
         Command::Keys(cmd) => keys::run(ctx, cmd).await,
+        Command::Recovery(cmd) => recovery::run(ctx, cmd).await,
+        Command::Backup(cmd) => backup::run(ctx, cmd).await,
         Command::Debug(cmd) => debug::run(ctx, cmd).await,
         Command::Completions(args) => completions::cmd_completions(ctx, args).await,
         Command::Man(args) => completions::cmd_man(ctx, args).await,

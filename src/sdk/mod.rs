@@ -17,12 +17,14 @@
 //!
 //! Nothing here returns secret key material: only ids, counters and times.
 
+pub(crate) mod backup;
 pub(crate) mod client;
 pub(crate) mod keys;
 pub(crate) mod megolm;
 pub(crate) mod olm;
 pub(crate) mod rawstore;
 pub(crate) mod recovery;
+pub(crate) mod secrets;
 pub(crate) mod trust;
 pub(crate) mod verify;
 

@@ -48,3 +48,35 @@ pub(crate) fn secret_from_stdin(flag: &str, what: &str) -> Result<Secret, CliErr
     }
     Ok(Secret::new(secret))
 }
+
+/// Where a secret may come from, in order: stdin (when its flag is given),
+/// an environment variable, a prompt on the terminal.
+pub(crate) struct SecretSources<'a> {
+    /// The `--…-stdin` flag was given.
+    pub(crate) from_stdin: bool,
+    /// Its name, for messages (`--password-stdin`).
+    pub(crate) stdin_flag: &'a str,
+    /// What it is, for messages (`password`).
+    pub(crate) what: &'a str,
+    /// The environment variable's value, if set, and its name.
+    pub(crate) env: (Option<&'a Secret>, &'a str),
+    /// The prompt on a terminal.
+    pub(crate) prompt: &'a str,
+    pub(crate) no_input: bool,
+}
+
+/// Reads a secret from the first source that has it; never from the
+/// command line.
+pub(crate) fn read_secret(s: SecretSources<'_>) -> Result<Secret, CliError> {
+    if s.from_stdin {
+        return secret_from_stdin(s.stdin_flag, s.what);
+    }
+    if let Some(value) = s.env.0 {
+        return Ok(value.clone());
+    }
+    if can_prompt(s.no_input) {
+        return secret(s.prompt);
+    }
+    Err(CliError::usage(format!("no {} given and no terminal to ask on", s.what))
+        .with_hint(format!("pipe it with {}, or set {}", s.stdin_flag, s.env.1)))
+}

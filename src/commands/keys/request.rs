@@ -87,7 +87,7 @@ pub(crate) async fn cmd_request(ctx: &mut CommandContext, args: &RequestArgs) ->
             CliError::failed(format!("{event_id} is not a Megolm-encrypted event with a sender key"))
         })?);
     } else {
-        for HistoryEvent { original, event } in recent_history(&room, 100).await? {
+        for HistoryEvent { original, event, .. } in recent_history(&room, 100).await? {
             if original["type"] != "m.room.encrypted" {
                 continue;
             }

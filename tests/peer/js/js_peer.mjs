@@ -8,7 +8,7 @@
 // to stderr.
 //
 // Commands: login, join, send, messages, device, identity, verify_request,
-// verify_accept, verify_wait, quit. Every
+// verify_accept, verify_wait, setup_recovery, backup_now, restore_backup, quit. Every
 // answer has "ok": true and the command's fields, or "ok": false and "error".
 
 import * as readline from "node:readline";
@@ -23,6 +23,9 @@ logger.setLevel(process.env.JS_PEER_LOG || "warn");
 
 let client = null;
 let password = null;
+// The secret-storage key (raw bytes) js answers getSecretStorageKey with:
+// made by setup_recovery, or decoded from a recovery key by use_recovery_key.
+let secretStorageKey = null;
 
 function answer(obj) {
     process.stdout.write(JSON.stringify(obj) + "\n");
@@ -60,6 +63,13 @@ async function login({ homeserver, user, password: pw, isolation, bootstrap }) {
         userId: session.user_id,
         deviceId: session.device_id,
         accessToken: session.access_token,
+        cryptoCallbacks: {
+            getSecretStorageKey: async ({ keys }) => {
+                if (!secretStorageKey) return null;
+                return [Object.keys(keys)[0], secretStorageKey];
+            },
+            cacheSecretStorageKey: () => {},
+        },
     });
     await client.initRustCrypto({ useIndexedDB: false });
     const crypto = client.getCrypto();
@@ -200,7 +210,52 @@ async function verify_wait() {
     return result;
 }
 
-const commands = { login, join, send, messages, device, identity, verify_request, verify_accept, verify_wait };
+// Secret storage and key backup as Element sets them up: a new recovery
+// key, cross-signing keys and a new backup (its key in secret storage).
+// Returns the recovery key a person would write down.
+async function setup_recovery() {
+    const crypto = client.getCrypto();
+    let recoveryKey = null;
+    await crypto.bootstrapSecretStorage({
+        createSecretStorageKey: async () => {
+            const key = await crypto.createRecoveryKeyFromPassphrase();
+            secretStorageKey = key.privateKey;
+            recoveryKey = key.encodedPrivateKey;
+            return key;
+        },
+        setupNewSecretStorage: true,
+        setupNewKeyBackup: true,
+    });
+    await until("the backup", 20000, async () => await crypto.getActiveSessionBackupVersion());
+    return { recovery_key: recoveryKey, backup_version: await crypto.getActiveSessionBackupVersion() };
+}
+
+// Waits until the server's backup holds at least `at_least` room keys: the
+// Rust crypto uploads in the background, after a random delay of up to 10 s.
+async function backup_now({ at_least = 1 }) {
+    await client.getCrypto().checkKeyBackupAndEnable();
+    const info = await until("the backup to catch up", 60000, async () => {
+        const info = await client.http.authedRequest(sdk.Method.Get, "/room_keys/version");
+        return info.count >= at_least ? info : null;
+    });
+    return { count: info.count, backup_version: info.version };
+}
+
+// With a recovery key (as Element: "Enter your recovery key"), loads the
+// backup key from secret storage and restores every key in the backup.
+async function restore_backup({ recovery_key }) {
+    const crypto = client.getCrypto();
+    secretStorageKey = cryptoApi.decodeRecoveryKey(recovery_key);
+    await crypto.loadSessionBackupPrivateKeyFromSecretStorage();
+    const check = await crypto.checkKeyBackupAndEnable();
+    const result = await crypto.restoreKeyBackup();
+    return { imported: result.imported, total: result.total, backup_version: check?.backupInfo?.version ?? null };
+}
+
+const commands = {
+    login, join, send, messages, device, identity, verify_request, verify_accept, verify_wait,
+    setup_recovery, backup_now, restore_backup,
+};
 
 const lines = readline.createInterface({ input: process.stdin });
 for await (const line of lines) {

@@ -1,0 +1,72 @@
+//! `ratchet backup status`.
+
+use clap::Args;
+use serde::Serialize;
+use tracing::instrument;
+
+use crate::context::CommandContext;
+use crate::error::CliResult;
+use crate::sdk;
+use crate::ui::output::Record;
+
+/// Show the key backup: its version, keys on the server and here, and what
+/// is still waiting to be uploaded.
+///
+/// Every ratchet command uploads the room keys it created or received
+/// before it exits, so `pending` is 0 unless the last upload failed (the
+/// next command retries it).
+///
+/// Example:
+///
+///   ratchet --json backup status | jq .pending
+#[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
+pub(crate) struct StatusArgs {}
+
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(crate) struct BackupStatusRecord {
+    /// The server's current backup version (null: no backup).
+    server_version: Option<String>,
+    /// Room keys in the server's backup.
+    keys_on_server: Option<u64>,
+    /// The version this device uploads to (null: backup is off here).
+    version_here: Option<String>,
+    /// Room keys this device holds, and how many are in the backup.
+    keys_here: usize,
+    backed_up: usize,
+    /// Room keys held here that are not in the backup yet.
+    pending: usize,
+}
+
+impl Record for BackupStatusRecord {
+    const TYPE: &'static str = "backup_status";
+    fn human(&self) -> String {
+        let server = match (&self.server_version, self.keys_on_server) {
+            (Some(v), Some(n)) => format!("version {v}, {n} room key(s)"),
+            _ => "none".into(),
+        };
+        format!(
+            "backup on server  {server}\nbackup here       {}\nroom keys here    {} ({} backed up, {} pending)",
+            self.version_here.as_deref().map(|v| format!("version {v}")).unwrap_or_else(|| "off".into()),
+            self.keys_here,
+            self.backed_up,
+            self.pending
+        )
+    }
+}
+
+#[instrument(skip_all)]
+pub(crate) async fn cmd_status(ctx: &mut CommandContext, _args: &StatusArgs) -> CliResult {
+    let client = ctx.client().await?;
+    let server = sdk::backup::on_server(&client).await?;
+    let (keys_here, backed_up) = sdk::backup::counts(&client).await?;
+    let version_here = sdk::backup::version_here(&client).await?;
+    ctx.out.data(&BackupStatusRecord {
+        server_version: server.as_ref().map(|(v, _)| v.clone()),
+        keys_on_server: server.map(|(_, n)| n),
+        pending: if version_here.is_some() { keys_here.saturating_sub(backed_up) } else { 0 },
+        version_here,
+        keys_here,
+        backed_up,
+    })
+}

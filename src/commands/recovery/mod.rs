@@ -1,0 +1,78 @@
+//! `ratchet recovery …`: the recovery key, secret storage and identity reset.
+
+use clap::Subcommand;
+use serde::Serialize;
+
+use crate::context::CommandContext;
+use crate::error::CliResult;
+use crate::ui::output::Record;
+
+pub(crate) mod enable;
+pub(crate) mod recover;
+pub(crate) mod reset;
+pub(crate) mod status;
+
+/// Set up, use and reset recovery (the recovery key Element gives).
+#[derive(Debug, Subcommand)]
+pub(crate) enum RecoveryCommand {
+    Enable(enable::EnableArgs),
+    Recover(recover::RecoverArgs),
+    Reset(reset::ResetArgs),
+    Status(status::StatusArgs),
+}
+
+pub(crate) async fn run(ctx: &mut CommandContext, command: &RecoveryCommand) -> CliResult {
+    match command {
+        RecoveryCommand::Enable(args) => enable::cmd_enable(ctx, args).await,
+        RecoveryCommand::Recover(args) => recover::cmd_recover(ctx, args).await,
+        RecoveryCommand::Reset(args) => reset::cmd_reset(ctx, args).await,
+        RecoveryCommand::Status(args) => status::cmd_status(ctx, args).await,
+    }
+}
+
+/// Where recovery stands for this account and device.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(crate) struct RecoveryStatusRecord {
+    /// The account has secret storage (a recovery key exists).
+    secret_storage: bool,
+    /// This device is cross-signed by the account's identity.
+    cross_signed: bool,
+    /// This device holds all three private cross-signing keys.
+    cross_signing_keys_here: bool,
+    /// The backup version this device uploads to, if any.
+    backup_version: Option<String>,
+    /// Room keys this device holds, and how many of them are in the backup.
+    room_keys: usize,
+    room_keys_backed_up: usize,
+}
+
+impl Record for RecoveryStatusRecord {
+    const TYPE: &'static str = "recovery_status";
+    fn human(&self) -> String {
+        let yes = |b: bool| if b { "yes" } else { "no" };
+        format!(
+            "secret storage      {}\nthis device         {}\ncross-signing keys  {}\nbackup              {}\nroom keys           {} here, {} in the backup",
+            yes(self.secret_storage),
+            if self.cross_signed { "cross-signed" } else { "NOT cross-signed" },
+            if self.cross_signing_keys_here { "all three here" } else { "not all here" },
+            self.backup_version.as_deref().map(|v| format!("version {v}")).unwrap_or_else(|| "off here".into()),
+            self.room_keys,
+            self.room_keys_backed_up,
+        )
+    }
+}
+
+/// What `recovery status` and the end of `enable`/`recover`/`reset` show.
+pub(crate) async fn status_of(client: &matrix_sdk::Client) -> CliResult<RecoveryStatusRecord> {
+    use crate::sdk::{backup, secrets, trust};
+    let (cross_signed, keys) = trust::own_state(client).await?;
+    let (room_keys, room_keys_backed_up) = backup::counts(client).await?;
+    Ok(RecoveryStatusRecord {
+        secret_storage: secrets::storage_exists(client).await?,
+        cross_signed,
+        cross_signing_keys_here: keys.master && keys.self_signing && keys.user_signing,
+        backup_version: backup::version_here(client).await?,
+        room_keys,
+        room_keys_backed_up,
+    })
+}

@@ -1,0 +1,51 @@
+//! `ratchet recovery recover`.
+
+use clap::Args;
+use tracing::instrument;
+
+use crate::context::CommandContext;
+use crate::error::CliResult;
+use crate::sdk;
+use crate::ui::prompt;
+
+/// Verify this device with the recovery key, and turn key backup on.
+///
+/// The key Element (or `ratchet recovery enable`) gave you unlocks the
+/// account's secret storage: the cross-signing private keys are imported,
+/// this device is signed with them (it becomes cross-signed, so clients in
+/// "exclude insecure devices" mode share keys with it), and the backup key
+/// is imported, so room keys are backed up and `backup restore` can read
+/// history from before this device existed.
+///
+/// The key never goes on the command line: it comes from --key-stdin (first
+/// line of stdin), RATCHET_RECOVERY_KEY, or a prompt on a terminal. A wrong
+/// key changes nothing and exits 4.
+///
+/// Examples:
+///
+///   ratchet recovery recover
+///   echo "$RECOVERY_KEY" | ratchet recovery recover --key-stdin
+#[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
+pub(crate) struct RecoverArgs {
+    /// Read the recovery key from the first line of stdin
+    #[arg(long)]
+    key_stdin: bool,
+}
+
+#[instrument(skip_all)]
+pub(crate) async fn cmd_recover(ctx: &mut CommandContext, args: &RecoverArgs) -> CliResult {
+    let key = prompt::read_secret(prompt::SecretSources {
+        from_stdin: args.key_stdin,
+        stdin_flag: "--key-stdin",
+        what: "recovery key",
+        env: (ctx.settings.recovery_key_env.as_ref(), "RATCHET_RECOVERY_KEY"),
+        prompt: "Recovery key: ",
+        no_input: ctx.settings.no_input,
+    })?;
+    let client = ctx.client().await?;
+    sdk::sync_now(&client).await?;
+    sdk::secrets::recover(&client, &key).await?;
+    sdk::backup::upload_pending(&client).await?;
+    ctx.out.data(&super::status_of(&client).await?)
+}

@@ -1,0 +1,62 @@
+//! `ratchet recovery reset`.
+
+use clap::Args;
+use tracing::instrument;
+
+use crate::context::CommandContext;
+use crate::error::{CliError, CliResult};
+use crate::sdk;
+use crate::ui::prompt;
+
+/// Make a new cross-signing identity for your account (destructive).
+///
+/// For an account whose recovery key is lost. Deletes the key backup and
+/// secret storage, and replaces the identity: every other device of yours
+/// becomes unverified, and everyone who verified you sees your identity
+/// change (a verification violation) until they verify you again. This
+/// device is signed by the new identity; run `recovery enable` after it for
+/// a new recovery key and backup. The server authorises it with your
+/// password (--password-stdin, RATCHET_PASSWORD, or a prompt). Asks for
+/// confirmation on a terminal; --yes otherwise.
+///
+/// Example:
+///
+///   ratchet recovery reset --yes --password-stdin < password.txt
+#[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
+pub(crate) struct ResetArgs {
+    /// Do not ask for confirmation
+    #[arg(long)]
+    yes: bool,
+    /// Read the account password from the first line of stdin
+    #[arg(long)]
+    password_stdin: bool,
+}
+
+#[instrument(skip_all)]
+pub(crate) async fn cmd_reset(ctx: &mut CommandContext, args: &ResetArgs) -> CliResult {
+    if !args.yes {
+        if !prompt::can_prompt(ctx.settings.no_input) {
+            return Err(CliError::usage("resetting the identity destroys the backup and needs --yes off a terminal"));
+        }
+        if !prompt::confirm(
+            "Reset your cross-signing identity? The key backup and secret storage are deleted, and all your other \
+             devices and everyone who verified you must verify again.",
+        )? {
+            return Err(CliError::failed("not reset"));
+        }
+    }
+    let session = ctx.load_session()?;
+    let password = prompt::read_secret(prompt::SecretSources {
+        from_stdin: args.password_stdin,
+        stdin_flag: "--password-stdin",
+        what: "password",
+        env: (ctx.settings.password_env.as_ref(), "RATCHET_PASSWORD"),
+        prompt: &format!("Password for {}: ", session.user_id),
+        no_input: ctx.settings.no_input,
+    })?;
+    let client = ctx.client().await?;
+    sdk::sync_now(&client).await?;
+    sdk::secrets::reset_identity(&client, &password).await?;
+    ctx.out.data(&super::status_of(&client).await?)
+}

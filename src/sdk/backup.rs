@@ -1,0 +1,111 @@
+//! Server-side key backup: resuming it in each process, uploading what is
+//! pending before a command exits, counting, and downloading.
+//!
+//! Pitfalls from the sources (shared/trust-layer.md §0, §3):
+//! * Backups are resumed in each new process by the SDK's start-up task,
+//!   which ratchet parks (it costs requests on every command; see
+//!   `sdk::client`). [`resume`] does the same from the store, with no
+//!   request: the backup key and version saved by `recovery enable` or
+//!   `recovery recover`.
+//! * Sending does not trigger an upload, and `wait_for_steady_state` can
+//!   return early (matrix-rust-sdk#6529). [`upload_pending`] runs the upload
+//!   loop itself, synchronously, until the machine has nothing left: no
+//!   request at all when nothing is pending.
+//! * There is no public "download everything": [`restore`] walks the rooms.
+
+use matrix_sdk::ruma::api::client::backup::{add_backup_keys, get_latest_backup_info};
+use matrix_sdk::ruma::RoomId;
+use matrix_sdk::Client;
+
+use super::machine;
+use crate::error::{CliError, CliResult};
+
+fn store_error(e: matrix_sdk::encryption::CryptoStoreError) -> CliError {
+    CliError::failed("the crypto store failed").with_source(e)
+}
+
+/// Turns backups on in this process if this device holds a backup key;
+/// returns the backup version.
+pub(crate) async fn resume(client: &Client) -> CliResult<Option<String>> {
+    let olm = machine(client).await?;
+    let backups = olm.backup_machine();
+    if let Some(version) = backups.backup_version().await {
+        return Ok(Some(version));
+    }
+    let keys = backups.get_backup_keys().await.map_err(store_error)?;
+    let (Some(key), Some(version)) = (keys.decryption_key, keys.backup_version) else { return Ok(None) };
+    let public = key.megolm_v1_public_key();
+    public.set_version(version.clone());
+    backups.enable_backup_v1(public).await.map_err(store_error)?;
+    Ok(Some(version))
+}
+
+/// Uploads every room key not yet in the backup, in batches, until none is
+/// left; returns how many went up. No request when nothing is pending or
+/// backups are off.
+pub(crate) async fn upload_pending(client: &Client) -> CliResult<usize> {
+    let olm = machine(client).await?;
+    let backups = olm.backup_machine();
+    if !backups.enabled().await {
+        return Ok(0);
+    }
+    let mut uploaded = 0;
+    while let Some((id, request)) = backups.backup().await.map_err(store_error)? {
+        let count: usize = request.rooms.values().map(|r| r.sessions.len()).sum();
+        let response = client
+            .send(add_backup_keys::v3::Request::new(request.version, request.rooms))
+            .await
+            .map_err(|e| CliError::from(e).with_hint("room keys not uploaded now are uploaded by the next command"))?;
+        olm.mark_request_as_sent(&id, &response)
+            .await
+            .map_err(|e| CliError::failed("could not record the backup upload").with_source(e))?;
+        uploaded += count;
+    }
+    Ok(uploaded)
+}
+
+/// Room keys this device holds, and how many of them are in the backup.
+pub(crate) async fn counts(client: &Client) -> CliResult<(usize, usize)> {
+    let olm = machine(client).await?;
+    let counts = olm.backup_machine().room_key_counts().await.map_err(store_error)?;
+    Ok((counts.total, counts.backed_up))
+}
+
+/// The version this device backs up to, if backups are on here.
+pub(crate) async fn version_here(client: &Client) -> CliResult<Option<String>> {
+    Ok(machine(client).await?.backup_machine().backup_version().await)
+}
+
+/// The server's current backup: its version and how many keys it holds.
+pub(crate) async fn on_server(client: &Client) -> CliResult<Option<(String, u64)>> {
+    match client.send(get_latest_backup_info::v3::Request::new()).await {
+        Ok(info) => Ok(Some((info.version, u64::from(info.count)))),
+        Err(e) if e.client_api_error_kind() == Some(&matrix_sdk::ruma::api::error::ErrorKind::NotFound) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Downloads the keys of `rooms` from the backup; returns how many room
+/// keys this device holds now that it did not before.
+pub(crate) async fn restore(client: &Client, rooms: &[&RoomId]) -> CliResult<usize> {
+    let (before, _) = counts(client).await?;
+    for room in rooms {
+        client.encryption().backups().download_room_keys_for_room(room).await?;
+    }
+    let (after, _) = counts(client).await?;
+    Ok(after.saturating_sub(before))
+}
+
+/// Downloads one room key from the backup; false when the backup does not
+/// have it (or there is no backup here).
+pub(crate) async fn download_one(client: &Client, room: &RoomId, session_id: &str) -> CliResult<bool> {
+    if version_here(client).await?.is_none() {
+        return Ok(false);
+    }
+    match client.encryption().backups().download_room_key(room, session_id).await {
+        Ok(found) => Ok(found),
+        // A session the backup does not hold is a 404.
+        Err(e) if e.client_api_error_kind() == Some(&matrix_sdk::ruma::api::error::ErrorKind::NotFound) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}

@@ -1,0 +1,138 @@
+//! Recovery and key backup (issue 13), against Synapse and Element's crypto
+//! stack: an account Element set up, recovered by ratchet with Element's
+//! recovery key; ratchet's recovery key used by Element; a wrong key; keys
+//! in the backup when a command exits; a lost key brought back from it.
+
+use serde_json::{json, Value};
+
+use crate::common::js_peer::JsPeer;
+use crate::common::{api, register, synapse, TestEnv};
+
+/// The server's current backup: (version, keys in it).
+fn server_backup(env: &TestEnv, profile: &str) -> (String, u64) {
+    let (status, info) = api("GET", &env.token(profile), "/_matrix/client/v3/room_keys/version", None);
+    assert_eq!(status, 200, "{info}");
+    (info["version"].as_str().unwrap().to_owned(), info["count"].as_u64().unwrap())
+}
+
+fn status(env: &TestEnv, profile: &str) -> Value {
+    env.run(profile, &["--json", "recovery", "status"]).success().records("recovery_status").remove(0)
+}
+
+#[test]
+fn an_account_element_set_up_is_recovered_and_its_history_restored_from_the_backup() {
+    let env = TestEnv::new();
+    let (alice, jo) = (register("alice"), register("jo"));
+    env.login("alice", &alice);
+    let mut js = JsPeer::login(&jo, "exclude-insecure", true);
+    let recovery_key = js.call(json!({"cmd": "setup_recovery"}))["recovery_key"].as_str().unwrap().to_owned();
+    let room = env.encrypted_room("alice", &[], &["--invite", &js.user_id]);
+    js.join(&room);
+    let old = [js.send(&room, "before ratchet existed"), js.send(&room, "also before")];
+    js.call(json!({"cmd": "backup_now", "at_least": 1}));
+
+    // ratchet as a second device of jo's account: not verified at login.
+    let login = env.login_with("jo2", &jo, &synapse().url, &["--json"], &[]).success().records("login");
+    assert_eq!(login[0]["cross_signing"], "existing");
+    let (_, in_backup) = server_backup(&env, "jo2");
+    assert!(in_backup >= 1, "js uploaded its room key to the backup");
+    assert_eq!(status(&env, "jo2")["cross_signed"], false);
+    let before = env.run("jo2", &["--json", "messages", &room]).code(3).records("utd");
+    assert!(before.len() >= 2, "the history is unreadable before recovery: {before:?}");
+
+    // A wrong key: exit 4, nothing changed.
+    let wrong = env.run_stdin(
+        "jo2",
+        &["recovery", "recover", "--key-stdin"],
+        b"EsTX u2Qe auRQ Crg9 Y7AH Y1pe AMbv 4Jpx Fu9C CGkR VinK 3xC2\n",
+    );
+    assert_eq!(wrong.code, 4, "{}", wrong.stderr);
+    assert!(wrong.stderr.contains("recovery key is wrong"), "{}", wrong.stderr);
+    let unchanged = status(&env, "jo2");
+    assert_eq!(unchanged["cross_signed"], false);
+    assert!(unchanged["backup_version"].is_null(), "{unchanged}");
+
+    // The right key, as Element printed it.
+    let recovered = env
+        .run_stdin("jo2", &["--json", "recovery", "recover", "--key-stdin"], format!("{recovery_key}\n").as_bytes())
+        .success()
+        .records("recovery_status")
+        .remove(0);
+    assert_eq!(recovered["cross_signed"], true, "{recovered}");
+    assert_eq!(recovered["cross_signing_keys_here"], true, "{recovered}");
+    assert_eq!(recovered["backup_version"].as_str(), Some(server_backup(&env, "jo2").0.as_str()));
+
+    // History from before this device existed, from the backup.
+    let restored = env.run("jo2", &["--json", "backup", "restore", &room]).success().records("backup_restored");
+    // Both messages are in one Megolm session: one room key.
+    assert_eq!(restored[0]["imported"], 1, "{restored:?}");
+    let got = env.run("jo2", &["--json", "messages", &room]).success().records("message");
+    for id in &old {
+        assert!(got.iter().any(|m| m["event_id"].as_str() == Some(id.as_str())), "{id} decrypts now: {got:?}");
+    }
+
+    // Cross-signed now: Element's crypto (exclude-insecure) reads it.
+    let sent = env.run("jo2", &["--json", "send", &room, "from the recovered device"]).success().records("sent");
+    let id = sent[0]["event_id"].as_str().unwrap().to_owned();
+    let theirs = js.messages(&room, &[&id], 30_000);
+    let seen = theirs.iter().find(|m| m["event_id"].as_str() == Some(id.as_str())).unwrap();
+    assert_eq!(seen["body"], "from the recovered device", "{seen}");
+}
+
+#[test]
+fn ratchet_s_recovery_key_opens_the_backup_for_element_and_keys_are_in_it_when_commands_exit() {
+    let env = TestEnv::new();
+    let (alice, bob) = (register("alice"), register("bob"));
+    env.login("alice", &alice);
+    env.login("bob", &bob);
+    let room = env.encrypted_room("alice", &[("bob", &bob)], &["--rotation-msgs", "1"]);
+    env.run("alice", &["send", &room, "before the backup"]).success();
+
+    let enabled = env.run("alice", &["--json", "recovery", "enable"]).success();
+    let key = enabled.records("recovery_key").remove(0);
+    let recovery_key = key["recovery_key"].as_str().unwrap().to_owned();
+    assert_eq!(recovery_key.split(' ').count(), 12, "48 characters in groups of 4: {recovery_key}");
+    assert!(!enabled.stderr.contains(&recovery_key), "the key goes to stdout only");
+    // A second enable would replace it: refused.
+    let again = env.run("alice", &["recovery", "enable"]).code(1);
+    assert!(again.stderr.contains("recovery recover"), "{}", again.stderr);
+
+    // Every key alice made is on the server when each send exits (each
+    // message here is a new session).
+    for i in 0..3 {
+        env.run("alice", &["send", &room, &format!("backed up {i}")]).success();
+        let here = env.run("alice", &["--json", "backup", "status"]).success().records("backup_status").remove(0);
+        assert_eq!(here["pending"], 0, "{here}");
+        assert_eq!(server_backup(&env, "alice").1, here["keys_here"].as_u64().unwrap(), "{here}");
+    }
+
+    // Element's crypto, as a new device of alice's, restores them with the
+    // printed key.
+    let mut js = JsPeer::login(&alice, "exclude-insecure", false);
+    let restored = js.call(json!({"cmd": "restore_backup", "recovery_key": recovery_key}));
+    assert!(restored["imported"].as_u64().unwrap() >= 4, "{restored}");
+}
+
+#[test]
+fn a_forgotten_room_key_comes_back_from_the_backup_and_the_output_says_so() {
+    let env = TestEnv::new();
+    let (alice, bob) = (register("alice"), register("bob"));
+    env.login("alice", &alice);
+    env.login("bob", &bob);
+    let room = env.encrypted_room("alice", &[("bob", &bob)], &[]);
+    env.run("bob", &["recovery", "enable"]).success();
+    let sent = env.run("alice", &["--json", "send", &room, "keep me"]).success().records("sent");
+    let session = sent[0]["session_id"].as_str().unwrap().to_owned();
+    // bob receives the key; the command that got it uploads it.
+    env.run("bob", &["messages", &room]).success();
+    env.run("bob", &["debug", "forget-room-key", &room, &session, "--yes"]).success();
+
+    let back = env.run("bob", &["--json", "messages", &room]).success();
+    let m = back.records("message").into_iter().find(|m| m["event_id"] == sent[0]["event_id"]).unwrap();
+    assert_eq!(m["body"], "keep me");
+    assert_eq!(m["key_from_backup"], true, "{m}");
+    assert!(back.stderr.contains("from the key backup"), "{}", back.stderr);
+    // Held again: the next read needs no backup.
+    let again = env.run("bob", &["--json", "messages", &room]).success().records("message");
+    assert!(again.iter().all(|m| m["key_from_backup"] == false));
+}
