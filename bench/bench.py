@@ -298,7 +298,7 @@ class Ratchet(Contender):
         )
 
     def logout(self, acct):
-        run(self.base(acct) + ["logout"])
+        run(self.base(acct) + ["logout", "--yes"])
 
     def send(self, acct, room, text):
         return self.base(acct) + ["send", room, text]

@@ -171,7 +171,7 @@ fn a_deleted_sender_device_is_named() {
     env.run("bob", &["messages", &room]).success();
     env.run("bob", &["debug", "forget-room-key", &room, &session, "--yes"]).success();
     // alice logs out: the server deletes her device, and bob learns it.
-    env.run("alice", &["logout"]).success();
+    env.run("alice", &["logout", "--yes"]).success();
     let d = diagnoses(&env, &room);
     assert!(!d.is_empty());
     for x in &d {

@@ -87,7 +87,10 @@ records! {
         user_id: S, device_id: S, homeserver: S, profile: S, curve25519: S, ed25519: O<S>, cross_signing: S,
         cross_signed: bool, isolation: S,
     }
-    "logout" => Logout { user_id: O<S>, device_id: O<S>, server_logout: bool, removed: Vec<S> }
+    "logout" => Logout {
+        user_id: O<S>, device_id: O<S>, server_logout: bool, removed: Vec<S>, room_keys: O<usize>,
+        room_keys_backed_up: O<usize>,
+    }
     "whoami" => Whoami { user_id: S, device_id: S, homeserver: S, profile: S, curve25519: S, ed25519: S }
     "room" => Room { room_id: S, name: O<S>, state: S, encrypted: bool }
     "invited" => Invited { room_id: S, user_id: S }
@@ -267,7 +270,7 @@ fn every_command_s_json_matches_the_documented_records() {
     take(env.run("carol", &["--json", "room", "leave", &room]).success());
     take(env.run("carol", &["--json", "sync"]).success());
     take(env.run("nobody", &["--json", "whoami"]).code(4));
-    take(env.run("carol", &["--json", "logout"]).success());
+    take(env.run("carol", &["--json", "logout", "--yes"]).success());
 
     // Produced by `sync --follow` (tests/sync.rs checks their content).
     let follow_only = ["late_decryption", "rotation_seen"];

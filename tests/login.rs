@@ -156,7 +156,7 @@ fn logout_ends_the_session_and_removes_local_data() {
     let hank = register("hank");
     env.login("hank", &hank);
     let token = env.token("hank");
-    let run = env.run("hank", &["--json", "logout"]).success();
+    let run = env.run("hank", &["--json", "logout", "--yes"]).success();
     let rec = &run.records("logout")[0];
     assert_eq!(rec["server_logout"], true);
     let removed: Vec<&str> = rec["removed"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
@@ -194,7 +194,8 @@ fn device_name_data_dir_and_local_logout() {
 
     // logout --local deletes the local data only: the server still accepts
     // the token (the device lives on there).
-    let out = env.run("alice", &["--json", "--data-dir", data, "logout", "--local"]).success().records("logout");
+    let out =
+        env.run("alice", &["--json", "--data-dir", data, "logout", "--local", "--yes"]).success().records("logout");
     assert_eq!(out[0]["server_logout"], false);
     let removed: Vec<&str> = out[0]["removed"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
     assert!(removed.iter().any(|p| p.ends_with("session.json")), "{removed:?}");

@@ -136,3 +136,34 @@ fn a_forgotten_room_key_comes_back_from_the_backup_and_the_output_says_so() {
     let again = env.run("bob", &["--json", "messages", &room]).success().records("message");
     assert!(again.iter().all(|m| m["key_from_backup"] == false));
 }
+
+/// `logout` destroys a device's keys: off a terminal only with --yes, on a
+/// terminal after a question that says what the backup holds.
+#[test]
+fn logout_asks_and_says_what_the_backup_holds() {
+    use crate::common::run_in_pty_typing;
+    let env = TestEnv::new();
+    let (alice, bob) = (register("alice"), register("bob"));
+    env.login("alice", &alice);
+    env.login("bob", &bob);
+    let room = env.encrypted_room("alice", &[("bob", &bob)], &[]);
+    env.run("alice", &["send", &room, "a key for bob"]).success();
+    env.run("bob", &["messages", &room]).success();
+
+    // Off a terminal, without --yes: refused, nothing deleted, and why.
+    let refused = env.run("bob", &["logout"]).code(2);
+    assert!(refused.stderr.contains("NOT in the key backup"), "{}", refused.stderr);
+    assert!(refused.stderr.contains("--yes"), "{}", refused.stderr);
+    env.run("bob", &["whoami"]).success();
+
+    // With a backup, everything is in it; on a terminal, "no" keeps all.
+    env.run("bob", &["recovery", "enable"]).success();
+    let (code, shown) = run_in_pty_typing(&env, "bob", &["logout"], &[("Log out and delete", "n")]);
+    assert_eq!(code, 1, "{shown}");
+    assert!(shown.contains("all of them in the key backup"), "{shown}");
+    env.run("bob", &["whoami"]).success();
+    let (code, shown) = run_in_pty_typing(&env, "bob", &["--json", "logout"], &[("Log out and delete", "y")]);
+    assert_eq!(code, 0, "{shown}");
+    assert!(shown.contains("\"room_keys_backed_up\":"), "{shown}");
+    env.run("bob", &["whoami"]).code(4);
+}

@@ -38,3 +38,28 @@ fn an_idle_sync_makes_one_request_and_whoami_none() {
     let requests = synapse().requests_since(offset, &alice.user_id, &env.token("alice"));
     assert_eq!(requests, vec!["GET /_matrix/client/v3/sync".to_owned()]);
 }
+
+/// With key backup on (issue 13), a send in a settled session still makes
+/// only the sync and the PUT: nothing is pending for the backup. The send
+/// that starts a session makes one more request, its key's upload.
+#[test]
+fn with_a_backup_a_settled_send_adds_no_request_and_a_new_session_one_upload() {
+    let (env, alice, _bob, room) = TestEnv::alice_and_bob(&[]);
+    env.run("alice", &["recovery", "enable"]).success();
+    env.run("alice", &["send", &room, "warm-up"]).success();
+
+    let offset = synapse().log_offset();
+    env.run("alice", &["send", &room, "counted"]).success();
+    let requests = synapse().requests_since(offset, &alice.user_id, &env.token("alice"));
+    assert_eq!(requests.len(), 2, "{requests:#?}");
+    assert_eq!(requests[0], "GET /_matrix/client/v3/sync");
+
+    env.run("alice", &["rotate", &room]).success();
+    let offset = synapse().log_offset();
+    env.run("alice", &["send", &room, "new session"]).success();
+    let requests = synapse().requests_since(offset, &alice.user_id, &env.token("alice"));
+    let uploads: Vec<&String> =
+        requests.iter().filter(|r| r.starts_with("PUT /_matrix/client/v3/room_keys/keys")).collect();
+    assert_eq!(uploads.len(), 1, "{requests:#?}");
+    assert_eq!(requests.last().map(String::as_str), Some(uploads[0].as_str()), "the upload is the last request");
+}

@@ -8,12 +8,17 @@ use tracing::instrument;
 use crate::context::CommandContext;
 use crate::error::{CliError, CliResult};
 use crate::ui::output::Record;
+use crate::ui::prompt;
 
 /// Log out on the server and delete this profile's local data.
 ///
 /// Deletes the session file, the store passphrase and the encrypted store:
 /// this device's keys are gone for good, so messages only it could decrypt
-/// stay unreadable. Export room keys first if you need them.
+/// stay unreadable, unless their keys are in the key backup (`recovery
+/// enable` / `recover`) or exported (`keys export`). Before deleting, the
+/// keys still pending are uploaded to the backup, and logout says how many
+/// of this device's room keys the backup holds. On a terminal it asks first;
+/// off one it needs --yes.
 ///
 /// If the server cannot be reached, nothing is deleted unless `--local` is
 /// given.
@@ -21,7 +26,7 @@ use crate::ui::output::Record;
 /// Examples:
 ///
 ///   ratchet keys export backup.txt && ratchet logout
-///   ratchet --profile old-bot logout --local
+///   ratchet --profile old-bot logout --local --yes
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub(crate) struct LogoutArgs {
@@ -29,6 +34,10 @@ pub(crate) struct LogoutArgs {
     /// listed on the account until removed elsewhere)
     #[arg(long)]
     local: bool,
+
+    /// Do not ask before deleting this device's keys
+    #[arg(long)]
+    yes: bool,
 }
 
 #[derive(Debug, Serialize, schemars::JsonSchema)]
@@ -37,6 +46,10 @@ pub(crate) struct LogoutRecord {
     device_id: Option<String>,
     server_logout: bool,
     removed: Vec<String>,
+    /// The room keys this device held, and how many of them are in the key
+    /// backup (null when the store could not be opened).
+    room_keys: Option<usize>,
+    room_keys_backed_up: Option<usize>,
 }
 
 impl Record for LogoutRecord {
@@ -65,6 +78,43 @@ pub(crate) async fn cmd_logout(ctx: &mut CommandContext, args: &LogoutArgs) -> C
     }
     ctx.lock_profile().await?;
     let session = ctx.load_session().ok();
+
+    // What is about to be destroyed, and whether the backup has it: the
+    // pending keys go up first.
+    let counts = match (session.is_some(), ctx.client().await) {
+        (true, Ok(client)) => {
+            if let Err(e) = crate::sdk::backup::upload_pending(&client).await {
+                ctx.out.warn(format!("could not upload the pending room keys to the backup: {}", e.message));
+            }
+            Some(crate::sdk::backup::counts(&client).await?)
+        }
+        (true, Err(e)) if !args.local => return Err(e),
+        _ => None,
+    };
+    let told = match counts {
+        Some((0, _)) => "This device holds no room keys.".to_owned(),
+        Some((total, backed)) if backed >= total => {
+            format!("This device holds {total} room key(s), all of them in the key backup.")
+        }
+        Some((total, backed)) => format!(
+            "This device holds {total} room key(s); {} of them are NOT in the key backup and will be gone \
+             (export them first: ratchet keys export FILE).",
+            total - backed
+        ),
+        None => "This device's store cannot be opened; its keys cannot be counted.".to_owned(),
+    };
+    if !args.yes {
+        if !prompt::can_prompt(ctx.settings.no_input) {
+            return Err(CliError::usage(format!("logout deletes this device's keys; {told}"))
+                .with_hint("add --yes to log out off a terminal"));
+        }
+        ctx.out.status(&told);
+        if !prompt::confirm("Log out and delete this device's keys?")? {
+            return Err(CliError::failed("not logged out; nothing was deleted"));
+        }
+    } else {
+        ctx.out.status(&told);
+    }
 
     let mut server_logout = false;
     if !args.local {
@@ -96,5 +146,7 @@ pub(crate) async fn cmd_logout(ctx: &mut CommandContext, args: &LogoutArgs) -> C
         device_id: session.as_ref().map(|s| s.device_id.to_string()),
         server_logout,
         removed,
+        room_keys: counts.map(|(t, _)| t),
+        room_keys_backed_up: counts.map(|(_, b)| b),
     })
 }
