@@ -120,6 +120,7 @@ records! {
     }
     "to_device" => ToDevice {
         event_type: S, sender: O<S>, encrypted: bool, utd_reason: O<S>, room_id: O<S>, session_id: O<S>,
+        forward: O<S>, dropped_because: O<S>,
     }
     "sync" => Sync { rooms: usize, events: usize, utd: usize, to_device: usize }
     "recovery" => Recovery {

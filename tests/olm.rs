@@ -166,6 +166,10 @@ fn sync_recovers_from_a_wedged_olm_session() {
     assert_eq!(forwards.len(), 1, "{}", at_bob.stdout);
     assert_eq!(forwards[0]["sender"], p.alice.user_id.as_str());
     assert_eq!(forwards[0]["session_id"], lost["session_id"]);
+    // ... and is dropped, as sync says: only our own verified devices'
+    // forwards are accepted.
+    assert_eq!(forwards[0]["forward"], "dropped", "{}", at_bob.stdout);
+    assert!(forwards[0]["dropped_because"].as_str().unwrap().contains("another user"), "{}", at_bob.stdout);
 
     // Bob decrypts alice's next messages, and uses the new session.
     let next = p.env.run("alice", &["--json", "send", &p.room, "after recovery"]).success().records("sent");

@@ -167,3 +167,44 @@ fn logout_asks_and_says_what_the_backup_holds() {
     assert!(shown.contains("\"room_keys_backed_up\":"), "{shown}");
     env.run("bob", &["whoami"]).code(4);
 }
+
+/// R13 that works: a device that lost a key asks (through matrix-sdk's own
+/// key-request machinery), another verified device of the same user
+/// answers, the forward is accepted and the event decrypts.
+#[test]
+fn a_lost_key_is_forwarded_by_another_verified_device_of_the_same_user() {
+    let env = TestEnv::new();
+    let (alice, bob) = (register("alice"), register("bob"));
+    env.login("alice", &alice);
+    env.login("bob", &bob);
+    let second = env.login_with("bob2", &bob, &synapse().url, &["--json"], &[]).success().records("login");
+    let second_device = second[0]["device_id"].as_str().unwrap().to_owned();
+    let mut waiting = env.spawn("bob2", &["verify", "--accept", "--yes", "--wait", "60"]);
+    waiting.wait_for_stderr("Waiting for a verification request", std::time::Duration::from_secs(60));
+    env.run("bob", &["verify", "--self", &second_device, "--yes", "--wait", "60"]).success();
+    waiting.finish(std::time::Duration::from_secs(60)).success();
+
+    let room = env.encrypted_room("alice", &[("bob", &bob)], &[]);
+    env.run("bob2", &["sync"]).success();
+    let sent = env.run("alice", &["--json", "send", &room, "forward me"]).success().records("sent");
+    let session = sent[0]["session_id"].as_str().unwrap().to_owned();
+    env.run("bob", &["messages", &room]).success();
+    env.run("bob2", &["messages", &room]).success();
+
+    env.run("bob2", &["debug", "forget-room-key", &room, &session, "--yes"]).success();
+    env.run("bob2", &["messages", &room]).code(3);
+    env.run("bob2", &["keys", "request", &room, "--session", &session]).success();
+    let answered = env.run("bob", &["--json", "sync"]).success();
+    assert!(
+        answered.records("to_device").iter().any(|t| t["event_type"] == "m.room_key_request"),
+        "bob's first device sees the request: {}",
+        answered.stdout
+    );
+    let got = env.run("bob2", &["--json", "sync"]).success();
+    let forward = got.records("to_device").into_iter().find(|t| t["event_type"] == "m.forwarded_room_key");
+    let forward = forward.unwrap_or_else(|| panic!("no forward arrived: {}", got.stdout));
+    assert_eq!(forward["forward"], "accepted", "{forward}");
+    assert_eq!(forward["session_id"], session.as_str());
+    let back = env.run("bob2", &["--json", "messages", &room]).success().records("message");
+    assert!(back.iter().any(|m| m["event_id"] == sent[0]["event_id"] && m["body"] == "forward me"));
+}

@@ -87,6 +87,12 @@ pub(crate) struct ToDeviceRecord {
     /// For `m.room_key` / `m.forwarded_room_key`: which Megolm session.
     room_id: Option<String>,
     session_id: Option<String>,
+    /// For `m.forwarded_room_key`: accepted (the session is in the store
+    /// now) or dropped.
+    forward: Option<&'static str>,
+    /// Why a forward was dropped (matrix-sdk accepts a forwarded key only
+    /// from your own verified devices, and only one this device asked for).
+    dropped_because: Option<String>,
 }
 
 impl Record for ToDeviceRecord {
@@ -101,6 +107,11 @@ impl Record for ToDeviceRecord {
         if let Some(reason) = &self.utd_reason {
             s.push_str(&format!(": ** unable to decrypt: {reason}"));
         }
+        match (self.forward, &self.dropped_because) {
+            (Some("accepted"), _) => s.push_str("  (forward accepted: the key is held now)"),
+            (Some(_), Some(why)) => s.push_str(&format!("  (forward DROPPED: {why})")),
+            _ => {}
+        }
         s
     }
 }
@@ -111,6 +122,15 @@ pub(crate) struct SyncSummary {
     events: usize,
     utd: usize,
     to_device: usize,
+}
+
+impl SyncSummary {
+    fn add(&mut self, other: &SyncSummary) {
+        self.rooms += other.rooms;
+        self.events += other.events;
+        self.utd += other.utd;
+        self.to_device += other.to_device;
+    }
 }
 
 impl Record for SyncSummary {
@@ -130,9 +150,23 @@ pub(crate) async fn cmd_sync(ctx: &mut CommandContext, args: &SyncArgs) -> CliRe
     if !args.follow {
         let started = now_ms();
         let response = crate::sdk::sync_now(&client).await?;
-        let summary = print_response(&client, &ctx.out, &response, &mut Watcher::default()).await?;
+        let mut watcher = Watcher::default();
+        let mut summary = print_response(&client, &ctx.out, &response, &mut watcher).await?;
         if !args.no_recover {
             recovery::after_sync(&client, &response, &mut ledger, started, &ctx.out).await?;
+        }
+        // A key request from one of our own devices is answered by
+        // matrix-sdk once it has an Olm session with that device: when it
+        // had to claim one in this sync, the forward goes out with the next.
+        // One more sync delivers it, so a one-shot `sync` answers at once.
+        let asked = response
+            .to_device
+            .iter()
+            .any(|e| e.to_raw().deserialize_as::<Value>().is_ok_and(|j| j["type"] == "m.room_key_request"));
+        if asked {
+            let more = crate::sdk::sync_now(&client).await?;
+            let extra = print_response(&client, &ctx.out, &more, &mut watcher).await?;
+            summary.add(&extra);
         }
         return ctx.out.data(&summary);
     }
@@ -281,7 +315,11 @@ async fn print_response(
     let mut summary = SyncSummary { rooms: 0, events: 0, utd: 0, to_device: 0 };
     for event in &response.to_device {
         summary.to_device += 1;
-        out.data(&to_device_record(event))?;
+        let mut record = to_device_record(event);
+        if record.event_type == "m.forwarded_room_key" {
+            judge_forward(client, &mut record).await?;
+        }
+        out.data(&record)?;
     }
     // Keys that arrived now may open events that arrived before.
     if !watcher.pending.is_empty() && !response.to_device.is_empty() {
@@ -340,5 +378,26 @@ pub(crate) fn to_device_record(event: &ProcessedToDeviceEvent) -> ToDeviceRecord
         utd_reason,
         room_id: content["room_id"].as_str().map(str::to_owned),
         session_id: content["session_id"].as_str().map(str::to_owned),
+        forward: None,
+        dropped_because: None,
     }
+}
+
+/// Was a forwarded room key kept? It was if the session is in the store
+/// now; if not, the likely reason, from who sent it.
+async fn judge_forward(client: &Client, record: &mut ToDeviceRecord) -> CliResult<()> {
+    let (Some(room), Some(session)) = (&record.room_id, &record.session_id) else { return Ok(()) };
+    let Ok(room_id) = <&matrix_sdk::ruma::RoomId>::try_from(room.as_str()) else { return Ok(()) };
+    if crate::sdk::megolm::inbound_session(client, room_id, session).await?.is_some() {
+        record.forward = Some("accepted");
+        return Ok(());
+    }
+    record.forward = Some("dropped");
+    let own = client.user_id().map(|u| u.as_str());
+    record.dropped_because = Some(if record.sender.as_deref() != own {
+        "forwarded by another user; matrix-sdk accepts forwarded keys only from your own verified devices".to_owned()
+    } else {
+        "not from one of your verified devices, or not asked for by this device".to_owned()
+    });
+    Ok(())
 }

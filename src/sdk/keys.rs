@@ -34,9 +34,12 @@ pub(crate) async fn upload_device_keys(client: &Client) -> CliResult<()> {
     Ok(())
 }
 
-/// R13: asks for a Megolm session again with an `m.room_key_request`
-/// (unencrypted to-device, as the spec has it) to every device of the
-/// session's sender and of our own user. Returns the request id.
+/// R13: asks the session's sender for a Megolm session again with an
+/// `m.room_key_request` (unencrypted to-device, as the spec has it) to
+/// every device of the sender. Our own devices are asked by matrix-sdk
+/// itself (it requests a key when it fails to decrypt, records the request
+/// and sends it with the next sync), which is what makes it accept the
+/// forward. Returns the request id.
 ///
 /// matrix-sdk sends such requests by itself only to our own devices, and
 /// only once one of them is verified; the sender's device answers (with
@@ -68,14 +71,20 @@ pub(crate) async fn request_room_key(
     });
     let raw = Raw::new(&content).map_err(|e| CliError::internal("could not build a key request").with_source(e))?;
     let mut messages = std::collections::BTreeMap::new();
-    for user in [sender.to_owned(), own_user] {
+    for user in [sender.to_owned()].into_iter().filter(|u| *u != own_user) {
         messages.insert(
             user,
             std::collections::BTreeMap::from([(DeviceIdOrAllDevices::AllDevices, raw.clone().cast_unchecked())]),
         );
     }
-    client
-        .send(send_event_to_device::v3::Request::new_raw("m.room_key_request".into(), TransactionId::new(), messages))
-        .await?;
+    if !messages.is_empty() {
+        client
+            .send(send_event_to_device::v3::Request::new_raw(
+                "m.room_key_request".into(),
+                TransactionId::new(),
+                messages,
+            ))
+            .await?;
+    }
     Ok(request_id)
 }

@@ -21,9 +21,12 @@ use crate::ui::output::Record;
 /// that session (found in recent history); with neither, for every session
 /// that is undecryptable in the last 100 events.
 ///
-/// Note: matrix-sdk 0.18 (which ratchet uses) accepts a forwarded key only
-/// from your own verified devices; a key forwarded by another user's device
-/// arrives (`sync` shows it) but is dropped.
+/// The request to your own devices goes through matrix-sdk's key-request
+/// machinery, so that the key a verified device of yours forwards is
+/// accepted when this device next syncs (`sync` says so). matrix-sdk 0.18
+/// accepts a forwarded key only from your own verified devices: a key
+/// forwarded by another user's device arrives (`sync` shows it) but is
+/// dropped, and `sync` says why.
 ///
 /// Examples:
 ///
@@ -79,6 +82,8 @@ pub(crate) async fn cmd_request(ctx: &mut CommandContext, args: &RequestArgs) ->
     let room = rooms::joined(&client, &args.room).await?;
 
     let mut wanted: Vec<(String, String, String)> = Vec::new();
+    // One event of each wanted session, for the SDK's own request.
+    let mut events: Vec<Value> = Vec::new();
     if let Some(event_id) = &args.event {
         let response =
             client.send(get_room_event::v3::Request::new(room.room_id().to_owned(), event_id.clone())).await?;
@@ -86,6 +91,7 @@ pub(crate) async fn cmd_request(ctx: &mut CommandContext, args: &RequestArgs) ->
         wanted.push(session_of(&event).ok_or_else(|| {
             CliError::failed(format!("{event_id} is not a Megolm-encrypted event with a sender key"))
         })?);
+        events.push(event);
     } else {
         for HistoryEvent { original, event, .. } in recent_history(&room, 100).await? {
             if original["type"] != "m.room.encrypted" {
@@ -101,6 +107,7 @@ pub(crate) async fn cmd_request(ctx: &mut CommandContext, args: &RequestArgs) ->
             }
             if !wanted.contains(&found) {
                 wanted.push(found);
+                events.push(original.clone());
             }
         }
         if wanted.is_empty() {
@@ -117,6 +124,18 @@ pub(crate) async fn cmd_request(ctx: &mut CommandContext, args: &RequestArgs) ->
         }
     }
     let mut ledger = ctx.profile.olm_ledger();
+    // matrix-sdk made its own request to our own devices when it failed to
+    // decrypt these events (above, in recent history; or the --event
+    // fetched now is decrypted for it): it is recorded in the store, so the
+    // forward a verified device of ours sends back is accepted. The next
+    // sync sends it; do that now.
+    for event in &events {
+        let raw: matrix_sdk::ruma::serde::Raw<Value> = matrix_sdk::ruma::serde::Raw::new(event)
+            .map_err(|e| CliError::internal("could not re-read an event").with_source(e))?;
+        // Its failure is the point: the SDK records its request.
+        let _ = room.decrypt_event(crate::events::as_encrypted(&raw), None).await;
+    }
+    crate::sdk::sync_now(&client).await?;
     for (session_id, sender, sender_key) in wanted {
         let sender_id = UserId::parse(&sender).map_err(|e| CliError::failed("bad sender in event").with_source(e))?;
         let request_id =
