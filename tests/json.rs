@@ -180,7 +180,7 @@ records! {
         room_id: S, event_id: O<S>, sender: O<S>, sender_device: O<S>, session_id: O<S>, message_index: O<u32>,
         reason: S, withheld_code: O<S>, session_held: bool, first_known_index: O<u32>, sender_device_state: S,
         olm_sessions_with_sender: O<usize>, key_requested_ms: O<u64>, cause: S, explanation: S, fix: Vec<S>,
-        reproduce: O<S>,
+        reproduce: O<S>, checked: Vec<S>,
     }
     "error" => Error { kind: S, exit_code: u8, message: S, causes: Vec<S>, hints: Vec<S> }
 }

@@ -39,6 +39,12 @@ fn an_account_element_set_up_is_recovered_and_its_history_restored_from_the_back
     assert_eq!(status(&env, "jo2")["cross_signed"], false);
     let before = env.run("jo2", &["--json", "messages", &room]).code(3).records("utd");
     assert!(before.len() >= 2, "the history is unreadable before recovery: {before:?}");
+    // doctor's first fix is the recovery key (the account has secret
+    // storage), and it says what it checked.
+    let doctor = env.run("jo2", &["--json", "doctor", &room]).code(3).records("diagnosis");
+    let d = doctor.iter().find(|d| d["event_id"].as_str() == Some(old[0].as_str())).expect("a diagnosis");
+    assert!(d["fix"][0].as_str().unwrap().starts_with("ratchet recovery recover"), "{d}");
+    assert!(d["checked"].as_array().unwrap().iter().any(|c| c.as_str().unwrap().starts_with("key backup")), "{d}");
 
     // A wrong key: exit 4, nothing changed.
     let wrong = env.run_stdin(

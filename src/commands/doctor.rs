@@ -71,6 +71,9 @@ pub(crate) struct DiagnosisRecord {
     fix: Vec<String>,
     /// A command that makes this failure happen on purpose.
     reproduce: Option<String>,
+    /// What doctor looked at on this device: the key backup, your other
+    /// verified devices, this device's cross-signing.
+    checked: Vec<String>,
 }
 
 impl Record for DiagnosisRecord {
@@ -144,6 +147,12 @@ struct Here {
     /// Other devices of ours that are cross-signed: the only ones whose
     /// forwarded keys matrix-sdk accepts, so a key request can work.
     verified_siblings: usize,
+    /// The key backup this device can read (its version), if any: history
+    /// already looked every undecryptable key up in it.
+    backup_here: Option<String>,
+    /// The account has secret storage: `recovery recover` would bring the
+    /// backup key.
+    secret_storage: bool,
 }
 
 impl Here {
@@ -156,7 +165,30 @@ impl Here {
             .filter(|d| d.device_id() != device && d.is_cross_signed_by_owner() && !d.is_deleted())
             .count();
         let cross_signed = crate::sdk::trust::own_device_cross_signed(client).await?;
-        Ok(Here { user: user.to_string(), device: device.to_string(), cross_signed, verified_siblings })
+        let backup_here = crate::sdk::backup::version_here(client).await?;
+        let secret_storage = backup_here.is_none() && crate::sdk::secrets::storage_exists(client).await?;
+        Ok(Here {
+            user: user.to_string(),
+            device: device.to_string(),
+            cross_signed,
+            verified_siblings,
+            backup_here,
+            secret_storage,
+        })
+    }
+
+    /// What doctor looked at for this device, for the record.
+    fn checked(&self) -> Vec<String> {
+        let mut c = vec![match &self.backup_here {
+            Some(v) => format!("key backup version {v}: searched, it does not hold this key"),
+            None if self.secret_storage => {
+                "key backup: this device has no backup key yet (recovery recover)".to_owned()
+            }
+            None => "key backup: none for this account".to_owned(),
+        }];
+        c.push(format!("your other verified devices: {}", self.verified_siblings));
+        c.push(format!("this device cross-signed: {}", if self.cross_signed { "yes" } else { "no" }));
+        c
     }
 }
 
@@ -197,19 +229,33 @@ async fn diagnose(
 
     let room_arg = format!("'{room_id}'");
     let request = format!("ratchet keys request {room_arg} --event '{event_id}'");
-    // A key request is answered usefully only by our own cross-signed
-    // devices (matrix-sdk drops forwards from anyone else): offer it first
-    // only when there is such a device.
     let import = "ratchet keys import FILE   (an export from a device that holds the key)".to_owned();
-    let asked = if here.verified_siblings > 0 {
-        vec![request.clone(), import.clone()]
-    } else {
-        vec![import.clone(), format!("{request}   (answered only by your own verified devices; you have none other)")]
-    };
     let verify_me = format!(
         "ratchet verify --accept   (here), then ratchet verify --self {} on a verified device of yours, or verify in Element",
         here.device
     );
+    // The fixes for a missing key, in the order that can work here: the
+    // backup, your own verified devices, a file, the sender (whose forward
+    // matrix-sdk drops), and verifying this device (the sender's next keys
+    // then reach it).
+    let mut asked = Vec::new();
+    if here.backup_here.is_none() && here.secret_storage {
+        asked.push(format!(
+            "ratchet recovery recover   (the recovery key brings the backup key; then ratchet backup restore {room_arg})"
+        ));
+    }
+    if here.verified_siblings > 0 {
+        asked.push(format!("{request}   (your own verified devices answer with the key)"));
+    }
+    asked.push(import.clone());
+    if here.verified_siblings == 0 {
+        asked.push(format!(
+            "{request}   (answered only by your own verified devices, and you have none other: a sender's forward is dropped)"
+        ));
+    }
+    if !here.cross_signed {
+        asked.push(verify_me.clone());
+    }
     let (cause, explanation, fix, reproduce): (&'static str, String, Vec<String>, Option<String>) =
         match (utd.reason.as_str(), first_known_index, utd.message_index) {
             ("withheld", _, _) => {
@@ -311,7 +357,15 @@ async fn diagnose(
                 "there is no Olm session with the sending device: the room key, which travels over Olm, \
                  could not be decrypted here (a lost or wedged Olm session)"
                     .to_owned(),
-                [vec![format!("ratchet unwedge {sender} {device}")], asked.clone()].concat(),
+                {
+                    // The backup first when it can be had: it holds keys
+                    // sent before this device existed, which no unwedging
+                    // brings back.
+                    let mut fix = asked.clone();
+                    let at = usize::from(fix.first().is_some_and(|f| f.starts_with("ratchet recovery recover")));
+                    fix.insert(at, format!("ratchet unwedge {sender} {device}"));
+                    fix
+                },
                 Some(format!("ratchet debug forget-olm {sender} {device} --yes")),
             ),
             ("missing_megolm_session", _, _) => (
@@ -347,5 +401,6 @@ async fn diagnose(
         explanation,
         fix,
         reproduce,
+        checked: here.checked(),
     })
 }
