@@ -81,3 +81,28 @@ fn blacklisted() {
 fn sas_two_profiles() {
     run_script("sas-two-profiles.sh");
 }
+
+#[test]
+fn backup_restore() {
+    run_script("backup-restore.sh");
+}
+
+#[test]
+fn history_via_backup() {
+    run_script("history-via-backup.sh");
+}
+
+#[test]
+fn own_device_forward() {
+    run_script("own-device-forward.sh");
+}
+
+#[test]
+fn wedged_olm_backup() {
+    run_script("wedged-olm-backup.sh");
+}
+
+#[test]
+fn verification_violation() {
+    run_script("verification-violation.sh");
+}

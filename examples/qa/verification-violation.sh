@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# A verification violation: alice verified bob, then bob reset his identity
+# (`recovery reset`, as when a recovery key is lost). alice sees the change,
+# and her next message to him is refused until she looks (MSC4153's
+# exclude-insecure mode does not send to a verified user whose identity
+# changed).
+source "$(dirname "$0")/lib.sh"
+
+alice_and_bob
+r alice sync >/dev/null
+step "alice verifies bob (emoji confirmed by the script)"
+r bob verify --accept --from "$alice_ID" --yes --wait 60 >"$work/bob.out" 2>"$work/bob.err" &
+waiting=$!
+wait_for "$work/bob.err" "Waiting for a verification request"
+r alice verify "$bob_ID" "$bob_DEVICE" --yes --wait 60 >/dev/null 2>&1
+wait "$waiting"
+check "bob is verified at alice" "$(r alice identity "$bob_ID" | q 'rs[0]["verified"]')" "True"
+step "bob resets his identity"
+bob_user="${bob_ID#@}"; bob_user="${bob_user%%:*}"
+echo "pw-$bob_user" | r bob recovery reset --yes --password-stdin >/dev/null
+check "alice sees a verification violation" "$(r alice identity "$bob_ID" | q 'rs[0]["verification_violation"]')" "True"
+code=0; r alice send "$ROOM" "to the changed identity" >/dev/null 2>"$work/send.err" || code=$?
+check "alice's message is refused" "$code" "1"
+check "and says why" "$(grep -q "identity of a user you verified changed" "$work/send.err" && echo yes)" "yes"
