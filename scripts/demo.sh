@@ -135,6 +135,18 @@ tail -n 1 "$work/alice.out"
 run ratchet --profile alice identity @bob:localhost
 run ratchet --profile alice devices @bob:localhost
 
+say "Recovery: alice sets up a recovery key and a key backup (the key is printed once)"
+recovery_key="$(ratchet --profile alice --json recovery enable | python3 -c 'import json,sys; print(json.loads(sys.stdin.readline())["recovery_key"])')"
+echo "recovery key: $recovery_key"
+run ratchet --profile alice backup status
+
+say "A new device of alice's: unverified, it cannot read the history until it gets the recovery key"
+echo alice-password | run ratchet --profile alice-laptop login --homeserver "$hs" --user alice --password-stdin
+run ratchet --profile alice-laptop messages "$room" --limit 2 || echo "(exit $?: not for this device yet)"
+echo "$recovery_key" | run ratchet --profile alice-laptop recovery recover --key-stdin
+run ratchet --profile alice-laptop backup restore "$room"
+run ratchet --profile alice-laptop messages "$room" --limit 2
+
 say "What the server stored: ciphertext only"
 run ratchet --profile alice --json messages "$room" --limit 1 >/dev/null
 python3 - "$hs" "$RATCHET_DATA_DIR/alice/session.json" "$room" <<'PY'
