@@ -87,3 +87,28 @@ fn invalid_utf8_on_stdin_stops_with_partial_status() {
     assert_eq!(sent.len(), 1);
     assert!(run.stderr.contains("line 2 of stdin is not valid UTF-8"), "{}", run.stderr);
 }
+
+/// Issue 14: a reader that goes away (`| head -1`) never stops a batch: all
+/// twenty messages reach bob, the pipeline exits 0, and stderr says why the
+/// records stopped.
+#[test]
+fn a_closed_stdout_never_stops_a_batch() {
+    let (env, _alice, _bob, room) = TestEnv::alice_and_bob(&[]);
+    let script = "seq 1 20 | \"$@\" 2>\"$0\" | head -1";
+    let stderr_file = env.home().join("send.err");
+    let cmd = crate::common::wrapped(
+        &env,
+        "alice",
+        &["--json", "send", &room],
+        "bash",
+        &["-c", script, stderr_file.to_str().unwrap()],
+    );
+    let run = env.run_with(cmd, None).success();
+    assert_eq!(run.records("sent").len(), 1, "head kept one record: {}", run.stdout);
+    let got = env.run("bob", &["--json", "messages", &room, "--limit", "50"]).success().records("message");
+    let bodies: Vec<String> = got.iter().map(|m| m["body"].as_str().unwrap().to_owned()).collect();
+    let expected: Vec<String> = (1..=20).map(|i| i.to_string()).collect();
+    assert_eq!(bodies, expected, "every line went out, once, in order");
+    let said = std::fs::read_to_string(&stderr_file).unwrap();
+    assert!(said.contains("all 20 message(s) were sent"), "{said}");
+}

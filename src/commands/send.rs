@@ -121,12 +121,14 @@ pub(crate) async fn cmd_send(ctx: &mut CommandContext, args: &SendArgs) -> CliRe
         Some(_) => Some(ctx.profile.send_journal()?),
         None => None,
     };
-    let mut batch = Batch { ctx, room, limits, ledger, sent: 0, txn_prefix: args.txn_prefix.clone(), journal };
+    let mut batch =
+        Batch { ctx, room, limits, ledger, sent: 0, txn_prefix: args.txn_prefix.clone(), journal, reader_gone: false };
 
     if !from_stdin {
         for (i, text) in args.text.iter().enumerate() {
             batch.send(i + 1, text).await?;
         }
+        batch.finish();
         return Ok(());
     }
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).split(b'\n');
@@ -157,6 +159,7 @@ pub(crate) async fn cmd_send(ctx: &mut CommandContext, args: &SendArgs) -> CliRe
     if batch.sent == 0 {
         return Err(CliError::usage("stdin had no message to send"));
     }
+    batch.finish();
     Ok(())
 }
 
@@ -170,6 +173,8 @@ struct Batch<'a> {
     sent: usize,
     txn_prefix: Option<String>,
     journal: Option<SendJournal>,
+    /// stdout's reader went away: records are no longer printed.
+    reader_gone: bool,
 }
 
 impl Batch<'_> {
@@ -178,7 +183,7 @@ impl Batch<'_> {
         if let (Some(journal), Some(txn)) = (&self.journal, &txn_id) {
             if let Some(done) = journal.get(self.room.room_id().as_str(), txn) {
                 self.sent += 1;
-                return self.ctx.out.data(&SentRecord {
+                return self.emit(&SentRecord {
                     room_id: done.room_id.clone(),
                     event_id: done.event_id.clone(),
                     seq,
@@ -244,7 +249,7 @@ impl Batch<'_> {
                 message_index,
             })?;
         }
-        self.ctx.out.data(&SentRecord {
+        self.emit(&SentRecord {
             room_id: self.room.room_id().to_string(),
             event_id: result.response.event_id.to_string(),
             seq,
@@ -255,6 +260,33 @@ impl Batch<'_> {
             rotation: rotation.map(Rotation::name),
             already_sent: false,
         })
+    }
+
+    /// The end of a batch that went through: if stdout's reader left, say on
+    /// stderr that the messages went out all the same.
+    fn finish(&self) {
+        if self.reader_gone {
+            self.ctx.out.status(format!(
+                "stdout was closed by its reader; all {} message(s) were sent (records not printed)",
+                self.sent
+            ));
+        }
+    }
+
+    /// Prints a record. If the reader of stdout went away (`… | head -1`),
+    /// the batch goes on regardless: a closed pipe never stops work that
+    /// changes the world. The end of the batch says so on stderr.
+    fn emit(&mut self, record: &SentRecord) -> CliResult {
+        if self.reader_gone {
+            return Ok(());
+        }
+        match self.ctx.out.data(record) {
+            Err(e) if e.kind == ErrorKind::PipeClosed => {
+                self.reader_gone = true;
+                Ok(())
+            }
+            other => other,
+        }
     }
 
     /// The error that ends a batch at message `seq`: partial (3) once
