@@ -15,6 +15,7 @@ use serde_json::Value;
 
 use crate::clock::format_ts;
 use crate::ui::output::Record;
+use crate::ui::terminal::{inert, inert_lines};
 
 /// A decrypted or plaintext `m.room.message` (or other message-like event).
 #[derive(Debug, Serialize, schemars::JsonSchema)]
@@ -38,10 +39,12 @@ impl Record for MessageRecord {
     const TYPE: &'static str = "message";
     fn human(&self) -> String {
         let when = self.origin_server_ts.map(format_ts).unwrap_or_else(|| "?".into());
-        let who = self.sender.as_deref().unwrap_or("?");
+        let who = inert(self.sender.as_deref().unwrap_or("?"));
+        // Text from the network: shown, never run (ui::terminal); a
+        // multi-line body continues indented under its first line.
         let what = match (&self.body, self.event_type.as_str()) {
-            (Some(body), _) => body.clone(),
-            (None, t) => format!("[{t}]"),
+            (Some(body), _) => inert_lines(body, "    "),
+            (None, t) => format!("[{}]", inert(t)),
         };
         let from_backup = if self.key_from_backup { "  (key from backup)" } else { "" };
         let lock = match (&self.session_id, self.message_index) {
@@ -123,9 +126,9 @@ impl Record for EventRecord {
         let who = self.sender.as_deref().unwrap_or("?");
         let key = match self.state_key.as_deref() {
             Some("") | None => String::new(),
-            Some(k) => format!(" ({k})"),
+            Some(k) => format!(" ({})", inert(k)),
         };
-        format!("[{when}] {who}: [{}{key}]", self.event_type)
+        format!("[{when}] {}: [{}{key}]", inert(who), inert(&self.event_type))
     }
 }
 

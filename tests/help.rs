@@ -16,7 +16,10 @@ fn every_command_has_help() {
         assert!(run.stderr.is_empty(), "{cmd:?}: {}", run.stderr);
     }
     // Every leaf command teaches by example.
-    for cmd in commands.iter().filter(|c| !c.is_empty() && !matches!(c[..], ["room"] | ["keys"] | ["debug"] | ["recovery"] | ["backup"])) {
+    for cmd in commands
+        .iter()
+        .filter(|c| !c.is_empty() && !matches!(c[..], ["room"] | ["keys"] | ["debug"] | ["recovery"] | ["backup"]))
+    {
         let mut args = cmd.to_vec();
         args.push("--help");
         let run = env.run("p", &args).success();

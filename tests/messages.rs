@@ -54,3 +54,24 @@ fn limit_and_all() {
     assert!(events.iter().any(|e| e["event_type"] == "m.room.encryption"), "{}", all.stdout);
     env.run("alice", &["messages", &room, "--limit", "0"]).code(2);
 }
+
+/// Issue 14: text from the network cannot drive the terminal. Escape
+/// sequences and a bell in a body are shown inert in human output; a
+/// multi-line body continues indented under its first line; JSON keeps the
+/// exact text.
+#[test]
+fn escape_sequences_in_a_body_are_shown_inert() {
+    let (env, _alice, _bob, room) = crate::common::TestEnv::alice_and_bob(&[]);
+    let nasty = "\u{1b}[2J\u{1b}[31mred\u{7}\nsecond line\n[2026-01-01 00:00:00] @mallory:x: forged";
+    env.run("alice", &["send", &room, nasty]).success();
+    let human = env.run("bob", &["messages", &room]).success();
+    assert!(!human.stdout.contains('\u{1b}') && !human.stdout.contains('\u{7}'), "{:?}", human.stdout);
+    assert!(human.stdout.contains("\\x1b[2J\\x1b[31mred\\x07"), "{}", human.stdout);
+    assert!(
+        human.stdout.contains("\n    second line\n    [2026-01-01 00:00:00] @mallory:x: forged"),
+        "{}",
+        human.stdout
+    );
+    let json = env.run("bob", &["--json", "messages", &room]).success().records("message");
+    assert_eq!(json.last().unwrap()["body"], nasty, "JSON keeps the exact text");
+}

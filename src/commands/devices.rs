@@ -66,7 +66,7 @@ impl Record for DeviceRecord {
             "{} {}  \"{}\"  [{}]\n  curve25519 {}\n  ed25519    {}",
             self.user_id,
             self.device_id,
-            self.display_name.as_deref().unwrap_or(""),
+            crate::ui::terminal::inert(self.display_name.as_deref().unwrap_or("")),
             flags.join(", "),
             self.curve25519.as_deref().unwrap_or("?"),
             self.ed25519.as_deref().unwrap_or("?"),

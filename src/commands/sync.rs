@@ -233,8 +233,8 @@ impl Record for LateDecryptionRecord {
             "decrypted late ({} ms): {} {}: {}",
             self.waited_ms,
             self.event_id,
-            self.sender.as_deref().unwrap_or("?"),
-            self.body.as_deref().unwrap_or("")
+            crate::ui::terminal::inert(self.sender.as_deref().unwrap_or("?")),
+            crate::ui::terminal::inert_lines(self.body.as_deref().unwrap_or(""), "    ")
         )
     }
 }

@@ -8,3 +8,4 @@
 pub(crate) mod logging;
 pub(crate) mod output;
 pub(crate) mod prompt;
+pub(crate) mod terminal;

@@ -50,7 +50,7 @@ impl Record for RoomInfoRecord {
     fn human(&self) -> String {
         let mut s = format!("room       {}", self.room_id);
         if let Some(name) = &self.name {
-            s.push_str(&format!("\nname       {name}"));
+            s.push_str(&format!("\nname       {}", crate::ui::terminal::inert(name)));
         }
         s.push_str(&format!("\nmembers    {} joined", self.joined_members));
         s.push_str(&format!("\nhistory    {}", self.history_visibility));

@@ -68,7 +68,7 @@ impl Record for RoomRecord {
     const TYPE: &'static str = "room";
     fn human(&self) -> String {
         let lock = if self.encrypted { "encrypted" } else { "not encrypted" };
-        let name = self.name.as_deref().map(|n| format!("  \"{n}\"")).unwrap_or_default();
+        let name = self.name.as_deref().map(|n| format!("  \"{}\"", crate::ui::terminal::inert(n))).unwrap_or_default();
         format!("{}  {}  {lock}{name}", self.room_id, self.state)
     }
 }

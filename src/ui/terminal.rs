@@ -1,0 +1,69 @@
+//! Text from the network, made inert for a terminal: a message body, a room
+//! name or a display name can hold escape sequences that move the cursor,
+//! recolour or clear the screen, or a bell. In human output every control
+//! character is shown as an escape (`\x1b`, `\u{85}`…) instead of being sent
+//! to the terminal; line breaks stay readable, as continuation lines
+//! indented under the first, so a multi-line body cannot pass for another
+//! message. JSON output keeps the exact text.
+
+/// `text` with every control character escaped (line breaks included:
+/// for one-line fields such as names).
+pub(crate) fn inert(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        push_inert(&mut out, c);
+    }
+    out
+}
+
+/// `text` with control characters escaped, each line break kept and
+/// followed by `indent`, so continuation lines stay under their message.
+pub(crate) fn inert_lines(text: &str, indent: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\r' if chars.peek() == Some(&'\n') => {}
+            '\n' => {
+                out.push('\n');
+                out.push_str(indent);
+            }
+            c => push_inert(&mut out, c),
+        }
+    }
+    out
+}
+
+fn push_inert(out: &mut String, c: char) {
+    // C0 controls, DEL, C1 controls; and the bidirectional overrides, which
+    // reorder what follows them on screen.
+    let bidi = matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    if c.is_control() || bidi {
+        match c as u32 {
+            n @ 0..=0xff => out.push_str(&format!("\\x{n:02x}")),
+            n => out.push_str(&format!("\\u{{{n:x}}}")),
+        }
+    } else {
+        out.push(c);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_are_shown_not_run() {
+        assert_eq!(inert("\x1b[2J\x1b[31mred\x07"), "\\x1b[2J\\x1b[31mred\\x07");
+        assert_eq!(inert("tab\there"), "tab\\x09here");
+        assert_eq!(inert("\u{85}next\u{202e}"), "\\x85next\\u{202e}");
+        assert_eq!(inert("plain ünïcode 🎉"), "plain ünïcode 🎉");
+        assert_eq!(inert("a\nb"), "a\\x0ab");
+    }
+
+    #[test]
+    fn line_breaks_become_indented_continuations() {
+        assert_eq!(inert_lines("one\ntwo\r\nthree", "    "), "one\n    two\n    three");
+        assert_eq!(inert_lines("x\x1b[Ay", "  "), "x\\x1b[Ay");
+    }
+}
