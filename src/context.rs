@@ -8,6 +8,9 @@ use matrix_sdk::Client;
 
 use crate::e2ee::trust::Isolation;
 use crate::error::{store_mismatch, CliError, CliResult};
+use crate::profile::files::Stored;
+use crate::profile::megolm_ledger::MegolmLedger;
+use crate::profile::olm_ledger::OlmLedger;
 use crate::profile::session::{SessionFile, StoreSecret, StoreSecretSource};
 use crate::profile::Profile;
 use crate::settings::Settings;
@@ -99,6 +102,18 @@ impl CommandContext {
     /// logout, its token is dead).
     pub(crate) fn forget_client(&mut self) {
         self.client = None;
+    }
+
+    /// `megolm.json`, failing closed when damaged (see `Profile`).
+    pub(crate) fn megolm_ledger(&self) -> Stored<MegolmLedger> {
+        let out = &self.out;
+        self.profile.megolm_ledger(crate::clock::now_ms(), &mut |w| out.warn(w))
+    }
+
+    /// `olm.json`, failing closed when damaged (see `Profile`).
+    pub(crate) fn olm_ledger(&self) -> Stored<OlmLedger> {
+        let out = &self.out;
+        self.profile.olm_ledger(crate::clock::now_ms(), &mut |w| out.warn(w))
     }
 
     /// The saved session (after `client()`).

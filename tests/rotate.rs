@@ -206,3 +206,36 @@ fn read_only_commands_write_no_rule_state() {
     let info = env.run("bob", &["--json", "room", "info", &room]).success().records("room_info");
     assert_eq!(info[0]["rotation_period_msgs"], 7);
 }
+
+/// Issue 14, item 7: rule state fails closed. A damaged megolm.json (R3's
+/// and R5's record) is not read as empty and trusted: it warns, keeps a
+/// copy, and the session whose age it recorded rotates before its next
+/// message. A damaged olm.json (R11's record) counts a new Olm session as
+/// made with every device just now.
+#[test]
+fn damaged_rule_records_fail_closed() {
+    let (env, _alice, bob, room) = TestEnv::alice_and_bob(&["--rotation-msgs", "50"]);
+    let first = env.run("alice", &["--json", "send", &room, "one"]).success().records("sent");
+    let dir = env.profile_dir("alice");
+    std::fs::write(dir.join("megolm.json"), "{ not json").unwrap();
+    let run = env.run("alice", &["--json", "send", &room, "two"]).success();
+    assert!(run.stderr.contains("megolm.json is damaged"), "{}", run.stderr);
+    assert!(dir.join("megolm.json.damaged").exists());
+    let two = run.records("sent").remove(0);
+    assert_eq!(two["rotation"], "record_damaged", "{two}");
+    assert_ne!(two["session_id"], first[0]["session_id"]);
+    let three = env.run("alice", &["--json", "send", &room, "three"]).success();
+    assert!(three.stderr.is_empty(), "healed: {}", three.stderr);
+    assert_eq!(three.records("sent")[0]["session_id"], two["session_id"]);
+
+    let bob_device = env.run("bob", &["--json", "whoami"]).success().records("whoami")[0]["device_id"].clone();
+    let bob_device = bob_device.as_str().unwrap();
+    std::fs::write(dir.join("olm.json"), [0xff, 0xfe, 0x00]).unwrap();
+    let refused = env.run("alice", &["unwedge", &bob.user_id, bob_device]).code(5);
+    assert!(refused.stderr.contains("olm.json is damaged"), "{}", refused.stderr);
+    assert!(refused.stderr.contains("(R11)"), "{}", refused.stderr);
+    assert!(dir.join("olm.json.damaged").exists());
+    // Still strict in the next process: the marker was saved.
+    env.run("alice", &["unwedge", &bob.user_id, bob_device]).code(5);
+    env.run("alice", &["unwedge", &bob.user_id, bob_device, "--force"]).success();
+}

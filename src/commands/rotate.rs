@@ -69,7 +69,7 @@ pub(crate) async fn cmd_rotate(ctx: &mut CommandContext, args: &RotateArgs) -> C
         return Err(CliError::failed(format!("{} is not encrypted: it has no Megolm session", args.room))
             .with_hint(format!("`ratchet encrypt {}` turns encryption on", args.room)));
     }
-    let mut ledger = ctx.profile.megolm_ledger();
+    let mut ledger = ctx.megolm_ledger();
     let old = megolm::outbound(&client, room.room_id(), &ledger).await?;
     room.discard_room_key().await?;
     if let Some(old) = &old {

@@ -105,7 +105,7 @@ pub(crate) async fn cmd_send(ctx: &mut CommandContext, args: &SendArgs) -> CliRe
     sdk::sync_now(&client).await?;
     let room = rooms::joined(&client, &args.room).await?;
     let encrypted = room.latest_encryption_state().await?.is_encrypted();
-    let mut ledger = ctx.profile.megolm_ledger();
+    let mut ledger = ctx.megolm_ledger();
     let limits = if encrypted {
         let limits = megolm::record_limits(&room, &mut ledger)
             .ok_or_else(|| CliError::internal("encrypted room without settings"))?;

@@ -146,7 +146,7 @@ impl Record for SyncSummary {
 #[instrument(skip_all)]
 pub(crate) async fn cmd_sync(ctx: &mut CommandContext, args: &SyncArgs) -> CliResult {
     let client = ctx.client().await?;
-    let mut ledger = ctx.profile.olm_ledger();
+    let mut ledger = ctx.olm_ledger();
     if !args.follow {
         let started = now_ms();
         let response = crate::sdk::sync_now(&client).await?;

@@ -162,6 +162,9 @@ pub(crate) enum Rotation {
     /// The SDK rotated it for a reason of its own (device deleted or
     /// blacklisted, history visibility changed).
     Sdk,
+    /// ratchet's record of the session (`megolm.json`) was damaged: its age
+    /// could not be trusted, so it was replaced (failing closed).
+    RecordDamaged,
 }
 
 impl Rotation {
@@ -175,6 +178,7 @@ impl Rotation {
             Rotation::Invalidated => "invalidated",
             Rotation::MemberLeft => "member_left",
             Rotation::Sdk => "sdk",
+            Rotation::RecordDamaged => "record_damaged",
         }
     }
 }
@@ -229,9 +233,14 @@ pub(crate) fn before_send(
     current: Option<&Outbound>,
     limits: &RoomLimits,
     discarded_by_ratchet: Option<Rotation>,
+    distrust_before: Option<u64>,
     now: u64,
 ) -> BeforeSend {
     match current {
+        // The record of this session's age was lost: fail closed.
+        Some(s) if !s.invalidated && !s.created_precise && distrust_before.is_some_and(|t| s.created_ms <= t) => {
+            BeforeSend { discard: true, planned: Some(Rotation::RecordDamaged) }
+        }
         None => BeforeSend { discard: false, planned: Some(Rotation::New) },
         Some(s) if s.invalidated => {
             BeforeSend { discard: false, planned: Some(discarded_by_ratchet.unwrap_or(Rotation::Invalidated)) }
@@ -305,16 +314,28 @@ mod tests {
     #[test]
     fn r4_before_send() {
         let l = limits(3, 2000);
-        assert_eq!(before_send(None, &l, None, 0), BeforeSend { discard: false, planned: Some(Rotation::New) });
-        assert_eq!(before_send(Some(&outbound(1, 0)), &l, None, 10), BeforeSend { discard: false, planned: None });
+        assert_eq!(before_send(None, &l, None, None, 0), BeforeSend { discard: false, planned: Some(Rotation::New) });
         assert_eq!(
-            before_send(Some(&outbound(3, 0)), &l, None, 10),
+            before_send(Some(&outbound(1, 0)), &l, None, None, 10),
+            BeforeSend { discard: false, planned: None }
+        );
+        assert_eq!(
+            before_send(Some(&outbound(3, 0)), &l, None, None, 10),
             BeforeSend { discard: true, planned: Some(Rotation::MessageLimit) }
         );
         let mut gone = outbound(1, 0);
         gone.invalidated = true;
-        assert_eq!(before_send(Some(&gone), &l, None, 10).planned, Some(Rotation::Invalidated));
-        assert_eq!(before_send(Some(&gone), &l, Some(Rotation::Forced), 10).planned, Some(Rotation::Forced));
+        assert_eq!(before_send(Some(&gone), &l, None, None, 10).planned, Some(Rotation::Invalidated));
+        assert_eq!(before_send(Some(&gone), &l, Some(Rotation::Forced), None, 10).planned, Some(Rotation::Forced));
+        // A damaged record: a session whose age is not ratchet's own record
+        // rotates; a precisely recorded one (made since) does not.
+        let mut unsure = outbound(1, 5);
+        unsure.created_precise = false;
+        assert_eq!(
+            before_send(Some(&unsure), &l, None, Some(7), 10),
+            BeforeSend { discard: true, planned: Some(Rotation::RecordDamaged) }
+        );
+        assert_eq!(before_send(Some(&outbound(1, 5)), &l, None, Some(7), 10).planned, None);
         assert_eq!(why_new(None, true), Rotation::MemberLeft);
         assert_eq!(why_new(None, false), Rotation::Sdk);
         assert_eq!(why_new(Some(Rotation::AgeLimit), true), Rotation::AgeLimit);

@@ -103,6 +103,16 @@ impl<T: Serialize + DeserializeOwned + Default> Stored<T> {
     pub(crate) fn state(&self) -> &FileState {
         &self.state
     }
+
+    /// When the file was damaged: keeps a copy beside it (`NAME.damaged`)
+    /// for whoever investigates, and returns why it is damaged.
+    pub(crate) fn keep_damaged_copy(&self) -> Option<String> {
+        let FileState::Damaged(why) = &self.state else { return None };
+        let mut copy = self.path.clone().into_os_string();
+        copy.push(".damaged");
+        let _ = fs::copy(&self.path, &copy);
+        Some(why.clone())
+    }
 }
 
 impl<T> std::ops::Deref for Stored<T> {

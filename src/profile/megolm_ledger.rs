@@ -24,6 +24,11 @@ pub(crate) struct MegolmLedger {
     /// Per room, the strictest limits seen (see `e2ee::rotation`).
     #[serde(default)]
     pub(crate) strictest: BTreeMap<String, Strictest>,
+    /// Set when this file was found damaged: the precise creation times
+    /// were lost, so every outbound session made before this time is taken
+    /// as past its limit (it rotates before its next message).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) distrust_before: Option<u64>,
 }
 
 /// What ratchet knows of a room's outbound session.

@@ -149,14 +149,37 @@ impl Profile {
         write_private(&self.paths.key_file, session::key_to_hex(key).as_bytes())
     }
 
-    /// `megolm.json`: see [`megolm_ledger`].
-    pub(crate) fn megolm_ledger(&self) -> Stored<MegolmLedger> {
-        Stored::load(&self.paths.megolm_ledger)
+    /// `megolm.json`: see [`megolm_ledger`]. A damaged file fails closed:
+    /// `warn` hears of it, a copy is kept, and every outbound session made
+    /// before now rotates before its next message.
+    pub(crate) fn megolm_ledger(&self, now: u64, warn: &mut dyn FnMut(String)) -> Stored<MegolmLedger> {
+        let mut ledger: Stored<MegolmLedger> = Stored::load(&self.paths.megolm_ledger);
+        if let Some(why) = ledger.keep_damaged_copy() {
+            warn(format!(
+                "{} is damaged ({why}); every room's Megolm session now rotates before its next message, and the \
+                 strictest rotation limits seen before are lost (the room's current ones apply); a copy is kept \
+                 beside it (.damaged)",
+                self.paths.megolm_ledger.display()
+            ));
+            ledger.distrust_before = Some(now);
+        }
+        ledger
     }
 
-    /// `olm.json`: see [`olm_ledger`].
-    pub(crate) fn olm_ledger(&self) -> Stored<OlmLedger> {
-        Stored::load(&self.paths.olm_ledger)
+    /// `olm.json`: see [`olm_ledger`]. A damaged file fails closed: `warn`
+    /// hears of it, a copy is kept, and R11 counts a new session as made
+    /// with every device now.
+    pub(crate) fn olm_ledger(&self, now: u64, warn: &mut dyn FnMut(String)) -> Stored<OlmLedger> {
+        let mut ledger: Stored<OlmLedger> = Stored::load(&self.paths.olm_ledger);
+        if let Some(why) = ledger.keep_damaged_copy() {
+            warn(format!(
+                "{} is damaged ({why}); R11 now counts a new Olm session as made with every device just now (no \
+                 new one for an hour without --force); a copy is kept beside it (.damaged)",
+                self.paths.olm_ledger.display()
+            ));
+            ledger.all_devices_since = Some(now);
+        }
+        ledger
     }
 
     /// `sent.jsonl`: see [`journal`].

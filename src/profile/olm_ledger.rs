@@ -19,6 +19,11 @@ pub(crate) struct OlmLedger {
     /// Megolm session id → when ratchet last sent an m.room_key_request for it.
     #[serde(default)]
     pub(crate) key_requests: BTreeMap<String, u64>,
+    /// Set when this file was found damaged: R11's record was lost, so every
+    /// device counts as having had a new session made at this time (the
+    /// strictest reading: none may get another within the hour).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) all_devices_since: Option<u64>,
 }
 
 fn device_key(user: &UserId, device: &DeviceId) -> String {
@@ -28,7 +33,8 @@ fn device_key(user: &UserId, device: &DeviceId) -> String {
 impl OlmLedger {
     /// When ratchet last created a session with the device.
     pub(crate) fn last_created(&self, user: &UserId, device: &DeviceId) -> Option<u64> {
-        self.created.get(&device_key(user, device)).copied()
+        let recorded = self.created.get(&device_key(user, device)).copied();
+        recorded.max(self.all_devices_since)
     }
 
     pub(crate) fn record_created(&mut self, user: &UserId, device: &DeviceId, now: u64) {

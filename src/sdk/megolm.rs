@@ -234,7 +234,7 @@ pub(crate) async fn before_send(room: &Room, limits: &RoomLimits, ledger: &Megol
     let before = outbound(&client, room_id, ledger).await?;
     let started_ms = crate::clock::now_ms();
     let discarded = before.as_ref().and_then(|s| ledger.discard_reason(room_id, &s.session_id));
-    let decision = rotation::before_send(before.as_ref(), limits, discarded, started_ms);
+    let decision = rotation::before_send(before.as_ref(), limits, discarded, ledger.distrust_before, started_ms);
     if decision.discard {
         tracing::debug!(reason = ?decision.planned, "rotation limit reached; discarding");
         room.discard_room_key().await?;

@@ -123,7 +123,7 @@ pub(crate) async fn cmd_request(ctx: &mut CommandContext, args: &RequestArgs) ->
             };
         }
     }
-    let mut ledger = ctx.profile.olm_ledger();
+    let mut ledger = ctx.olm_ledger();
     // matrix-sdk made its own request to our own devices when it failed to
     // decrypt these events (above, in recent history; or the --event
     // fetched now is decrypted for it): it is recorded in the store, so the
