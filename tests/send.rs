@@ -112,3 +112,33 @@ fn a_closed_stdout_never_stops_a_batch() {
     let said = std::fs::read_to_string(&stderr_file).unwrap();
     assert!(said.contains("all 20 message(s) were sent"), "{said}");
 }
+
+/// Issue 14, item 6: --txn-prefix names one batch. Tomorrow's report under
+/// today's prefix is refused (exit 2, nothing sent), not called sent; the
+/// same input is delivered once; the journal is this device's and goes at
+/// logout.
+#[test]
+fn a_reused_prefix_with_new_text_is_refused_and_the_journal_belongs_to_the_device() {
+    let (env, alice, _bob, room) = TestEnv::alice_and_bob(&[]);
+    let send =
+        |input: &str| env.run_stdin("alice", &["--json", "send", &room, "--txn-prefix", "nightly"], input.as_bytes());
+    let first = send("monday one\nmonday two\n").success().records("sent");
+    assert!(first.iter().all(|r| r["already_sent"] == false));
+    let again = send("monday one\nmonday two\n").success().records("sent");
+    assert!(again.iter().all(|r| r["already_sent"] == true), "{again:?}");
+    let refused = send("tuesday one\ntuesday two\n").code(2);
+    assert!(refused.stderr.contains("already used for a different message"), "{}", refused.stderr);
+    assert!(refused.stdout.is_empty());
+    let got = env.run("bob", &["--json", "messages", &room]).success().records("message");
+    let bodies: Vec<&str> = got.iter().filter_map(|m| m["body"].as_str()).collect();
+    assert_eq!(bodies, ["monday one", "monday two"], "tuesday's lines were not sent");
+
+    // After logout and a new login the old journal is gone: a new device
+    // may reuse the prefix.
+    env.run("alice", &["logout", "--yes"]).success();
+    assert!(!env.profile_dir("alice").join("sent.jsonl").exists());
+    // (A second login is not cross-signed yet: it sends in legacy mode.)
+    env.login_all_devices("alice", &alice);
+    let fresh = send("tuesday one\n").success().records("sent");
+    assert_eq!(fresh[0]["already_sent"], false);
+}

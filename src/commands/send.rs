@@ -45,7 +45,7 @@ use crate::ui::output::Record;
 ///
 ///   ratchet send '!room:example.org' 'hello' 'second message'
 ///   printf 'one\ntwo\n' | ratchet --json send '#team:example.org'
-///   ratchet send '!room:example.org' --txn-prefix nightly < report.txt   # rerun it after a failure
+///   ratchet send '!room:example.org' --txn-prefix "nightly-$(date +%F)" < report.txt   # rerun it after a failure
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub(crate) struct SendArgs {
@@ -57,7 +57,8 @@ pub(crate) struct SendArgs {
     text: Vec<String>,
 
     /// Idempotent mode: message N gets transaction id PREFIX-N, and a rerun
-    /// with the same prefix and input delivers only what did not go out
+    /// with the same prefix and input delivers only what did not go out (a
+    /// prefix reused for different text is refused: one prefix, one batch)
     #[arg(long, value_name = "PREFIX", value_parser = journal::parse_prefix)]
     txn_prefix: Option<String>,
 }
@@ -118,7 +119,7 @@ pub(crate) async fn cmd_send(ctx: &mut CommandContext, args: &SendArgs) -> CliRe
         None
     };
     let journal = match &args.txn_prefix {
-        Some(_) => Some(ctx.profile.send_journal()?),
+        Some(_) => Some(ctx.profile.send_journal(client.device_id().map(|d| d.as_str()).unwrap_or_default())?),
         None => None,
     };
     let mut batch =
@@ -182,6 +183,21 @@ impl Batch<'_> {
         let txn_id = self.txn_prefix.as_ref().map(|p| format!("{p}-{seq}"));
         if let (Some(journal), Some(txn)) = (&self.journal, &txn_id) {
             if let Some(done) = journal.get(self.room.room_id().as_str(), txn) {
+                if done.text_sha256 != journal::text_hash(text) {
+                    // The same prefix for other text (tonight's report under
+                    // last night's prefix) is not the same batch: refuse
+                    // rather than call it sent.
+                    let prefix = self.txn_prefix.as_deref().unwrap_or("");
+                    return Err(self.stop(
+                        seq,
+                        CliError::usage(format!(
+                            "transaction id {txn} was already used for a different message in this room"
+                        ))
+                        .with_hint(format!(
+                            "--txn-prefix names one batch; use a new prefix for new content, e.g. {prefix}-$(date +%F)"
+                        )),
+                    ));
+                }
                 self.sent += 1;
                 return self.emit(&SentRecord {
                     room_id: done.room_id.clone(),
@@ -242,8 +258,10 @@ impl Batch<'_> {
         self.sent += 1;
         if let (Some(journal), Some(txn)) = (&mut self.journal, txn_id) {
             journal.record(JournalEntry {
+                device_id: String::new(),
                 room_id: self.room.room_id().to_string(),
                 txn_id: txn,
+                text_sha256: journal::text_hash(text),
                 event_id: result.response.event_id.to_string(),
                 session_id: session_id.clone(),
                 message_index,

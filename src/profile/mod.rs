@@ -183,15 +183,16 @@ impl Profile {
     }
 
     /// `sent.jsonl`: see [`journal`].
-    pub(crate) fn send_journal(&self) -> CliResult<journal::SendJournal> {
-        journal::SendJournal::open(&self.paths.send_journal)
+    pub(crate) fn send_journal(&self, device_id: &str) -> CliResult<journal::SendJournal> {
+        journal::SendJournal::open(&self.paths.send_journal, device_id)
     }
 
-    /// Deletes the session, the store key and the store; returns what it
-    /// removed. The ledgers and the journal stay.
+    /// Deletes the session, the store key, the store and the send journal
+    /// (its transaction ids were this device's); returns what it removed.
+    /// The rule ledgers stay.
     pub(crate) fn remove_login(&self) -> Result<Vec<String>, ProfileError> {
         let mut removed = Vec::new();
-        for file in [&self.paths.session_file, &self.paths.key_file] {
+        for file in [&self.paths.session_file, &self.paths.key_file, &self.paths.send_journal] {
             if file.exists() {
                 fs::remove_file(file).map_err(|source| io(file, source))?;
                 removed.push(file.display().to_string());
