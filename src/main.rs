@@ -13,6 +13,7 @@ mod profile;
 mod rooms;
 mod sdk;
 mod settings;
+mod stream;
 mod ui;
 
 use std::process::ExitCode;
