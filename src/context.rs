@@ -104,6 +104,22 @@ impl CommandContext {
         self.client = None;
     }
 
+    /// One incremental sync for a command other than `sync`: what it brings
+    /// is recorded for the next `sync` (the profile's inbox), and an Olm
+    /// message that could not be decrypted is recovered from as `sync`
+    /// would (R9–R11, R13), so no event or recovery step is lost because
+    /// another command moved the sync position.
+    pub(crate) async fn sync(&mut self, client: &Client) -> CliResult<matrix_sdk::sync::SyncResponse> {
+        let started = crate::clock::now_ms();
+        let response = crate::sdk::sync_now(client).await?;
+        let keep = self.out.capturing();
+        crate::stream::print_response(client, &keep, &response, &mut crate::stream::Watcher::default()).await?;
+        let mut ledger = self.olm_ledger();
+        crate::sdk::recovery::after_sync(client, &response, &mut ledger, started, &keep).await?;
+        self.profile.inbox().append(&keep.take_captured())?;
+        Ok(response)
+    }
+
     /// `megolm.json`, failing closed when damaged (see `Profile`).
     pub(crate) fn megolm_ledger(&self) -> Stored<MegolmLedger> {
         let out = &self.out;

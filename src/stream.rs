@@ -84,6 +84,26 @@ pub(crate) struct SyncSummary {
 }
 
 impl SyncSummary {
+    /// The counts of records other commands kept for `sync`.
+    pub(crate) fn of_kept(kept: &[crate::ui::output::Captured]) -> SyncSummary {
+        let mut summary = SyncSummary { rooms: 0, events: 0, utd: 0, to_device: 0 };
+        let mut rooms = std::collections::BTreeSet::new();
+        for record in kept {
+            let v: Value = serde_json::from_str(&record.json).unwrap_or(Value::Null);
+            match v["type"].as_str() {
+                Some("message") | Some("event") | Some("utd") => {
+                    summary.events += 1;
+                    summary.utd += usize::from(v["type"] == "utd");
+                    rooms.insert(v["room_id"].as_str().unwrap_or_default().to_owned());
+                }
+                Some("to_device") => summary.to_device += 1,
+                _ => {}
+            }
+        }
+        summary.rooms = rooms.len();
+        summary
+    }
+
     pub(crate) fn add(&mut self, other: &SyncSummary) {
         self.rooms += other.rooms;
         self.events += other.events;

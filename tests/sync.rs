@@ -159,3 +159,31 @@ fn follow_reports_late_decryptions_and_rotations() {
     assert_eq!(seen["new_session_id"], second[0]["session_id"]);
     follower.stop();
 }
+
+/// Issue 14, item 2: `sync` prints every event exactly once, whatever other
+/// commands synced in between (they keep what they received for it).
+#[test]
+fn sync_prints_what_other_commands_received_exactly_once() {
+    let (env, _alice, _bob, room) = TestEnv::alice_and_bob(&[]);
+    env.run("bob", &["sync"]).success();
+    for (i, between) in
+        [vec!["room", "list"], vec!["send", &room, "bob talks"], vec!["messages", &room]].into_iter().enumerate()
+    {
+        let text = format!("alice {i}");
+        let sent = env.run("alice", &["--json", "send", &room, &text]).success().records("sent");
+        let mut args = vec!["--json"];
+        args.extend(between.iter().copied());
+        env.run("bob", &args).success();
+        let sync = env.run("bob", &["--json", "sync"]).success();
+        let seen: Vec<_> =
+            sync.records("message").into_iter().filter(|m| m["event_id"] == sent[0]["event_id"]).collect();
+        assert_eq!(seen.len(), 1, "after `{}`, sync shows alice's message once: {}", between.join(" "), sync.stdout);
+        assert_eq!(seen[0]["body"], text.as_str());
+        let again = env.run("bob", &["--json", "sync"]).success();
+        assert!(
+            again.records("message").iter().all(|m| m["event_id"] != sent[0]["event_id"]),
+            "a second sync does not repeat it: {}",
+            again.stdout
+        );
+    }
+}

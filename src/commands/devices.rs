@@ -77,7 +77,7 @@ impl Record for DeviceRecord {
 #[instrument(skip_all)]
 pub(crate) async fn cmd_devices(ctx: &mut CommandContext, args: &DevicesArgs) -> CliResult {
     let client = ctx.client().await?;
-    crate::sdk::sync_now(&client).await?;
+    ctx.sync(&client).await?;
     let own_user = client.user_id().ok_or_else(|| CliError::internal("no user id"))?.to_owned();
     let own_device = client.device_id().ok_or_else(|| CliError::internal("no device id"))?.to_owned();
     let mut users: Vec<OwnedUserId> = match &args.user {

@@ -105,7 +105,7 @@ impl Record for DiagnosisRecord {
 #[instrument(skip_all)]
 pub(crate) async fn cmd_doctor(ctx: &mut CommandContext, args: &DoctorArgs) -> CliResult {
     let client = ctx.client().await?;
-    crate::sdk::sync_now(&client).await?;
+    ctx.sync(&client).await?;
     let room = rooms::joined(&client, &args.room).await?;
     let ledger = ctx.olm_ledger();
     let limit = if args.event.is_some() { 1000 } else { args.limit };

@@ -10,7 +10,7 @@ use crate::context::CommandContext;
 use crate::e2ee::rotation::{parse_rotation_ms, parse_rotation_msgs, Rotation, RotationSettings};
 use crate::error::{CliError, CliResult, ErrorKind};
 use crate::rooms;
-use crate::sdk::{self, megolm};
+use crate::sdk::megolm;
 use crate::ui::output::Record;
 
 /// Enable end-to-end encryption in a room, with Megolm rotation settings.
@@ -86,7 +86,7 @@ impl Record for EncryptRecord {
 #[instrument(skip_all)]
 pub(crate) async fn cmd_encrypt(ctx: &mut CommandContext, args: &EncryptArgs) -> CliResult {
     let client = ctx.client().await?;
-    sdk::sync_now(&client).await?;
+    ctx.sync(&client).await?;
     let room = rooms::joined(&client, &args.room).await?;
     let wanted = RotationSettings { rotation_period_msgs: args.rotation_msgs, rotation_period_ms: args.rotation_ms };
     let mut record = EncryptRecord {

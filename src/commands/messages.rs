@@ -43,7 +43,7 @@ pub(crate) struct MessagesArgs {
 #[instrument(skip_all)]
 pub(crate) async fn cmd_messages(ctx: &mut CommandContext, args: &MessagesArgs) -> CliResult {
     let client = ctx.client().await?;
-    crate::sdk::sync_now(&client).await?;
+    ctx.sync(&client).await?;
     let room = rooms::joined(&client, &args.room).await?;
 
     let (mut shown, mut utd) = (0usize, 0usize);

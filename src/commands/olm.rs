@@ -85,7 +85,7 @@ impl Record for OlmDeviceRecord {
 #[instrument(skip_all)]
 pub(crate) async fn cmd_olm(ctx: &mut CommandContext, args: &OlmArgs) -> CliResult {
     let client = ctx.client().await?;
-    crate::sdk::sync_now(&client).await?;
+    ctx.sync(&client).await?;
     let own_user = client.user_id().ok_or_else(|| CliError::internal("no user id"))?.to_owned();
     let own_device = client.device_id().ok_or_else(|| CliError::internal("no device id"))?.to_owned();
     let ledger = ctx.olm_ledger();

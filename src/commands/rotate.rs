@@ -63,7 +63,7 @@ impl Record for RotatedRecord {
 #[instrument(skip_all)]
 pub(crate) async fn cmd_rotate(ctx: &mut CommandContext, args: &RotateArgs) -> CliResult {
     let client = ctx.client().await?;
-    crate::sdk::sync_now(&client).await?;
+    ctx.sync(&client).await?;
     let room = rooms::joined(&client, &args.room).await?;
     if !room.latest_encryption_state().await?.is_encrypted() {
         return Err(CliError::failed(format!("{} is not encrypted: it has no Megolm session", args.room))

@@ -20,7 +20,7 @@ use crate::profile::files::Stored;
 use crate::profile::journal::{self, JournalEntry, SendJournal};
 use crate::profile::megolm_ledger::MegolmLedger;
 use crate::rooms;
-use crate::sdk::{self, megolm};
+use crate::sdk::megolm;
 use crate::ui::output::Record;
 
 /// Send messages to a room: each TEXT is one message, or each line of stdin.
@@ -103,7 +103,7 @@ pub(crate) async fn cmd_send(ctx: &mut CommandContext, args: &SendArgs) -> CliRe
     let client = ctx.client().await?;
     // One incremental sync first: new members, their devices and any
     // to-device messages must be known before we encrypt for them.
-    sdk::sync_now(&client).await?;
+    ctx.sync(&client).await?;
     let room = rooms::joined(&client, &args.room).await?;
     let encrypted = room.latest_encryption_state().await?.is_encrypted();
     let mut ledger = ctx.megolm_ledger();

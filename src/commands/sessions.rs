@@ -137,7 +137,7 @@ fn duration(ms: u64) -> String {
 pub(crate) async fn cmd_sessions(ctx: &mut CommandContext, args: &SessionsArgs) -> CliResult {
     let client = ctx.client().await?;
     // Room keys that arrived since the last run are in the next sync.
-    crate::sdk::sync_now(&client).await?;
+    ctx.sync(&client).await?;
     let room = rooms::joined(&client, &args.room).await?;
     // Read-only: the R3 record is consulted, not updated.
     let ledger = ctx.megolm_ledger();

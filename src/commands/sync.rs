@@ -14,7 +14,7 @@ use crate::clock::now_ms;
 use crate::context::CommandContext;
 use crate::error::CliResult;
 use crate::sdk::recovery;
-use crate::stream::{print_response, Watcher};
+use crate::stream::{print_response, SyncSummary, Watcher};
 
 /// Fetch what arrived since the last run and print it.
 ///
@@ -58,36 +58,34 @@ pub(crate) struct SyncArgs {
 pub(crate) async fn cmd_sync(ctx: &mut CommandContext, args: &SyncArgs) -> CliResult {
     let client = ctx.client().await?;
     let mut ledger = ctx.olm_ledger();
+    // What other commands received since the last `sync` comes first.
+    let mut summary = SyncSummary::of_kept(&ctx.profile.inbox().read()?);
+    let mut watcher = Watcher::default();
     if !args.follow {
-        let started = now_ms();
-        let response = crate::sdk::sync_now(&client).await?;
-        let mut watcher = Watcher::default();
-        let mut summary = print_response(&client, &ctx.out, &response, &mut watcher).await?;
-        if !args.no_recover {
-            recovery::after_sync(&client, &response, &mut ledger, started, &ctx.out).await?;
-        }
+        let response = sync_into_inbox(ctx, &client, &mut ledger, &mut watcher, args, None).await?;
+        summary.add(&response.1);
         // A key request from one of our own devices is answered by
         // matrix-sdk once it has an Olm session with that device: when it
         // had to claim one in this sync, the forward goes out with the next.
         // One more sync delivers it, so a one-shot `sync` answers at once.
         let asked = response
+            .0
             .to_device
             .iter()
             .any(|e| e.to_raw().deserialize_as::<Value>().is_ok_and(|j| j["type"] == "m.room_key_request"));
         if asked {
-            let more = crate::sdk::sync_now(&client).await?;
-            let extra = print_response(&client, &ctx.out, &more, &mut watcher).await?;
-            summary.add(&extra);
+            let more = sync_into_inbox(ctx, &client, &mut ledger, &mut watcher, args, None).await?;
+            summary.add(&more.1);
         }
+        deliver(ctx)?;
         return ctx.out.data(&summary);
     }
+    deliver(ctx)?;
     ctx.out.status("Following; Ctrl-C to stop.");
     let settings = SyncSettings::default().timeout(Duration::from_secs(30));
     let interrupted = tokio::signal::ctrl_c();
     tokio::pin!(interrupted);
-    let mut watcher = Watcher::default();
     loop {
-        let started = now_ms();
         // Dropping an in-flight sync is safe: the SDK writes a response
         // (events, keys, the next token) in one store transaction only after
         // it has arrived, so an interrupted one is simply fetched again.
@@ -96,14 +94,53 @@ pub(crate) async fn cmd_sync(ctx: &mut CommandContext, args: &SyncArgs) -> CliRe
                 ctx.out.status("Stopped.");
                 return Ok(());
             }
-            response = client.sync_once(settings.clone()) => {
-                let response = response?;
-                print_response(&client, &ctx.out, &response, &mut watcher).await?;
-                // Between syncs, never beside one: recovery claims keys itself.
-                if !args.no_recover {
-                    recovery::after_sync(&client, &response, &mut ledger, started, &ctx.out).await?;
-                }
+            result = sync_into_inbox(ctx, &client, &mut ledger, &mut watcher, args, Some(settings.clone())) => {
+                result?;
+                deliver(ctx)?;
             }
         }
     }
+}
+
+/// One sync whose records go to the inbox first (so that a reader going
+/// away loses none of them), with R7's bookkeeping and, unless
+/// --no-recover, recovery from undecryptable Olm messages.
+async fn sync_into_inbox(
+    ctx: &CommandContext,
+    client: &matrix_sdk::Client,
+    ledger: &mut crate::profile::files::Stored<crate::profile::olm_ledger::OlmLedger>,
+    watcher: &mut Watcher,
+    args: &SyncArgs,
+    long_poll: Option<SyncSettings>,
+) -> CliResult<(matrix_sdk::sync::SyncResponse, SyncSummary)> {
+    let started = now_ms();
+    let response = match long_poll {
+        Some(settings) => client.sync_once(settings).await?,
+        None => crate::sdk::sync_now(client).await?,
+    };
+    let keep = ctx.out.capturing();
+    let summary = print_response(client, &keep, &response, watcher).await?;
+    // Between syncs, never beside one: recovery claims keys itself.
+    if !args.no_recover {
+        recovery::after_sync(client, &response, ledger, started, &keep).await?;
+    }
+    ctx.profile.inbox().append(&keep.take_captured())?;
+    Ok((response, summary))
+}
+
+/// Prints everything the inbox holds, in order, then empties it; if the
+/// reader goes away, what was not printed stays for the next `sync`.
+fn deliver(ctx: &CommandContext) -> CliResult {
+    let inbox = ctx.profile.inbox();
+    let kept = inbox.read()?;
+    for (i, record) in kept.iter().enumerate() {
+        if let Err(e) = ctx.out.replay(record) {
+            inbox.replace(&kept[i..])?;
+            return Err(e);
+        }
+    }
+    if !kept.is_empty() {
+        inbox.clear()?;
+    }
+    Ok(())
 }

@@ -61,7 +61,7 @@ impl Record for LocalTrustRecord {
 #[instrument(skip_all)]
 pub(crate) async fn cmd_trust(ctx: &mut CommandContext, args: &TrustArgs) -> CliResult {
     let client = ctx.client().await?;
-    sdk::sync_now(&client).await?;
+    ctx.sync(&client).await?;
     let own = client.user_id().ok_or_else(|| CliError::internal("no user id"))?.to_owned();
     let user = rooms::parse_user(&args.user, &own)?;
     if !client.encryption().tracked_users().await?.contains(&user) {

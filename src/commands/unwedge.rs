@@ -64,7 +64,7 @@ impl Record for UnwedgedRecord {
 #[instrument(skip_all)]
 pub(crate) async fn cmd_unwedge(ctx: &mut CommandContext, args: &UnwedgeArgs) -> CliResult {
     let client = ctx.client().await?;
-    crate::sdk::sync_now(&client).await?;
+    ctx.sync(&client).await?;
     let own_user = client.user_id().ok_or_else(|| CliError::internal("no user id"))?.to_owned();
     let own_device = client.device_id().ok_or_else(|| CliError::internal("no device id"))?.to_owned();
     let user = rooms::parse_user(&args.user, &own_user)?;

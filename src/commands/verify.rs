@@ -12,8 +12,8 @@ use tracing::instrument;
 use crate::context::CommandContext;
 use crate::error::{CliError, CliResult};
 use crate::rooms;
+use crate::sdk::trust;
 use crate::sdk::verify::{self, Confirm, ShortAuth};
-use crate::sdk::{self, trust};
 use crate::ui::output::{Output, Record};
 use crate::ui::prompt;
 
@@ -175,7 +175,7 @@ impl Confirm for Answer<'_> {
 pub(crate) async fn cmd_verify(ctx: &mut CommandContext, args: &VerifyArgs) -> CliResult {
     let deadline = Instant::now() + Duration::from_secs(args.wait);
     let client = ctx.client().await?;
-    sdk::sync_now(&client).await?;
+    ctx.sync(&client).await?;
     let own = client.user_id().ok_or_else(|| CliError::internal("no user id"))?.to_owned();
     let encryption = client.encryption();
 

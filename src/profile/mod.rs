@@ -11,12 +11,14 @@
 //! | `megolm.json`   | outbound Megolm sessions' precise times, R3's limits    | [`megolm_ledger`] |
 //! | `olm.json`      | R11's new-session times, R7's receipts, key requests    | [`olm_ledger`]    |
 //! | `sent.jsonl`    | `send --txn-prefix`'s journal                           | [`journal`]       |
+//! | `inbox.jsonl`   | what other commands' syncs received, for `sync`         | [`inbox`]         |
 //!
 //! Every file is 0600 and written atomically ([`files`]); looser permissions
 //! found on disk are tightened with a warning. Nothing here decides a rule:
 //! the ledgers are plain data that `e2ee` reads and `commands` update.
 
 pub(crate) mod files;
+pub(crate) mod inbox;
 pub(crate) mod journal;
 pub(crate) mod lock;
 pub(crate) mod megolm_ledger;
@@ -49,6 +51,7 @@ pub(crate) struct ProfilePaths {
     pub(crate) megolm_ledger: PathBuf,
     pub(crate) olm_ledger: PathBuf,
     pub(crate) send_journal: PathBuf,
+    pub(crate) inbox: PathBuf,
 }
 
 impl ProfilePaths {
@@ -61,6 +64,7 @@ impl ProfilePaths {
             megolm_ledger: dir.join("megolm.json"),
             olm_ledger: dir.join("olm.json"),
             send_journal: dir.join("sent.jsonl"),
+            inbox: dir.join("inbox.jsonl"),
             dir,
         }
     }
@@ -182,6 +186,11 @@ impl Profile {
         ledger
     }
 
+    /// `inbox.jsonl`: see [`inbox`].
+    pub(crate) fn inbox(&self) -> inbox::Inbox {
+        inbox::Inbox::new(&self.paths.inbox)
+    }
+
     /// `sent.jsonl`: see [`journal`].
     pub(crate) fn send_journal(&self, device_id: &str) -> CliResult<journal::SendJournal> {
         journal::SendJournal::open(&self.paths.send_journal, device_id)
@@ -192,7 +201,7 @@ impl Profile {
     /// The rule ledgers stay.
     pub(crate) fn remove_login(&self) -> Result<Vec<String>, ProfileError> {
         let mut removed = Vec::new();
-        for file in [&self.paths.session_file, &self.paths.key_file, &self.paths.send_journal] {
+        for file in [&self.paths.session_file, &self.paths.key_file, &self.paths.send_journal, &self.paths.inbox] {
             if file.exists() {
                 fs::remove_file(file).map_err(|source| io(file, source))?;
                 removed.push(file.display().to_string());

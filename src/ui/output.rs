@@ -49,6 +49,16 @@ pub(crate) struct Output {
     json: bool,
     quiet: bool,
     color: bool,
+    /// When capturing (see [`Output::capturing`]), records go here, in
+    /// both forms, instead of to stdout.
+    captured: Option<std::sync::Mutex<Vec<Captured>>>,
+}
+
+/// A record kept for later, in both of its forms.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub(crate) struct Captured {
+    pub(crate) json: String,
+    pub(crate) human: String,
 }
 
 impl Output {
@@ -61,7 +71,28 @@ impl Output {
             ColorChoice::Never => false,
             ColorChoice::Auto => anstream::AutoStream::choice(&io::stderr()) != anstream::ColorChoice::Never,
         };
-        Output { json, quiet, color }
+        Output { json, quiet, color, captured: None }
+    }
+
+    /// An output whose records are kept (both forms) rather than printed;
+    /// status, warnings and errors still go to stderr.
+    pub(crate) fn capturing(&self) -> Output {
+        Output { json: self.json, quiet: self.quiet, color: self.color, captured: Some(Default::default()) }
+    }
+
+    /// What a capturing output kept.
+    pub(crate) fn take_captured(&self) -> Vec<Captured> {
+        self.captured
+            .as_ref()
+            .map(|c| std::mem::take(&mut *c.lock().unwrap_or_else(|e| e.into_inner())))
+            .unwrap_or_default()
+    }
+
+    /// Prints a record kept earlier, in this output's form.
+    pub(crate) fn replay(&self, record: &Captured) -> Result<(), CliError> {
+        let line = if self.json { &record.json } else { &record.human };
+        let mut stdout = io::stdout().lock();
+        writeln!(stdout, "{line}").and_then(|()| stdout.flush()).map_err(stdout_error)
     }
 
     /// Whether stderr gets colour.
@@ -72,6 +103,11 @@ impl Output {
     /// Writes one record to stdout and flushes it, so a pipeline sees each
     /// record as it is produced.
     pub(crate) fn data<R: Record>(&self, record: &R) -> Result<(), CliError> {
+        if let Some(kept) = &self.captured {
+            let captured = Captured { json: json_line(R::TYPE, record)?, human: record.human() };
+            kept.lock().unwrap_or_else(|e| e.into_inner()).push(captured);
+            return Ok(());
+        }
         let line = if self.json { json_line(R::TYPE, record)? } else { record.human() };
         let mut stdout = io::stdout().lock();
         writeln!(stdout, "{line}").and_then(|()| stdout.flush()).map_err(stdout_error)

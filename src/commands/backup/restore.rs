@@ -50,7 +50,7 @@ impl Record for RestoredRecord {
 #[instrument(skip_all)]
 pub(crate) async fn cmd_restore(ctx: &mut CommandContext, args: &RestoreArgs) -> CliResult {
     let client = ctx.client().await?;
-    sdk::sync_now(&client).await?;
+    ctx.sync(&client).await?;
     let version = sdk::backup::version_here(&client).await?.ok_or_else(|| {
         CliError::failed("this device has no backup key")
             .with_hint("`ratchet recovery recover` with the account's recovery key brings it")

@@ -78,7 +78,7 @@ fn session_of(event: &Value) -> Option<(String, String, String)> {
 #[instrument(skip_all)]
 pub(crate) async fn cmd_request(ctx: &mut CommandContext, args: &RequestArgs) -> CliResult {
     let client = ctx.client().await?;
-    crate::sdk::sync_now(&client).await?;
+    ctx.sync(&client).await?;
     let room = rooms::joined(&client, &args.room).await?;
 
     let mut wanted: Vec<(String, String, String)> = Vec::new();
@@ -135,7 +135,7 @@ pub(crate) async fn cmd_request(ctx: &mut CommandContext, args: &RequestArgs) ->
         // Its failure is the point: the SDK records its request.
         let _ = room.decrypt_event(crate::events::as_encrypted(&raw), None).await;
     }
-    crate::sdk::sync_now(&client).await?;
+    ctx.sync(&client).await?;
     for (session_id, sender, sender_key) in wanted {
         let sender_id = UserId::parse(&sender).map_err(|e| CliError::failed("bad sender in event").with_source(e))?;
         let request_id =

@@ -51,7 +51,7 @@ impl Record for RecoveryKeyRecord {
 #[instrument(skip_all)]
 pub(crate) async fn cmd_enable(ctx: &mut CommandContext, _args: &EnableArgs) -> CliResult {
     let client = ctx.client().await?;
-    sdk::sync_now(&client).await?;
+    ctx.sync(&client).await?;
     let key = sdk::secrets::enable(&client).await?;
     let uploaded = sdk::backup::upload_pending(&client).await?;
     ctx.out.data(&RecoveryKeyRecord {

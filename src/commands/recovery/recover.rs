@@ -44,7 +44,7 @@ pub(crate) async fn cmd_recover(ctx: &mut CommandContext, args: &RecoverArgs) ->
         no_input: ctx.settings.no_input,
     })?;
     let client = ctx.client().await?;
-    sdk::sync_now(&client).await?;
+    ctx.sync(&client).await?;
     sdk::secrets::recover(&client, &key).await?;
     sdk::backup::upload_pending(&client).await?;
     ctx.out.data(&super::status_of(&client).await?)

@@ -56,7 +56,7 @@ pub(crate) async fn cmd_reset(ctx: &mut CommandContext, args: &ResetArgs) -> Cli
         no_input: ctx.settings.no_input,
     })?;
     let client = ctx.client().await?;
-    sdk::sync_now(&client).await?;
+    ctx.sync(&client).await?;
     sdk::secrets::reset_identity(&client, &password).await?;
     ctx.out.data(&super::status_of(&client).await?)
 }

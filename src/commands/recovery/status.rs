@@ -5,7 +5,6 @@ use tracing::instrument;
 
 use crate::context::CommandContext;
 use crate::error::CliResult;
-use crate::sdk;
 
 /// Show whether recovery is set up: secret storage, this device's
 /// cross-signing, its private keys, the backup, and room keys backed up.
@@ -20,6 +19,6 @@ pub(crate) struct StatusArgs {}
 #[instrument(skip_all)]
 pub(crate) async fn cmd_status(ctx: &mut CommandContext, _args: &StatusArgs) -> CliResult {
     let client = ctx.client().await?;
-    sdk::sync_now(&client).await?;
+    ctx.sync(&client).await?;
     ctx.out.data(&super::status_of(&client).await?)
 }

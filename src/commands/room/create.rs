@@ -10,7 +10,6 @@ use crate::context::CommandContext;
 use crate::e2ee::rotation::{parse_rotation_ms, parse_rotation_msgs, RotationSettings};
 use crate::error::{CliError, CliResult};
 use crate::rooms;
-use crate::sdk;
 
 /// Create a private room, optionally encrypted, and invite people.
 ///
@@ -70,7 +69,7 @@ pub(crate) async fn cmd_create(ctx: &mut CommandContext, args: &CreateArgs) -> C
     }
     let room = client.create_room(request).await?;
     // Fetch the new room's state so the record (and the store) knows it.
-    sdk::sync_now(&client).await?;
+    ctx.sync(&client).await?;
     let room = client.get_room(room.room_id()).unwrap_or(room);
     ctx.out.data(&RoomRecord::of(&room))
 }

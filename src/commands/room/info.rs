@@ -78,7 +78,7 @@ impl Record for RoomInfoRecord {
 #[instrument(skip_all)]
 pub(crate) async fn cmd_info(ctx: &mut CommandContext, args: &InfoArgs) -> CliResult {
     let client = ctx.client().await?;
-    crate::sdk::sync_now(&client).await?;
+    ctx.sync(&client).await?;
     let room = rooms::find(&client, &args.room).await?;
     let settings = room.encryption_settings();
     // Read-only: the R3 record is consulted, not updated.

@@ -28,7 +28,7 @@ pub(crate) async fn cmd_join(ctx: &mut CommandContext, args: &JoinArgs) -> CliRe
     let room = client.join_room_by_id_or_alias(&args.room, &[]).await?;
     // The join response carries no state: one sync brings the room's state
     // (encryption settings, members) into the store and the record.
-    crate::sdk::sync_now(&client).await?;
+    ctx.sync(&client).await?;
     let room = client.get_room(room.room_id()).unwrap_or(room);
     ctx.out.data(&RoomRecord::of(&room))
 }

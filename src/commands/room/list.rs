@@ -26,7 +26,7 @@ pub(crate) struct ListArgs {
 #[instrument(skip_all)]
 pub(crate) async fn cmd_list(ctx: &mut CommandContext, args: &ListArgs) -> CliResult {
     let client = ctx.client().await?;
-    crate::sdk::sync_now(&client).await?;
+    ctx.sync(&client).await?;
     let mut rooms = client.rooms();
     rooms.sort_by(|a, b| a.room_id().cmp(b.room_id()));
     for room in rooms {
