@@ -43,6 +43,8 @@ pub(crate) struct ToDeviceRecord {
     encrypted: bool,
     /// Set when decryption failed.
     utd_reason: Option<String>,
+    /// For an Olm-encrypted one: the sending device's curve25519 key.
+    sender_key: Option<String>,
     /// For `m.room_key` / `m.forwarded_room_key`: which Megolm session.
     room_id: Option<String>,
     session_id: Option<String>,
@@ -301,6 +303,7 @@ pub(crate) fn to_device_record(event: &ProcessedToDeviceEvent) -> ToDeviceRecord
         sender: json["sender"].as_str().map(str::to_owned),
         encrypted,
         utd_reason,
+        sender_key: content["sender_key"].as_str().map(str::to_owned),
         room_id: content["room_id"].as_str().map(str::to_owned),
         session_id: content["session_id"].as_str().map(str::to_owned),
         forward: None,

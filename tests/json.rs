@@ -119,8 +119,8 @@ records! {
         encrypted: bool,
     }
     "to_device" => ToDevice {
-        event_type: S, sender: O<S>, encrypted: bool, utd_reason: O<S>, room_id: O<S>, session_id: O<S>,
-        forward: O<S>, dropped_because: O<S>,
+        event_type: S, sender: O<S>, encrypted: bool, utd_reason: O<S>, sender_key: O<S>, room_id: O<S>,
+        session_id: O<S>, forward: O<S>, dropped_because: O<S>,
     }
     "sync" => Sync { rooms: usize, events: usize, utd: usize, to_device: usize }
     "recovery" => Recovery {

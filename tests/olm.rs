@@ -313,3 +313,20 @@ fn matrix_sdk_unwedges_alone_only_past_an_hour_and_without_m_dummy() {
     let at_alice = p.env.run("alice", &["--json", "sync"]).success();
     assert_eq!(to_device(&at_alice, "m.dummy").len(), 1, "{}", at_alice.stdout);
 }
+
+/// Issue 14: an undecryptable Olm message that another command's sync
+/// received is not lost to recovery: the next `sync` shows it and recovers
+/// (R9, R10), while `doctor` in between still saw the wedge as it was.
+#[test]
+fn sync_recovers_from_a_wedge_another_command_received() {
+    let p = pair();
+    wedge(&p);
+    p.env.run("bob", &["room", "list"]).success();
+    let seen = p.env.run("bob", &["--json", "doctor", &p.room]).code(3).records("diagnosis");
+    assert_eq!(seen.last().unwrap()["cause"], "olm_session_missing", "{seen:?}");
+    let run = p.env.run("bob", &["--json", "sync"]).success();
+    let utd = run.records("to_device").into_iter().filter(|t| !t["utd_reason"].is_null()).count();
+    assert!(utd >= 1, "the failed Olm message is shown by sync: {}", run.stdout);
+    let steps: Vec<String> = run.records("recovery").iter().map(|r| r["step"].as_str().unwrap().to_owned()).collect();
+    assert!(steps.contains(&"new_olm_session".to_owned()) && steps.contains(&"dummy_sent".to_owned()), "{steps:?}");
+}

@@ -58,11 +58,14 @@ pub(crate) struct SyncArgs {
 pub(crate) async fn cmd_sync(ctx: &mut CommandContext, args: &SyncArgs) -> CliResult {
     let client = ctx.client().await?;
     let mut ledger = ctx.olm_ledger();
-    // What other commands received since the last `sync` comes first.
-    let mut summary = SyncSummary::of_kept(&ctx.profile.inbox().read()?);
+    // What other commands received since the last `sync` comes first; the
+    // Olm messages they could not decrypt are recovered from now.
+    let kept = ctx.profile.inbox().read()?;
+    let mut summary = SyncSummary::of_kept(&kept);
+    let mut failures = kept_failures(&kept);
     let mut watcher = Watcher::default();
     if !args.follow {
-        let response = sync_into_inbox(ctx, &client, &mut ledger, &mut watcher, args, None).await?;
+        let response = sync_into_inbox(ctx, &client, &mut ledger, &mut watcher, args, None, &failures).await?;
         summary.add(&response.1);
         // A key request from one of our own devices is answered by
         // matrix-sdk once it has an Olm session with that device: when it
@@ -74,7 +77,7 @@ pub(crate) async fn cmd_sync(ctx: &mut CommandContext, args: &SyncArgs) -> CliRe
             .iter()
             .any(|e| e.to_raw().deserialize_as::<Value>().is_ok_and(|j| j["type"] == "m.room_key_request"));
         if asked {
-            let more = sync_into_inbox(ctx, &client, &mut ledger, &mut watcher, args, None).await?;
+            let more = sync_into_inbox(ctx, &client, &mut ledger, &mut watcher, args, None, &[]).await?;
             summary.add(&more.1);
         }
         deliver(ctx)?;
@@ -94,8 +97,9 @@ pub(crate) async fn cmd_sync(ctx: &mut CommandContext, args: &SyncArgs) -> CliRe
                 ctx.out.status("Stopped.");
                 return Ok(());
             }
-            result = sync_into_inbox(ctx, &client, &mut ledger, &mut watcher, args, Some(settings.clone())) => {
+            result = sync_into_inbox(ctx, &client, &mut ledger, &mut watcher, args, Some(settings.clone()), &failures) => {
                 result?;
+                failures.clear();
                 deliver(ctx)?;
             }
         }
@@ -112,6 +116,7 @@ async fn sync_into_inbox(
     watcher: &mut Watcher,
     args: &SyncArgs,
     long_poll: Option<SyncSettings>,
+    earlier_failures: &[(matrix_sdk::ruma::OwnedUserId, String)],
 ) -> CliResult<(matrix_sdk::sync::SyncResponse, SyncSummary)> {
     let started = now_ms();
     let response = match long_poll {
@@ -122,10 +127,29 @@ async fn sync_into_inbox(
     let summary = print_response(client, &keep, &response, watcher).await?;
     // Between syncs, never beside one: recovery claims keys itself.
     if !args.no_recover {
-        recovery::after_sync(client, &response, ledger, started, &keep).await?;
+        recovery::after_sync(client, &response, ledger, started, &keep, earlier_failures).await?;
     }
     ctx.profile.inbox().append(&keep.take_captured())?;
     Ok((response, summary))
+}
+
+/// The senders (and their curve25519 keys) of the Olm messages that other
+/// commands' syncs could not decrypt.
+fn kept_failures(kept: &[crate::ui::output::Captured]) -> Vec<(matrix_sdk::ruma::OwnedUserId, String)> {
+    let mut found = Vec::new();
+    for record in kept {
+        let v: Value = serde_json::from_str(&record.json).unwrap_or(Value::Null);
+        if v["type"] != "to_device" || v["utd_reason"].is_null() {
+            continue;
+        }
+        let (Some(sender), Some(key)) = (v["sender"].as_str(), v["sender_key"].as_str()) else { continue };
+        if let Ok(sender) = matrix_sdk::ruma::OwnedUserId::try_from(sender) {
+            if !found.iter().any(|(u, k): &(matrix_sdk::ruma::OwnedUserId, String)| *u == sender && k == key) {
+                found.push((sender, key.to_owned()));
+            }
+        }
+    }
+    found
 }
 
 /// Prints everything the inbox holds, in order, then empties it; if the

@@ -98,6 +98,7 @@ pub(crate) async fn after_sync(
     ledger: &mut Stored<OlmLedger>,
     started_ms: u64,
     out: &Output,
+    earlier_failures: &[(OwnedUserId, String)],
 ) -> CliResult<()> {
     let now = now_ms();
 
@@ -116,8 +117,11 @@ pub(crate) async fn after_sync(
         olm::note_received(client, curve, ledger, now).await?;
     }
 
-    // The senders whose Olm messages failed, once each.
-    let mut failed: Vec<(OwnedUserId, String)> = Vec::new();
+    // The senders whose Olm messages failed, once each: in this sync, and
+    // in the syncs of other commands since the last `sync` (kept in the
+    // inbox: those commands do not recover, so that `doctor` can still see
+    // a wedge as it is).
+    let mut failed: Vec<(OwnedUserId, String)> = earlier_failures.to_vec();
     for event in &response.to_device {
         if let ProcessedToDeviceEvent::UnableToDecrypt { encrypted_event, .. } = event {
             let json: Value = encrypted_event.deserialize_as().unwrap_or(Value::Null);
