@@ -33,6 +33,10 @@ pub(crate) struct MessageRecord {
     pub(crate) sender_device: Option<String>,
     /// The room key came from the server-side key backup just now.
     pub(crate) key_from_backup: bool,
+    /// In a stream of several rooms (`sync`): the room's name or short id,
+    /// for the human line. Not part of the JSON record (`room_id` is).
+    #[serde(skip)]
+    pub(crate) room_label: Option<String>,
 }
 
 impl Record for MessageRecord {
@@ -53,7 +57,7 @@ impl Record for MessageRecord {
             _ if self.encrypted => "  [encrypted]".into(),
             _ => "  [not encrypted]".into(),
         };
-        format!("[{when}] {who}: {what}{lock}{from_backup}")
+        format!("{}[{when}] {who}: {what}{lock}{from_backup}", label(&self.room_label))
     }
 }
 
@@ -89,6 +93,10 @@ pub(crate) struct UtdRecord {
     /// verification_violation (their identity changed since you verified
     /// them), unverified_identity, unknown_device or mismatched_sender.
     pub(crate) sender_trust: Option<&'static str>,
+    /// In a stream of several rooms (`sync`): the room's name or short id,
+    /// for the human line. Not part of the JSON record (`room_id` is).
+    #[serde(skip)]
+    pub(crate) room_label: Option<String>,
 }
 
 impl Record for UtdRecord {
@@ -103,7 +111,11 @@ impl Record for UtdRecord {
         };
         let withheld = self.withheld_code.as_ref().map(|c| format!(", withheld: {c}")).unwrap_or_default();
         let trust = self.sender_trust.map(|t| format!(", sender: {t}")).unwrap_or_default();
-        format!("[{when}] {who}: ** unable to decrypt: {}{withheld}{trust}{session}", self.reason)
+        format!(
+            "{}[{when}] {who}: ** unable to decrypt: {}{withheld}{trust}{session}",
+            label(&self.room_label),
+            self.reason
+        )
     }
 }
 
@@ -117,6 +129,10 @@ pub(crate) struct EventRecord {
     pub(crate) event_type: String,
     pub(crate) state_key: Option<String>,
     pub(crate) encrypted: bool,
+    /// In a stream of several rooms (`sync`): the room's name or short id,
+    /// for the human line. Not part of the JSON record (`room_id` is).
+    #[serde(skip)]
+    pub(crate) room_label: Option<String>,
 }
 
 impl Record for EventRecord {
@@ -128,7 +144,7 @@ impl Record for EventRecord {
             Some("") | None => String::new(),
             Some(k) => format!(" ({})", inert(k)),
         };
-        format!("[{when}] {}: [{}{key}]", inert(who), inert(&self.event_type))
+        format!("{}[{when}] {}: [{}{key}]", label(&self.room_label), inert(who), inert(&self.event_type))
     }
 }
 
@@ -177,6 +193,7 @@ pub(crate) fn render(room_id: &str, event: &TimelineEvent, original: Option<&Val
                 reason: utd_reason_name(&utd_info.reason).to_owned(),
                 withheld_code,
                 sender_trust: sender_trust_name(&utd_info.reason),
+                room_label: None,
             })
         }
         TimelineEventKind::Decrypted(_) | TimelineEventKind::PlainText { .. } => {
@@ -192,6 +209,7 @@ pub(crate) fn render(room_id: &str, event: &TimelineEvent, original: Option<&Val
                     state_key: json["state_key"].as_str().map(str::to_owned),
                     event_type,
                     encrypted,
+                    room_label: None,
                 });
             }
             Rendered::Message(MessageRecord {
@@ -207,6 +225,7 @@ pub(crate) fn render(room_id: &str, event: &TimelineEvent, original: Option<&Val
                 message_index: position.1,
                 sender_device: info.and_then(|i| i.sender_device.as_ref().map(|d| d.to_string())),
                 key_from_backup: false,
+                room_label: None,
             })
         }
     }
@@ -245,6 +264,11 @@ pub(crate) fn utd_reason_name(reason: &UnableToDecryptReason) -> &'static str {
         UnableToDecryptReason::SenderIdentityNotTrusted(_) => "sender_identity_not_trusted",
         _ => "unknown",
     }
+}
+
+/// The room prefix of a human line in a multi-room stream.
+fn label(room: &Option<String>) -> String {
+    room.as_deref().map(|r| format!("{} ", inert(r))).unwrap_or_default()
 }
 
 /// Why the sender was not trusted enough to decrypt (MSC4153), as a

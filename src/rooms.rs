@@ -10,6 +10,12 @@ use matrix_sdk::{Client, Room, RoomState};
 
 use crate::error::{CliError, CliResult};
 
+/// A room id or alias as a shell word a person can paste: in single quotes
+/// (`!` is history expansion in an interactive bash, `#` starts a comment).
+pub(crate) fn quoted(room: &str) -> String {
+    format!("'{}'", room.replace('\'', "'\\''"))
+}
+
 /// clap value parser for ROOM: a room id (`!…`) or alias (`#…:server`).
 pub(crate) fn parse_room(s: &str) -> Result<OwnedRoomOrAliasId, String> {
     let s = s.trim();
@@ -42,9 +48,9 @@ pub(crate) async fn joined(client: &Client, room: &RoomOrAliasId) -> CliResult<R
     match found.state() {
         RoomState::Joined => Ok(found),
         RoomState::Invited => Err(CliError::failed(format!("you are invited to {room} but have not joined it"))
-            .with_hint(format!("run `ratchet room join {room}`"))),
+            .with_hint(format!("run `ratchet room join {}`", quoted(room.as_str())))),
         _ => Err(CliError::failed(format!("you are not a member of {room}"))
-            .with_hint(format!("run `ratchet room join {room}` if you may join it"))),
+            .with_hint(format!("run `ratchet room join {}` if you may join it", quoted(room.as_str())))),
     }
 }
 

@@ -254,9 +254,18 @@ pub(crate) async fn print_response(
     }
     for (room_id, update) in &response.rooms.joined {
         summary.rooms += 1;
+        // Every human line of the stream names its room.
+        let name = client.get_room(room_id).and_then(|r| r.name());
+        let room_label = Some(format!("[{}]", name.unwrap_or_else(|| crate::events::short(room_id.as_str()))));
         for event in &update.timeline.events {
             summary.events += 1;
-            match render(room_id.as_str(), event, None) {
+            let mut rendered = render(room_id.as_str(), event, None);
+            match &mut rendered {
+                Rendered::Message(r) => r.room_label = room_label.clone(),
+                Rendered::Utd(r) => r.room_label = room_label.clone(),
+                Rendered::Other(r) => r.room_label = room_label.clone(),
+            }
+            match rendered {
                 Rendered::Message(r) => {
                     watcher.note_session(out, room_id.as_str(), &r)?;
                     out.data(&r)?

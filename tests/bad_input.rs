@@ -205,8 +205,10 @@ fn bad_input_table() {
         let why = format!("case `{}`:\n--- stdout ---\n{}\n--- stderr ---\n{}", c.name, run.stdout, run.stderr);
         assert_eq!(run.code, c.code, "{why}");
         assert!(!run.stderr.contains("panicked"), "{why}");
-        // clap's own usage errors print one `error:` line too.
-        let errors: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("error:")).collect();
+        // clap's own usage errors print one `error:` line too; under --json
+        // the error is one JSON line instead.
+        let errors: Vec<&str> =
+            run.stderr.lines().filter(|l| l.starts_with("error:") || l.starts_with("{\"type\":\"error\"")).collect();
         assert_eq!(errors.len(), 1, "{why}");
         assert!(run.stderr.contains(c.needle), "expected {:?}: {why}", c.needle);
         assert!(run.stdout.is_empty(), "{why}");

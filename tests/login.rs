@@ -91,6 +91,7 @@ fn wrong_password_exits_4_and_leaves_nothing_behind() {
     assert!(!dir.join("session.json").exists());
     assert!(!dir.join("store").exists());
     assert!(!dir.join("store.key").exists());
+    assert!(!dir.exists(), "a failed first login leaves no empty profile directory");
     // And a correct login afterwards works.
     env.login("carol", &carol);
 }

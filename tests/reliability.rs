@@ -79,7 +79,7 @@ fn a_busy_profile_waits_then_fails_clearly() {
     let run = env.run("alice", &["--lock-timeout", "2", "whoami"]).code(1);
     let waited = start.elapsed();
     assert!(waited >= Duration::from_secs(2) && waited < Duration::from_secs(20), "{waited:?}");
-    let line = run.error_lines()[0];
+    let line = run.error_lines()[0].clone();
     assert!(
         line.contains("in use by another ratchet process") && line.contains(&format!("pid {}", follower.id())),
         "{line}"
@@ -197,9 +197,15 @@ fn homeserver_gone_mid_batch_then_a_rerun_delivers_the_rest_exactly_once() {
     assert!((30..100).contains(&delivered), "{delivered}");
     let seqs: Vec<u64> = first.iter().map(|r| r["seq"].as_u64().unwrap()).collect();
     assert_eq!(seqs, (1..=delivered as u64).collect::<Vec<_>>(), "the records say exactly which lines went out");
-    let error = stderr.lines().find(|l| l.starts_with("error:")).unwrap();
+    // Under --json the error is one JSON line.
+    let error = stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["type"] == "error")
+        .unwrap_or_else(|| panic!("no JSON error: {stderr}"));
+    let message = error["message"].as_str().unwrap();
     assert!(
-        error.contains(&format!("sent {delivered} message(s); message {} and the rest were not sent", delivered + 1)),
+        message.contains(&format!("sent {delivered} message(s); message {} and the rest were not sent", delivered + 1)),
         "{stderr}"
     );
     assert!(stderr.contains("same --txn-prefix"), "{stderr}");

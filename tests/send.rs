@@ -142,3 +142,32 @@ fn a_reused_prefix_with_new_text_is_refused_and_the_journal_belongs_to_the_devic
     let fresh = send("tuesday one\n").success().records("sent");
     assert_eq!(fresh[0]["already_sent"], false);
 }
+
+/// Issue 14, item 8: notices and emotes; blank messages skipped the same
+/// from arguments as from stdin; an already-sent message says so in human
+/// output; under --json an error is JSON only.
+#[test]
+fn notices_emotes_blank_arguments_and_json_only_errors() {
+    let (env, _alice, _bob, room) = TestEnv::alice_and_bob(&[]);
+    env.run("alice", &["send", &room, "--notice", "a bot speaks"]).success();
+    env.run("alice", &["send", &room, "--emote", "waves"]).success();
+    let got = env.run("bob", &["--json", "messages", &room]).success().records("message");
+    let kinds: Vec<(&str, &str)> =
+        got.iter().map(|m| (m["msgtype"].as_str().unwrap(), m["body"].as_str().unwrap())).collect();
+    assert_eq!(kinds, [("m.notice", "a bot speaks"), ("m.emote", "waves")]);
+
+    let blank = env.run("alice", &["--json", "send", &room, "  ", "kept", ""]).success();
+    assert_eq!(blank.records("sent").len(), 1);
+    assert!(blank.stderr.contains("argument 1 is empty"), "{}", blank.stderr);
+    let all_blank = env.run("alice", &["--json", "send", &room, " "]).code(2);
+    // JSON only: every stderr line that is not a warning parses.
+    for line in all_blank.stderr.lines().filter(|l| !l.starts_with("warning:")) {
+        let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert_eq!(v["type"], "error");
+    }
+
+    let again = |input: &str| env.run_stdin("alice", &["send", &room, "--txn-prefix", "p"], input.as_bytes());
+    again("once\n").success();
+    let human = again("once\n").success();
+    assert!(human.stdout.contains("(already sent)"), "{}", human.stdout);
+}

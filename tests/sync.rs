@@ -187,3 +187,14 @@ fn sync_prints_what_other_commands_received_exactly_once() {
         );
     }
 }
+
+/// Issue 14, item 4: every human line of the stream names its room.
+#[test]
+fn human_sync_lines_name_their_room() {
+    let (env, _alice, _bob, room) = TestEnv::alice_and_bob(&["--name", "ops"]);
+    env.run("bob", &["sync"]).success();
+    env.run("alice", &["send", &room, "which room?"]).success();
+    let human = env.run("bob", &["sync"]).success();
+    let line = human.stdout.lines().find(|l| l.contains("which room?")).unwrap_or_else(|| panic!("{}", human.stdout));
+    assert!(line.starts_with("[ops] "), "{line}");
+}

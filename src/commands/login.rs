@@ -115,6 +115,18 @@ fn parse_homeserver(s: &str) -> Result<String, String> {
 
 #[instrument(skip_all)]
 pub(crate) async fn cmd_login(ctx: &mut CommandContext, args: &LoginArgs) -> CliResult {
+    let dir = ctx.profile.paths().dir.clone();
+    let fresh = !dir.exists();
+    let outcome = login(ctx, args).await;
+    if outcome.is_err() && fresh {
+        // A failed first login leaves no empty profile behind.
+        let _ = std::fs::remove_file(&ctx.profile.paths().lock_file);
+        let _ = std::fs::remove_dir(&dir);
+    }
+    outcome
+}
+
+async fn login(ctx: &mut CommandContext, args: &LoginArgs) -> CliResult {
     let paths = ctx.profile.paths().clone();
     ctx.lock_profile().await?;
     if paths.session_file.exists() {

@@ -72,7 +72,11 @@ pub(crate) async fn cmd_messages(ctx: &mut CommandContext, args: &MessagesArgs) 
     }
     if utd > 0 {
         return Err(CliError::new(ErrorKind::Partial, format!("{utd} of {shown} messages could not be decrypted"))
-            .with_hint("the reason is on each `utd` line; the sender may not have shared the key with this device"));
+            .with_hint("the reason is on each `utd` line; the sender may not have shared the key with this device")
+            .with_hint(format!(
+                "`ratchet doctor {}` explains each one and names the fix",
+                crate::rooms::quoted(room.room_id().as_str())
+            )));
     }
     Ok(())
 }

@@ -61,6 +61,14 @@ pub(crate) struct SendArgs {
     /// prefix reused for different text is refused: one prefix, one batch)
     #[arg(long, value_name = "PREFIX", value_parser = journal::parse_prefix)]
     txn_prefix: Option<String>,
+
+    /// Send as m.notice (what bots send: clients do not notify for it)
+    #[arg(long, conflicts_with = "emote")]
+    notice: bool,
+
+    /// Send as m.emote (shown as "* alice waves")
+    #[arg(long)]
+    emote: bool,
 }
 
 #[derive(Debug, Serialize, schemars::JsonSchema)]
@@ -84,11 +92,14 @@ pub(crate) struct SentRecord {
 impl Record for SentRecord {
     const TYPE: &'static str = "sent";
     fn human(&self) -> String {
-        let rotated = self.rotation.map(|r| format!("  (new session: {r})")).unwrap_or_default();
+        let mut rotated = self.rotation.map(|r| format!("  (new session: {r})")).unwrap_or_default();
+        if self.already_sent {
+            rotated.push_str("  (already sent)");
+        }
         match (&self.session_id, self.message_index) {
             (Some(s), Some(i)) => format!("{}  megolm {} #{i}{rotated}", self.event_id, short(s)),
             (Some(s), None) => format!("{}  megolm {}{rotated}", self.event_id, short(s)),
-            _ => format!("{}  (not encrypted)", self.event_id),
+            _ => format!("{}  (not encrypted){rotated}", self.event_id),
         }
     }
 }
@@ -122,12 +133,34 @@ pub(crate) async fn cmd_send(ctx: &mut CommandContext, args: &SendArgs) -> CliRe
         Some(_) => Some(ctx.profile.send_journal(client.device_id().map(|d| d.as_str()).unwrap_or_default())?),
         None => None,
     };
-    let mut batch =
-        Batch { ctx, room, limits, ledger, sent: 0, txn_prefix: args.txn_prefix.clone(), journal, reader_gone: false };
+    let kind = match (args.notice, args.emote) {
+        (true, _) => Kind::Notice,
+        (_, true) => Kind::Emote,
+        _ => Kind::Text,
+    };
+    let mut batch = Batch {
+        ctx,
+        room,
+        limits,
+        ledger,
+        sent: 0,
+        txn_prefix: args.txn_prefix.clone(),
+        journal,
+        reader_gone: false,
+        kind,
+    };
 
     if !from_stdin {
+        // Blank arguments are skipped, as blank lines of stdin are.
         for (i, text) in args.text.iter().enumerate() {
+            if text.trim().is_empty() {
+                batch.ctx.out.warn(format!("argument {} is empty; skipped", i + 1));
+                continue;
+            }
             batch.send(i + 1, text).await?;
+        }
+        if batch.sent == 0 {
+            return Err(CliError::usage("every message given is empty; nothing was sent"));
         }
         batch.finish();
         return Ok(());
@@ -176,6 +209,15 @@ struct Batch<'a> {
     journal: Option<SendJournal>,
     /// stdout's reader went away: records are no longer printed.
     reader_gone: bool,
+    kind: Kind,
+}
+
+/// The msgtype of the messages.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Text,
+    Notice,
+    Emote,
 }
 
 impl Batch<'_> {
@@ -223,7 +265,12 @@ impl Batch<'_> {
             },
             None => None,
         };
-        let mut request = self.room.send(RoomMessageEventContent::text_plain(text));
+        let content = match self.kind {
+            Kind::Text => RoomMessageEventContent::text_plain(text),
+            Kind::Notice => RoomMessageEventContent::notice_plain(text),
+            Kind::Emote => RoomMessageEventContent::emote_plain(text),
+        };
+        let mut request = self.room.send(content);
         if let Some(txn) = &txn_id {
             request = request.with_transaction_id(txn.as_str().into());
         }

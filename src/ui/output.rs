@@ -164,7 +164,10 @@ impl Output {
         for hint in &err.hints {
             text.push_str(&format!("{} {hint}\n", self.paint("hint:", AnsiColor::Cyan.on_default())));
         }
+        // Under --json the error is one JSON line and nothing else, so a
+        // script reading stderr parses every line.
         if self.json {
+            text.clear();
             let record = ErrorRecord {
                 kind: err.kind.name(),
                 exit_code: err.kind.exit_code(),

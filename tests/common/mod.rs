@@ -278,9 +278,19 @@ impl Run {
         self.json().into_iter().filter(|r| r["type"] == kind).collect()
     }
 
-    /// The `error:` lines on stderr.
-    pub fn error_lines(&self) -> Vec<&str> {
-        self.stderr.lines().filter(|l| l.starts_with("error:")).collect()
+    /// The `error:` lines on stderr; under --json, the JSON error line
+    /// rendered the same way (`error: MESSAGE`).
+    pub fn error_lines(&self) -> Vec<String> {
+        self.stderr
+            .lines()
+            .filter_map(|l| {
+                if l.starts_with("error:") {
+                    return Some(l.to_owned());
+                }
+                let v: Value = serde_json::from_str(l).ok()?;
+                (v["type"] == "error").then(|| format!("error: {}", v["message"].as_str().unwrap_or_default()))
+            })
+            .collect()
     }
 }
 
