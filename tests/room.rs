@@ -105,3 +105,19 @@ fn create_with_a_topic() {
     assert_eq!(status, 200, "{topic}");
     assert_eq!(topic["topic"], "what we test");
 }
+
+/// Issue 14, item 8: an invited encrypted room is listed as encrypted (from
+/// the invite's stripped state), before joining.
+#[test]
+fn an_invited_encrypted_room_is_listed_as_encrypted() {
+    let env = TestEnv::new();
+    let (alice, bob) = (register("alice"), register("bob"));
+    env.login("alice", &alice);
+    env.login("bob", &bob);
+    let room = env.run("alice", &["--json", "room", "create", "--encrypted", "--invite", &bob.user_id]).success();
+    let room_id = room.records("room")[0]["room_id"].as_str().unwrap().to_owned();
+    let listed = env.run("bob", &["--json", "room", "list", "--all"]).success().records("room");
+    let r = listed.iter().find(|r| r["room_id"] == room_id.as_str()).expect("bob sees the invite");
+    assert_eq!(r["state"], "invited");
+    assert_eq!(r["encrypted"], true, "{r}");
+}

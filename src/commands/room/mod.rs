@@ -59,7 +59,9 @@ impl RoomRecord {
                 RoomState::Knocked => "knocked",
                 RoomState::Banned => "banned",
             },
-            encrypted: room.encryption_state().is_encrypted(),
+            // An invited room's state is the stripped state of the invite:
+            // its m.room.encryption counts too.
+            encrypted: room.encryption_state().is_encrypted() || room.encryption_settings().is_some(),
         }
     }
 }
