@@ -118,6 +118,19 @@ impl CommandContext {
         Ok(response)
     }
 
+    /// The account password: `--password-stdin`, `RATCHET_PASSWORD`, or a
+    /// prompt on a terminal (never an argument).
+    pub(crate) fn read_password(&self, from_stdin: bool, user: &str) -> CliResult<crate::profile::session::Secret> {
+        crate::ui::prompt::read_secret(crate::ui::prompt::SecretSources {
+            from_stdin,
+            stdin_flag: "--password-stdin",
+            what: "password",
+            env: (self.settings.password_env.as_ref(), "RATCHET_PASSWORD"),
+            prompt: &format!("Password for {user}: "),
+            no_input: self.settings.no_input,
+        })
+    }
+
     /// `megolm.json`, failing closed when damaged (see `Profile`).
     pub(crate) fn megolm_ledger(&self) -> Stored<MegolmLedger> {
         let out = &self.out;

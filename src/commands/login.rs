@@ -12,7 +12,6 @@ use crate::error::{CliError, CliResult, ErrorKind};
 use crate::profile::session::{self, Secret, SessionFile, StoreSecret, StoreSecretSource};
 use crate::sdk;
 use crate::ui::output::Record;
-use crate::ui::prompt;
 
 /// Log in with a password and create this profile's device.
 ///
@@ -252,14 +251,7 @@ async fn login_and_save(
 }
 
 fn read_password(ctx: &CommandContext, args: &LoginArgs) -> CliResult<Secret> {
-    prompt::read_secret(prompt::SecretSources {
-        from_stdin: args.password_stdin,
-        stdin_flag: "--password-stdin",
-        what: "password",
-        env: (ctx.settings.password_env.as_ref(), "RATCHET_PASSWORD"),
-        prompt: &format!("Password for {}: ", args.user),
-        no_input: ctx.settings.no_input,
-    })
+    ctx.read_password(args.password_stdin, &args.user)
 }
 
 #[cfg(test)]

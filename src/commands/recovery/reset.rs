@@ -47,14 +47,7 @@ pub(crate) async fn cmd_reset(ctx: &mut CommandContext, args: &ResetArgs) -> Cli
         }
     }
     let session = ctx.load_session()?;
-    let password = prompt::read_secret(prompt::SecretSources {
-        from_stdin: args.password_stdin,
-        stdin_flag: "--password-stdin",
-        what: "password",
-        env: (ctx.settings.password_env.as_ref(), "RATCHET_PASSWORD"),
-        prompt: &format!("Password for {}: ", session.user_id),
-        no_input: ctx.settings.no_input,
-    })?;
+    let password = ctx.read_password(args.password_stdin, session.user_id.as_str())?;
     let client = ctx.client().await?;
     ctx.sync(&client).await?;
     sdk::secrets::reset_identity(&client, &password).await?;
