@@ -128,3 +128,20 @@ fn causes_are_listed_under_caused_by() {
     assert!(causes.iter().any(|c| c.to_lowercase().contains("connect")), "{causes:?}");
     assert!(run.stderr.contains("hint: is the homeserver running"), "{}", run.stderr);
 }
+
+/// Issue 14, item 8: `https://` to a plain-HTTP homeserver fails fast with
+/// the right URL, instead of waiting out every retry of the timeout.
+#[test]
+fn https_to_a_plain_http_server_fails_fast_with_a_hint() {
+    let env = TestEnv::new();
+    let alice = register("alice");
+    let https = synapse().url.replacen("http://", "https://", 1);
+    // The old behaviour waited out every retry and then said only "timed
+    // out"; the diagnosis below is what makes it fail fast.
+    let run = env
+        .run_stdin("alice", &["login", "--homeserver", &https, "--user", &alice.localpart, "--password-stdin"], b"pw\n")
+        .code(1);
+    assert!(run.stderr.contains("speaks plain HTTP"), "{}", run.stderr);
+    assert!(run.stderr.contains(&format!("use --homeserver {}", synapse().url)), "{}", run.stderr);
+    assert!(!env.profile_dir("alice").exists());
+}

@@ -169,6 +169,7 @@ async fn login_and_save(
 ) -> CliResult<LoginRecord> {
     let isolation = ctx.settings.isolation.unwrap_or_default();
     let client = ctx.build_client(&args.homeserver, secret, isolation).await?;
+    sdk::client::check_scheme(&client, &args.homeserver).await?;
     ctx.out.status(format!("Logging in to {} as {}…", args.homeserver, args.user));
     let response = client
         .matrix_auth()

@@ -112,3 +112,50 @@ impl<F: std::future::Future> std::future::Future for SpawnParked<F> {
         self.inner.as_mut().poll(cx)
     }
 }
+
+/// Before a login over `https://`: a server that speaks plain HTTP on that
+/// port never answers a TLS handshake, and the login would wait out every
+/// retry of the request timeout. One short probe finds that out: if the
+/// TLS request gets no answer within a few seconds, a plain-HTTP request to
+/// the same host and port that returns Matrix's versions JSON says what is
+/// wrong.
+pub(crate) async fn check_scheme(client: &Client, homeserver: &str) -> CliResult<()> {
+    use matrix_sdk::ruma::api::client::discovery::get_supported_versions;
+    if !homeserver.starts_with("https://") {
+        return Ok(());
+    }
+    let quick = RequestConfig::new().timeout(Duration::from_secs(5)).retry_limit(0);
+    let probe = client.send(get_supported_versions::Request::new()).with_request_config(quick).await;
+    let Err(e) = probe else { return Ok(()) };
+    let timed_out = matches!(&e, matrix_sdk::HttpError::Reqwest(r) if r.is_timeout());
+    if !timed_out {
+        return Ok(()); // the login reports whatever else is wrong
+    }
+    let Ok(url) = url::Url::parse(homeserver) else { return Ok(()) };
+    let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else { return Ok(()) };
+    if speaks_plain_matrix(host, port).await {
+        let plain = homeserver.replacen("https://", "http://", 1);
+        return Err(CliError::failed(format!("{homeserver} does not answer TLS: it speaks plain HTTP"))
+            .with_hint(format!("use --homeserver {plain}")));
+    }
+    Ok(())
+}
+
+async fn speaks_plain_matrix(host: &str, port: u16) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let attempt = async {
+        let mut stream = tokio::net::TcpStream::connect((host, port)).await.ok()?;
+        let request = format!("GET /_matrix/client/versions HTTP/1.0\r\nHost: {host}\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.ok()?;
+        let mut reply = Vec::new();
+        stream.read_to_end(&mut reply).await.ok()?;
+        Some(reply)
+    };
+    match tokio::time::timeout(Duration::from_secs(3), attempt).await {
+        Ok(Some(reply)) => {
+            let text = String::from_utf8_lossy(&reply);
+            text.starts_with("HTTP/") && text.contains("\"versions\"")
+        }
+        _ => false,
+    }
+}
