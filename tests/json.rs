@@ -94,6 +94,7 @@ records! {
     "whoami" => Whoami { user_id: S, device_id: S, homeserver: S, profile: S, curve25519: S, ed25519: S }
     "room" => Room { room_id: S, name: O<S>, state: S, encrypted: bool }
     "invited" => Invited { room_id: S, user_id: S }
+    "member" => Member { room_id: S, user_id: S, display_name: O<S>, membership: S }
     "left" => Left { room_id: S }
     "invite" => Invite { room_id: S }
     "room_info" => RoomInfo {
@@ -237,6 +238,7 @@ fn every_command_s_json_matches_the_documented_records() {
     take(env.run("bob", &["--json", "doctor", &room]).code(3));
     take(env.run("alice", &["--json", "room", "info", &room]).success());
     take(env.run("alice", &["--json", "room", "list"]).success());
+    take(env.run("alice", &["--json", "room", "members", &room]).success());
     take(env.run("alice", &["--json", "encrypt", &room, "--rotation-msgs", "2"]).success());
     take(env.run("alice", &["--json", "sessions", &room]).success());
     take(env.run("alice", &["--json", "rotate", &room, "--share"]).success());

@@ -121,3 +121,19 @@ fn an_invited_encrypted_room_is_listed_as_encrypted() {
     assert_eq!(r["state"], "invited");
     assert_eq!(r["encrypted"], true, "{r}");
 }
+
+#[test]
+fn members_lists_who_is_joined_and_invited() {
+    let env = TestEnv::new();
+    let (alice, bob, carol) = (register("alice"), register("bob"), register("carol"));
+    env.login("alice", &alice);
+    env.login("bob", &bob);
+    let room = env.encrypted_room("alice", &[("bob", &bob)], &["--invite", &carol.user_id]);
+    let members = env.run("alice", &["--json", "room", "members", &room]).success().records("member");
+    let seen: Vec<(&str, &str)> =
+        members.iter().map(|m| (m["user_id"].as_str().unwrap(), m["membership"].as_str().unwrap())).collect();
+    let mut expected =
+        vec![(alice.user_id.as_str(), "join"), (bob.user_id.as_str(), "join"), (carol.user_id.as_str(), "invite")];
+    expected.sort();
+    assert_eq!(seen, expected);
+}

@@ -36,6 +36,7 @@ fn entries() -> Vec<Entry> {
         entry::<whoami::WhoamiRecord>("whoami", ""),
         entry::<room::RoomRecord>("room create/join/list", "`state`: joined, invited, left, knocked or banned"),
         entry::<room::invite::InvitedRecord>("room invite", ""),
+        entry::<room::members::MemberRecord>("room members", "`membership`: join or invite"),
         entry::<events::LeftRecord>("room leave, sync", ""),
         entry::<send::SentRecord>("send", "`seq` is the 1-based position in the batch"),
         entry::<encrypt::EncryptRecord>("encrypt", ""),

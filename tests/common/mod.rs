@@ -44,6 +44,7 @@ pub const COMMANDS: &[&[&str]] = &[
     &["room", "leave"],
     &["room", "list"],
     &["room", "info"],
+    &["room", "members"],
     &["keys"],
     &["keys", "request"],
     &["keys", "export"],

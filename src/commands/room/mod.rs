@@ -1,4 +1,4 @@
-//! `ratchet room …`: creating, joining, inviting, leaving and listing rooms.
+//! `ratchet room …`: creating, joining, inviting, leaving, listing rooms and their members.
 
 use clap::Subcommand;
 use matrix_sdk::{Room, RoomState};
@@ -14,6 +14,7 @@ pub(crate) mod invite;
 pub(crate) mod join;
 pub(crate) mod leave;
 pub(crate) mod list;
+pub(crate) mod members;
 
 /// Create, join, invite to, leave and list rooms.
 #[derive(Debug, Subcommand)]
@@ -24,6 +25,7 @@ pub(crate) enum RoomCommand {
     Leave(leave::LeaveArgs),
     List(list::ListArgs),
     Info(info::InfoArgs),
+    Members(members::MembersArgs),
 }
 
 pub(crate) async fn run(ctx: &mut CommandContext, command: &RoomCommand) -> CliResult {
@@ -34,6 +36,7 @@ pub(crate) async fn run(ctx: &mut CommandContext, command: &RoomCommand) -> CliR
         RoomCommand::Leave(args) => leave::cmd_leave(ctx, args).await,
         RoomCommand::List(args) => list::cmd_list(ctx, args).await,
         RoomCommand::Info(args) => info::cmd_info(ctx, args).await,
+        RoomCommand::Members(args) => members::cmd_members(ctx, args).await,
     }
 }
 
