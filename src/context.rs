@@ -84,18 +84,26 @@ impl CommandContext {
         self.store_secret(&session)
     }
 
-    /// After a command succeeded: every room key this device got or made
-    /// is uploaded to the backup before the process exits (nothing exists
-    /// only here once ratchet returned 0). No request when nothing is
-    /// pending or there is no backup.
-    pub(crate) async fn finish(&mut self) -> CliResult<()> {
+    /// After a command: every room key this device got or made is
+    /// uploaded to the backup before the process exits (nothing exists only
+    /// here once ratchet returned 0), also when only part of the work was
+    /// done (exit 3). No request when nothing is pending or there is no
+    /// backup. Returns the command's result, or the upload's failure.
+    pub(crate) async fn finish(&mut self, result: CliResult<()>) -> CliResult<()> {
+        let partial = result.as_ref().is_err_and(|e| e.kind == crate::error::ErrorKind::Partial);
+        if result.is_err() && !partial {
+            return result;
+        }
         if let Some((client, _)) = &self.client {
-            let uploaded = crate::sdk::backup::upload_pending(client).await?;
-            if uploaded > 0 {
-                tracing::debug!(uploaded, "room keys uploaded to the backup");
+            let uploaded = crate::sdk::backup::upload_pending(client).await;
+            match uploaded {
+                Ok(n) if n > 0 => tracing::debug!(uploaded = n, "room keys uploaded to the backup"),
+                Ok(_) => {}
+                Err(e) if result.is_ok() => return Err(e),
+                Err(_) => {}
             }
         }
-        Ok(())
+        result
     }
 
     /// Drops this context's client without closing anything (after a

@@ -40,16 +40,8 @@ fn main() -> ExitCode {
     };
     let mut ctx = CommandContext::new(settings, out);
     let outcome = process::run(async {
-        let mut result = commands::run_command(&mut ctx, &cli.command).await;
-        // Keys made or received go to the backup before exit, also when
-        // only part of the work was done (exit 3).
-        let partial = result.as_ref().is_err_and(|e| e.kind == error::ErrorKind::Partial);
-        if result.is_ok() || partial {
-            let upload = ctx.finish().await;
-            if result.is_ok() {
-                result = upload;
-            }
-        }
+        let result = commands::run_command(&mut ctx, &cli.command).await;
+        let result = ctx.finish(result).await;
         (result, ctx)
     });
     match outcome {
