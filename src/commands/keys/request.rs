@@ -82,8 +82,6 @@ pub(crate) async fn cmd_request(ctx: &mut CommandContext, args: &RequestArgs) ->
     let room = rooms::joined(&client, &args.room).await?;
 
     let mut wanted: Vec<(String, String, String)> = Vec::new();
-    // One event of each wanted session, for the SDK's own request.
-    let mut events: Vec<Value> = Vec::new();
     if let Some(event_id) = &args.event {
         let response =
             client.send(get_room_event::v3::Request::new(room.room_id().to_owned(), event_id.clone())).await?;
@@ -91,7 +89,11 @@ pub(crate) async fn cmd_request(ctx: &mut CommandContext, args: &RequestArgs) ->
         wanted.push(session_of(&event).ok_or_else(|| {
             CliError::failed(format!("{event_id} is not a Megolm-encrypted event with a sender key"))
         })?);
-        events.push(event);
+        // Decrypting it is what makes matrix-sdk record its own request to
+        // our own devices (history below is decrypted already).
+        let raw: matrix_sdk::ruma::serde::Raw<Value> = matrix_sdk::ruma::serde::Raw::new(&event)
+            .map_err(|e| CliError::internal("could not re-read an event").with_source(e))?;
+        let _ = room.decrypt_event(crate::events::as_encrypted(&raw), None).await;
     } else {
         for HistoryEvent { original, event, .. } in recent_history(&room, 100).await? {
             if original["type"] != "m.room.encrypted" {
@@ -107,7 +109,6 @@ pub(crate) async fn cmd_request(ctx: &mut CommandContext, args: &RequestArgs) ->
             }
             if !wanted.contains(&found) {
                 wanted.push(found);
-                events.push(original.clone());
             }
         }
         if wanted.is_empty() {
@@ -125,16 +126,9 @@ pub(crate) async fn cmd_request(ctx: &mut CommandContext, args: &RequestArgs) ->
     }
     let mut ledger = ctx.olm_ledger();
     // matrix-sdk made its own request to our own devices when it failed to
-    // decrypt these events (above, in recent history; or the --event
-    // fetched now is decrypted for it): it is recorded in the store, so the
+    // decrypt these events (above): it is recorded in the store, so the
     // forward a verified device of ours sends back is accepted. The next
     // sync sends it; do that now.
-    for event in &events {
-        let raw: matrix_sdk::ruma::serde::Raw<Value> = matrix_sdk::ruma::serde::Raw::new(event)
-            .map_err(|e| CliError::internal("could not re-read an event").with_source(e))?;
-        // Its failure is the point: the SDK records its request.
-        let _ = room.decrypt_event(crate::events::as_encrypted(&raw), None).await;
-    }
     ctx.sync(&client).await?;
     for (session_id, sender, sender_key) in wanted {
         let sender_id = UserId::parse(&sender).map_err(|e| CliError::failed("bad sender in event").with_source(e))?;
