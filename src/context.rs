@@ -20,7 +20,7 @@ pub(crate) struct CommandContext {
     pub(crate) settings: Settings,
     pub(crate) out: Output,
     pub(crate) profile: Profile,
-    client: Option<(Client, SessionFile)>,
+    client: Option<(Client, SessionFile, crate::sdk::client::Parked)>,
 }
 
 impl CommandContext {
@@ -37,7 +37,7 @@ impl CommandContext {
 
     /// The restored client of this profile, built on first use.
     pub(crate) async fn client(&mut self) -> CliResult<Client> {
-        if let Some((client, _)) = &self.client {
+        if let Some((client, _, _)) = &self.client {
             return Ok(client.clone());
         }
         let session = self.load_session()?;
@@ -57,7 +57,7 @@ impl CommandContext {
         }
         let isolation = self.settings.isolation.or(session.isolation).unwrap_or_default();
         let client = self.build_client(&session.homeserver, &secret, isolation).await?;
-        let key = crate::sdk::client::restore(&client, session.matrix_session()).await?;
+        let (key, parked) = crate::sdk::client::restore(&client, session.matrix_session()).await?;
         if key.as_deref() != Some(session.identity_key.as_str()) {
             return Err(store_mismatch());
         }
@@ -65,8 +65,17 @@ impl CommandContext {
         // parked start-up task would have done.
         crate::sdk::backup::resume(&client).await?;
         tracing::debug!(user_id = %session.user_id, device_id = %session.device_id, "session restored");
-        self.client = Some((client.clone(), session));
+        self.client = Some((client.clone(), session, parked));
         Ok(client)
+    }
+
+    /// Drops the client and restores a new one from the store (the lock is
+    /// held): after another process had the profile (`sync --follow`), what
+    /// the old one kept in memory — Olm sessions, the account, the sync
+    /// position — may be behind the store.
+    pub(crate) async fn reopen_client(&mut self) -> CliResult<Client> {
+        self.client = None;
+        self.client().await
     }
 
     /// Gives up this context's client (keeping the profile lock) and
@@ -79,8 +88,8 @@ impl CommandContext {
     /// that wrote nothing through the client since it was restored (the
     /// `debug` commands read, then call this).
     pub(crate) async fn close_client(&mut self) -> CliResult<StoreSecret> {
-        let (client, session) = self.client.take().ok_or_else(|| CliError::internal("no client to close"))?;
-        drop(client);
+        let (client, session, parked) = self.client.take().ok_or_else(|| CliError::internal("no client to close"))?;
+        drop((client, parked));
         self.store_secret(&session)
     }
 
@@ -94,7 +103,7 @@ impl CommandContext {
         if result.is_err() && !partial {
             return result;
         }
-        if let Some((client, _)) = &self.client {
+        if let Some((client, _, _)) = &self.client {
             let uploaded = crate::sdk::backup::upload_pending(client).await;
             match uploaded {
                 Ok(n) if n > 0 => tracing::debug!(uploaded = n, "room keys uploaded to the backup"),
@@ -153,7 +162,7 @@ impl CommandContext {
 
     /// The saved session (after `client()`).
     pub(crate) fn session(&self) -> Option<&SessionFile> {
-        self.client.as_ref().map(|(_, s)| s)
+        self.client.as_ref().map(|(_, s, _)| s)
     }
 
     pub(crate) fn load_session(&self) -> CliResult<SessionFile> {

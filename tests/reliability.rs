@@ -1,6 +1,7 @@
 //! Concurrency, faults and secrets at rest.
 
 use std::collections::BTreeSet;
+use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -65,28 +66,41 @@ fn a_busy_profile_waits_then_fails_clearly() {
     let env = TestEnv::new();
     let alice = register("alice");
     env.login("alice", &alice);
-    // A follower holds the profile for as long as it runs.
-    let mut follower = env
-        .command("alice", &["sync", "--follow"])
-        .stdin(Stdio::null())
+    let room =
+        env.run("alice", &["--json", "room", "create"]).success().json()[0]["room_id"].as_str().unwrap().to_owned();
+    // A batch send holds the profile while it reads its input (this one is
+    // never closed until the end of the test).
+    let mut holder = env
+        .command("alice", &["send", &room])
+        .stdin(Stdio::piped())
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
+        .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut first = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(follower.stderr.as_mut().unwrap()), &mut first).unwrap();
+    let input = holder.stdin.as_mut().unwrap();
+    writeln!(input, "holding").unwrap();
+    input.flush().unwrap();
+    // It holds the profile once the lock file names it.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !std::fs::read_to_string(env.profile_dir("alice").join("lock"))
+        .unwrap_or_default()
+        .starts_with(&format!("{} ", holder.id()))
+    {
+        assert!(Instant::now() < deadline, "the batch never took the profile");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let start = Instant::now();
     let run = env.run("alice", &["--lock-timeout", "2", "whoami"]).code(1);
     let waited = start.elapsed();
     assert!(waited >= Duration::from_secs(2) && waited < Duration::from_secs(20), "{waited:?}");
     let line = run.error_lines()[0].clone();
     assert!(
-        line.contains("in use by another ratchet process") && line.contains(&format!("pid {}", follower.id())),
+        line.contains("in use by another ratchet process") && line.contains(&format!("pid {}", holder.id())),
         "{line}"
     );
     assert!(run.stderr.contains("--lock-timeout"), "{}", run.stderr);
-    std::process::Command::new("kill").args(["-INT", &follower.id().to_string()]).status().unwrap();
-    assert_eq!(follower.wait().unwrap().code(), Some(0));
+    drop(holder.stdin.take());
+    assert_eq!(holder.wait().unwrap().code(), Some(0));
     env.run("alice", &["--lock-timeout", "0", "whoami"]).success();
 }
 

@@ -6,7 +6,6 @@
 use std::time::Duration;
 
 use clap::Args;
-use matrix_sdk::config::SyncSettings;
 use serde_json::Value;
 use tracing::instrument;
 
@@ -21,6 +20,11 @@ use crate::stream::{print_response, SyncSummary, Watcher};
 /// Without --follow, one sync that returns at once (it never waits for new
 /// events). With --follow, keeps syncing and prints events as they arrive
 /// until interrupted; Ctrl-C exits 0 after the store is written.
+///
+/// A follower holds the profile only for each short sync, so every other
+/// command on the same profile (send, rotate, unwedge, messages…) runs
+/// meanwhile, from another terminal or script; what those commands receive
+/// is printed by the follower, once. Only one process syncs at a time.
 ///
 /// When an Olm-encrypted to-device message cannot be decrypted, the Olm
 /// session with its sender is taken to be wedged and replaced (rules R9–R11):
@@ -62,10 +66,10 @@ pub(crate) async fn cmd_sync(ctx: &mut CommandContext, args: &SyncArgs) -> CliRe
     // Olm messages they could not decrypt are recovered from now.
     let kept = ctx.profile.inbox().read()?;
     let mut summary = SyncSummary::of_kept(&kept);
-    let mut failures = kept_failures(&kept);
+    let failures = kept_failures(&kept);
     let mut watcher = Watcher::default();
     if !args.follow {
-        let response = sync_into_inbox(ctx, &client, &mut ledger, &mut watcher, args, None, &failures).await?;
+        let response = sync_into_inbox(ctx, &client, &mut ledger, &mut watcher, args, &failures).await?;
         summary.add(&response.1);
         // A key request from one of our own devices is answered by
         // matrix-sdk once it has an Olm session with that device: when it
@@ -77,7 +81,7 @@ pub(crate) async fn cmd_sync(ctx: &mut CommandContext, args: &SyncArgs) -> CliRe
             .iter()
             .any(|e| e.to_raw().deserialize_as::<Value>().is_ok_and(|j| j["type"] == "m.room_key_request"));
         if asked {
-            let more = sync_into_inbox(ctx, &client, &mut ledger, &mut watcher, args, None, &[]).await?;
+            let more = sync_into_inbox(ctx, &client, &mut ledger, &mut watcher, args, &[]).await?;
             summary.add(&more.1);
         }
         deliver(ctx)?;
@@ -85,23 +89,55 @@ pub(crate) async fn cmd_sync(ctx: &mut CommandContext, args: &SyncArgs) -> CliRe
     }
     deliver(ctx)?;
     ctx.out.status("Following; Ctrl-C to stop.");
-    let settings = SyncSettings::default().timeout(Duration::from_secs(30));
+    follow(ctx, client, ledger, watcher, args, failures).await
+}
+
+/// `--follow`: turns of one sync each, holding the profile lock only for
+/// the turn. Between turns it waits for news without the lock
+/// (`sdk::wait_for_news`), so every other command on the profile runs
+/// meanwhile; what their syncs received reaches the inbox, and the next
+/// turn prints it. Only one process syncs at a time, from the position
+/// the store holds, so no to-device event is received (and decrypted)
+/// twice. After another process had the profile, the client is rebuilt
+/// from the store before the turn: its Olm sessions, account and sync
+/// position in memory are behind.
+async fn follow(
+    ctx: &mut CommandContext,
+    mut client: matrix_sdk::Client,
+    mut ledger: crate::profile::files::Stored<crate::profile::olm_ledger::OlmLedger>,
+    mut watcher: Watcher,
+    args: &SyncArgs,
+    mut failures: Vec<(matrix_sdk::ruma::OwnedUserId, String)>,
+) -> CliResult {
     let interrupted = tokio::signal::ctrl_c();
     tokio::pin!(interrupted);
     loop {
-        // Dropping an in-flight sync is safe: the SDK writes a response
-        // (events, keys, the next token) in one store transaction only after
-        // it has arrived, so an interrupted one is simply fetched again.
-        tokio::select! {
+        // A turn runs to its end (it is short: the sync does not wait), so
+        // the store never holds half of a response.
+        let (response, _) = sync_into_inbox(ctx, &client, &mut ledger, &mut watcher, args, &failures).await?;
+        failures.clear();
+        deliver(ctx)?;
+        let since = Some(response.next_batch);
+        ctx.profile.unlock();
+        let request_timeout = ctx.settings.request_timeout;
+        let others = tokio::select! {
             _ = &mut interrupted => {
                 ctx.out.status("Stopped.");
                 return Ok(());
             }
-            result = sync_into_inbox(ctx, &client, &mut ledger, &mut watcher, args, Some(settings.clone()), &failures) => {
-                result?;
-                failures.clear();
-                deliver(ctx)?;
-            }
+            others = async {
+                crate::sdk::wait_for_news(&client, since, Duration::from_secs(30), request_timeout).await;
+                ctx.profile.lock_turn().await
+            } => others?,
+        };
+        if others {
+            tracing::debug!("another process had the profile: restoring the client from the store");
+            client = ctx.reopen_client().await?;
+            ledger = ctx.olm_ledger();
+            // What they received, first; the Olm messages they could not
+            // decrypt are recovered from in this turn.
+            failures = kept_failures(&ctx.profile.inbox().read()?);
+            deliver(ctx)?;
         }
     }
 }
@@ -115,14 +151,10 @@ async fn sync_into_inbox(
     ledger: &mut crate::profile::files::Stored<crate::profile::olm_ledger::OlmLedger>,
     watcher: &mut Watcher,
     args: &SyncArgs,
-    long_poll: Option<SyncSettings>,
     earlier_failures: &[(matrix_sdk::ruma::OwnedUserId, String)],
 ) -> CliResult<(matrix_sdk::sync::SyncResponse, SyncSummary)> {
     let started = now_ms();
-    let response = match long_poll {
-        Some(settings) => client.sync_once(settings).await?,
-        None => crate::sdk::sync_now(client).await?,
-    };
+    let response = crate::sdk::sync_now(client).await?;
     let keep = ctx.out.capturing();
     let summary = print_response(client, &keep, &response, watcher).await?;
     // Between syncs, never beside one: recovery claims keys itself.

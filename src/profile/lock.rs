@@ -6,6 +6,14 @@
 //! Megolm (session, index) pair or an Olm chain key used twice. An exclusive
 //! `flock` on `<profile>/lock`, held for the whole command, rules that out.
 //! A second process waits up to `--lock-timeout` and then fails clearly.
+//!
+//! `sync --follow` is the one process that gives the lock back: it holds it
+//! for one sync at a time (a *turn*, [`acquire_turn`]) and lets every command
+//! that waits go first. The lock file counts turns, so the follower can tell
+//! whether another process used the store since its last turn (its copy of
+//! the store is then stale and must be rebuilt). Commands that wait mark
+//! themselves with a shared `flock` on `<profile>/lock.wait` until they hold
+//! the lock.
 
 use std::fs::{self, File, TryLockError};
 use std::io::{Read, Seek, Write};
@@ -16,20 +24,38 @@ use std::time::{Duration, Instant};
 use crate::error::CliError;
 use crate::ui::output::Output;
 
-/// Held for the life of the command; the OS releases it when the process
-/// exits, however it exits.
+/// Held for the life of the command (or of one turn of a follower); the OS
+/// releases it when the process exits, however it exits.
 #[derive(Debug)]
 pub(crate) struct ProfileLock {
     _file: File,
+    /// The number of this hold, written into the lock file.
+    pub(crate) turn: u64,
+    /// The number the previous holder wrote.
+    pub(crate) previous: u64,
+}
+
+fn open(path: &Path) -> Result<File, CliError> {
+    fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| CliError::failed(format!("could not open the profile lock {}", path.display())).with_source(e))
+}
+
+fn wait_marker(path: &Path) -> std::path::PathBuf {
+    path.with_extension("wait")
 }
 
 pub(crate) async fn acquire(path: &Path, timeout: Duration, out: &Output) -> Result<ProfileLock, CliError> {
-    let mut file =
-        fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).open(path).map_err(
-            |e| CliError::failed(format!("could not open the profile lock {}", path.display())).with_source(e),
-        )?;
+    let mut file = open(path)?;
     let start = Instant::now();
     let mut told = false;
+    // While this process waits, a follower lets it go first.
+    let mut waiting: Option<File> = None;
     loop {
         match file.try_lock() {
             Ok(()) => break,
@@ -38,9 +64,12 @@ pub(crate) async fn acquire(path: &Path, timeout: Duration, out: &Output) -> Res
                 return Err(CliError::failed("could not lock the profile").with_source(e));
             }
         }
+        if waiting.is_none() {
+            waiting = open(&wait_marker(path)).ok().filter(|f| f.try_lock_shared().is_ok());
+        }
         let waited = start.elapsed();
         if waited >= timeout {
-            let holder = holder_pid(&mut file).map(|p| format!(" (pid {p})")).unwrap_or_default();
+            let holder = holder(&mut file).map(|(p, _)| format!(" (pid {p})")).unwrap_or_default();
             return Err(CliError::failed(format!(
                 "the profile is in use by another ratchet process{holder}; gave up after {}s",
                 timeout.as_secs()
@@ -53,16 +82,48 @@ pub(crate) async fn acquire(path: &Path, timeout: Duration, out: &Output) -> Res
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    // Record who holds it, for the message above in other processes.
-    let _ = file.set_len(0);
-    let _ = file.rewind();
-    let _ = write!(file, "{}", std::process::id());
-    Ok(ProfileLock { _file: file })
+    Ok(record(file))
 }
 
-fn holder_pid(file: &mut File) -> Option<u32> {
+/// A follower's turn: waits as long as it takes, and never ahead of a
+/// command that is waiting for the profile.
+pub(crate) async fn acquire_turn(path: &Path) -> Result<ProfileLock, CliError> {
+    let marker = open(&wait_marker(path))?;
+    loop {
+        // An exclusive lock on the marker is refused while anyone waits.
+        if marker.try_lock().is_ok() {
+            let _ = marker.unlock();
+            let file = open(path)?;
+            match file.try_lock() {
+                Ok(()) => return Ok(record(file)),
+                Err(TryLockError::WouldBlock) => {}
+                Err(TryLockError::Error(e)) => {
+                    return Err(CliError::failed("could not lock the profile").with_source(e));
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// Records who holds the lock (for the message above in other processes)
+/// and counts the turn.
+fn record(mut file: File) -> ProfileLock {
+    let previous = holder(&mut file).map(|(_, t)| t).unwrap_or(0);
+    let turn = previous.wrapping_add(1);
+    let _ = file.set_len(0);
+    let _ = file.rewind();
+    let _ = write!(file, "{} {turn}", std::process::id());
+    ProfileLock { _file: file, turn, previous }
+}
+
+/// The holder's pid and its turn number (0 in a file older than turns).
+fn holder(file: &mut File) -> Option<(u32, u64)> {
     let mut text = String::new();
     file.rewind().ok()?;
     file.read_to_string(&mut text).ok()?;
-    text.trim().parse().ok()
+    let mut words = text.split_whitespace();
+    let pid = words.next()?.parse().ok()?;
+    let turn = words.next().and_then(|t| t.parse().ok()).unwrap_or(0);
+    Some((pid, turn))
 }

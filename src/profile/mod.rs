@@ -7,7 +7,8 @@
 //! | `session.json`  | homeserver, user, device, access token, identity key   | [`session`]       |
 //! | `store.key`     | the generated key of the encrypted store (hex)         | [`session`]       |
 //! | `store/`        | matrix-sdk's encrypted SQLite stores (state, crypto)    | (the SDK's)       |
-//! | `lock`          | the one-process-per-profile `flock`                     | [`lock`]          |
+//! | `lock`          | the one-process-per-profile `flock`, and its turn count | [`lock`]          |
+//! | `lock.wait`     | marks commands waiting for it (a shared `flock`)        | [`lock`]          |
 //! | `megolm.json`   | outbound Megolm sessions' precise times, R3's limits    | [`megolm_ledger`] |
 //! | `olm.json`      | R11's new-session times, R7's receipts, key requests    | [`olm_ledger`]    |
 //! | `sent.jsonl`    | `send --txn-prefix`'s journal                           | [`journal`]       |
@@ -91,11 +92,13 @@ pub(crate) enum ProfileError {
 pub(crate) struct Profile {
     paths: ProfilePaths,
     lock: Option<ProfileLock>,
+    /// The number of this process's last hold of the lock.
+    last_turn: Option<u64>,
 }
 
 impl Profile {
     pub(crate) fn new(dir: PathBuf) -> Profile {
-        Profile { paths: ProfilePaths::new(dir), lock: None }
+        Profile { paths: ProfilePaths::new(dir), lock: None, last_turn: None }
     }
 
     pub(crate) fn paths(&self) -> &ProfilePaths {
@@ -107,9 +110,32 @@ impl Profile {
     pub(crate) async fn lock(&mut self, timeout: Duration, out: &Output) -> CliResult<()> {
         if self.lock.is_none() {
             ensure_dir(&self.paths.dir)?;
-            self.lock = Some(lock::acquire(&self.paths.lock_file, timeout, out).await?);
+            let held = lock::acquire(&self.paths.lock_file, timeout, out).await?;
+            self.last_turn = Some(held.turn);
+            self.lock = Some(held);
         }
         Ok(())
+    }
+
+    /// Gives the lock back (`sync --follow`, between its turns). Whatever
+    /// this process read from the store may be stale once another process
+    /// had it: see [`Profile::lock_turn`].
+    pub(crate) fn unlock(&mut self) {
+        self.lock = None;
+    }
+
+    /// Takes the lock again for one turn, after every command that waits
+    /// for it, however long that takes. Returns whether another process
+    /// held it since this one gave it back.
+    pub(crate) async fn lock_turn(&mut self) -> CliResult<bool> {
+        if self.lock.is_some() {
+            return Ok(false);
+        }
+        let held = lock::acquire_turn(&self.paths.lock_file).await?;
+        let others = self.last_turn != Some(held.previous);
+        self.last_turn = Some(held.turn);
+        self.lock = Some(held);
+        Ok(others)
     }
 
     /// Reads `session.json`, tightening its permissions (and the

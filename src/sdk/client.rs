@@ -16,12 +16,14 @@ use crate::profile::session::StoreSecret;
 
 /// Restores a saved login into a built client, with the SDK's start-up
 /// tasks parked (see [`SpawnParked`]); returns this device's curve25519
-/// identity key, which the caller compares with the one saved at login.
-pub(crate) async fn restore(client: &Client, session: MatrixSession) -> CliResult<Option<String>> {
+/// identity key, which the caller compares with the one saved at login,
+/// and the parked tasks, to be dropped with the client.
+pub(crate) async fn restore(client: &Client, session: MatrixSession) -> CliResult<(Option<String>, Parked)> {
     let auth = client.matrix_auth();
     let restore = auth.restore_session(session, RoomLoadSettings::default());
-    SpawnParked::new(restore).await.map_err(CliError::from)?;
-    Ok(client.encryption().curve25519_key().await.map(|k| k.to_base64()))
+    let parked = Parked::new()?;
+    SpawnParked { inner: Box::pin(restore), runtime: parked.handle() }.await.map_err(CliError::from)?;
+    Ok((client.encryption().curve25519_key().await.map(|k| k.to_base64()), parked))
 }
 
 /// The one place a `Client` is built: homeserver, encrypted SQLite store,
@@ -79,28 +81,16 @@ pub(crate) async fn build(
 ///
 /// Used for session restore only: matrix-sdk then spawns its key-backup and
 /// recovery set-up task, which makes two `GET
-/// .../account_data/m.secret_storage.default_key` requests on every start.
-/// ratchet uses neither server-side key backup nor secret storage (keys move
-/// with `keys export`/`keys import`), and those two requests, concurrent
-/// with the sync, made a one-shot send's sync about three times slower on
-/// Synapse (see BENCHMARKS.md). Blocking store calls still work (they use
-/// the parked runtime's blocking threads, which need no driving); anything
-/// needing its timer or I/O driver fails loudly, as it has neither.
+/// .../account_data/m.secret_storage.default_key` requests on every start,
+/// concurrent with the sync (it made a one-shot send's sync about three
+/// times slower on Synapse, see BENCHMARKS.md). What that task would set up
+/// ratchet does itself, in order and under the profile lock
+/// (`sdk::backup::resume`, `sdk::secrets`). Blocking store calls still work
+/// (they use the parked runtime's blocking threads, which need no driving);
+/// anything needing its timer or I/O driver fails loudly, as it has neither.
 struct SpawnParked<F> {
     inner: std::pin::Pin<Box<F>>,
-}
-
-impl<F: std::future::Future> SpawnParked<F> {
-    fn new(inner: F) -> Self {
-        SpawnParked { inner: Box::pin(inner) }
-    }
-}
-
-fn parked_runtime() -> &'static tokio::runtime::Runtime {
-    static PARKED: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
-    PARKED.get_or_init(|| {
-        tokio::runtime::Builder::new_current_thread().build().expect("a runtime without drivers always builds")
-    })
+    runtime: tokio::runtime::Handle,
 }
 
 impl<F: std::future::Future> std::future::Future for SpawnParked<F> {
@@ -108,8 +98,38 @@ impl<F: std::future::Future> std::future::Future for SpawnParked<F> {
 
     fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<F::Output> {
         // Entered for this poll only, so no guard is held across an await.
-        let _parked = parked_runtime().enter();
+        let _parked = self.runtime.clone();
+        let _entered = _parked.enter();
         self.inner.as_mut().poll(cx)
+    }
+}
+
+/// The runtime that holds one client's parked tasks. The tasks keep
+/// handles on their client (its stores, their open SQLite connections), so
+/// they go with it: dropping this drops them, unpolled. A process that
+/// rebuilds its client (`sync --follow`) leaks nothing.
+pub(crate) struct Parked(Option<tokio::runtime::Runtime>);
+
+impl Parked {
+    fn new() -> CliResult<Parked> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .map_err(|e| CliError::internal("could not make a runtime for parked tasks").with_source(e))?;
+        Ok(Parked(Some(runtime)))
+    }
+
+    fn handle(&self) -> tokio::runtime::Handle {
+        self.0.as_ref().expect("present until dropped").handle().clone()
+    }
+}
+
+impl Drop for Parked {
+    fn drop(&mut self) {
+        // Not a plain drop: that waits for blocking threads, which tokio
+        // forbids inside another runtime (where this runs).
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
     }
 }
 

@@ -28,6 +28,8 @@ pub(crate) mod secrets;
 pub(crate) mod trust;
 pub(crate) mod verify;
 
+use std::time::Duration;
+
 use matrix_sdk::Client;
 use matrix_sdk_crypto::{CollectStrategy, DecryptionSettings, OlmMachine, TrustRequirement};
 
@@ -72,4 +74,46 @@ fn decryption_settings(isolation: Isolation) -> DecryptionSettings {
 /// One incremental sync that returns at once (never long-polls).
 pub(crate) async fn sync_now(client: &Client) -> CliResult<matrix_sdk::sync::SyncResponse> {
     Ok(client.sync_once(matrix_sdk::config::SyncSettings::default().timeout(std::time::Duration::ZERO)).await?)
+}
+
+/// Waits until the server has something new after `since`, or `timeout`
+/// passed: a `/sync` long-poll whose answer is dropped unread (it asks for
+/// one timeline event per room and no presence or ephemeral events, so that
+/// typing and receipts do not wake it). It changes nothing here or on the
+/// server — the sync that follows fetches from the same position, which the
+/// server has already been told of — so it runs without the profile lock
+/// and may be abandoned at any point: this is how `sync --follow` waits
+/// while other commands use the profile.
+///
+/// A failure is not reported here: the sync that follows reports it.
+pub(crate) async fn wait_for_news(
+    client: &Client,
+    since: Option<String>,
+    timeout: Duration,
+    request_timeout: Duration,
+) {
+    use matrix_sdk::ruma::api::client::filter::{FilterDefinition, RoomEventFilter, RoomFilter};
+    use matrix_sdk::ruma::api::client::sync::sync_events::v3;
+    use matrix_sdk::ruma::UInt;
+
+    let mut timeline = RoomEventFilter::default();
+    timeline.limit = Some(UInt::from(1u32));
+    let mut room = RoomFilter::default();
+    room.timeline = timeline;
+    room.ephemeral = RoomEventFilter::ignore_all();
+    let mut filter = FilterDefinition::default();
+    filter.room = room;
+    filter.presence = matrix_sdk::ruma::api::client::filter::Filter::ignore_all();
+    let mut request = v3::Request::new();
+    request.since = since;
+    request.timeout = Some(timeout);
+    request.filter = Some(v3::Filter::FilterDefinition(filter));
+    let config = matrix_sdk::config::RequestConfig::new().timeout(request_timeout + timeout).retry_limit(0);
+    let started = std::time::Instant::now();
+    if let Err(e) = client.send(request).with_request_config(config).await {
+        tracing::debug!(error = %e, "waiting for news failed; syncing now");
+        // Do not spin against a server that fails at once.
+        let rest = Duration::from_secs(2).saturating_sub(started.elapsed());
+        tokio::time::sleep(rest).await;
+    }
 }
