@@ -130,7 +130,8 @@ impl CommandContext {
     pub(crate) async fn sync(&mut self, client: &Client) -> CliResult<matrix_sdk::sync::SyncResponse> {
         let response = crate::sdk::sync_now(client).await?;
         let keep = self.out.capturing();
-        crate::stream::print_response(client, &keep, &response, &mut crate::stream::Watcher::default()).await?;
+        let own = self.profile.own_positions().read().unwrap_or_default();
+        crate::stream::print_response(client, &keep, &response, &mut crate::stream::Watcher::default(), &own).await?;
         self.profile.inbox().append(&keep.take_captured())?;
         Ok(response)
     }

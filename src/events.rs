@@ -344,3 +344,43 @@ pub(crate) async fn recent_history(room: &matrix_sdk::Room, limit: u32) -> crate
     }
     Ok(out)
 }
+
+/// The encrypted events of one sync's room timeline as the server sent
+/// them, by event id, for their message index: matrix-sdk hands back a
+/// decrypted sync event without its ciphertext. One `/messages` request,
+/// forward from the timeline's `prev_batch` (the position just before its
+/// first event), made only when the timeline holds a decrypted event that
+/// this device did not send (`own`: see `profile::positions`). A failure
+/// leaves the indexes unknown (null) and is not an error: the events
+/// themselves were received.
+pub(crate) async fn sync_originals(
+    client: &matrix_sdk::Client,
+    room_id: &matrix_sdk::ruma::RoomId,
+    timeline: &matrix_sdk::sync::Timeline,
+    own: &std::collections::HashMap<String, crate::profile::positions::Position>,
+) -> std::collections::HashMap<String, Value> {
+    use matrix_sdk::ruma::api::client::message::get_message_events;
+    let decrypted = timeline.events.iter().any(|e| {
+        matches!(e.kind, TimelineEventKind::Decrypted(_))
+            && e.event_id().is_none_or(|id| !own.contains_key(id.as_str()))
+    });
+    let Some(from) = timeline.prev_batch.as_ref().filter(|_| decrypted) else {
+        return Default::default();
+    };
+    let mut request = get_message_events::v3::Request::forward(room_id.to_owned());
+    request.from = Some(from.clone());
+    request.limit = matrix_sdk::ruma::UInt::try_from(timeline.events.len() + 5).unwrap_or(matrix_sdk::ruma::UInt::MAX);
+    match client.send(request).await {
+        Ok(response) => response
+            .chunk
+            .iter()
+            .filter_map(|raw| raw.deserialize_as::<Value>().ok())
+            .filter(|v| v["type"] == "m.room.encrypted")
+            .filter_map(|v| Some((v["event_id"].as_str()?.to_owned(), v)))
+            .collect(),
+        Err(e) => {
+            tracing::debug!(error = %e, %room_id, "could not read the timeline's ciphertexts; message indexes unknown");
+            Default::default()
+        }
+    }
+}

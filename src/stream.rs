@@ -5,7 +5,7 @@
 //! the profile's inbox for the next `sync` (`profile::inbox`), so `sync`
 //! prints every event exactly once whatever else ran.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use matrix_sdk::deserialized_responses::ProcessedToDeviceEvent;
 use matrix_sdk::ruma::events::AnySyncTimelineEvent;
@@ -19,6 +19,7 @@ use serde_json::Value;
 use crate::clock::now_ms;
 use crate::error::CliResult;
 use crate::events::{as_encrypted, render, LeftRecord, Rendered};
+use crate::profile::positions::Position;
 use crate::ui::output::{Output, Record};
 
 #[derive(Debug, Serialize, schemars::JsonSchema)]
@@ -238,6 +239,7 @@ pub(crate) async fn print_response(
     out: &Output,
     response: &SyncResponse,
     watcher: &mut Watcher,
+    own: &HashMap<String, Position>,
 ) -> CliResult<SyncSummary> {
     let mut summary = SyncSummary { rooms: 0, events: 0, utd: 0, to_device: 0 };
     for event in &response.to_device {
@@ -257,9 +259,19 @@ pub(crate) async fn print_response(
         // Every human line of the stream names its room.
         let name = client.get_room(room_id).and_then(|r| r.name());
         let room_label = Some(format!("[{}]", name.unwrap_or_else(|| crate::events::short(room_id.as_str()))));
+        let originals = crate::events::sync_originals(client, room_id, &update.timeline, own).await;
         for event in &update.timeline.events {
             summary.events += 1;
-            let mut rendered = render(room_id.as_str(), event, None);
+            let original = event.event_id().and_then(|id| originals.get(id.as_str()));
+            let mut rendered = render(room_id.as_str(), event, original);
+            if let Rendered::Message(r) = &mut rendered {
+                let mine = r.event_id.as_ref().and_then(|id| own.get(id));
+                if let Some(p) =
+                    mine.filter(|p| r.message_index.is_none() && r.session_id.as_ref() == Some(&p.session_id))
+                {
+                    r.message_index = Some(p.message_index);
+                }
+            }
             match &mut rendered {
                 Rendered::Message(r) => r.room_label = room_label.clone(),
                 Rendered::Utd(r) => r.room_label = room_label.clone(),

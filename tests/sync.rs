@@ -13,14 +13,20 @@ use crate::common::{register, TestEnv};
 fn sync_prints_what_arrived_and_then_nothing_new() {
     let (env, _alice, _bob, room) = TestEnv::alice_and_bob(&[]);
     env.run("bob", &["sync"]).success();
-    let sent = env.run("alice", &["--json", "send", &room, "ping"]).success().records("sent");
+    let sent = env.run("alice", &["--json", "send", &room, "ping", "pong"]).success().records("sent");
 
     let run = env.run("bob", &["--json", "sync"]).success();
     let msgs = run.records("message");
-    assert_eq!(msgs.len(), 1, "{}", run.stdout);
+    assert_eq!(msgs.len(), 2, "{}", run.stdout);
     assert_eq!(msgs[0]["body"], "ping");
-    assert_eq!(msgs[0]["event_id"], sent[0]["event_id"]);
-    assert_eq!(msgs[0]["session_id"], sent[0]["session_id"]);
+    for (got, sent) in msgs.iter().zip(&sent) {
+        assert_eq!(got["event_id"], sent["event_id"]);
+        assert_eq!(got["session_id"], sent["session_id"]);
+        // Issue 14, item 4: the index read from the ciphertext, as in
+        // `messages` (the SDK keeps no ciphertext of a sync event).
+        assert_eq!(got["message_index"], sent["message_index"], "{got}");
+        assert!(got["message_index"].is_u64(), "{got}");
+    }
     // The room key came as an Olm-encrypted to-device event.
     let keys: Vec<Value> = run.records("to_device").into_iter().filter(|r| r["event_type"] == "m.room_key").collect();
     assert_eq!(keys.len(), 1, "{}", run.stdout);
@@ -198,6 +204,7 @@ fn sync_prints_what_other_commands_received_exactly_once() {
             sync.records("message").into_iter().filter(|m| m["event_id"] == sent[0]["event_id"]).collect();
         assert_eq!(seen.len(), 1, "after `{}`, sync shows alice's message once: {}", between.join(" "), sync.stdout);
         assert_eq!(seen[0]["body"], text.as_str());
+        assert_eq!(seen[0]["message_index"], sent[0]["message_index"], "kept with its index: {}", seen[0]);
         let again = env.run("bob", &["--json", "sync"]).success();
         assert!(
             again.records("message").iter().all(|m| m["event_id"] != sent[0]["event_id"]),
@@ -242,7 +249,7 @@ fn follow_while_the_same_profile_sends_rotates_and_unwedges() {
     let mut bob_sent = Vec::new();
     for i in 0..20 {
         let body = format!("from bob {i}");
-        bob_sent.push(bob_cmd(&["--json", "send", &room, &body]).records("sent")[0]["event_id"].clone());
+        bob_sent.push(bob_cmd(&["--json", "send", &room, &body]).records("sent").remove(0));
         if i % 5 == 0 {
             env.run("alice", &["send", &room, &format!("from alice {i}")]).success();
         }
@@ -273,6 +280,12 @@ fn follow_while_the_same_profile_sends_rotates_and_unwedges() {
         assert_eq!(n, 1, "{body:?} printed {n} times by the follower: {bodies:?}");
     }
     assert_eq!(bodies.len(), expected.len(), "{bodies:?}");
+    // Item 4: each carries its Megolm position, as `messages` would show it.
+    for sent in &bob_sent {
+        let printed = seen.iter().find(|v| v["event_id"] == sent["event_id"]).unwrap();
+        assert_eq!((&printed["session_id"], &printed["message_index"]), (&sent["session_id"], &sent["message_index"]));
+    }
+    assert!(seen.iter().filter(|v| v["type"] == "message").all(|v| v["message_index"].is_u64()), "{seen:#?}");
     let utd: Vec<&Value> = seen.iter().filter(|v| v["type"] == "utd").collect();
     assert!(utd.is_empty(), "{utd:#?}");
     let olm_failures: Vec<&Value> = seen
@@ -289,8 +302,8 @@ fn follow_while_the_same_profile_sends_rotates_and_unwedges() {
     let read = env.run("alice", &["--json", "messages", &room, "--limit", "60"]).success();
     assert!(read.records("utd").is_empty(), "{}", read.stdout);
     let got: Vec<Value> = read.records("message").into_iter().map(|m| m["event_id"].clone()).collect();
-    for id in &bob_sent {
-        assert!(got.contains(id), "alice did not read {id}");
+    for sent in &bob_sent {
+        assert!(got.contains(&sent["event_id"]), "alice did not read {}", sent["event_id"]);
     }
 }
 

@@ -303,6 +303,17 @@ impl Batch<'_> {
             None => None,
         };
         self.sent += 1;
+        if let (Some(session_id), Some(message_index)) = (&session_id, message_index) {
+            // For the echo's record in a later sync (best effort).
+            let position = crate::profile::positions::Position {
+                event_id: result.response.event_id.to_string(),
+                session_id: session_id.clone(),
+                message_index,
+            };
+            if let Err(e) = self.ctx.profile.own_positions().append(&position) {
+                tracing::debug!(error = %e, "could not keep the message's position for its echo");
+            }
+        }
         if let (Some(journal), Some(txn)) = (&mut self.journal, txn_id) {
             journal.record(JournalEntry {
                 device_id: String::new(),

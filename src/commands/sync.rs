@@ -156,7 +156,8 @@ async fn sync_into_inbox(
     let started = now_ms();
     let response = crate::sdk::sync_now(client).await?;
     let keep = ctx.out.capturing();
-    let summary = print_response(client, &keep, &response, watcher).await?;
+    let own = ctx.profile.own_positions().read().unwrap_or_default();
+    let summary = print_response(client, &keep, &response, watcher, &own).await?;
     // Between syncs, never beside one: recovery claims keys itself.
     if !args.no_recover {
         recovery::after_sync(client, &response, ledger, started, &keep, earlier_failures).await?;

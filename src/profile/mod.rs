@@ -13,6 +13,7 @@
 //! | `olm.json`      | R11's new-session times, R7's receipts, key requests    | [`olm_ledger`]    |
 //! | `sent.jsonl`    | `send --txn-prefix`'s journal                           | [`journal`]       |
 //! | `inbox.jsonl`   | what other commands' syncs received, for `sync`         | [`inbox`]         |
+//! | `positions.jsonl` | session and index of each message sent, for its echo  | [`positions`]     |
 //!
 //! Every file is 0600 and written atomically ([`files`]); looser permissions
 //! found on disk are tightened with a warning. Nothing here decides a rule:
@@ -24,6 +25,7 @@ pub(crate) mod journal;
 pub(crate) mod lock;
 pub(crate) mod megolm_ledger;
 pub(crate) mod olm_ledger;
+pub(crate) mod positions;
 pub(crate) mod session;
 
 use std::fs;
@@ -53,6 +55,7 @@ pub(crate) struct ProfilePaths {
     pub(crate) olm_ledger: PathBuf,
     pub(crate) send_journal: PathBuf,
     pub(crate) inbox: PathBuf,
+    pub(crate) positions: PathBuf,
 }
 
 impl ProfilePaths {
@@ -66,6 +69,7 @@ impl ProfilePaths {
             olm_ledger: dir.join("olm.json"),
             send_journal: dir.join("sent.jsonl"),
             inbox: dir.join("inbox.jsonl"),
+            positions: dir.join("positions.jsonl"),
             dir,
         }
     }
@@ -217,17 +221,24 @@ impl Profile {
         inbox::Inbox::new(&self.paths.inbox)
     }
 
+    /// `positions.jsonl`: see [`positions`].
+    pub(crate) fn own_positions(&self) -> positions::OwnPositions {
+        positions::OwnPositions::new(&self.paths.positions)
+    }
+
     /// `sent.jsonl`: see [`journal`].
     pub(crate) fn send_journal(&self, device_id: &str) -> CliResult<journal::SendJournal> {
         journal::SendJournal::open(&self.paths.send_journal, device_id)
     }
 
-    /// Deletes the session, the store key, the store and the send journal
-    /// (its transaction ids were this device's); returns what it removed.
+    /// Deletes the session, the store key, the store, the send journal
+    /// (its transaction ids were this device's), the inbox and the sent
+    /// messages' positions; returns what it removed.
     /// The rule ledgers stay.
     pub(crate) fn remove_login(&self) -> Result<Vec<String>, ProfileError> {
         let mut removed = Vec::new();
-        for file in [&self.paths.session_file, &self.paths.key_file, &self.paths.send_journal, &self.paths.inbox] {
+        let paths = &self.paths;
+        for file in [&paths.session_file, &paths.key_file, &paths.send_journal, &paths.inbox, &paths.positions] {
             if file.exists() {
                 fs::remove_file(file).map_err(|source| io(file, source))?;
                 removed.push(file.display().to_string());
