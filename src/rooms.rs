@@ -16,19 +16,120 @@ pub(crate) fn quoted(room: &str) -> String {
     format!("'{}'", room.replace('\'', "'\\''"))
 }
 
-/// clap value parser for ROOM: a room id (`!…`) or alias (`#…:server`).
-pub(crate) fn parse_room(s: &str) -> Result<OwnedRoomOrAliasId, String> {
-    let s = s.trim();
-    if !(s.starts_with('!') || s.starts_with('#')) {
-        return Err(format!("`{s}` is not a room id or alias (room ids start with `!`, aliases with `#`)"));
+/// ROOM as typed, resolved against what the account knows by [`find`] /
+/// [`joined`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum RoomArg {
+    /// A room id (`!…`) or a full alias (`#name:server`).
+    Exact(OwnedRoomOrAliasId),
+    /// `#name` without a server part: an alias on the user's own server.
+    OwnAlias(String),
+    /// Anything else: a room name, or an alias's local part, that names one
+    /// room this account is in or invited to (or else an alias `#word` on
+    /// the user's own server).
+    Name(String),
+}
+
+impl std::fmt::Display for RoomArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RoomArg::Exact(id) => write!(f, "{id}"),
+            RoomArg::OwnAlias(local) => write!(f, "#{local}"),
+            RoomArg::Name(name) => write!(f, "{name}"),
+        }
     }
-    // ruma is lenient here; no server issues ids with spaces or controls.
-    if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+}
+
+/// clap value parser for ROOM: a room id (`!…`), an alias (`#name:server`
+/// or `#name` on the user's server), or a room name / alias local part.
+pub(crate) fn parse_room(s: &str) -> Result<RoomArg, String> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Err("a room is needed: an id (!…), an alias (#name, #name:server) or a room's name".into());
+    }
+    if s.chars().any(char::is_control) {
+        return Err(format!("`{}` is not a room: it contains control characters", s.escape_debug()));
+    }
+    if !(s.starts_with('!') || s.starts_with('#')) {
+        return Ok(RoomArg::Name(s.to_owned()));
+    }
+    // ruma is lenient here; no server issues ids or aliases with spaces.
+    if s.chars().any(char::is_whitespace) {
         return Err(format!("`{s}` is not a valid room id or alias: it contains white space"));
     }
+    if let Some(local) = s.strip_prefix('#').filter(|rest| !rest.contains(':')) {
+        if local.is_empty() {
+            return Err("`#` is not an alias: a name follows it (#team, #team:example.org)".into());
+        }
+        return Ok(RoomArg::OwnAlias(local.to_owned()));
+    }
     <&RoomOrAliasId>::try_from(s)
-        .map(ToOwned::to_owned)
+        .map(|id| RoomArg::Exact(id.to_owned()))
         .map_err(|e| format!("`{s}` is not a valid room id or alias: {e}"))
+}
+
+/// `#local` on the user's own server.
+fn own_alias(client: &Client, local: &str) -> CliResult<OwnedRoomOrAliasId> {
+    let server = client.user_id().map(|u| u.server_name().to_owned()).ok_or_else(|| CliError::internal("no user"))?;
+    let full = format!("#{local}:{server}");
+    <&RoomOrAliasId>::try_from(full.as_str())
+        .map(ToOwned::to_owned)
+        .map_err(|e| CliError::usage(format!("`#{local}` is not a valid alias on {server}: {e}")))
+}
+
+/// The rooms this account is in or invited to that `name` names: by the
+/// room's name, or by the local part of its canonical or alternative
+/// aliases.
+fn named(client: &Client, name: &str) -> Vec<Room> {
+    let local_part = |alias: &matrix_sdk::ruma::RoomAliasId| alias.alias() == name;
+    client
+        .rooms()
+        .into_iter()
+        .filter(|r| matches!(r.state(), RoomState::Joined | RoomState::Invited))
+        .filter(|r| {
+            r.name().as_deref() == Some(name)
+                || r.canonical_alias().as_deref().is_some_and(local_part)
+                || r.alt_aliases().iter().any(|a| local_part(a))
+        })
+        .collect()
+}
+
+/// What ROOM names, as an id or alias the server understands: a name is
+/// looked up among the rooms this account knows first (one room, or a
+/// usage error listing them), then taken as an alias on the user's server.
+/// `Ok(Err(room))` when the lookup found the room itself.
+fn target(client: &Client, room: &RoomArg) -> CliResult<Result<OwnedRoomOrAliasId, Room>> {
+    match room {
+        RoomArg::Exact(id) => Ok(Ok(id.clone())),
+        RoomArg::OwnAlias(local) => Ok(Ok(own_alias(client, local)?)),
+        RoomArg::Name(name) => {
+            let mut found = named(client, name);
+            match found.len() {
+                1 => Ok(Err(found.remove(0))),
+                0 if name.chars().any(char::is_whitespace) => Err(no_room_called(name)),
+                0 => Ok(Ok(own_alias(client, name).map_err(|_| no_room_called(name))?)),
+                n => {
+                    let ids: Vec<String> = found.iter().map(|r| quoted(r.room_id().as_str())).collect();
+                    Err(CliError::usage(format!("`{name}` names {n} rooms: {}", ids.join(", ")))
+                        .with_hint("give the room id instead"))
+                }
+            }
+        }
+    }
+}
+
+fn no_room_called(name: &str) -> CliError {
+    CliError::failed(format!("no room called `{name}`: no room you are in or invited to has that name or alias"))
+        .with_hint("`ratchet room list` shows your rooms; room ids start with `!`, aliases with `#`")
+}
+
+/// The id or alias to join for ROOM: a room name may only name a room this
+/// account is invited to (or an alias on its own server).
+pub(crate) fn join_target(client: &Client, room: &RoomArg) -> CliResult<OwnedRoomOrAliasId> {
+    Ok(match target(client, room)? {
+        Ok(id) => id,
+        Err(found) => found.room_id().to_owned().into(),
+    })
 }
 
 /// A user id: `@name:server`, or a bare `name` completed with our own server.
@@ -43,32 +144,39 @@ pub(crate) fn parse_user(s: &str, own: &UserId) -> CliResult<OwnedUserId> {
 }
 
 /// Resolves ROOM to a room this account has joined (aliases via the server).
-pub(crate) async fn joined(client: &Client, room: &RoomOrAliasId) -> CliResult<Room> {
+pub(crate) async fn joined(client: &Client, room: &RoomArg) -> CliResult<Room> {
     let found = find(client, room).await?;
+    let id = quoted(found.room_id().as_str());
     match found.state() {
         RoomState::Joined => Ok(found),
         RoomState::Invited => Err(CliError::failed(format!("you are invited to {room} but have not joined it"))
-            .with_hint(format!("run `ratchet room join {}`", quoted(room.as_str())))),
+            .with_hint(format!("run `ratchet room join {id}`"))),
         _ => Err(CliError::failed(format!("you are not a member of {room}"))
-            .with_hint(format!("run `ratchet room join {}` if you may join it", quoted(room.as_str())))),
+            .with_hint(format!("run `ratchet room join {id}` if you may join it"))),
     }
 }
 
 /// Resolves ROOM to a room this client knows in any state.
-pub(crate) async fn find(client: &Client, room: &RoomOrAliasId) -> CliResult<Room> {
-    let room_id = if room.is_room_id() {
-        room.as_str().try_into().expect("checked is_room_id")
+pub(crate) async fn find(client: &Client, room: &RoomArg) -> CliResult<Room> {
+    let target = match target(client, room)? {
+        Ok(target) => target,
+        Err(found) => return Ok(found),
+    };
+    let room_id = if target.is_room_id() {
+        target.as_str().try_into().expect("checked is_room_id")
     } else {
-        let alias = room.as_str().try_into().expect("checked alias");
-        client
-            .resolve_room_alias(alias)
-            .await
-            .map_err(|e| {
+        let alias = target.as_str().try_into().expect("checked alias");
+        let resolved = client.resolve_room_alias(alias).await;
+        match resolved {
+            Ok(r) => r.room_id,
+            // A bare word that is neither a known room's name nor an alias.
+            Err(_) if matches!(room, RoomArg::Name(_)) => return Err(no_room_called(&room.to_string())),
+            Err(e) => {
                 let base: CliError = e.into();
-                CliError::new(base.kind, format!("could not resolve the alias {room}"))
-                    .with_source(anyhow::anyhow!(base.message))
-            })?
-            .room_id
+                return Err(CliError::new(base.kind, format!("could not resolve the alias {target}"))
+                    .with_source(anyhow::anyhow!(base.message)));
+            }
+        }
     };
     client.get_room(&room_id).ok_or_else(|| {
         CliError::failed(format!("unknown room {room}"))
@@ -85,11 +193,16 @@ mod tests {
         assert!(parse_room("!abc:localhost").is_ok());
         // Room version 12: no server part.
         assert!(parse_room("!U67yZUXtX8-sL_lEIMeA1fk04m5qJJMaUgkBz0HqwrE").is_ok());
-        assert!(parse_room("#room:localhost").is_ok());
-        assert!(parse_room("room").is_err());
-        assert!(parse_room("#nocolon").is_err());
+        assert!(matches!(parse_room("#room:localhost"), Ok(RoomArg::Exact(_))));
+        assert_eq!(parse_room("room"), Ok(RoomArg::Name("room".into())));
+        assert_eq!(parse_room("team chat"), Ok(RoomArg::Name("team chat".into())));
+        assert_eq!(parse_room("#nocolon"), Ok(RoomArg::OwnAlias("nocolon".into())));
+        assert!(parse_room("#").is_err());
         assert!(parse_room("").is_err());
+        assert!(parse_room("  ").is_err());
         assert!(parse_room("!a b:localhost").is_err());
+        assert!(parse_room("#a b").is_err());
+        assert!(parse_room("ops\x1b[2J").is_err());
     }
 
     #[test]
@@ -107,17 +220,28 @@ mod props {
     use matrix_sdk::ruma::UserId;
     use proptest::prelude::*;
 
-    use super::{parse_room, parse_user};
+    use super::{parse_room, parse_user, RoomArg};
 
     proptest! {
-        /// Whatever is typed, parsing never panics, and what it accepts is a
-        /// room id or alias without white space.
+        /// Whatever is typed, parsing never panics; an id or alias it
+        /// accepts has no white space, and a name is what was typed, trimmed.
         #[test]
         fn room_arguments_never_panic(s in "\\PC{0,80}") {
-            if let Ok(id) = parse_room(&s) {
-                let id = id.as_str();
-                prop_assert!(id.starts_with('!') || id.starts_with('#'));
-                prop_assert!(!id.chars().any(char::is_whitespace));
+            match parse_room(&s) {
+                Ok(RoomArg::Exact(id)) => {
+                    let id = id.as_str();
+                    prop_assert!(id.starts_with('!') || id.starts_with('#'));
+                    prop_assert!(!id.chars().any(char::is_whitespace));
+                }
+                Ok(RoomArg::OwnAlias(local)) => {
+                    prop_assert!(!local.is_empty() && !local.contains(':'));
+                    prop_assert!(!local.chars().any(char::is_whitespace));
+                }
+                Ok(RoomArg::Name(name)) => {
+                    prop_assert_eq!(name.as_str(), s.trim());
+                    prop_assert!(!name.starts_with(['!', '#']));
+                }
+                Err(_) => {}
             }
         }
 
@@ -127,7 +251,7 @@ mod props {
         fn well_formed_room_ids_are_accepted(local in "[A-Za-z0-9_-]{1,43}", server in proptest::option::of("[a-z]{1,12}\\.[a-z]{2,6}")) {
             let id = match &server { Some(s) => format!("!{local}:{s}"), None => format!("!{local}") };
             let parsed = parse_room(&id).unwrap();
-            prop_assert_eq!(parsed.as_str(), id.as_str());
+            prop_assert_eq!(parsed.to_string(), id);
         }
 
         #[test]

@@ -59,8 +59,10 @@ fn bad_input_table() {
 
     let mut cases = vec![
         // Ids and names.
-        case("room without sigil", "alice", &["send", "room", "hi"], 2, "is not a room id or alias"),
-        case("alias without server", "alice", &["send", "#team", "hi"], 2, "is not a valid room id or alias"),
+        case("unknown room name", "alice", &["send", "room", "hi"], 1, "no room called `room`"),
+        case("unknown alias on own server", "alice", &["send", "#team", "hi"], 1, "could not resolve the alias #team:"),
+        case("empty room", "alice", &["send", " ", "hi"], 2, "a room is needed"),
+        case("a bare #", "alice", &["send", "#", "hi"], 2, "is not an alias"),
         case("room id with a space", "alice", &["send", "!a b:localhost", "hi"], 2, "room id or alias"),
         case("user id without server", "alice", &["room", "invite", &room, "@bob"], 2, "is not a valid user id"),
         case("user id with a space", "alice", &["room", "invite", &room, "b o b"], 2, "is not a valid user id"),

@@ -68,8 +68,8 @@ fn send_without_text_on_a_terminal_is_a_usage_error() {
 fn malformed_arguments_are_usage_errors() {
     let env = TestEnv::new();
     for (args, needle) in [
-        (&["send", "room-without-sigil", "hi"][..], "is not a room id or alias"),
-        (&["send", "#noserver", "hi"], "is not a valid room id or alias"),
+        (&["send", "", "hi"][..], "a room is needed"),
+        (&["send", "#a b", "hi"], "is not a valid room id or alias"),
         (&["login", "--homeserver", "localhost:8008", "--user", "u"], "did you mean https://localhost:8008"),
         (&["login", "--homeserver", "ftp://x", "--user", "u"], "use http or https"),
         (&["room", "create", "--rotation-msgs", "3"], "--encrypted"),

@@ -137,3 +137,46 @@ fn members_lists_who_is_joined_and_invited() {
     expected.sort();
     assert_eq!(seen, expected);
 }
+
+/// Issue 14, item 8: ROOM may be a room's name or an alias's local part
+/// when it names one room the account knows, or `#alias` on the user's own
+/// server; an ambiguous name is a usage error that lists the rooms.
+#[test]
+fn rooms_by_name_local_alias_and_alias_without_server() {
+    let env = TestEnv::new();
+    let (alice, bob) = (register("alice"), register("bob"));
+    env.login("alice", &alice);
+    env.login("bob", &bob);
+    let create = |args: &[&str]| {
+        let mut all = vec!["--json", "room", "create"];
+        all.extend_from_slice(args);
+        env.run("alice", &all).success().records("room")[0]["room_id"].as_str().unwrap().to_owned()
+    };
+    let ops = create(&["--name", "ops desk", "--alias", "ops", "--encrypted", "--invite", &bob.user_id]);
+    let twin_a = create(&["--name", "twin"]);
+    let twin_b = create(&["--name", "twin"]);
+
+    // By name (with a space), by the alias's local part, by #alias alone.
+    for (i, room) in ["ops desk", "ops", "#ops"].iter().enumerate() {
+        let sent = env.run("alice", &["--json", "send", room, &format!("m{i}")]).success().records("sent");
+        assert_eq!(sent[0]["room_id"], ops.as_str(), "{room}");
+    }
+    let read = env.run("alice", &["--json", "messages", "ops"]).success().records("message");
+    assert_eq!(read.iter().map(|m| m["body"].as_str().unwrap()).collect::<Vec<_>>(), ["m0", "m1", "m2"]);
+
+    // bob joins by the name of the room he is invited to.
+    let joined = env.run("bob", &["--json", "room", "join", "ops desk"]).success().records("room");
+    assert_eq!(joined[0]["room_id"], ops.as_str());
+    assert_eq!(env.run("bob", &["--json", "messages", "ops"]).success().records("message").len(), 3);
+
+    // Two rooms called "twin": refused, both ids named, pasteable.
+    let run = env.run("alice", &["send", "twin", "x"]).code(2);
+    let error = run.error_lines().join("\n");
+    assert!(error.contains("`twin` names 2 rooms"), "{error}");
+    assert!(error.contains(&format!("'{twin_a}'")) && error.contains(&format!("'{twin_b}'")), "{error}");
+    // Neither a known name nor an alias on the server.
+    let run = env.run("alice", &["send", "nowhere", "x"]).code(1);
+    assert!(run.error_lines()[0].contains("no room called `nowhere`"), "{}", run.stderr);
+    let run = env.run("alice", &["send", "#nowhere", "x"]).code(1);
+    assert!(run.stderr.contains("could not resolve the alias #nowhere:"), "{}", run.stderr);
+}

@@ -2,7 +2,7 @@
 //! decrypted, and the command that would fix (or reproduce) it.
 
 use clap::Args;
-use matrix_sdk::ruma::{OwnedEventId, OwnedRoomOrAliasId, UserId};
+use matrix_sdk::ruma::{OwnedEventId, UserId};
 use serde::Serialize;
 use tracing::instrument;
 
@@ -33,9 +33,9 @@ use crate::ui::output::Record;
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub(crate) struct DoctorArgs {
-    /// Room id (!…) or alias (#…:server)
+    /// Room: id (!…), alias (#name or #name:server), or the room's name
     #[arg(value_parser = rooms::parse_room)]
-    room: OwnedRoomOrAliasId,
+    room: rooms::RoomArg,
     /// Only this event
     #[arg(long)]
     event: Option<OwnedEventId>,

@@ -2,7 +2,7 @@
 //! (R1, R2), and never weaken it (R3).
 
 use clap::Args;
-use matrix_sdk::ruma::{EventEncryptionAlgorithm, OwnedRoomOrAliasId};
+use matrix_sdk::ruma::EventEncryptionAlgorithm;
 use serde::Serialize;
 use tracing::instrument;
 
@@ -34,9 +34,9 @@ use crate::ui::output::Record;
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub(crate) struct EncryptArgs {
-    /// Room id (!…) or alias (#…:server)
+    /// Room: id (!…), alias (#name or #name:server), or the room's name
     #[arg(value_parser = rooms::parse_room)]
-    room: OwnedRoomOrAliasId,
+    room: rooms::RoomArg,
 
     /// Rotate the Megolm session after this many messages (rotation_period_msgs)
     #[arg(long, value_name = "N", value_parser = parse_rotation_msgs, allow_negative_numbers = true)]

@@ -4,7 +4,6 @@
 //! the exit status 3.
 
 use clap::Args;
-use matrix_sdk::ruma::OwnedRoomOrAliasId;
 use tracing::instrument;
 
 use crate::context::CommandContext;
@@ -27,9 +26,9 @@ use crate::rooms;
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub(crate) struct MessagesArgs {
-    /// Room id (!…) or alias (#…:server)
+    /// Room: id (!…), alias (#name or #name:server), or the room's name
     #[arg(value_parser = rooms::parse_room)]
-    room: OwnedRoomOrAliasId,
+    room: rooms::RoomArg,
 
     /// How many of the most recent events to fetch (1–1000)
     #[arg(long, short = 'n', default_value = "20", value_parser = clap::value_parser!(u32).range(1..=1000))]

@@ -1,7 +1,6 @@
 //! `ratchet rotate` (alias `discard-session`): force a new Megolm session.
 
 use clap::Args;
-use matrix_sdk::ruma::OwnedRoomOrAliasId;
 use serde::Serialize;
 use tracing::instrument;
 
@@ -29,9 +28,9 @@ use crate::ui::output::Record;
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub(crate) struct RotateArgs {
-    /// Room id (!…) or alias (#…:server)
+    /// Room: id (!…), alias (#name or #name:server), or the room's name
     #[arg(value_parser = rooms::parse_room)]
-    room: OwnedRoomOrAliasId,
+    room: rooms::RoomArg,
 
     /// Create and share the new session now
     #[arg(long)]
@@ -66,8 +65,9 @@ pub(crate) async fn cmd_rotate(ctx: &mut CommandContext, args: &RotateArgs) -> C
     ctx.sync(&client).await?;
     let room = rooms::joined(&client, &args.room).await?;
     if !room.latest_encryption_state().await?.is_encrypted() {
-        return Err(CliError::failed(format!("{} is not encrypted: it has no Megolm session", args.room))
-            .with_hint(format!("`ratchet encrypt {}` turns encryption on", crate::rooms::quoted(args.room.as_str()))));
+        return Err(CliError::failed(format!("{} is not encrypted: it has no Megolm session", args.room)).with_hint(
+            format!("`ratchet encrypt {}` turns encryption on", crate::rooms::quoted(room.room_id().as_str())),
+        ));
     }
     let mut ledger = ctx.megolm_ledger();
     let old = megolm::outbound(&client, room.room_id(), &ledger).await?;

@@ -6,7 +6,6 @@ use std::io::IsTerminal;
 
 use clap::Args;
 use matrix_sdk::ruma::events::room::message::RoomMessageEventContent;
-use matrix_sdk::ruma::OwnedRoomOrAliasId;
 use matrix_sdk::Room;
 use serde::Serialize;
 use tokio::io::AsyncBufReadExt;
@@ -49,9 +48,9 @@ use crate::ui::output::Record;
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub(crate) struct SendArgs {
-    /// Room id (!…) or alias (#…:server)
+    /// Room: id (!…), alias (#name or #name:server), or the room's name
     #[arg(value_parser = rooms::parse_room)]
-    room: OwnedRoomOrAliasId,
+    room: rooms::RoomArg,
 
     /// Messages to send, one per argument
     text: Vec<String>,

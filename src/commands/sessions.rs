@@ -1,7 +1,6 @@
 //! `ratchet sessions`: a room's Megolm sessions, outbound and inbound.
 
 use clap::Args;
-use matrix_sdk::ruma::OwnedRoomOrAliasId;
 use serde::Serialize;
 use tracing::instrument;
 
@@ -31,9 +30,9 @@ use crate::ui::output::Record;
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub(crate) struct SessionsArgs {
-    /// Room id (!…) or alias (#…:server)
+    /// Room: id (!…), alias (#name or #name:server), or the room's name
     #[arg(value_parser = rooms::parse_room)]
-    room: OwnedRoomOrAliasId,
+    room: rooms::RoomArg,
 }
 
 #[derive(Debug, Serialize, schemars::JsonSchema)]

@@ -1,7 +1,7 @@
 //! `ratchet backup restore`.
 
 use clap::Args;
-use matrix_sdk::ruma::{OwnedRoomId, OwnedRoomOrAliasId, RoomId};
+use matrix_sdk::ruma::{OwnedRoomId, RoomId};
 use serde::Serialize;
 use tracing::instrument;
 
@@ -24,9 +24,9 @@ use crate::ui::output::Record;
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub(crate) struct RestoreArgs {
-    /// Room id (!…) or alias (#…:server); default: every joined room
+    /// Room: id (!…), alias (#name or #name:server), or the room's name; default: every joined room
     #[arg(value_parser = rooms::parse_room)]
-    room: Option<OwnedRoomOrAliasId>,
+    room: Option<rooms::RoomArg>,
 }
 
 #[derive(Debug, Serialize, schemars::JsonSchema)]

@@ -1,7 +1,6 @@
 //! `ratchet debug forget-room-key`: delete one inbound Megolm session.
 
 use clap::Args;
-use matrix_sdk::ruma::OwnedRoomOrAliasId;
 use serde::Serialize;
 use tracing::instrument;
 
@@ -26,9 +25,9 @@ use crate::ui::output::Record;
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub(crate) struct ForgetRoomKeyArgs {
-    /// Room id (!…) or alias (#…:server)
+    /// Room: id (!…), alias (#name or #name:server), or the room's name
     #[arg(value_parser = rooms::parse_room)]
-    room: OwnedRoomOrAliasId,
+    room: rooms::RoomArg,
     /// The Megolm session id (from `ratchet sessions` or `messages --json`)
     session_id: String,
     /// Do not ask for confirmation
@@ -63,7 +62,7 @@ pub(crate) async fn cmd_forget_room_key(ctx: &mut CommandContext, args: &ForgetR
         CliError::failed(format!("this device holds no Megolm session {} for {}", args.session_id, args.room))
             .with_hint(format!(
                 "`ratchet sessions {}` lists the inbound sessions",
-                crate::rooms::quoted(args.room.as_str())
+                crate::rooms::quoted(room.room_id().as_str())
             ))
     })?;
     let record = ForgotRoomKeyRecord {

@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use matrix_sdk::ruma::OwnedRoomOrAliasId;
 use serde::Serialize;
 use tracing::instrument;
 
@@ -30,7 +29,7 @@ pub(crate) struct ExportArgs {
     file: PathBuf,
     /// Only this room's keys
     #[arg(long, value_parser = rooms::parse_room)]
-    room: Option<OwnedRoomOrAliasId>,
+    room: Option<rooms::RoomArg>,
     /// Read the passphrase from the first line of stdin
     #[arg(long)]
     passphrase_stdin: bool,

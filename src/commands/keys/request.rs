@@ -2,7 +2,7 @@
 
 use clap::Args;
 use matrix_sdk::ruma::api::client::room::get_room_event;
-use matrix_sdk::ruma::{OwnedEventId, OwnedRoomOrAliasId, UserId};
+use matrix_sdk::ruma::{OwnedEventId, UserId};
 use serde::Serialize;
 use serde_json::Value;
 use tracing::instrument;
@@ -35,9 +35,9 @@ use crate::ui::output::Record;
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub(crate) struct RequestArgs {
-    /// Room id (!…) or alias (#…:server)
+    /// Room: id (!…), alias (#name or #name:server), or the room's name
     #[arg(value_parser = rooms::parse_room)]
-    room: OwnedRoomOrAliasId,
+    room: rooms::RoomArg,
     /// The Megolm session id
     #[arg(long, conflicts_with = "event")]
     session: Option<String>,

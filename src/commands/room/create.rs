@@ -21,6 +21,7 @@ use crate::rooms;
 /// Examples:
 ///
 ///   ratchet room create --name team --encrypted --invite @bob:example.org
+///   ratchet room create --alias ops --encrypted; ratchet send ops 'hello'
 ///   ratchet room create --encrypted --rotation-msgs 3 --rotation-ms 60000
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
@@ -32,6 +33,11 @@ pub(crate) struct CreateArgs {
     /// Room topic
     #[arg(long)]
     topic: Option<String>,
+
+    /// Publish the alias #LOCAL:<your server> for the room (the room can
+    /// then be given as #LOCAL, or LOCAL)
+    #[arg(long, value_name = "LOCAL", value_parser = parse_alias_local)]
+    alias: Option<String>,
 
     /// Invite this user (repeatable); a bare name means one on your server
     #[arg(long, value_name = "USER")]
@@ -59,6 +65,7 @@ pub(crate) async fn cmd_create(ctx: &mut CommandContext, args: &CreateArgs) -> C
     let mut request = Request::new();
     request.name = args.name.clone();
     request.topic = args.topic.clone();
+    request.room_alias_name = args.alias.clone();
     request.invite = invite;
     request.preset = Some(RoomPreset::PrivateChat);
     if args.encrypted {
@@ -72,4 +79,13 @@ pub(crate) async fn cmd_create(ctx: &mut CommandContext, args: &CreateArgs) -> C
     ctx.sync(&client).await?;
     let room = client.get_room(room.room_id()).unwrap_or(room);
     ctx.out.data(&RoomRecord::of(&room))
+}
+
+/// An alias's local part: what follows `#`, before `:server`.
+fn parse_alias_local(s: &str) -> Result<String, String> {
+    let local = s.strip_prefix('#').unwrap_or(s);
+    if local.is_empty() || local.contains(':') || local.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!("`{s}` is not an alias's local part (e.g. `ops` for #ops:your.server)"));
+    }
+    Ok(local.to_owned())
 }

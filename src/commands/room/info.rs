@@ -1,7 +1,6 @@
 //! `ratchet room info`.
 
 use clap::Args;
-use matrix_sdk::ruma::OwnedRoomOrAliasId;
 use matrix_sdk::RoomMemberships;
 use serde::Serialize;
 use tracing::instrument;
@@ -26,9 +25,9 @@ use crate::ui::output::Record;
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub(crate) struct InfoArgs {
-    /// Room id (!…) or alias (#…:server)
+    /// Room: id (!…), alias (#name or #name:server), or the room's name
     #[arg(value_parser = rooms::parse_room)]
-    room: OwnedRoomOrAliasId,
+    room: rooms::RoomArg,
 }
 
 #[derive(Debug, Serialize, schemars::JsonSchema)]

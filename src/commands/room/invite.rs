@@ -1,7 +1,6 @@
 //! `ratchet room invite`.
 
 use clap::Args;
-use matrix_sdk::ruma::OwnedRoomOrAliasId;
 use serde::Serialize;
 use tracing::instrument;
 
@@ -18,9 +17,9 @@ use crate::ui::output::Record;
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub(crate) struct InviteArgs {
-    /// Room id (!…) or alias (#…:server)
+    /// Room: id (!…), alias (#name or #name:server), or the room's name
     #[arg(value_parser = rooms::parse_room)]
-    room: OwnedRoomOrAliasId,
+    room: rooms::RoomArg,
 
     /// User id (@bob:example.org), or a bare name on your own server
     user: String,

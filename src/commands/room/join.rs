@@ -1,7 +1,6 @@
 //! `ratchet room join`.
 
 use clap::Args;
-use matrix_sdk::ruma::OwnedRoomOrAliasId;
 use tracing::instrument;
 
 use super::RoomRecord;
@@ -9,7 +8,9 @@ use crate::context::CommandContext;
 use crate::error::CliResult;
 use crate::rooms;
 
-/// Join a room you are invited to, or a public one, by id or alias.
+/// Join a room you are invited to, or a public one.
+///
+/// By id or alias; a room you are invited to may also be given by its name.
 ///
 /// Example:
 ///
@@ -17,15 +18,21 @@ use crate::rooms;
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub(crate) struct JoinArgs {
-    /// Room id (!…) or alias (#…:server)
+    /// Room: id (!…), alias (#name or #name:server), or the room's name
     #[arg(value_parser = rooms::parse_room)]
-    room: OwnedRoomOrAliasId,
+    room: rooms::RoomArg,
 }
 
 #[instrument(skip_all)]
 pub(crate) async fn cmd_join(ctx: &mut CommandContext, args: &JoinArgs) -> CliResult {
     let client = ctx.client().await?;
-    let room = client.join_room_by_id_or_alias(&args.room, &[]).await?;
+    if matches!(args.room, rooms::RoomArg::Name(_)) {
+        // A name is looked up among the rooms we are invited to: the
+        // invitation may have come since the last sync.
+        ctx.sync(&client).await?;
+    }
+    let target = rooms::join_target(&client, &args.room)?;
+    let room = client.join_room_by_id_or_alias(&target, &[]).await?;
     // The join response carries no state: one sync brings the room's state
     // (encryption settings, members) into the store and the record.
     ctx.sync(&client).await?;

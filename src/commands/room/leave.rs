@@ -1,7 +1,6 @@
 //! `ratchet room leave`.
 
 use clap::Args;
-use matrix_sdk::ruma::OwnedRoomOrAliasId;
 use tracing::instrument;
 
 use crate::context::CommandContext;
@@ -17,9 +16,9 @@ use crate::rooms;
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub(crate) struct LeaveArgs {
-    /// Room id (!…) or alias (#…:server)
+    /// Room: id (!…), alias (#name or #name:server), or the room's name
     #[arg(value_parser = rooms::parse_room)]
-    room: OwnedRoomOrAliasId,
+    room: rooms::RoomArg,
 }
 
 #[instrument(skip_all)]

@@ -1,7 +1,6 @@
 //! `ratchet room members`.
 
 use clap::Args;
-use matrix_sdk::ruma::OwnedRoomOrAliasId;
 use matrix_sdk::RoomMemberships;
 use serde::Serialize;
 use tracing::instrument;
@@ -20,9 +19,9 @@ use crate::ui::terminal::inert;
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub(crate) struct MembersArgs {
-    /// Room id (!…) or alias (#…:server)
+    /// Room: id (!…), alias (#name or #name:server), or the room's name
     #[arg(value_parser = rooms::parse_room)]
-    room: OwnedRoomOrAliasId,
+    room: rooms::RoomArg,
 }
 
 #[derive(Debug, Serialize, schemars::JsonSchema)]
