@@ -8,6 +8,7 @@ mod context;
 mod e2ee;
 mod error;
 mod events;
+mod ids;
 mod process;
 mod profile;
 mod rooms;

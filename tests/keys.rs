@@ -29,8 +29,10 @@ fn a_forgotten_room_key_is_undecryptable_until_imported() {
     assert!(refused.stderr.contains("--yes"), "{}", refused.stderr);
     env.run("bob", &["messages", &room]).success();
 
+    // The session as human output shows it (first 10 characters) is enough.
+    let short: String = session.chars().take(10).collect();
     let forgot = env
-        .run("bob", &["--json", "debug", "forget-room-key", &room, &session, "--yes"])
+        .run("bob", &["--json", "debug", "forget-room-key", &room, &short, "--yes"])
         .success()
         .records("forgot_room_key");
     assert_eq!(forgot[0]["session_id"], session.as_str());
@@ -81,6 +83,16 @@ fn keys_request_reaches_the_sender() {
     // Nothing undecryptable: nothing requested.
     let none = env.run("bob", &["--json", "keys", "request", &room]).success();
     assert!(none.records("key_request").is_empty());
+    // Issue 14, item 8: a session id as human output shows it (its first
+    // 10 characters) names the session.
+    let full = sent[0]["session_id"].as_str().unwrap();
+    let short: String = full.chars().take(10).collect();
+    let human = env.run("alice", &["messages", &room]).success();
+    assert!(human.stdout.contains(&format!("megolm {short} ")), "{}", human.stdout);
+    let req = env.run("bob", &["--json", "keys", "request", &room, "--session", &short]).success();
+    assert_eq!(req.records("key_request")[0]["session_id"], full);
+    let unknown = env.run("bob", &["keys", "request", &room, "--session", "zzzzzzzzzz"]).code(1);
+    assert!(unknown.stderr.contains("no event of session zzzzzzzzzz"), "{}", unknown.stderr);
 }
 
 #[test]

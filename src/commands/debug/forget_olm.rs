@@ -33,7 +33,8 @@ pub(crate) struct ForgetOlmArgs {
     user: String,
     /// The device id
     device: String,
-    /// Delete only this Olm session (an id from `ratchet olm`)
+    /// Delete only this Olm session (an id from `ratchet olm`, or its first
+    /// characters if they fit one session)
     #[arg(long, value_name = "SESSION_ID")]
     session: Option<String>,
     /// Do not ask for confirmation
@@ -76,7 +77,14 @@ pub(crate) async fn cmd_forget_olm(ctx: &mut CommandContext, args: &ForgetOlmArg
     let ledger = ctx.olm_ledger();
     let mut sessions: Vec<String> =
         olm::device_sessions(&client, &curve, &ledger).await?.sessions.into_iter().map(|s| s.session_id).collect();
-    if let Some(wanted) = &args.session {
+    let wanted = match &args.session {
+        Some(given) => Some(
+            crate::ids::by_prefix("Olm session", given, sessions.iter().map(String::as_str))?
+                .unwrap_or_else(|| given.clone()),
+        ),
+        None => None,
+    };
+    if let Some(wanted) = &wanted {
         if !sessions.contains(wanted) {
             return Err(CliError::failed(format!("no Olm session {wanted} with {user} {}", args.device))
                 .with_hint(format!("`ratchet olm {user} {}` lists them", args.device)));
@@ -97,7 +105,7 @@ pub(crate) async fn cmd_forget_olm(ctx: &mut CommandContext, args: &ForgetOlmArg
     )?;
     let secret = ctx.close_client().await?;
     let mut store = RawCryptoStore::open(&ctx.profile.paths().crypto_db(), &secret)?;
-    match &args.session {
+    match &wanted {
         Some(one) => store.delete_olm_session(&curve, one)?,
         None => store.delete_olm_sessions(&curve, sessions.len())?,
     }

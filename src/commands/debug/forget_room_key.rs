@@ -28,7 +28,8 @@ pub(crate) struct ForgetRoomKeyArgs {
     /// Room: id (!…), alias (#name or #name:server), or the room's name
     #[arg(value_parser = rooms::parse_room)]
     room: rooms::RoomArg,
-    /// The Megolm session id (from `ratchet sessions` or `messages --json`)
+    /// The Megolm session id (from `ratchet sessions` or `messages`), or its
+    /// first characters as shown, if they fit one session
     session_id: String,
     /// Do not ask for confirmation
     #[arg(long)]
@@ -57,7 +58,11 @@ impl Record for ForgotRoomKeyRecord {
 pub(crate) async fn cmd_forget_room_key(ctx: &mut CommandContext, args: &ForgetRoomKeyArgs) -> CliResult {
     let client = ctx.client().await?;
     let room = rooms::find(&client, &args.room).await?;
-    let session = megolm::inbound_session(&client, room.room_id(), &args.session_id).await?;
+    let known = megolm::inbound_sessions(&client, room.room_id()).await?;
+    let session_id =
+        crate::ids::by_prefix("Megolm session", &args.session_id, known.iter().map(|s| s.session_id.as_str()))?
+            .unwrap_or_else(|| args.session_id.clone());
+    let session = megolm::inbound_session(&client, room.room_id(), &session_id).await?;
     let session = session.ok_or_else(|| {
         CliError::failed(format!("this device holds no Megolm session {} for {}", args.session_id, args.room))
             .with_hint(format!(
@@ -67,11 +72,11 @@ pub(crate) async fn cmd_forget_room_key(ctx: &mut CommandContext, args: &ForgetR
     })?;
     let record = ForgotRoomKeyRecord {
         room_id: room.room_id().to_string(),
-        session_id: args.session_id.clone(),
+        session_id: session_id.clone(),
         sender_key: session.sender_key,
         first_known_index: session.first_known_index,
     };
-    confirm(ctx, args.yes, &format!("Delete the room key {} of {}?", args.session_id, args.room))?;
+    confirm(ctx, args.yes, &format!("Delete the room key {session_id} of {}?", args.room))?;
     let secret = ctx.close_client().await?;
     RawCryptoStore::open(&ctx.profile.paths().crypto_db(), &secret)?
         .delete_inbound_group_session(&record.room_id, &record.session_id)?;

@@ -38,7 +38,8 @@ pub(crate) struct RequestArgs {
     /// Room: id (!…), alias (#name or #name:server), or the room's name
     #[arg(value_parser = rooms::parse_room)]
     room: rooms::RoomArg,
-    /// The Megolm session id
+    /// The Megolm session id, or its first characters as shown, if they fit
+    /// one session of the room's last 100 events
     #[arg(long, conflicts_with = "event")]
     session: Option<String>,
     /// An event encrypted with the session
@@ -95,12 +96,22 @@ pub(crate) async fn cmd_request(ctx: &mut CommandContext, args: &RequestArgs) ->
             .map_err(|e| CliError::internal("could not re-read an event").with_source(e))?;
         let _ = room.decrypt_event(crate::events::as_encrypted(&raw), None).await;
     } else {
-        for HistoryEvent { original, event, .. } in recent_history(&room, 100).await? {
+        let history = recent_history(&room, 100).await?;
+        // --session may be the first characters shown of a session id
+        // used in this history.
+        let session = match &args.session {
+            Some(given) => {
+                let used = history.iter().filter_map(|h| h.original["content"]["session_id"].as_str());
+                Some(crate::ids::by_prefix("Megolm session", given, used)?.unwrap_or_else(|| given.clone()))
+            }
+            None => None,
+        };
+        for HistoryEvent { original, event, .. } in history {
             if original["type"] != "m.room.encrypted" {
                 continue;
             }
             let Some(found) = session_of(&original) else { continue };
-            match &args.session {
+            match &session {
                 Some(s) if *s != found.0 => continue,
                 Some(_) => {}
                 // Without --session: only what cannot be decrypted here.
