@@ -128,12 +128,16 @@ impl CommandContext {
     /// from it (R9–R11, R13); this command does not, so that `doctor` and
     /// friends see a wedge as it is.
     pub(crate) async fn sync(&mut self, client: &Client) -> CliResult<matrix_sdk::sync::SyncResponse> {
+        use crate::sdk::KeepSync;
         let response = crate::sdk::sync_now(client).await?;
-        let keep = self.out.capturing();
-        let own = self.profile.own_positions().read().unwrap_or_default();
-        crate::stream::print_response(client, &keep, &response, &mut crate::stream::Watcher::default(), &own).await?;
-        self.profile.inbox().append(&keep.take_captured())?;
+        self.keeper().keep(client, &response).await?;
         Ok(response)
+    }
+
+    /// What keeps a sync's events for the next `sync`, for loops that sync
+    /// by themselves.
+    pub(crate) fn keeper(&self) -> Keeper<'_> {
+        Keeper { out: &self.out, profile: &self.profile }
     }
 
     /// The account password: `--password-stdin`, `RATCHET_PASSWORD`, or a
@@ -212,5 +216,29 @@ impl CommandContext {
     /// at login, else exclude-insecure.
     pub(crate) fn isolation(&self) -> Isolation {
         self.settings.isolation.or(self.session().and_then(|s| s.isolation)).unwrap_or_default()
+    }
+}
+
+/// Keeps what a sync brought in the profile's inbox, as records in both
+/// forms, for the next `ratchet sync` (see [`CommandContext::sync`]).
+pub(crate) struct Keeper<'a> {
+    out: &'a Output,
+    profile: &'a Profile,
+}
+
+impl crate::sdk::KeepSync for Keeper<'_> {
+    fn keep<'a>(
+        &'a self,
+        client: &'a Client,
+        response: &'a matrix_sdk::sync::SyncResponse,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = CliResult<()>> + 'a>> {
+        Box::pin(async move {
+            let keep = self.out.capturing();
+            let own = self.profile.own_positions().read().unwrap_or_default();
+            let mut watcher = crate::stream::Watcher::default();
+            crate::stream::print_response(client, &keep, response, &mut watcher, &own).await?;
+            self.profile.inbox().append(&keep.take_captured())?;
+            Ok(())
+        })
     }
 }

@@ -55,27 +55,33 @@ fn verify_self_cross_signs_a_second_device() {
 #[test]
 fn two_users_compare_emoji_from_a_script_and_a_mismatch_cancels_both() {
     let env = TestEnv::new();
-    let (alice, bob) = (register("alice"), register("bob"));
+    let (alice, bob, carol) = (register("alice"), register("bob"), register("carol"));
     env.login("alice", &alice);
     env.login("bob", &bob);
-    env.encrypted_room("alice", &[("bob", &bob)], &[]);
+    env.login("carol", &carol);
+    let room = env.encrypted_room("alice", &[("bob", &bob), ("carol", &carol)], &[]);
     let bob_device = device_of(&env, "bob");
     env.run("alice", &["sync"]).success();
+    env.run("bob", &["sync"]).success();
 
-    let verify_pair = |bob_says: &str| {
+    let verify_pair = |bob_says: &str, during: Option<&str>| {
         let mut at_bob = env.spawn("bob", &["--json", "verify", "--accept", "--from", &alice.user_id, "--wait", "60"]);
         at_bob.wait_for_stderr("Waiting for a verification request", WAIT);
         let mut at_alice = env.spawn("alice", &["--json", "verify", &bob.user_id, &bob_device, "--wait", "60"]);
         let (a, b) = (at_alice.wait_for_record("sas", WAIT), at_bob.wait_for_record("sas", WAIT));
         assert_eq!(symbols(&a).len(), 7);
         assert_eq!(symbols(&a), symbols(&b), "both processes show the same emoji");
+        if let Some(text) = during {
+            // Sent before the answers: the flow's later syncs receive it.
+            env.run("carol", &["send", &room, text]).success();
+        }
         at_alice.answer("yes");
         at_bob.answer(bob_says);
         (at_alice.finish(WAIT), at_bob.finish(WAIT))
     };
 
     // A "no" on one side cancels both; nothing is verified.
-    let (at_alice, at_bob) = verify_pair("no");
+    let (at_alice, at_bob) = verify_pair("no", None);
     assert_eq!(at_bob.code, 1, "{}", at_bob.stderr);
     assert!(at_bob.stderr.contains("did not match"), "{}", at_bob.stderr);
     assert_eq!(at_alice.code, 1, "{}", at_alice.stderr);
@@ -84,9 +90,15 @@ fn two_users_compare_emoji_from_a_script_and_a_mismatch_cancels_both() {
     assert_eq!(devices[0]["verified"], false);
 
     // Both say yes: verified on both sides.
-    let (at_alice, at_bob) = verify_pair("yes");
+    let (at_alice, at_bob) = verify_pair("yes", Some("said while they verified"));
     at_alice.success();
     at_bob.success();
+    // Issue 14: what verify's own syncs received is not lost to `sync`.
+    for profile in ["alice", "bob"] {
+        let got = env.run(profile, &["--json", "sync"]).success().records("message");
+        let n = got.iter().filter(|m| m["body"] == "said while they verified").count();
+        assert_eq!(n, 1, "{profile}'s sync after verify: {got:?}");
+    }
     let devices = env.run("alice", &["--json", "devices", &bob.user_id]).success().records("device");
     assert_eq!(devices[0]["verified"], true, "{devices:?}");
     let bob_seen = env.run("alice", &["--json", "identity", &bob.user_id]).success().records("identity").remove(0);

@@ -193,7 +193,7 @@ pub(crate) async fn cmd_verify(ctx: &mut CommandContext, args: &VerifyArgs) -> C
             Some(u) => format!("Waiting for a verification request from {u}…"),
             None => "Waiting for a verification request…".to_owned(),
         });
-        verify::accept_incoming(&client, from.as_deref(), deadline).await?
+        verify::accept_incoming(&client, from.as_deref(), deadline, &ctx.keeper()).await?
     } else {
         let (user, device) = match (args.own, args.target.as_slice()) {
             (true, []) => (own.clone(), None),
@@ -242,7 +242,7 @@ pub(crate) async fn cmd_verify(ctx: &mut CommandContext, args: &VerifyArgs) -> C
     ctx.out.status(format!("Verification with {} started; syncing until it ends…", request.other_user_id()));
     let terminal = prompt::can_prompt(ctx.settings.no_input) && std::io::stdout().is_terminal();
     let mut answer = Answer { out: &ctx.out, yes: args.yes, terminal };
-    let done = verify::run(&client, request, &mut answer, deadline).await?;
+    let done = verify::run(&client, request, &mut answer, deadline, &ctx.keeper()).await?;
 
     let other_user = rooms::parse_user(&done.other_user, &own)?;
     let other = encryption.get_device(&other_user, done.other_device.as_str().into()).await?;

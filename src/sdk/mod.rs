@@ -71,6 +71,17 @@ fn decryption_settings(isolation: Isolation) -> DecryptionSettings {
     DecryptionSettings { sender_device_trust_requirement }
 }
 
+/// What a loop in here that syncs by itself (`verify`) does with each
+/// response: keep its events for the next `ratchet sync`, so that nothing
+/// a command received is lost to it (issue 14). See `context::Keeper`.
+pub(crate) trait KeepSync {
+    fn keep<'a>(
+        &'a self,
+        client: &'a Client,
+        response: &'a matrix_sdk::sync::SyncResponse,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = CliResult<()>> + 'a>>;
+}
+
 /// One incremental sync that returns at once (never long-polls).
 pub(crate) async fn sync_now(client: &Client) -> CliResult<matrix_sdk::sync::SyncResponse> {
     Ok(client.sync_once(matrix_sdk::config::SyncSettings::default().timeout(std::time::Duration::ZERO)).await?)

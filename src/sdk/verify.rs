@@ -10,6 +10,8 @@
 //!   other user's devices before waiting;
 //! * after `Done`, one more sync sends what the SDK queued at the end (the
 //!   signature upload of our own new device, `m.key.verification.done`);
+//! * every response of the loop is kept for `ratchet sync` (`KeepSync`):
+//!   messages that arrive during a verification are not lost to it;
 //! * after the emoji appear, the SDK cancels a flow that sees no event for
 //!   60 s: the answer is read concurrently with the sync loop.
 
@@ -21,6 +23,8 @@ use matrix_sdk::ruma::{OwnedUserId, UserId};
 use matrix_sdk::Client;
 use serde_json::Value;
 use tokio::sync::oneshot;
+
+use super::KeepSync;
 
 use crate::error::{CliError, CliResult};
 
@@ -58,12 +62,13 @@ pub(crate) async fn accept_incoming(
     client: &Client,
     from: Option<&UserId>,
     deadline: Instant,
+    keep: &dyn KeepSync,
 ) -> CliResult<VerificationRequest> {
     loop {
         if Instant::now() >= deadline {
             return Err(CliError::failed("no verification request arrived in time"));
         }
-        let response = client.sync_once(poll()).await?;
+        let response = sync(client, keep).await?;
         let mut candidates: Vec<(OwnedUserId, String)> = Vec::new();
         for event in &response.to_device {
             let json: Value = event.to_raw().deserialize_as().unwrap_or(Value::Null);
@@ -114,6 +119,7 @@ pub(crate) async fn run(
     request: VerificationRequest,
     confirm: &mut dyn Confirm,
     deadline: Instant,
+    keep: &dyn KeepSync,
 ) -> CliResult<Verified> {
     let mut sas: Option<SasVerification> = None;
     let mut answer: Option<oneshot::Receiver<bool>> = None;
@@ -144,7 +150,7 @@ pub(crate) async fn run(
             }
             if s.is_done() {
                 // What the SDK queued on completion goes out with this sync.
-                client.sync_once(poll()).await?;
+                sync(client, keep).await?;
                 return Ok(Verified {
                     flow_id: request.flow_id().to_owned(),
                     other_user: s.other_user_id().to_string(),
@@ -187,12 +193,19 @@ pub(crate) async fn run(
             } else {
                 let _ = request.cancel().await;
             }
-            let _ = client.sync_once(poll()).await;
+            let _ = sync(client, keep).await;
             return Err(CliError::failed("the verification timed out; it was cancelled")
                 .with_hint("both sides must run at the same time; raise --wait if a person is comparing"));
         }
-        client.sync_once(poll()).await?;
+        sync(client, keep).await?;
     }
+}
+
+/// One short long-poll, its events kept for `ratchet sync`.
+async fn sync(client: &Client, keep: &dyn KeepSync) -> CliResult<matrix_sdk::sync::SyncResponse> {
+    let response = client.sync_once(poll()).await?;
+    keep.keep(client, &response).await?;
+    Ok(response)
 }
 
 fn cancelled(info: &matrix_sdk::encryption::verification::CancelInfo, mismatched: bool) -> CliError {
