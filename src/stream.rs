@@ -234,6 +234,25 @@ impl Watcher {
     }
 }
 
+/// Printed first by `sync` when the inbox had to drop its oldest records
+/// (see `profile::inbox`): they are gone, and this says how many.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(crate) struct InboxGapRecord {
+    pub(crate) dropped: u64,
+}
+
+impl Record for InboxGapRecord {
+    const TYPE: &'static str = "inbox_gap";
+    fn human(&self) -> String {
+        format!(
+            "({} earlier record(s) were dropped unseen: the inbox keeps {} MiB at most for `sync`; run it, or keep \
+             `sync --follow` running, more often)",
+            self.dropped,
+            crate::profile::inbox::MAX_BYTES / (1024 * 1024)
+        )
+    }
+}
+
 pub(crate) async fn print_response(
     client: &Client,
     out: &Output,

@@ -56,6 +56,10 @@ fn entries() -> Vec<Entry> {
         entry::<olm::OlmDeviceRecord>("olm", ""),
         entry::<unwedge::UnwedgedRecord>("unwedge", ""),
         entry::<crate::sdk::recovery::RecoveryRecord>("sync", ""),
+        entry::<crate::stream::InboxGapRecord>(
+            "sync",
+            "printed first when records other commands kept for `sync` were dropped unseen: the inbox holds 32 MiB",
+        ),
         entry::<keys::request::KeyRequestRecord>("keys request", ""),
         entry::<recovery::enable::RecoveryKeyRecord>("recovery enable", "the recovery key, shown this once"),
         entry::<recovery::RecoveryStatusRecord>("recovery status/recover/reset", ""),

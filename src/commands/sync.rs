@@ -189,6 +189,11 @@ fn kept_failures(kept: &[crate::ui::output::Captured]) -> Vec<(matrix_sdk::ruma:
 /// reader goes away, what was not printed stays for the next `sync`.
 fn deliver(ctx: &CommandContext) -> CliResult {
     let inbox = ctx.profile.inbox();
+    let dropped = inbox.dropped()?;
+    if dropped > 0 {
+        ctx.out.data(&crate::stream::InboxGapRecord { dropped })?;
+        inbox.forget_dropped()?;
+    }
     let kept = inbox.read()?;
     for (i, record) in kept.iter().enumerate() {
         if let Err(e) = ctx.out.replay(record) {

@@ -15,8 +15,18 @@ use super::files::write_private;
 use super::ProfileError;
 use crate::ui::output::Captured;
 
+/// The size past which the oldest records go (see [`Inbox::append`]).
+pub(crate) const MAX_BYTES: u64 = 32 * 1024 * 1024;
+
 pub(crate) struct Inbox {
     path: PathBuf,
+    max_bytes: u64,
+}
+
+/// The first line of an inbox that had to drop its oldest records.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Gap {
+    dropped: u64,
 }
 
 fn io(path: &Path, source: std::io::Error) -> ProfileError {
@@ -25,10 +35,14 @@ fn io(path: &Path, source: std::io::Error) -> ProfileError {
 
 impl Inbox {
     pub(crate) fn new(path: &Path) -> Inbox {
-        Inbox { path: path.to_owned() }
+        Inbox { path: path.to_owned(), max_bytes: MAX_BYTES }
     }
 
-    /// Appends records, in one write.
+    /// Appends records, in one write. An inbox nobody empties (a profile
+    /// that sends and never runs `sync`) would grow without end: past
+    /// `MAX_BYTES` its oldest records go, down to half of it, and how many
+    /// went is kept, so that `sync` says so first ([`Inbox::dropped`])
+    /// rather than lose them silently.
     pub(crate) fn append(&self, records: &[Captured]) -> Result<(), ProfileError> {
         if records.is_empty() {
             return Ok(());
@@ -40,10 +54,56 @@ impl Inbox {
         }
         let mut file =
             OpenOptions::new().create(true).append(true).mode(0o600).open(&self.path).map_err(|e| io(&self.path, e))?;
-        file.write_all(text.as_bytes()).and_then(|()| file.sync_data()).map_err(|e| io(&self.path, e))
+        file.write_all(text.as_bytes()).and_then(|()| file.sync_data()).map_err(|e| io(&self.path, e))?;
+        if file.metadata().map(|m| m.len()).unwrap_or(0) > self.max_bytes {
+            self.compact()?;
+        }
+        Ok(())
     }
 
-    /// Every record kept, oldest first (a torn last line is skipped).
+    fn compact(&self) -> Result<(), ProfileError> {
+        let records = self.read()?;
+        let mut kept = Vec::new();
+        let mut size = 0u64;
+        for r in records.iter().rev() {
+            let line = serde_json::to_string(r).expect("captured records serialise");
+            size += line.len() as u64 + 1;
+            if size > self.max_bytes / 2 {
+                break;
+            }
+            kept.push(line);
+        }
+        let dropped = self.dropped()? + (records.len() - kept.len()) as u64;
+        let mut text = serde_json::to_string(&Gap { dropped }).expect("gaps serialise");
+        text.push('\n');
+        for line in kept.iter().rev() {
+            text.push_str(line);
+            text.push('\n');
+        }
+        write_private(&self.path, text.as_bytes())
+    }
+
+    /// How many of the oldest records were dropped unseen (0 normally).
+    pub(crate) fn dropped(&self) -> Result<u64, ProfileError> {
+        let text = match std::fs::read_to_string(&self.path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(io(&self.path, e)),
+        };
+        let first = text.lines().next().unwrap_or("");
+        Ok(serde_json::from_str::<Gap>(first).map(|g| g.dropped).unwrap_or(0))
+    }
+
+    /// Forgets the count of dropped records (once `sync` reported it).
+    pub(crate) fn forget_dropped(&self) -> Result<(), ProfileError> {
+        if self.dropped()? > 0 {
+            self.replace(&self.read()?)?;
+        }
+        Ok(())
+    }
+
+    /// Every record kept, oldest first (a torn last line is skipped, and so
+    /// is the count of dropped ones).
     pub(crate) fn read(&self) -> Result<Vec<Captured>, ProfileError> {
         match std::fs::read_to_string(&self.path) {
             Ok(text) => Ok(text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()),
@@ -52,7 +112,8 @@ impl Inbox {
         }
     }
 
-    /// Replaces what it holds (what `sync` could not print: its reader left).
+    /// Replaces the records it holds (what `sync` could not print: its
+    /// reader left); the count of dropped ones goes.
     pub(crate) fn replace(&self, records: &[Captured]) -> Result<(), ProfileError> {
         let mut text = String::new();
         for r in records {
@@ -87,5 +148,26 @@ mod tests {
         assert_eq!(back, ["1", "2", "3"]);
         inbox.clear().unwrap();
         assert!(inbox.read().unwrap().is_empty());
+    }
+
+    #[test]
+    fn past_its_size_the_oldest_go_and_are_counted() {
+        let tmp = tempfile::tempdir().unwrap();
+        let inbox = Inbox { path: tmp.path().join("inbox.jsonl"), max_bytes: 4000 };
+        let r = |n: usize| Captured { json: format!("{{\"n\":{n:04}}}"), human: format!("record {n:04}") };
+        for n in 0..200 {
+            inbox.append(&[r(n)]).unwrap();
+        }
+        let kept = inbox.read().unwrap();
+        let dropped = inbox.dropped().unwrap();
+        assert_eq!(dropped + kept.len() as u64, 200, "every record is kept or counted");
+        assert!(dropped > 0 && std::fs::metadata(tmp.path().join("inbox.jsonl")).unwrap().len() <= 4000);
+        // The newest are kept, in order.
+        assert_eq!(kept.last().unwrap().human, "record 0199");
+        let n: Vec<usize> = kept.iter().map(|c| c.human[7..].parse().unwrap()).collect();
+        assert!(n.windows(2).all(|w| w[1] == w[0] + 1), "{n:?}");
+        inbox.forget_dropped().unwrap();
+        assert_eq!(inbox.dropped().unwrap(), 0);
+        assert_eq!(inbox.read().unwrap().len(), kept.len());
     }
 }
