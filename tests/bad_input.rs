@@ -60,6 +60,7 @@ fn bad_input_table() {
     let mut cases = vec![
         // Ids and names.
         case("unknown room name", "alice", &["send", "room", "hi"], 1, "no room called `room`"),
+        case("chat in an unknown room", "alice", &["chat", "nowhere"], 1, "no room called `nowhere`"),
         case("unknown alias on own server", "alice", &["send", "#team", "hi"], 1, "could not resolve the alias #team:"),
         case("empty room", "alice", &["send", " ", "hi"], 2, "a room is needed"),
         case("a bare #", "alice", &["send", "#", "hi"], 2, "is not an alias"),

@@ -4,6 +4,7 @@
 mod common;
 
 mod bad_input;
+mod chat;
 mod cookbook;
 mod doctor;
 mod encrypt;

@@ -7,6 +7,7 @@ use crate::context::CommandContext;
 use crate::error::CliResult;
 
 pub(crate) mod backup;
+pub(crate) mod chat;
 pub(crate) mod completions;
 #[cfg(test)]
 mod contract;
@@ -40,6 +41,7 @@ pub(crate) enum Command {
     #[command(subcommand)]
     Room(room::RoomCommand),
     Send(send::SendArgs),
+    Chat(chat::ChatArgs),
     Messages(messages::MessagesArgs),
     Encrypt(encrypt::EncryptArgs),
     Sessions(sessions::SessionsArgs),
@@ -72,6 +74,7 @@ pub(crate) async fn run_command(ctx: &mut CommandContext, command: &Command) -> 
         Command::Sync(args) => sync::cmd_sync(ctx, args).await,
         Command::Room(cmd) => room::run(ctx, cmd).await,
         Command::Send(args) => send::cmd_send(ctx, args).await,
+        Command::Chat(args) => chat::cmd_chat(ctx, args).await,
         Command::Messages(args) => messages::cmd_messages(ctx, args).await,
         Command::Encrypt(args) => encrypt::cmd_encrypt(ctx, args).await,
         Command::Sessions(args) => sessions::cmd_sessions(ctx, args).await,

@@ -115,39 +115,12 @@ pub(crate) async fn cmd_send(ctx: &mut CommandContext, args: &SendArgs) -> CliRe
     // to-device messages must be known before we encrypt for them.
     ctx.sync(&client).await?;
     let room = rooms::joined(&client, &args.room).await?;
-    let encrypted = room.latest_encryption_state().await?.is_encrypted();
-    let mut ledger = ctx.megolm_ledger();
-    let limits = if encrypted {
-        let limits = megolm::record_limits(&room, &mut ledger)
-            .ok_or_else(|| CliError::internal("encrypted room without settings"))?;
-        if limits.kept_by_r3 {
-            ctx.out.warn("the room's encryption settings were loosened; keeping the stricter limits seen before (R3)");
-        }
-        ledger.save()?;
-        Some(limits)
-    } else {
-        None
-    };
-    let journal = match &args.txn_prefix {
-        Some(_) => Some(ctx.profile.send_journal(client.device_id().map(|d| d.as_str()).unwrap_or_default())?),
-        None => None,
-    };
     let kind = match (args.notice, args.emote) {
         (true, _) => Kind::Notice,
         (_, true) => Kind::Emote,
         _ => Kind::Text,
     };
-    let mut batch = Batch {
-        ctx,
-        room,
-        limits,
-        ledger,
-        sent: 0,
-        txn_prefix: args.txn_prefix.clone(),
-        journal,
-        reader_gone: false,
-        kind,
-    };
+    let mut batch = Batch::open(ctx, room, kind, args.txn_prefix.clone()).await?;
 
     if !from_stdin {
         // Blank arguments are skipped, as blank lines of stdin are.
@@ -196,8 +169,9 @@ pub(crate) async fn cmd_send(ctx: &mut CommandContext, args: &SendArgs) -> CliRe
     Ok(())
 }
 
-/// One `send` invocation's messages, in order, into one room.
-struct Batch<'a> {
+/// One `send` invocation's messages (or one turn of `chat`'s), in order,
+/// into one room.
+pub(crate) struct Batch<'a> {
     ctx: &'a CommandContext,
     room: Room,
     /// The room's rotation limits; `None` for an unencrypted room.
@@ -213,14 +187,46 @@ struct Batch<'a> {
 
 /// The msgtype of the messages.
 #[derive(Debug, Clone, Copy)]
-enum Kind {
+pub(crate) enum Kind {
     Text,
     Notice,
     Emote,
 }
 
-impl Batch<'_> {
-    async fn send(&mut self, seq: usize, text: &str) -> CliResult {
+impl<'a> Batch<'a> {
+    /// Ready to send into `room`: its rotation limits read and recorded
+    /// (R3), the journal opened for --txn-prefix.
+    pub(crate) async fn open(
+        ctx: &'a CommandContext,
+        room: Room,
+        kind: Kind,
+        txn_prefix: Option<String>,
+    ) -> CliResult<Batch<'a>> {
+        let encrypted = room.latest_encryption_state().await?.is_encrypted();
+        let mut ledger = ctx.megolm_ledger();
+        let limits = if encrypted {
+            let limits = megolm::record_limits(&room, &mut ledger)
+                .ok_or_else(|| CliError::internal("encrypted room without settings"))?;
+            if limits.kept_by_r3 {
+                ctx.out
+                    .warn("the room's encryption settings were loosened; keeping the stricter limits seen before (R3)");
+            }
+            ledger.save()?;
+            Some(limits)
+        } else {
+            None
+        };
+        let journal = match &txn_prefix {
+            Some(_) => {
+                let device = room.client().device_id().map(|d| d.to_string()).unwrap_or_default();
+                Some(ctx.profile.send_journal(&device)?)
+            }
+            None => None,
+        };
+        Ok(Batch { ctx, room, limits, ledger, sent: 0, txn_prefix, journal, reader_gone: false, kind })
+    }
+
+    pub(crate) async fn send(&mut self, seq: usize, text: &str) -> CliResult {
         let txn_id = self.txn_prefix.as_ref().map(|p| format!("{p}-{seq}"));
         if let (Some(journal), Some(txn)) = (&self.journal, &txn_id) {
             if let Some(done) = journal.get(self.room.room_id().as_str(), txn) {
@@ -397,7 +403,7 @@ impl Batch<'_> {
 /// One line of stdin (without its `\n`) as message text: a trailing `\r`
 /// (Windows line ends) is dropped; a blank line is `None` (skipped); bytes
 /// that are not UTF-8 are an error, never replaced or guessed at.
-fn decode_line(raw: Vec<u8>) -> Result<Option<String>, ()> {
+pub(crate) fn decode_line(raw: Vec<u8>) -> Result<Option<String>, ()> {
     let mut text = String::from_utf8(raw).map_err(|_| ())?;
     if text.ends_with('\r') {
         text.pop();

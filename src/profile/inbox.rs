@@ -97,7 +97,7 @@ impl Inbox {
     /// Forgets the count of dropped records (once `sync` reported it).
     pub(crate) fn forget_dropped(&self) -> Result<(), ProfileError> {
         if self.dropped()? > 0 {
-            self.replace(&self.read()?)?;
+            self.write(&self.read()?, 0)?;
         }
         Ok(())
     }
@@ -113,22 +113,23 @@ impl Inbox {
     }
 
     /// Replaces the records it holds (what `sync` could not print: its
-    /// reader left); the count of dropped ones goes.
+    /// reader left, or what `chat` does not print); the count of dropped
+    /// ones stays.
     pub(crate) fn replace(&self, records: &[Captured]) -> Result<(), ProfileError> {
+        self.write(records, self.dropped()?)
+    }
+
+    fn write(&self, records: &[Captured], dropped: u64) -> Result<(), ProfileError> {
         let mut text = String::new();
+        if dropped > 0 {
+            text.push_str(&serde_json::to_string(&Gap { dropped }).expect("gaps serialise"));
+            text.push('\n');
+        }
         for r in records {
             text.push_str(&serde_json::to_string(r).expect("captured records serialise"));
             text.push('\n');
         }
         write_private(&self.path, text.as_bytes())
-    }
-
-    /// Empties it (after `sync` printed what it held).
-    pub(crate) fn clear(&self) -> Result<(), ProfileError> {
-        if self.path.exists() {
-            write_private(&self.path, b"")?;
-        }
-        Ok(())
     }
 }
 
@@ -146,7 +147,7 @@ mod tests {
         inbox.append(&[r("3")]).unwrap();
         let back: Vec<String> = inbox.read().unwrap().into_iter().map(|c| c.human).collect();
         assert_eq!(back, ["1", "2", "3"]);
-        inbox.clear().unwrap();
+        inbox.replace(&[]).unwrap();
         assert!(inbox.read().unwrap().is_empty());
     }
 
@@ -166,6 +167,9 @@ mod tests {
         assert_eq!(kept.last().unwrap().human, "record 0199");
         let n: Vec<usize> = kept.iter().map(|c| c.human[7..].parse().unwrap()).collect();
         assert!(n.windows(2).all(|w| w[1] == w[0] + 1), "{n:?}");
+        // Replacing the records keeps the count; forgetting it, only that.
+        inbox.replace(&kept).unwrap();
+        assert_eq!(inbox.dropped().unwrap(), dropped);
         inbox.forget_dropped().unwrap();
         assert_eq!(inbox.dropped().unwrap(), 0);
         assert_eq!(inbox.read().unwrap().len(), kept.len());

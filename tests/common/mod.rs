@@ -26,6 +26,7 @@ pub const COMMANDS: &[&[&str]] = &[
     &["whoami"],
     &["sync"],
     &["send"],
+    &["chat"],
     &["messages"],
     &["encrypt"],
     &["sessions"],
@@ -443,6 +444,19 @@ impl Background {
                 return v;
             }
             assert!(self.take_line(until), "no `{kind}` record in {limit:?}: {:?} / {:?}", self.stdout, self.stderr);
+        }
+    }
+
+    /// Waits for a JSON record on stdout that `pred` accepts.
+    #[track_caller]
+    pub fn wait_for_match(&mut self, what: &str, pred: impl Fn(&Value) -> bool, limit: Duration) -> Value {
+        let until = Instant::now() + limit;
+        loop {
+            let found = self.stdout.iter().filter_map(|l| serde_json::from_str::<Value>(l).ok()).find(|v| pred(v));
+            if let Some(v) = found {
+                return v;
+            }
+            assert!(self.take_line(until), "no {what} in {limit:?}: {:?} / {:?}", self.stdout, self.stderr);
         }
     }
 
