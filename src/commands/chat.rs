@@ -16,7 +16,7 @@ use crate::rooms;
 /// this room only) and sends every non-empty line read from stdin as a
 /// message, with the same rotation rules as `send` (R4, R5); each shows the
 /// Megolm session and index it used. Ends at the end of stdin (Ctrl-D) once
-/// everything read went out, or at Ctrl-C (exit 0).
+/// everything read went out, or at Ctrl-C or SIGTERM, between syncs (exit 0).
 ///
 /// Events of other rooms, to-device events and recovery steps are not
 /// shown here: they stay for the next `ratchet sync`. Like a follower,

@@ -23,7 +23,8 @@ use super::send::{Batch, Kind};
 ///
 /// Without --follow, one sync that returns at once (it never waits for new
 /// events). With --follow, keeps syncing and prints events as they arrive
-/// until interrupted; Ctrl-C exits 0 after the store is written.
+/// until interrupted; Ctrl-C (or SIGTERM) exits 0, between syncs, so the
+/// store never holds half of one.
 ///
 /// A follower holds the profile only for each short sync, so every other
 /// command on the same profile (send, rotate, unwedge, messages…) runs
@@ -131,8 +132,9 @@ pub(crate) async fn follow(ctx: &mut CommandContext, mut how: Following) -> CliR
     // could not decrypt are recovered from in the first turn.
     let mut failures = kept_failures(&ctx.profile.inbox().read()?);
     deliver(ctx, how.room.as_deref())?;
-    let interrupted = tokio::signal::ctrl_c();
-    tokio::pin!(interrupted);
+    // Ctrl-C or a plain `kill` ends it between turns, never inside one:
+    // the handlers are in place before the first turn starts.
+    let mut stop = Stop::new()?;
     let mut input_open = how.input.is_some();
     let mut pending: Vec<Line> = Vec::new();
     let mut seq = 0;
@@ -166,7 +168,7 @@ pub(crate) async fn follow(ctx: &mut CommandContext, mut how: Following) -> CliR
         ctx.profile.unlock();
         let request_timeout = ctx.settings.request_timeout;
         let woke = tokio::select! {
-            _ = &mut interrupted => {
+            () = stop.wait() => {
                 ctx.out.status("Stopped.");
                 return Ok(());
             }
@@ -179,7 +181,7 @@ pub(crate) async fn follow(ctx: &mut CommandContext, mut how: Following) -> CliR
             None => {}
         }
         let others = tokio::select! {
-            _ = &mut interrupted => {
+            () = stop.wait() => {
                 ctx.out.status("Stopped.");
                 return Ok(());
             }
@@ -193,6 +195,30 @@ pub(crate) async fn follow(ctx: &mut CommandContext, mut how: Following) -> CliR
             // decrypt are recovered from in this turn.
             failures = kept_failures(&ctx.profile.inbox().read()?);
             deliver(ctx, how.room.as_deref())?;
+        }
+    }
+}
+
+/// SIGINT (Ctrl-C) and SIGTERM, caught from the start of following.
+struct Stop {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Stop {
+    fn new() -> CliResult<Stop> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let handler = |e| CliError::internal("could not catch signals").with_source(e);
+        Ok(Stop {
+            interrupt: signal(SignalKind::interrupt()).map_err(handler)?,
+            terminate: signal(SignalKind::terminate()).map_err(handler)?,
+        })
+    }
+
+    async fn wait(&mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
         }
     }
 }
