@@ -1,6 +1,7 @@
 //! ratchet's entry point: parse → logging → runtime → dispatch → exit code.
 //! Nothing else lives here.
 
+mod batch;
 mod cli;
 mod clock;
 mod commands;
@@ -8,6 +9,7 @@ mod context;
 mod e2ee;
 mod error;
 mod events;
+mod follow;
 mod ids;
 mod process;
 mod profile;

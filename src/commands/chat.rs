@@ -5,9 +5,9 @@ use std::io::BufRead;
 use clap::Args;
 use tracing::instrument;
 
-use super::sync::{follow, Following, Line};
 use crate::context::CommandContext;
 use crate::error::CliResult;
+use crate::follow::{follow, Following, Line};
 use crate::rooms;
 
 /// Follow one room and send each line of stdin to it.
@@ -54,7 +54,7 @@ fn stdin_lines() -> tokio::sync::mpsc::UnboundedReceiver<Line> {
     std::thread::spawn(move || {
         for (n, raw) in std::io::stdin().lock().split(b'\n').enumerate() {
             let Ok(raw) = raw else { break };
-            let line = match super::send::decode_line(raw) {
+            let line = match crate::batch::decode_line(raw) {
                 Ok(Some(text)) => Ok(text),
                 Ok(None) => continue,
                 Err(()) => Err(n + 1),

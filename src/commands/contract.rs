@@ -38,7 +38,10 @@ fn entries() -> Vec<Entry> {
         entry::<room::invite::InvitedRecord>("room invite", ""),
         entry::<room::members::MemberRecord>("room members", "`membership`: join or invite"),
         entry::<events::LeftRecord>("room leave, sync", ""),
-        entry::<send::SentRecord>("send, chat", "`seq` is the 1-based position in the batch; in chat, the line number"),
+        entry::<crate::batch::SentRecord>(
+            "send, chat",
+            "`seq` is the 1-based position in the batch; in chat, the line number",
+        ),
         entry::<encrypt::EncryptRecord>("encrypt", ""),
         entry::<room::info::RoomInfoRecord>(
             "room info",

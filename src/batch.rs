@@ -1,0 +1,358 @@
+//! Sending messages into one room, in order: what `send` and `chat` share.
+//! Before each message the room's outbound Megolm session is checked
+//! against its rotation limits (R4, R5) and rotated when one is reached;
+//! each message's `sent` record names its session and index.
+
+use matrix_sdk::ruma::events::room::message::RoomMessageEventContent;
+use matrix_sdk::Room;
+use serde::Serialize;
+
+use crate::context::CommandContext;
+use crate::e2ee::rotation::{RoomLimits, Rotation};
+use crate::error::{CliError, CliResult, ErrorKind};
+use crate::events::short;
+use crate::profile::files::Stored;
+use crate::profile::journal::{self, JournalEntry, SendJournal};
+use crate::profile::megolm_ledger::MegolmLedger;
+use crate::sdk::megolm;
+use crate::ui::output::Record;
+
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(crate) struct SentRecord {
+    room_id: String,
+    event_id: String,
+    /// 1-based position of this message in the batch (argument or line).
+    seq: usize,
+    encrypted: bool,
+    session_id: Option<String>,
+    message_index: Option<u32>,
+    /// Whether this message is the first of a new Megolm session.
+    new_session: bool,
+    /// Why a new session was started: new, message_limit, age_limit,
+    /// forced, invalidated, member_left or sdk.
+    rotation: Option<&'static str>,
+    /// With --txn-prefix: delivered by an earlier run, not sent again.
+    already_sent: bool,
+}
+
+impl Record for SentRecord {
+    const TYPE: &'static str = "sent";
+    fn human(&self) -> String {
+        let mut rotated = self.rotation.map(|r| format!("  (new session: {r})")).unwrap_or_default();
+        if self.already_sent {
+            rotated.push_str("  (already sent)");
+        }
+        match (&self.session_id, self.message_index) {
+            (Some(s), Some(i)) => format!("{}  megolm {} #{i}{rotated}", self.event_id, short(s)),
+            (Some(s), None) => format!("{}  megolm {}{rotated}", self.event_id, short(s)),
+            _ => format!("{}  (not encrypted){rotated}", self.event_id),
+        }
+    }
+}
+
+/// One `send` invocation's messages (or one turn of `chat`'s), in order,
+/// into one room.
+pub(crate) struct Batch<'a> {
+    pub(crate) ctx: &'a CommandContext,
+    room: Room,
+    /// The room's rotation limits; `None` for an unencrypted room.
+    limits: Option<RoomLimits>,
+    ledger: Stored<MegolmLedger>,
+    /// How many went out (or were already sent, with --txn-prefix).
+    pub(crate) sent: usize,
+    txn_prefix: Option<String>,
+    journal: Option<SendJournal>,
+    /// stdout's reader went away: records are no longer printed.
+    reader_gone: bool,
+    kind: Kind,
+}
+
+/// The msgtype of the messages.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Kind {
+    Text,
+    Notice,
+    Emote,
+}
+
+impl<'a> Batch<'a> {
+    /// Ready to send into `room`: its rotation limits read and recorded
+    /// (R3), the journal opened for --txn-prefix.
+    pub(crate) async fn open(
+        ctx: &'a CommandContext,
+        room: Room,
+        kind: Kind,
+        txn_prefix: Option<String>,
+    ) -> CliResult<Batch<'a>> {
+        let encrypted = room.latest_encryption_state().await?.is_encrypted();
+        let mut ledger = ctx.megolm_ledger();
+        let limits = if encrypted {
+            let limits = megolm::record_limits(&room, &mut ledger)
+                .ok_or_else(|| CliError::internal("encrypted room without settings"))?;
+            if limits.kept_by_r3 {
+                ctx.out
+                    .warn("the room's encryption settings were loosened; keeping the stricter limits seen before (R3)");
+            }
+            ledger.save()?;
+            Some(limits)
+        } else {
+            None
+        };
+        let journal = match &txn_prefix {
+            Some(_) => {
+                let device = room.client().device_id().map(|d| d.to_string()).unwrap_or_default();
+                Some(ctx.profile.send_journal(&device)?)
+            }
+            None => None,
+        };
+        Ok(Batch { ctx, room, limits, ledger, sent: 0, txn_prefix, journal, reader_gone: false, kind })
+    }
+
+    pub(crate) async fn send(&mut self, seq: usize, text: &str) -> CliResult {
+        let txn_id = self.txn_prefix.as_ref().map(|p| format!("{p}-{seq}"));
+        if let (Some(journal), Some(txn)) = (&self.journal, &txn_id) {
+            if let Some(done) = journal.get(self.room.room_id().as_str(), txn) {
+                if done.text_sha256 != journal::text_hash(text) {
+                    // The same prefix for other text (tonight's report under
+                    // last night's prefix) is not the same batch: refuse
+                    // rather than call it sent.
+                    let prefix = self.txn_prefix.as_deref().unwrap_or("");
+                    return Err(self.stop(
+                        seq,
+                        CliError::usage(format!(
+                            "transaction id {txn} was already used for a different message in this room"
+                        ))
+                        .with_hint(format!(
+                            "--txn-prefix names one batch; use a new prefix for new content, e.g. {prefix}-$(date +%F)"
+                        )),
+                    ));
+                }
+                self.sent += 1;
+                return self.emit(&SentRecord {
+                    room_id: done.room_id.clone(),
+                    event_id: done.event_id.clone(),
+                    seq,
+                    encrypted: done.session_id.is_some(),
+                    session_id: done.session_id.clone(),
+                    message_index: done.message_index,
+                    new_session: false,
+                    rotation: None,
+                    already_sent: true,
+                });
+            }
+        }
+        if let Some(err) = too_large(text, self.limits.is_some()) {
+            return Err(self.stop(seq, err));
+        }
+        // R4/R5: rotate first if the current session has reached a limit.
+        let prepared = match &self.limits {
+            Some(limits) => match megolm::before_send(&self.room, limits, &self.ledger).await {
+                Ok(prepared) => Some(prepared),
+                Err(e) => return Err(self.stop(seq, e)),
+            },
+            None => None,
+        };
+        let content = match self.kind {
+            Kind::Text => RoomMessageEventContent::text_plain(text),
+            Kind::Notice => RoomMessageEventContent::notice_plain(text),
+            Kind::Emote => RoomMessageEventContent::emote_plain(text),
+        };
+        let mut request = self.room.send(content);
+        if let Some(txn) = &txn_id {
+            request = request.with_transaction_id(txn.as_str().into());
+        }
+        let result = request.await;
+        let result = match result {
+            Ok(r) => r,
+            Err(e) => return Err(self.stop(seq, CliError::from(e))),
+        };
+        let session_id = result.encryption_info.as_ref().and_then(|i| i.session_id().map(str::to_owned));
+        if self.limits.is_some() && session_id.is_none() {
+            return Err(CliError::internal("an encrypted room's message was sent without encryption info"));
+        }
+        let rotation = match (&prepared, &session_id) {
+            (Some(p), Some(sid)) => {
+                let rotation = megolm::after_send(&self.room, p, sid, &mut self.ledger).await?;
+                if rotation.is_some() {
+                    self.ledger.save()?;
+                }
+                rotation
+            }
+            _ => None,
+        };
+        // We hold the profile lock, so nothing else encrypted in between: the
+        // session's next index minus one is the index this message used.
+        let message_index = match &session_id {
+            Some(sid) => megolm::outbound_position(&self.room.client(), self.room.room_id())
+                .await?
+                .filter(|p| &p.session_id == sid && p.next_index > 0)
+                .map(|p| p.next_index - 1),
+            None => None,
+        };
+        self.sent += 1;
+        if let (Some(session_id), Some(message_index)) = (&session_id, message_index) {
+            // For the echo's record in a later sync (best effort).
+            let position = crate::profile::positions::Position {
+                event_id: result.response.event_id.to_string(),
+                session_id: session_id.clone(),
+                message_index,
+            };
+            if let Err(e) = self.ctx.profile.own_positions().append(&position) {
+                tracing::debug!(error = %e, "could not keep the message's position for its echo");
+            }
+        }
+        if let (Some(journal), Some(txn)) = (&mut self.journal, txn_id) {
+            journal.record(JournalEntry {
+                device_id: String::new(),
+                room_id: self.room.room_id().to_string(),
+                txn_id: txn,
+                text_sha256: journal::text_hash(text),
+                event_id: result.response.event_id.to_string(),
+                session_id: session_id.clone(),
+                message_index,
+            })?;
+        }
+        self.emit(&SentRecord {
+            room_id: self.room.room_id().to_string(),
+            event_id: result.response.event_id.to_string(),
+            seq,
+            encrypted: session_id.is_some(),
+            session_id,
+            message_index,
+            new_session: rotation.is_some(),
+            rotation: rotation.map(Rotation::name),
+            already_sent: false,
+        })
+    }
+
+    /// The end of a batch that went through: if stdout's reader left, say on
+    /// stderr that the messages went out all the same.
+    pub(crate) fn finish(&self) {
+        if self.reader_gone {
+            self.ctx.out.status(format!(
+                "stdout was closed by its reader; all {} message(s) were sent (records not printed)",
+                self.sent
+            ));
+        }
+    }
+
+    /// Prints a record. If the reader of stdout went away (`… | head -1`),
+    /// the batch goes on regardless: a closed pipe never stops work that
+    /// changes the world. The end of the batch says so on stderr.
+    fn emit(&mut self, record: &SentRecord) -> CliResult {
+        if self.reader_gone {
+            return Ok(());
+        }
+        match self.ctx.out.data(record) {
+            Err(e) if e.kind == ErrorKind::PipeClosed => {
+                self.reader_gone = true;
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
+    /// The error that ends a batch at message `seq`: partial (3) once
+    /// something went out, and it says what did not.
+    pub(crate) fn stop(&self, seq: usize, err: CliError) -> CliError {
+        if err.kind == ErrorKind::PipeClosed {
+            return err;
+        }
+        let mut stopped = if self.sent == 0 {
+            CliError::new(err.kind, format!("message {seq} failed, nothing was sent: {}", err.message))
+        } else {
+            CliError::new(
+                ErrorKind::Partial,
+                format!("sent {} message(s); message {seq} and the rest were not sent: {}", self.sent, err.message),
+            )
+        };
+        stopped.hints = err.hints;
+        stopped.source = err.source;
+        if self.sent == 0 {
+            return stopped;
+        }
+        stopped = stopped.with_hint("the `sent` records above are the messages delivered (seq is the position)");
+        if self.txn_prefix.is_some() {
+            stopped.with_hint(
+                "run the same command again (same --txn-prefix, same input) to deliver the rest exactly once",
+            )
+        } else {
+            stopped.with_hint("with --txn-prefix a rerun delivers the rest exactly once")
+        }
+    }
+}
+
+/// One line of stdin (without its `\n`) as message text: a trailing `\r`
+/// (Windows line ends) is dropped; a blank line is `None` (skipped); bytes
+/// that are not UTF-8 are an error, never replaced or guessed at.
+pub(crate) fn decode_line(raw: Vec<u8>) -> Result<Option<String>, ()> {
+    let mut text = String::from_utf8(raw).map_err(|_| ())?;
+    if text.ends_with('\r') {
+        text.pop();
+    }
+    Ok((!text.trim().is_empty()).then_some(text))
+}
+
+/// Matrix limits a whole event to 65536 bytes. Megolm encryption wraps the
+/// event JSON and base64-encodes it, adding about a third, so an encrypted
+/// room takes less text. Refusing here, before anything is encrypted or
+/// sent, costs no Megolm index and says what to do.
+const MAX_EVENT_BYTES: usize = 65_536;
+const MAX_TEXT_PLAIN: usize = 63_000;
+const MAX_TEXT_ENCRYPTED: usize = 47_000;
+
+fn too_large(text: &str, encrypted: bool) -> Option<CliError> {
+    let max = if encrypted { MAX_TEXT_ENCRYPTED } else { MAX_TEXT_PLAIN };
+    (text.len() > max).then(|| {
+        CliError::usage(format!(
+            "a message of {} bytes is too large: events are limited to {MAX_EVENT_BYTES} bytes, \
+             about {max} bytes of text {}",
+            text.len(),
+            if encrypted { "once encrypted" } else { "in a plain room" }
+        ))
+        .with_hint("split it into several messages")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn size_limits() {
+        assert!(too_large(&"x".repeat(MAX_TEXT_ENCRYPTED), true).is_none());
+        assert!(too_large(&"x".repeat(MAX_TEXT_ENCRYPTED + 1), true).is_some());
+        assert!(too_large(&"x".repeat(MAX_TEXT_ENCRYPTED + 1), false).is_none());
+        assert!(too_large(&"x".repeat(MAX_TEXT_PLAIN + 1), false).is_some());
+    }
+}
+
+#[cfg(test)]
+mod props {
+    use proptest::prelude::*;
+
+    use super::decode_line;
+
+    proptest! {
+        /// Any line of text comes back exactly, less one trailing `\r`.
+        #[test]
+        fn text_lines_round_trip(s in "[^\n]*", crlf in any::<bool>()) {
+            let mut raw = s.clone().into_bytes();
+            if crlf { raw.push(b'\r'); }
+            let expected = if crlf { s.clone() } else { s.strip_suffix('\r').unwrap_or(&s).to_owned() };
+            let got = decode_line(raw).unwrap();
+            if expected.trim().is_empty() {
+                prop_assert_eq!(got, None);
+            } else {
+                prop_assert_eq!(got, Some(expected));
+            }
+        }
+
+        /// Bytes that are not UTF-8 are refused, never mangled.
+        #[test]
+        fn invalid_utf8_is_refused(raw in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let valid = std::str::from_utf8(&raw).is_ok();
+            prop_assert_eq!(decode_line(raw).is_ok(), valid);
+        }
+    }
+}
