@@ -436,15 +436,7 @@ impl Background {
     /// Waits for the first JSON record of `kind` on stdout.
     #[track_caller]
     pub fn wait_for_record(&mut self, kind: &str, limit: Duration) -> Value {
-        let until = Instant::now() + limit;
-        loop {
-            let found =
-                self.stdout.iter().filter_map(|l| serde_json::from_str::<Value>(l).ok()).find(|v| v["type"] == kind);
-            if let Some(v) = found {
-                return v;
-            }
-            assert!(self.take_line(until), "no `{kind}` record in {limit:?}: {:?} / {:?}", self.stdout, self.stderr);
-        }
+        self.wait_for_match(&format!("`{kind}` record"), |v| v["type"] == kind, limit)
     }
 
     /// Waits for a JSON record on stdout that `pred` accepts.
