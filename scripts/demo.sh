@@ -24,6 +24,7 @@ hs="http://127.0.0.1:$port"
 ./scripts/run-synapse.sh "$work/synapse" "$port" >"$work/synapse.out" 2>&1 &
 synapse_pid=$!
 cleanup() {
+  if [ -n "${follow_pid:-}" ]; then kill "$follow_pid" 2>/dev/null || true; fi
   kill "$synapse_pid" 2>/dev/null || true
   wait "$synapse_pid" 2>/dev/null || true
   rm -rf "$work"
@@ -81,6 +82,19 @@ run ratchet --profile bob messages "$room"
 
 say "The same as JSON Lines, for scripts"
 run ratchet --profile bob --json messages "$room" --limit 2
+
+say "Follow and act at once: bob follows the room while his own profile replies from another process"
+ratchet --profile bob sync --follow >"$work/follow.out" 2>"$work/follow.err" &
+follow_pid=$!
+for _ in $(seq 1 300); do grep -q Following "$work/follow.err" 2>/dev/null && break; sleep 0.1; done
+run ratchet --profile alice send "$room" "are you watching, bob?"
+echo "(the room is named demo: a name that fits one room is enough)"
+run ratchet --profile bob send demo "yes, and replying from another shell"
+for _ in $(seq 1 300); do grep -q "another shell" "$work/follow.out" && break; sleep 0.1; done
+kill -INT "$follow_pid"
+wait "$follow_pid"
+echo "What the follower printed: all since bob's last sync (his other commands kept it for sync), then the new messages; each event once:"
+cat "$work/follow.out"
 
 say "Rotation (R5): the room says rotation_period_msgs=3 and rotation_period_ms=2000"
 run ratchet --profile alice encrypt "$room" --rotation-msgs 3 --rotation-ms 2000 --force
