@@ -103,6 +103,11 @@ impl CommandContext {
         if result.is_err() && !partial {
             return result;
         }
+        // A follower that stopped between turns no longer holds the profile
+        // (and uploaded at each turn): the store is not its to write.
+        if !self.profile.is_locked() {
+            return result;
+        }
         if let Some((client, _, _)) = &self.client {
             let uploaded = crate::sdk::backup::upload_pending(client).await;
             match uploaded {

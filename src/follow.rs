@@ -78,6 +78,12 @@ pub(crate) async fn follow(ctx: &mut CommandContext, mut how: Following) -> CliR
         let (response, _) = sync_into_inbox(ctx, &client, &mut ledger, &mut watcher, how.no_recover, &failures).await?;
         failures.clear();
         deliver(ctx, how.room.as_deref())?;
+        // Room keys this turn brought go to the backup now, while the
+        // profile is ours (a command's `finish` does it at exit; this one
+        // may not exit for days).
+        if let Err(e) = crate::sdk::backup::upload_pending(&client).await {
+            ctx.out.warn(format!("room keys not uploaded to the backup this turn: {}", e.message));
+        }
         if how.input.is_some() && !input_open {
             return Ok(());
         }

@@ -214,3 +214,31 @@ fn a_lost_key_is_forwarded_by_another_verified_device_of_the_same_user() {
     let back = env.run("bob2", &["--json", "messages", &room]).success().records("message");
     assert!(back.iter().any(|m| m["event_id"] == sent[0]["event_id"] && m["body"] == "forward me"));
 }
+
+/// A follower backs up the room keys its syncs bring, at each turn: it may
+/// run for days, and the upload other commands make at exit never comes.
+/// Nothing else runs on bob's profile meanwhile; the server's count is read
+/// directly.
+#[test]
+fn a_follower_backs_up_the_room_keys_it_receives() {
+    let env = TestEnv::new();
+    let (alice, bob) = (register("alice"), register("bob"));
+    env.login("alice", &alice);
+    env.login("bob", &bob);
+    let room = env.encrypted_room("alice", &[("bob", &bob)], &[]);
+    env.run("bob", &["recovery", "enable"]).success();
+    let (_, before) = server_backup(&env, "bob");
+    let wait = std::time::Duration::from_secs(60);
+    let mut follower = env.spawn("bob", &["--json", "sync", "--follow"]);
+    follower.wait_for_stderr("Following", wait);
+    env.run("alice", &["rotate", &room]).success();
+    env.run("alice", &["send", &room, "back me up"]).success();
+    follower.wait_for_match("alice's message", |v| v["body"] == "back me up", wait);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while server_backup(&env, "bob").1 <= before {
+        assert!(std::time::Instant::now() < deadline, "the follower did not back up the new room key");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    follower.signal("-INT");
+    assert_eq!(follower.finish(wait).code, 0);
+}

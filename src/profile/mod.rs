@@ -121,6 +121,11 @@ impl Profile {
         Ok(())
     }
 
+    /// Whether this process holds the lock now.
+    pub(crate) fn is_locked(&self) -> bool {
+        self.lock.is_some()
+    }
+
     /// Gives the lock back (`sync --follow`, between its turns). Whatever
     /// this process read from the store may be stale once another process
     /// had it: see [`Profile::lock_turn`].

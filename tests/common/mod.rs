@@ -452,6 +452,12 @@ impl Background {
         }
     }
 
+    /// Sends it a signal (`-INT`, `-TERM`).
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill").args([signal, &pid]).status().unwrap().success());
+    }
+
     /// Writes one line to its stdin.
     pub fn answer(&mut self, line: &str) {
         let stdin = self.stdin.as_mut().expect("stdin is open");
