@@ -221,11 +221,7 @@ fn a_lost_key_is_forwarded_by_another_verified_device_of_the_same_user() {
 /// directly.
 #[test]
 fn a_follower_backs_up_the_room_keys_it_receives() {
-    let env = TestEnv::new();
-    let (alice, bob) = (register("alice"), register("bob"));
-    env.login("alice", &alice);
-    env.login("bob", &bob);
-    let room = env.encrypted_room("alice", &[("bob", &bob)], &[]);
+    let (env, _alice, _bob, room) = TestEnv::alice_and_bob(&[]);
     env.run("bob", &["recovery", "enable"]).success();
     let (_, before) = server_backup(&env, "bob");
     let wait = std::time::Duration::from_secs(60);
