@@ -231,6 +231,27 @@ pub(crate) struct Keeper<'a> {
     profile: &'a Profile,
 }
 
+impl Keeper<'_> {
+    /// A sync's records, captured in both forms (not printed), and its
+    /// summary.
+    pub(crate) async fn capture(
+        &self,
+        client: &Client,
+        response: &matrix_sdk::sync::SyncResponse,
+        watcher: &mut crate::stream::Watcher,
+    ) -> CliResult<(Output, crate::stream::SyncSummary)> {
+        let keep = self.out.capturing();
+        let own = self.profile.own_positions();
+        let summary = crate::stream::print_response(client, &keep, response, watcher, &own).await?;
+        Ok((keep, summary))
+    }
+
+    /// Appends what `keep` captured to the inbox.
+    pub(crate) fn store(&self, keep: &Output) -> CliResult<()> {
+        Ok(self.profile.inbox().append(&keep.take_captured())?)
+    }
+}
+
 impl crate::sdk::KeepSync for Keeper<'_> {
     fn keep<'a>(
         &'a self,
@@ -238,12 +259,8 @@ impl crate::sdk::KeepSync for Keeper<'_> {
         response: &'a matrix_sdk::sync::SyncResponse,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = CliResult<()>> + 'a>> {
         Box::pin(async move {
-            let keep = self.out.capturing();
-            let own = self.profile.own_positions().read().unwrap_or_default();
-            let mut watcher = crate::stream::Watcher::default();
-            crate::stream::print_response(client, &keep, response, &mut watcher, &own).await?;
-            self.profile.inbox().append(&keep.take_captured())?;
-            Ok(())
+            let (keep, _) = self.capture(client, response, &mut crate::stream::Watcher::default()).await?;
+            self.store(&keep)
         })
     }
 }

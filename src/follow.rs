@@ -13,7 +13,7 @@ use crate::clock::now_ms;
 use crate::context::CommandContext;
 use crate::error::{CliError, CliResult};
 use crate::sdk::recovery;
-use crate::stream::{print_response, SyncSummary, Watcher};
+use crate::stream::{SyncSummary, Watcher};
 
 /// How to follow: `sync --follow`, or `chat` (one room, and lines to send).
 pub(crate) struct Following {
@@ -159,14 +159,13 @@ pub(crate) async fn sync_into_inbox(
 ) -> CliResult<(matrix_sdk::sync::SyncResponse, SyncSummary)> {
     let started = now_ms();
     let response = crate::sdk::sync_now(client).await?;
-    let keep = ctx.out.capturing();
-    let own = ctx.profile.own_positions().read().unwrap_or_default();
-    let summary = print_response(client, &keep, &response, watcher, &own).await?;
+    let keeper = ctx.keeper();
+    let (keep, summary) = keeper.capture(client, &response, watcher).await?;
     // Between syncs, never beside one: recovery claims keys itself.
     if !no_recover {
         recovery::after_sync(client, &response, ledger, started, &keep, earlier_failures).await?;
     }
-    ctx.profile.inbox().append(&keep.take_captured())?;
+    keeper.store(&keep)?;
     Ok((response, summary))
 }
 

@@ -94,20 +94,27 @@ fn named(client: &Client, name: &str) -> Vec<Room> {
         .collect()
 }
 
+/// What ROOM comes to.
+enum Target {
+    /// An id or alias, for the server (or the store) to resolve.
+    Ask(OwnedRoomOrAliasId),
+    /// The room the name named.
+    Known(Room),
+}
+
 /// What ROOM names, as an id or alias the server understands: a name is
 /// looked up among the rooms this account knows first (one room, or a
 /// usage error listing them), then taken as an alias on the user's server.
-/// `Ok(Err(room))` when the lookup found the room itself.
-fn target(client: &Client, room: &RoomArg) -> CliResult<Result<OwnedRoomOrAliasId, Room>> {
+fn target(client: &Client, room: &RoomArg) -> CliResult<Target> {
     match room {
-        RoomArg::Exact(id) => Ok(Ok(id.clone())),
-        RoomArg::OwnAlias(local) => Ok(Ok(own_alias(client, local)?)),
+        RoomArg::Exact(id) => Ok(Target::Ask(id.clone())),
+        RoomArg::OwnAlias(local) => Ok(Target::Ask(own_alias(client, local)?)),
         RoomArg::Name(name) => {
             let mut found = named(client, name);
             match found.len() {
-                1 => Ok(Err(found.remove(0))),
+                1 => Ok(Target::Known(found.remove(0))),
                 0 if name.chars().any(char::is_whitespace) => Err(no_room_called(name)),
-                0 => Ok(Ok(own_alias(client, name).map_err(|_| no_room_called(name))?)),
+                0 => Ok(Target::Ask(own_alias(client, name).map_err(|_| no_room_called(name))?)),
                 n => {
                     let ids: Vec<String> = found.iter().map(|r| quoted(r.room_id().as_str())).collect();
                     Err(CliError::usage(format!("`{name}` names {n} rooms: {}", ids.join(", ")))
@@ -127,8 +134,8 @@ fn no_room_called(name: &str) -> CliError {
 /// account is invited to (or an alias on its own server).
 pub(crate) fn join_target(client: &Client, room: &RoomArg) -> CliResult<OwnedRoomOrAliasId> {
     Ok(match target(client, room)? {
-        Ok(id) => id,
-        Err(found) => found.room_id().to_owned().into(),
+        Target::Ask(id) => id,
+        Target::Known(found) => found.room_id().to_owned().into(),
     })
 }
 
@@ -159,8 +166,8 @@ pub(crate) async fn joined(client: &Client, room: &RoomArg) -> CliResult<Room> {
 /// Resolves ROOM to a room this client knows in any state.
 pub(crate) async fn find(client: &Client, room: &RoomArg) -> CliResult<Room> {
     let target = match target(client, room)? {
-        Ok(target) => target,
-        Err(found) => return Ok(found),
+        Target::Ask(target) => target,
+        Target::Known(found) => return Ok(found),
     };
     let room_id = if target.is_room_id() {
         target.as_str().try_into().expect("checked is_room_id")

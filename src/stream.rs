@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use matrix_sdk::deserialized_responses::ProcessedToDeviceEvent;
+use matrix_sdk::deserialized_responses::{ProcessedToDeviceEvent, TimelineEventKind};
 use matrix_sdk::ruma::events::AnySyncTimelineEvent;
 use matrix_sdk::ruma::serde::Raw;
 use matrix_sdk::ruma::OwnedRoomId;
@@ -19,7 +19,7 @@ use serde_json::Value;
 use crate::clock::now_ms;
 use crate::error::CliResult;
 use crate::events::{as_encrypted, render, LeftRecord, Rendered};
-use crate::profile::positions::Position;
+use crate::profile::positions::{OwnPositions, Position};
 use crate::ui::output::{Output, Record};
 
 #[derive(Debug, Serialize, schemars::JsonSchema)]
@@ -258,8 +258,17 @@ pub(crate) async fn print_response(
     out: &Output,
     response: &SyncResponse,
     watcher: &mut Watcher,
-    own: &HashMap<String, Position>,
+    own: &OwnPositions,
 ) -> CliResult<SyncSummary> {
+    // The positions of this device's own messages are read only when the
+    // sync brought a decrypted event (an idle sync reads no file).
+    let decrypted = response
+        .rooms
+        .joined
+        .values()
+        .any(|u| u.timeline.events.iter().any(|e| matches!(e.kind, TimelineEventKind::Decrypted(_))));
+    let own: HashMap<String, Position> = if decrypted { own.read().unwrap_or_default() } else { HashMap::new() };
+    let own = &own;
     let mut summary = SyncSummary { rooms: 0, events: 0, utd: 0, to_device: 0 };
     for event in &response.to_device {
         summary.to_device += 1;

@@ -84,14 +84,17 @@ impl Inbox {
     }
 
     /// How many of the oldest records were dropped unseen (0 normally).
+    /// Reads the first line only.
     pub(crate) fn dropped(&self) -> Result<u64, ProfileError> {
-        let text = match std::fs::read_to_string(&self.path) {
-            Ok(text) => text,
+        use std::io::BufRead;
+        let file = match std::fs::File::open(&self.path) {
+            Ok(file) => file,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
             Err(e) => return Err(io(&self.path, e)),
         };
-        let first = text.lines().next().unwrap_or("");
-        Ok(serde_json::from_str::<Gap>(first).map(|g| g.dropped).unwrap_or(0))
+        let mut first = String::new();
+        std::io::BufReader::new(file).read_line(&mut first).map_err(|e| io(&self.path, e))?;
+        Ok(serde_json::from_str::<Gap>(first.trim_end()).map(|g| g.dropped).unwrap_or(0))
     }
 
     /// Forgets the count of dropped records (once `sync` reported it).

@@ -98,8 +98,8 @@ impl<F: std::future::Future> std::future::Future for SpawnParked<F> {
 
     fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<F::Output> {
         // Entered for this poll only, so no guard is held across an await.
-        let _parked = self.runtime.clone();
-        let _entered = _parked.enter();
+        let runtime = self.runtime.clone(); // a handle: the guard must not borrow `self`
+        let _entered = runtime.enter();
         self.inner.as_mut().poll(cx)
     }
 }
