@@ -11,9 +11,9 @@ use crate::context::CommandContext;
 use crate::e2ee::rotation::{RoomLimits, Rotation};
 use crate::error::{CliError, CliResult, ErrorKind};
 use crate::events::short;
-use crate::profile::files::Stored;
-use crate::profile::journal::{self, JournalEntry, SendJournal};
+use crate::profile::Ledger;
 use crate::profile::megolm_ledger::MegolmLedger;
+use crate::profile::state::{self, JournalEntry, Position};
 use crate::sdk::megolm;
 use crate::ui::output::Record;
 
@@ -57,11 +57,13 @@ pub(crate) struct Batch<'a> {
     room: Room,
     /// The room's rotation limits; `None` for an unencrypted room.
     limits: Option<RoomLimits>,
-    ledger: Stored<MegolmLedger>,
+    ledger: Ledger<MegolmLedger>,
     /// How many went out (or were already sent, with --txn-prefix).
     pub(crate) sent: usize,
     txn_prefix: Option<String>,
-    journal: Option<SendJournal>,
+    /// With --txn-prefix, the device whose journal (in the state
+    /// database) records each delivered message.
+    journal: Option<String>,
     /// stdout's reader went away: records are no longer printed.
     reader_gone: bool,
     kind: Kind,
@@ -85,7 +87,7 @@ impl<'a> Batch<'a> {
         txn_prefix: Option<String>,
     ) -> CliResult<Batch<'a>> {
         let encrypted = room.latest_encryption_state().await?.is_encrypted();
-        let mut ledger = ctx.megolm_ledger();
+        let mut ledger = ctx.megolm_ledger()?;
         let limits = if encrypted {
             let limits = megolm::record_limits(&room, &mut ledger)
                 .ok_or_else(|| CliError::internal("encrypted room without settings"))?;
@@ -98,21 +100,16 @@ impl<'a> Batch<'a> {
         } else {
             None
         };
-        let journal = match &txn_prefix {
-            Some(_) => {
-                let device = room.client().device_id().map(|d| d.to_string()).unwrap_or_default();
-                Some(ctx.profile.send_journal(&device)?)
-            }
-            None => None,
-        };
+        let journal =
+            txn_prefix.as_ref().map(|_| room.client().device_id().map(|d| d.to_string()).unwrap_or_default());
         Ok(Batch { ctx, room, limits, ledger, sent: 0, txn_prefix, journal, reader_gone: false, kind })
     }
 
     pub(crate) async fn send(&mut self, seq: usize, text: &str) -> CliResult {
         let txn_id = self.txn_prefix.as_ref().map(|p| format!("{p}-{seq}"));
-        if let (Some(journal), Some(txn)) = (&self.journal, &txn_id) {
-            if let Some(done) = journal.get(self.room.room_id().as_str(), txn) {
-                if done.text_sha256 != journal::text_hash(text) {
+        if let (Some(device), Some(txn)) = (&self.journal, &txn_id) {
+            if let Some(done) = self.ctx.state()?.journal_get(device, self.room.room_id().as_str(), txn)? {
+                if done.text_sha256 != state::text_hash(text) {
                     // The same prefix for other text (tonight's report under
                     // last night's prefix) is not the same batch: refuse
                     // rather than call it sent.
@@ -192,21 +189,20 @@ impl<'a> Batch<'a> {
         self.sent += 1;
         if let (Some(session_id), Some(message_index)) = (&session_id, message_index) {
             // For the echo's record in a later sync (best effort).
-            let position = crate::profile::positions::Position {
+            let position = Position {
                 event_id: result.response.event_id.to_string(),
                 session_id: session_id.clone(),
                 message_index,
             };
-            if let Err(e) = self.ctx.profile.own_positions().append(&position) {
-                tracing::debug!(error = %e, "could not keep the message's position for its echo");
+            if let Err(e) = self.ctx.state().and_then(|db| db.put_position(&position)) {
+                tracing::debug!(error = %e.message, "could not keep the message's position for its echo");
             }
         }
-        if let (Some(journal), Some(txn)) = (&mut self.journal, txn_id) {
-            journal.record(JournalEntry {
-                device_id: String::new(),
+        if let (Some(device), Some(txn)) = (&self.journal, txn_id) {
+            self.ctx.state()?.journal_put(device, &JournalEntry {
                 room_id: self.room.room_id().to_string(),
                 txn_id: txn,
-                text_sha256: journal::text_hash(text),
+                text_sha256: state::text_hash(text),
                 event_id: result.response.event_id.to_string(),
                 session_id: session_id.clone(),
                 message_index,
@@ -282,6 +278,17 @@ impl<'a> Batch<'a> {
     }
 }
 
+/// clap value parser for `--txn-prefix`: a prefix that makes valid,
+/// readable transaction ids.
+pub(crate) fn parse_prefix(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty() && s.len() <= 64 && s.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+    if ok {
+        Ok(s.to_owned())
+    } else {
+        Err("use 1 to 64 letters, digits, `.`, `_` or `-`".to_owned())
+    }
+}
+
 /// One line of stdin (without its `\n`) as message text: a trailing `\r`
 /// (Windows line ends) is dropped; a blank line is `None` (skipped); bytes
 /// that are not UTF-8 are an error, never replaced or guessed at.
@@ -317,6 +324,14 @@ fn too_large(text: &str, encrypted: bool) -> Option<CliError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn prefixes() {
+        assert!(parse_prefix("batch-2026.11_a").is_ok());
+        for bad in ["", "a b", "a/b", "ü", &"x".repeat(65)] {
+            assert!(parse_prefix(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn size_limits() {

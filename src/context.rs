@@ -8,7 +8,7 @@ use matrix_sdk::Client;
 
 use crate::e2ee::trust::Isolation;
 use crate::error::{store_mismatch, CliError, CliResult};
-use crate::profile::files::Stored;
+use crate::profile::Ledger;
 use crate::profile::megolm_ledger::MegolmLedger;
 use crate::profile::olm_ledger::OlmLedger;
 use crate::profile::session::{SessionFile, StoreSecret, StoreSecretSource};
@@ -55,6 +55,9 @@ impl CommandContext {
             .with_hint("without it this device's Olm account is gone; log in again to make a new device")
             .with_hint("run `ratchet logout` then `ratchet login`"));
         }
+        // ratchet's own state: a damaged database stops every command that
+        // would run the rules it holds (exit 1, naming the file).
+        self.open_state(&secret, crate::profile::state::Opening::Existing)?;
         let isolation = self.settings.isolation.or(session.isolation).unwrap_or_default();
         let client = self.build_client(&session.homeserver, &secret, isolation).await?;
         let (key, parked) = crate::sdk::client::restore(&client, session.matrix_session()).await?;
@@ -67,6 +70,22 @@ impl CommandContext {
         tracing::debug!(user_id = %session.user_id, device_id = %session.device_id, "session restored");
         self.client = Some((client.clone(), session, parked));
         Ok(client)
+    }
+
+    /// Opens the profile's state database with the store's secret (see
+    /// `profile::state`); warnings go to stderr.
+    pub(crate) fn open_state(
+        &mut self,
+        secret: &StoreSecret,
+        opening: crate::profile::state::Opening,
+    ) -> CliResult<std::sync::Arc<crate::profile::state::StateDb>> {
+        let out = &self.out;
+        self.profile.open_state(secret, opening, &mut |w| out.warn(w))
+    }
+
+    /// The state database (opened with the client).
+    pub(crate) fn state(&self) -> CliResult<&crate::profile::state::StateDb> {
+        self.profile.state()
     }
 
     /// Drops the client and restores a new one from the store (the lock is
@@ -158,14 +177,14 @@ impl CommandContext {
         })
     }
 
-    /// `megolm.json`, failing closed when damaged (see `Profile`).
-    pub(crate) fn megolm_ledger(&self) -> Stored<MegolmLedger> {
+    /// The Megolm ledger, failing closed when damaged (see `Profile`).
+    pub(crate) fn megolm_ledger(&self) -> CliResult<Ledger<MegolmLedger>> {
         let out = &self.out;
         self.profile.megolm_ledger(crate::clock::now_ms(), &mut |w| out.warn(w))
     }
 
-    /// `olm.json`, failing closed when damaged (see `Profile`).
-    pub(crate) fn olm_ledger(&self) -> Stored<OlmLedger> {
+    /// The Olm ledger, failing closed when damaged (see `Profile`).
+    pub(crate) fn olm_ledger(&self) -> CliResult<Ledger<OlmLedger>> {
         let out = &self.out;
         self.profile.olm_ledger(crate::clock::now_ms(), &mut |w| out.warn(w))
     }
@@ -180,7 +199,7 @@ impl CommandContext {
         Ok(self.profile.load_session(&mut |w| out.warn(w))?)
     }
 
-    fn store_secret(&self, session: &SessionFile) -> CliResult<StoreSecret> {
+    pub(crate) fn store_secret(&self, session: &SessionFile) -> CliResult<StoreSecret> {
         match session.store_secret {
             StoreSecretSource::Env => {
                 self.settings.store_passphrase_env.clone().map(StoreSecret::Passphrase).ok_or_else(|| {
@@ -224,31 +243,37 @@ impl CommandContext {
     }
 }
 
-/// Keeps what a sync brought in the profile's inbox, as records in both
-/// forms, for the next `ratchet sync` (see [`CommandContext::sync`]).
+/// Keeps what a sync brought in the profile's state database, as records
+/// in both forms, for `ratchet sync` (see [`CommandContext::sync`]).
 pub(crate) struct Keeper<'a> {
     out: &'a Output,
     profile: &'a Profile,
 }
 
 impl Keeper<'_> {
-    /// A sync's records, captured in both forms (not printed), and its
-    /// summary.
-    pub(crate) async fn capture(
+    /// Keeps a sync's records the moment it returned: staged from the
+    /// response and the local stores alone, and appended in one
+    /// transaction (with the undecryptable Olm messages, for the recovery
+    /// that will handle them) before any request or anything else that can
+    /// fail. Then, best effort, fills in what a look-up gives (message
+    /// indexes) and adds late decryptions. Returns how many records it kept.
+    pub(crate) async fn keep_sync(
         &self,
         client: &Client,
         response: &matrix_sdk::sync::SyncResponse,
         watcher: &mut crate::stream::Watcher,
-    ) -> CliResult<(Output, crate::stream::SyncSummary)> {
-        let keep = self.out.capturing();
-        let own = self.profile.own_positions();
-        let summary = crate::stream::print_response(client, &keep, response, watcher, &own).await?;
-        Ok((keep, summary))
-    }
-
-    /// Appends what `keep` captured to the inbox.
-    pub(crate) fn store(&self, keep: &Output) -> CliResult<()> {
-        Ok(self.profile.inbox().append(&keep.take_captured())?)
+    ) -> CliResult<usize> {
+        use crate::process::kill_point;
+        kill_point("synced");
+        let db = self.profile.state()?;
+        let staged = crate::stream::stage(client, self.out, response, watcher, db).await;
+        let seqs = db.append_sync(&staged.records, &staged.failures)?;
+        kill_point("kept");
+        crate::stream::enrich(client, self.out, response, &staged, &seqs, db).await?;
+        kill_point("enriched");
+        let late = crate::stream::late_decryptions(client, self.out, response, watcher).await?;
+        db.append(&late)?;
+        Ok(seqs.len() + late.len())
     }
 }
 
@@ -259,8 +284,8 @@ impl crate::sdk::KeepSync for Keeper<'_> {
         response: &'a matrix_sdk::sync::SyncResponse,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = CliResult<()>> + 'a>> {
         Box::pin(async move {
-            let (keep, _) = self.capture(client, response, &mut crate::stream::Watcher::default()).await?;
-            self.store(&keep)
+            self.keep_sync(client, response, &mut crate::stream::Watcher::default()).await?;
+            Ok(())
         })
     }
 }

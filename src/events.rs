@@ -357,7 +357,7 @@ pub(crate) async fn sync_originals(
     client: &matrix_sdk::Client,
     room_id: &matrix_sdk::ruma::RoomId,
     timeline: &matrix_sdk::sync::Timeline,
-    own: &std::collections::HashMap<String, crate::profile::positions::Position>,
+    own: &std::collections::HashMap<String, crate::profile::state::Position>,
 ) -> std::collections::HashMap<String, Value> {
     use matrix_sdk::ruma::api::client::message::get_message_events;
     let decrypted = timeline.events.iter().any(|e| {

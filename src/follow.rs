@@ -1,11 +1,13 @@
 //! Following: syncing turn after turn while other commands use the
 //! profile (`sync --follow`, `chat`), and the delivery of what syncs
-//! received, through the profile's inbox, exactly once.
+//! received, from the profile's state database (`profile::state`):
+//! `sync` delivers each record once, marking each chunk delivered after
+//! it was written; `chat` shows its room's records without consuming
+//! them; every record printed carries its `cursor`.
 
 use std::time::Duration;
 
 use matrix_sdk::ruma::{OwnedRoomId, RoomId};
-use serde_json::Value;
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::batch::{Batch, Kind};
@@ -19,8 +21,8 @@ use crate::stream::{SyncSummary, Watcher};
 pub(crate) struct Following {
     /// Leave undecryptable Olm messages to matrix-sdk (`--no-recover`).
     pub(crate) no_recover: bool,
-    /// Print only this room's records; the others stay in the inbox, for
-    /// the next `sync`.
+    /// Show only this room's records, as a view: all of them stay for the
+    /// next `sync` (`chat`).
     pub(crate) room: Option<OwnedRoomId>,
     /// Lines to send into `room`, each at the next turn. Following ends
     /// once this ends and everything in it went out.
@@ -41,14 +43,24 @@ pub(crate) type Line = Result<String, usize>;
 /// from the store before the turn: its Olm sessions, account and sync
 /// position in memory are behind. Lines of input wake it too, and are sent
 /// at the start of the turn, by the same code as `send` (R4, R5).
-pub(crate) async fn follow(ctx: &mut CommandContext, mut how: Following) -> CliResult {
+pub(crate) async fn follow(ctx: &mut CommandContext, mut how: Following, after_cursor: Option<&str>) -> CliResult {
     let mut client = ctx.client().await?;
-    let mut ledger = ctx.olm_ledger();
+    let mut ledger = ctx.olm_ledger()?;
     let mut watcher = Watcher::default();
-    // What other commands received comes first; the Olm messages they
-    // could not decrypt are recovered from in the first turn.
-    let mut failures = kept_failures(&ctx.profile.inbox().read()?);
-    deliver(ctx, how.room.as_deref())?;
+    if let Some(cursor) = after_cursor {
+        redeliver(ctx, cursor, &mut SyncSummary::default())?;
+    }
+    // What other commands received comes first (for `chat`: its room's
+    // undelivered records, shown, not consumed).
+    let mut shown = ctx.state()?.before_pending()?;
+    let room = how.room.clone();
+    let mut show = |ctx: &CommandContext| -> CliResult {
+        match room.as_deref() {
+            Some(room) => view(ctx, room, &mut shown),
+            None => deliver(ctx, &mut SyncSummary::default()),
+        }
+    };
+    show(ctx)?;
     // Ctrl-C or a plain `kill` ends it between turns, never inside one:
     // the handlers are in place before the first turn starts.
     let mut stop = Stop::new()?;
@@ -75,9 +87,8 @@ pub(crate) async fn follow(ctx: &mut CommandContext, mut how: Following) -> CliR
                 }
             }
         }
-        let (response, _) = sync_into_inbox(ctx, &client, &mut ledger, &mut watcher, how.no_recover, &failures).await?;
-        failures.clear();
-        deliver(ctx, how.room.as_deref())?;
+        let response = sync_into_inbox(ctx, &client, &mut ledger, &mut watcher, how.no_recover).await?;
+        show(ctx)?;
         // Room keys this turn brought go to the backup now, while the
         // profile is ours (a command's `finish` does it at exit; this one
         // may not exit for days).
@@ -113,11 +124,10 @@ pub(crate) async fn follow(ctx: &mut CommandContext, mut how: Following) -> CliR
         if others {
             tracing::debug!("another process had the profile: restoring the client from the store");
             client = ctx.reopen_client().await?;
-            ledger = ctx.olm_ledger();
+            ledger = ctx.olm_ledger()?;
             // What they received, first; the Olm messages they could not
             // decrypt are recovered from in this turn.
-            failures = kept_failures(&ctx.profile.inbox().read()?);
-            deliver(ctx, how.room.as_deref())?;
+            show(ctx)?;
         }
     }
 }
@@ -146,78 +156,97 @@ impl Stop {
     }
 }
 
-/// One sync whose records go to the inbox first (so that a reader going
-/// away loses none of them), with R7's bookkeeping and, unless
-/// --no-recover, recovery from undecryptable Olm messages.
+/// One sync whose records are kept first (so that nothing after it, a
+/// failed request, Ctrl-C, a reader going away, loses any of them), with
+/// R7's bookkeeping and, unless --no-recover, recovery from the
+/// undecryptable Olm messages not yet recovered from: this sync's and
+/// those other commands' syncs kept. Each is consumed by the recovery that
+/// handled it.
 pub(crate) async fn sync_into_inbox(
     ctx: &CommandContext,
     client: &matrix_sdk::Client,
-    ledger: &mut crate::profile::files::Stored<crate::profile::olm_ledger::OlmLedger>,
+    ledger: &mut crate::profile::Ledger<crate::profile::olm_ledger::OlmLedger>,
     watcher: &mut Watcher,
     no_recover: bool,
-    earlier_failures: &[(matrix_sdk::ruma::OwnedUserId, String)],
-) -> CliResult<(matrix_sdk::sync::SyncResponse, SyncSummary)> {
+) -> CliResult<matrix_sdk::sync::SyncResponse> {
     let started = now_ms();
     let response = crate::sdk::sync_now(client).await?;
-    let keeper = ctx.keeper();
-    let (keep, summary) = keeper.capture(client, &response, watcher).await?;
+    ctx.keeper().keep_sync(client, &response, watcher).await?;
     // Between syncs, never beside one: recovery claims keys itself.
     if !no_recover {
-        recovery::after_sync(client, &response, ledger, started, &keep, earlier_failures).await?;
+        let db = ctx.state()?;
+        let failures = db.failures()?;
+        let keep = ctx.out.capturing();
+        let result = recovery::after_sync(client, &response, ledger, started, &keep, &failures).await;
+        // Its steps are kept whether or not it went through.
+        db.append(&keep.take_captured())?;
+        result?;
+        db.clear_failures(&failures)?;
+        crate::process::kill_point("recovered");
     }
-    keeper.store(&keep)?;
-    Ok((response, summary))
+    Ok(response)
 }
 
-/// The senders (and their curve25519 keys) of the Olm messages that other
-/// commands' syncs could not decrypt.
-pub(crate) fn kept_failures(kept: &[crate::ui::output::Captured]) -> Vec<(matrix_sdk::ruma::OwnedUserId, String)> {
-    let mut found = Vec::new();
-    for record in kept {
-        let v: Value = serde_json::from_str(&record.json).unwrap_or(Value::Null);
-        if v["type"] != "to_device" || v["utd_reason"].is_null() {
-            continue;
-        }
-        let (Some(sender), Some(key)) = (v["sender"].as_str(), v["sender_key"].as_str()) else { continue };
-        if let Ok(sender) = matrix_sdk::ruma::OwnedUserId::try_from(sender) {
-            if !found.iter().any(|(u, k): &(matrix_sdk::ruma::OwnedUserId, String)| *u == sender && k == key) {
-                found.push((sender, key.to_owned()));
+/// Records delivered before their chunk is marked delivered: a kill
+/// between the two prints at most this many again (their cursors tell).
+const CHUNK: usize = 32;
+
+/// Delivers every undelivered record, in order, a chunk at a time: each
+/// chunk is written (and flushed), then marked delivered in one
+/// transaction. A reader that goes away leaves what it was not written
+/// for the next `sync`; what it was written but did not read, it gets
+/// back with `--after-cursor`. The `inbox_gap` record comes first when
+/// undelivered records had to go.
+pub(crate) fn deliver(ctx: &CommandContext, summary: &mut SyncSummary) -> CliResult {
+    let db = ctx.state()?;
+    let dropped = db.dropped()?;
+    if dropped > 0 {
+        ctx.out.data(&crate::stream::InboxGapRecord { dropped })?;
+        db.forget_dropped()?;
+    }
+    loop {
+        let chunk = db.pending(CHUNK)?;
+        let (Some(first), Some(last)) = (chunk.first(), chunk.last()) else { return Ok(()) };
+        for (i, kept) in chunk.iter().enumerate() {
+            if let Err(e) = ctx.out.replay(&kept.record, &db.cursor(kept.seq)) {
+                if i > 0 {
+                    db.mark_delivered(first.seq, chunk[i - 1].seq)?;
+                }
+                return Err(e);
             }
+            summary.count(&kept.record);
         }
+        db.mark_delivered(first.seq, last.seq)?;
+        crate::process::kill_point("delivered_chunk");
     }
-    found
 }
 
-/// Prints what the inbox holds (for `room`, all of it without), in order,
-/// and keeps the rest; if the reader goes away, what was not printed stays
-/// for the next `sync`.
-pub(crate) fn deliver(ctx: &CommandContext, room: Option<&RoomId>) -> CliResult {
-    let inbox = ctx.profile.inbox();
-    if room.is_none() {
-        let dropped = inbox.dropped()?;
-        if dropped > 0 {
-            ctx.out.data(&crate::stream::InboxGapRecord { dropped })?;
-            inbox.forget_dropped()?;
+/// Re-delivers, in order, what was delivered after the record `cursor`
+/// names (a reader that stopped early, or crashed, resumes there).
+pub(crate) fn redeliver(ctx: &CommandContext, cursor: &str, summary: &mut SyncSummary) -> CliResult {
+    let db = ctx.state()?;
+    let mut after = db.resolve_cursor(cursor)?;
+    loop {
+        let chunk = db.delivered_after(after, CHUNK)?;
+        let Some(last) = chunk.last() else { return Ok(()) };
+        after = last.seq;
+        for kept in &chunk {
+            ctx.out.replay(&kept.record, &db.cursor(kept.seq))?;
+            summary.count(&kept.record);
         }
     }
-    let kept = inbox.read()?;
-    let mut left = Vec::new();
-    for (i, record) in kept.iter().enumerate() {
-        let ours = room.is_none_or(|r| {
-            serde_json::from_str::<Value>(&record.json).is_ok_and(|v| v["room_id"].as_str() == Some(r.as_str()))
-        });
-        if !ours {
-            left.push(record.clone());
-            continue;
+}
+
+/// Shows the records of `room` after `shown`, delivered or not, without
+/// consuming any (`chat` is a view: `sync` still delivers them all).
+pub(crate) fn view(ctx: &CommandContext, room: &RoomId, shown: &mut i64) -> CliResult {
+    let db = ctx.state()?;
+    loop {
+        let chunk = db.after(*shown, Some(room.as_str()), CHUNK)?;
+        let Some(last) = chunk.last() else { return Ok(()) };
+        for kept in &chunk {
+            ctx.out.replay(&kept.record, &db.cursor(kept.seq))?;
         }
-        if let Err(e) = ctx.out.replay(record) {
-            left.extend_from_slice(&kept[i..]);
-            inbox.replace(&left)?;
-            return Err(e);
-        }
+        *shown = last.seq;
     }
-    if left.len() != kept.len() {
-        inbox.replace(&left)?;
-    }
-    Ok(())
 }

@@ -71,3 +71,17 @@ pub(crate) fn exit(out: &Output, result: Result<(), CliError>) -> ExitCode {
         }
     }
 }
+
+/// A test hook for crash tests: when `RATCHET_KILL_AT` names `step`, this
+/// process sends itself SIGKILL there (no unwinding, no flush, no exit
+/// handler: what a kill or a power cut leaves). Debug builds only; a
+/// release build compiles it to nothing.
+pub(crate) fn kill_point(step: &str) {
+    #[cfg(debug_assertions)]
+    if std::env::var("RATCHET_KILL_AT").is_ok_and(|at| at == step) {
+        tracing::debug!(step, "RATCHET_KILL_AT: SIGKILL");
+        let _ = rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::KILL);
+    }
+    #[cfg(not(debug_assertions))]
+    let _ = step;
+}

@@ -1,9 +1,11 @@
 //! What a sync brought, as records: room events (decrypted where possible),
 //! invites, rooms left, to-device events (with the fate of forwarded keys),
 //! and, across a stream of syncs, late decryptions and Megolm rotations.
-//! `ratchet sync` prints them; every other command that syncs keeps them in
-//! the profile's inbox for the next `sync` (`profile::inbox`), so `sync`
-//! prints every event exactly once whatever else ran.
+//! Every command that syncs keeps them in the profile's state database
+//! (`profile::state`) the moment the sync returns — [`stage`] does no
+//! network request and nothing that can fail — and only then looks
+//! further ([`enrich`]: the message indexes `/messages` gives; late
+//! decryptions; recovery). `sync` delivers them from there, once.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -19,8 +21,8 @@ use serde_json::Value;
 use crate::clock::now_ms;
 use crate::error::CliResult;
 use crate::events::{as_encrypted, render, LeftRecord, Rendered};
-use crate::profile::positions::{OwnPositions, Position};
-use crate::ui::output::{Output, Record};
+use crate::profile::state::{OlmFailure, Position, StateDb};
+use crate::ui::output::{Captured, Output, Record};
 
 #[derive(Debug, Serialize, schemars::JsonSchema)]
 pub(crate) struct InviteRecord {
@@ -78,40 +80,31 @@ impl Record for ToDeviceRecord {
     }
 }
 
-#[derive(Debug, Serialize, schemars::JsonSchema)]
+/// The closing record of `sync`: what it delivered.
+#[derive(Debug, Default, Serialize, schemars::JsonSchema)]
 pub(crate) struct SyncSummary {
     rooms: usize,
     events: usize,
     utd: usize,
     to_device: usize,
+    #[serde(skip)]
+    seen_rooms: std::collections::BTreeSet<String>,
 }
 
 impl SyncSummary {
-    /// The counts of records other commands kept for `sync`.
-    pub(crate) fn of_kept(kept: &[crate::ui::output::Captured]) -> SyncSummary {
-        let mut summary = SyncSummary { rooms: 0, events: 0, utd: 0, to_device: 0 };
-        let mut rooms = std::collections::BTreeSet::new();
-        for record in kept {
-            let v: Value = serde_json::from_str(&record.json).unwrap_or(Value::Null);
-            match v["type"].as_str() {
-                Some("message") | Some("event") | Some("utd") => {
-                    summary.events += 1;
-                    summary.utd += usize::from(v["type"] == "utd");
-                    rooms.insert(v["room_id"].as_str().unwrap_or_default().to_owned());
-                }
-                Some("to_device") => summary.to_device += 1,
-                _ => {}
+    /// Counts one delivered record.
+    pub(crate) fn count(&mut self, record: &Captured) {
+        let v: Value = serde_json::from_str(&record.json).unwrap_or(Value::Null);
+        match v["type"].as_str() {
+            Some("message") | Some("event") | Some("utd") => {
+                self.events += 1;
+                self.utd += usize::from(v["type"] == "utd");
+                self.seen_rooms.insert(v["room_id"].as_str().unwrap_or_default().to_owned());
+                self.rooms = self.seen_rooms.len();
             }
+            Some("to_device") => self.to_device += 1,
+            _ => {}
         }
-        summary.rooms = rooms.len();
-        summary
-    }
-
-    pub(crate) fn add(&mut self, other: &SyncSummary) {
-        self.rooms += other.rooms;
-        self.events += other.events;
-        self.utd += other.utd;
-        self.to_device += other.to_device;
     }
 }
 
@@ -234,8 +227,8 @@ impl Watcher {
     }
 }
 
-/// Printed first by `sync` when the inbox had to drop its oldest records
-/// (see `profile::inbox`): they are gone, and this says how many.
+/// Printed first by `sync` when undelivered records had to go (see
+/// `profile::state`): they are gone, and this says how many.
 #[derive(Debug, Serialize, schemars::JsonSchema)]
 pub(crate) struct InboxGapRecord {
     pub(crate) dropped: u64,
@@ -245,60 +238,80 @@ impl Record for InboxGapRecord {
     const TYPE: &'static str = "inbox_gap";
     fn human(&self) -> String {
         format!(
-            "({} earlier record(s) were dropped unseen: the inbox keeps {} MiB at most for `sync`; run it, or keep \
-             `sync --follow` running, more often)",
+            "({} earlier record(s) were dropped unseen: ratchet keeps {} undelivered records at most for `sync`; \
+             run it, or keep `sync --follow` running, more often)",
             self.dropped,
-            crate::profile::inbox::MAX_BYTES / (1024 * 1024)
+            crate::profile::state::MAX_PENDING
         )
     }
 }
 
-pub(crate) async fn print_response(
+/// A sync's records, staged: both forms of each, in order, and what a
+/// later look-up may still fill in.
+pub(crate) struct Staged {
+    pub(crate) records: Vec<Captured>,
+    /// The senders of Olm messages that could not be decrypted (R9).
+    pub(crate) failures: Vec<OlmFailure>,
+    /// Messages of others whose index only the ciphertext gives: (their
+    /// place in `records`, room, place in that room's timeline).
+    unindexed: Vec<(usize, OwnedRoomId, usize)>,
+    /// Positions of this device's own messages among them.
+    own: HashMap<String, Position>,
+}
+
+/// A sync's records, from what the response holds and the local stores
+/// only: no network request, and nothing here fails (a look-up that does is
+/// left out of the record), so that the records are kept before anything
+/// else happens.
+pub(crate) async fn stage(
     client: &Client,
     out: &Output,
     response: &SyncResponse,
     watcher: &mut Watcher,
-    own: &OwnPositions,
-) -> CliResult<SyncSummary> {
-    // The positions of this device's own messages are read only when the
-    // sync brought a decrypted event (an idle sync reads no file).
-    let decrypted = response
+    db: &StateDb,
+) -> Staged {
+    let keep = out.capturing();
+    let mut failures = Vec::new();
+    let mut unindexed = Vec::new();
+    // The positions of this device's own messages, for the decrypted
+    // events only (an idle sync reads nothing).
+    let decrypted: Vec<String> = response
         .rooms
         .joined
         .values()
-        .any(|u| u.timeline.events.iter().any(|e| matches!(e.kind, TimelineEventKind::Decrypted(_))));
-    let own: HashMap<String, Position> = if decrypted { own.read().unwrap_or_default() } else { HashMap::new() };
-    let own = &own;
-    let mut summary = SyncSummary { rooms: 0, events: 0, utd: 0, to_device: 0 };
+        .flat_map(|u| u.timeline.events.iter())
+        .filter(|e| matches!(e.kind, TimelineEventKind::Decrypted(_)))
+        .filter_map(|e| e.event_id().map(|id| id.to_string()))
+        .collect();
+    let own = db.positions(&decrypted).unwrap_or_else(|e| {
+        tracing::debug!(error = %e.message, "could not read the positions of sent messages");
+        HashMap::new()
+    });
     for event in &response.to_device {
-        summary.to_device += 1;
         let mut record = to_device_record(event);
         if record.event_type == "m.forwarded_room_key" {
-            judge_forward(client, &mut record).await?;
+            if let Err(e) = judge_forward(client, &mut record).await {
+                tracing::debug!(error = %e.message, "could not tell whether a forwarded key was kept");
+            }
         }
-        out.data(&record)?;
-    }
-    // Keys that arrived now may open events that arrived before.
-    if !watcher.pending.is_empty() && !response.to_device.is_empty() {
-        watcher.retry(client, out).await?;
+        if let ProcessedToDeviceEvent::UnableToDecrypt { .. } = event {
+            if let (Some(sender), Some(key)) = (&record.sender, &record.sender_key) {
+                let failure = OlmFailure { sender: sender.clone(), sender_key: key.clone() };
+                if !failures.contains(&failure) {
+                    failures.push(failure);
+                }
+            }
+        }
+        logged(keep.data(&record));
     }
     for (room_id, update) in &response.rooms.joined {
-        summary.rooms += 1;
         // Every human line of the stream names its room.
         let name = client.get_room(room_id).and_then(|r| r.name());
         let room_label = Some(format!("[{}]", name.unwrap_or_else(|| crate::events::short(room_id.as_str()))));
-        let originals = crate::events::sync_originals(client, room_id, &update.timeline, own).await;
-        for event in &update.timeline.events {
-            summary.events += 1;
-            let original = event.event_id().and_then(|id| originals.get(id.as_str()));
-            let mut rendered = render(room_id.as_str(), event, original);
+        for (at, event) in update.timeline.events.iter().enumerate() {
+            let mut rendered = render(room_id.as_str(), event, None);
             if let Rendered::Message(r) = &mut rendered {
-                let mine = r.event_id.as_ref().and_then(|id| own.get(id));
-                if let Some(p) =
-                    mine.filter(|p| r.message_index.is_none() && r.session_id.as_ref() == Some(&p.session_id))
-                {
-                    r.message_index = Some(p.message_index);
-                }
+                fill_own_index(r, &own);
             }
             match &mut rendered {
                 Rendered::Message(r) => r.room_label = room_label.clone(),
@@ -307,11 +320,13 @@ pub(crate) async fn print_response(
             }
             match rendered {
                 Rendered::Message(r) => {
-                    watcher.note_session(out, room_id.as_str(), &r)?;
-                    out.data(&r)?
+                    logged(watcher.note_session(&keep, room_id.as_str(), &r));
+                    if r.message_index.is_none() && r.event_id.as_ref().is_some_and(|id| !own.contains_key(id)) {
+                        unindexed.push((keep.captured_len(), room_id.clone(), at));
+                    }
+                    logged(keep.data(&r))
                 }
                 Rendered::Utd(r) => {
-                    summary.utd += 1;
                     if let Some(id) = &r.event_id {
                         watcher.pending.insert(
                             id.clone(),
@@ -323,19 +338,91 @@ pub(crate) async fn print_response(
                             },
                         );
                     }
-                    out.data(&r)?
+                    logged(keep.data(&r))
                 }
-                Rendered::Other(r) => out.data(&r)?,
+                Rendered::Other(r) => logged(keep.data(&r)),
             }
         }
     }
     for room_id in response.rooms.invited.keys() {
-        out.data(&InviteRecord { room_id: room_id.to_string() })?;
+        logged(keep.data(&InviteRecord { room_id: room_id.to_string() }));
     }
     for room_id in response.rooms.left.keys() {
-        out.data(&LeftRecord { room_id: room_id.to_string() })?;
+        logged(keep.data(&LeftRecord { room_id: room_id.to_string() }));
     }
-    Ok(summary)
+    Staged { records: keep.take_captured(), failures, unindexed, own }
+}
+
+/// A record that cannot be serialised is a bug, not a lost message: said
+/// in the log, and the rest of the sync is kept.
+fn logged(result: CliResult<()>) {
+    if let Err(e) = result {
+        tracing::warn!(error = %e.message, "a record could not be kept");
+    }
+}
+
+/// The index of one of this device's own messages, from what `send` kept.
+fn fill_own_index(r: &mut crate::events::MessageRecord, own: &HashMap<String, Position>) {
+    let mine = r.event_id.as_ref().and_then(|id| own.get(id));
+    if let Some(p) = mine.filter(|p| r.message_index.is_none() && r.session_id.as_ref() == Some(&p.session_id)) {
+        r.message_index = Some(p.message_index);
+    }
+}
+
+/// After the records are kept (`seqs`, one per staged record): the message
+/// index of others' messages, which only the ciphertext gives (matrix-sdk
+/// hands a decrypted event back without it), read from `/messages` and
+/// written into the kept records. Best effort: a failed look-up leaves the
+/// index null.
+pub(crate) async fn enrich(
+    client: &Client,
+    out: &Output,
+    response: &SyncResponse,
+    staged: &Staged,
+    seqs: &[i64],
+    db: &StateDb,
+) -> CliResult<()> {
+    let mut rooms: Vec<&OwnedRoomId> = staged.unindexed.iter().map(|u| &u.1).collect();
+    rooms.dedup();
+    for room_id in rooms {
+        let Some(update) = response.rooms.joined.get(room_id) else { continue };
+        let originals = crate::events::sync_originals(client, room_id, &update.timeline, &staged.own).await;
+        if originals.is_empty() {
+            continue;
+        }
+        for (place, _, at) in staged.unindexed.iter().filter(|u| u.1 == *room_id) {
+            let event = &update.timeline.events[*at];
+            let original = event.event_id().and_then(|id| originals.get(id.as_str()));
+            let Rendered::Message(mut r) = render(room_id.as_str(), event, original) else { continue };
+            if r.message_index.is_none() {
+                continue;
+            }
+            let name = client.get_room(room_id).and_then(|r| r.name());
+            r.room_label = Some(format!("[{}]", name.unwrap_or_else(|| crate::events::short(room_id.as_str()))));
+            let keep = out.capturing();
+            keep.data(&r)?;
+            if let (Some(record), Some(seq)) = (keep.take_captured().pop(), seqs.get(*place)) {
+                db.replace(*seq, &record)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Events that were undecryptable when they arrived and decrypt now that
+/// keys came (`late_decryption` records), for a stream of syncs.
+pub(crate) async fn late_decryptions(
+    client: &Client,
+    out: &Output,
+    response: &SyncResponse,
+    watcher: &mut Watcher,
+) -> CliResult<Vec<Captured>> {
+    let keep = out.capturing();
+    // Keys that arrived now may open events that arrived before.
+    if !watcher.pending.is_empty() && !response.to_device.is_empty() {
+        watcher.retry(client, &keep).await?;
+    }
+    Ok(keep.take_captured())
 }
 
 pub(crate) fn to_device_record(event: &ProcessedToDeviceEvent) -> ToDeviceRecord {

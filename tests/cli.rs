@@ -24,6 +24,7 @@ mod rotate;
 mod rotation;
 mod send;
 mod snapshots;
+mod state;
 mod sync;
 mod terminal;
 mod trust;

@@ -18,8 +18,10 @@ use crate::rooms;
 /// Megolm session and index it used. Ends at the end of stdin (Ctrl-D) once
 /// everything read went out, or at Ctrl-C or SIGTERM, between syncs (exit 0).
 ///
-/// Events of other rooms, to-device events and recovery steps are not
-/// shown here: they stay for the next `ratchet sync`. Like a follower,
+/// chat is a view: it shows this room's records (with their cursors under
+/// --json) but consumes none. Everything it shows, and the events of other
+/// rooms, to-device events and recovery steps, stays for the next
+/// `ratchet sync`, which prints each record once. Like a follower,
 /// chat holds the profile only while it syncs or sends, so other ratchet
 /// commands on the same profile run meanwhile.
 ///
@@ -43,7 +45,7 @@ pub(crate) async fn cmd_chat(ctx: &mut CommandContext, args: &ChatArgs) -> CliRe
     ctx.out
         .status(format!("Chatting in {}: each line is sent; Ctrl-D to end.", rooms::quoted(room.room_id().as_str())));
     let following = Following { no_recover: false, room: Some(room.room_id().to_owned()), input: Some(stdin_lines()) };
-    follow(ctx, following).await
+    follow(ctx, following, None).await
 }
 
 /// Lines of stdin, read on a thread of their own (a read blocks); the

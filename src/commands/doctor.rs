@@ -107,7 +107,7 @@ pub(crate) async fn cmd_doctor(ctx: &mut CommandContext, args: &DoctorArgs) -> C
     let client = ctx.client().await?;
     ctx.sync(&client).await?;
     let room = rooms::joined(&client, &args.room).await?;
-    let ledger = ctx.olm_ledger();
+    let ledger = ctx.olm_ledger()?;
     let limit = if args.event.is_some() { 1000 } else { args.limit };
     let here = Here::of(&client).await?;
 

@@ -140,7 +140,7 @@ pub(crate) async fn cmd_encrypt(ctx: &mut CommandContext, args: &EncryptArgs) ->
     }
 
     room.send_state_event(wanted.content()).await?;
-    let mut ledger = ctx.megolm_ledger();
+    let mut ledger = ctx.megolm_ledger()?;
     // This profile's own, explicit choice (with --force for a change): it
     // replaces the strictest limits seen, which only guard against changes
     // made by others (R3).

@@ -150,11 +150,17 @@ async fn login(ctx: &mut CommandContext, args: &LoginArgs) -> CliResult {
         }
     };
 
-    let result = login_and_save(ctx, args, &password, &secret, source).await;
+    // ratchet's own state starts anew with the device (and under its key).
+    ctx.profile.remove_state()?;
+    let result = match ctx.open_state(&secret, crate::profile::state::Opening::New) {
+        Ok(_) => login_and_save(ctx, args, &password, &secret, source).await,
+        Err(e) => Err(e),
+    };
     if result.is_err() {
         // Leave nothing behind that a later login would trip over.
         let _ = std::fs::remove_dir_all(&paths.store_dir);
         let _ = std::fs::remove_file(&paths.key_file);
+        let _ = ctx.profile.remove_state();
     }
     let record = result?;
     ctx.out.data(&record)

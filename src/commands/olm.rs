@@ -88,7 +88,7 @@ pub(crate) async fn cmd_olm(ctx: &mut CommandContext, args: &OlmArgs) -> CliResu
     ctx.sync(&client).await?;
     let own_user = client.user_id().ok_or_else(|| CliError::internal("no user id"))?.to_owned();
     let own_device = client.device_id().ok_or_else(|| CliError::internal("no device id"))?.to_owned();
-    let ledger = ctx.olm_ledger();
+    let ledger = ctx.olm_ledger()?;
 
     let mut users: Vec<OwnedUserId> = match &args.user {
         Some(u) => vec![rooms::parse_user(u, &own_user)?],

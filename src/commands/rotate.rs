@@ -69,7 +69,7 @@ pub(crate) async fn cmd_rotate(ctx: &mut CommandContext, args: &RotateArgs) -> C
             format!("`ratchet encrypt {}` turns encryption on", crate::rooms::quoted(room.room_id().as_str())),
         ));
     }
-    let mut ledger = ctx.megolm_ledger();
+    let mut ledger = ctx.megolm_ledger()?;
     let old = megolm::outbound(&client, room.room_id(), &ledger).await?;
     room.discard_room_key().await?;
     if let Some(old) = &old {

@@ -11,7 +11,6 @@ use tracing::instrument;
 use crate::batch::{decode_line, Batch, Kind};
 use crate::context::CommandContext;
 use crate::error::{CliError, CliResult};
-use crate::profile::journal;
 use crate::rooms;
 
 /// Send messages to a room: each TEXT is one message, or each line of stdin.
@@ -50,7 +49,7 @@ pub(crate) struct SendArgs {
     /// Idempotent mode: message N gets transaction id PREFIX-N, and a rerun
     /// with the same prefix and input delivers only what did not go out (a
     /// prefix reused for different text is refused: one prefix, one batch)
-    #[arg(long, value_name = "PREFIX", value_parser = journal::parse_prefix)]
+    #[arg(long, value_name = "PREFIX", value_parser = crate::batch::parse_prefix)]
     txn_prefix: Option<String>,
 
     /// Send as m.notice (what bots send: clients do not notify for it)

@@ -139,7 +139,7 @@ pub(crate) async fn cmd_sessions(ctx: &mut CommandContext, args: &SessionsArgs) 
     ctx.sync(&client).await?;
     let room = rooms::joined(&client, &args.room).await?;
     // Read-only: the R3 record is consulted, not updated.
-    let ledger = ctx.megolm_ledger();
+    let ledger = ctx.megolm_ledger()?;
     let limits = megolm::room_limits(&room, &ledger)
         .ok_or_else(|| CliError::failed(format!("{} is not encrypted: it has no Megolm sessions", args.room)))?;
     let now = crate::clock::now_ms();

@@ -9,7 +9,7 @@ use tracing::instrument;
 
 use crate::context::CommandContext;
 use crate::error::CliResult;
-use crate::follow::{deliver, follow, kept_failures, sync_into_inbox, Following};
+use crate::follow::{deliver, follow, redeliver, sync_into_inbox, Following};
 use crate::stream::{SyncSummary, Watcher};
 
 /// Fetch what arrived since the last run and print it.
@@ -18,6 +18,13 @@ use crate::stream::{SyncSummary, Watcher};
 /// events). With --follow, keeps syncing and prints events as they arrive
 /// until interrupted; Ctrl-C (or SIGTERM) exits 0, between syncs, so the
 /// store never holds half of one.
+///
+/// Each record is delivered once: what any command's sync received is kept
+/// (encrypted) in the profile until a `sync` prints it, in order, whatever
+/// else ran (`chat` only shows its room's). Under --json every record
+/// carries a `cursor`; a script that stopped reading early (`| head`) or
+/// crashed resumes with --after-cursor, which prints again what came after
+/// that record (the last 10,000 records or 7 days are kept).
 ///
 /// A follower holds the profile only for each short sync, so every other
 /// command on the same profile (send, rotate, unwedge, messages…) runs
@@ -43,6 +50,7 @@ use crate::stream::{SyncSummary, Watcher};
 ///
 ///   ratchet sync
 ///   ratchet --json sync --follow | jq -c 'select(.type == "utd")'
+///   ratchet --json sync --after-cursor "$(cat last-cursor)"
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub(crate) struct SyncArgs {
@@ -54,39 +62,46 @@ pub(crate) struct SyncArgs {
     /// alone does)
     #[arg(long)]
     no_recover: bool,
+
+    /// First print again, in order, what was delivered after the record
+    /// with this cursor (the `cursor` field of a JSON record): how a
+    /// script that stopped reading early, or crashed, resumes
+    #[arg(long, value_name = "CURSOR")]
+    after_cursor: Option<String>,
 }
 
 #[instrument(skip_all)]
 pub(crate) async fn cmd_sync(ctx: &mut CommandContext, args: &SyncArgs) -> CliResult {
-    if args.follow {
-        // A profile that cannot sync fails before the status line.
-        ctx.client().await?;
-        ctx.out.status("Following; Ctrl-C to stop.");
-        return follow(ctx, Following { no_recover: args.no_recover, room: None, input: None }).await;
-    }
     let client = ctx.client().await?;
-    let mut ledger = ctx.olm_ledger();
-    // What other commands received since the last `sync` comes first; the
-    // Olm messages they could not decrypt are recovered from now.
-    let kept = ctx.profile.inbox().read()?;
-    let mut summary = SyncSummary::of_kept(&kept);
-    let failures = kept_failures(&kept);
+    // A cursor that cannot be resumed from fails before anything is synced.
+    if let Some(cursor) = &args.after_cursor {
+        ctx.state()?.resolve_cursor(cursor)?;
+    }
+    if args.follow {
+        ctx.out.status("Following; Ctrl-C to stop.");
+        let how = Following { no_recover: args.no_recover, room: None, input: None };
+        return follow(ctx, how, args.after_cursor.as_deref()).await;
+    }
+    let mut summary = SyncSummary::default();
+    if let Some(cursor) = &args.after_cursor {
+        redeliver(ctx, cursor, &mut summary)?;
+    }
+    let mut ledger = ctx.olm_ledger()?;
     let mut watcher = Watcher::default();
-    let response = sync_into_inbox(ctx, &client, &mut ledger, &mut watcher, args.no_recover, &failures).await?;
-    summary.add(&response.1);
+    let response = sync_into_inbox(ctx, &client, &mut ledger, &mut watcher, args.no_recover).await?;
     // A key request from one of our own devices is answered by matrix-sdk
     // once it has an Olm session with that device: when it had to claim one
     // in this sync, the forward goes out with the next. One more sync
     // delivers it, so a one-shot `sync` answers at once.
     let asked = response
-        .0
         .to_device
         .iter()
         .any(|e| e.to_raw().deserialize_as::<Value>().is_ok_and(|j| j["type"] == "m.room_key_request"));
     if asked {
-        let more = sync_into_inbox(ctx, &client, &mut ledger, &mut watcher, args.no_recover, &[]).await?;
-        summary.add(&more.1);
+        sync_into_inbox(ctx, &client, &mut ledger, &mut watcher, args.no_recover).await?;
     }
-    deliver(ctx, None)?;
+    // What other commands received comes first: the records are delivered
+    // in the order they were kept.
+    deliver(ctx, &mut summary)?;
     ctx.out.data(&summary)
 }

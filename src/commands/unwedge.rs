@@ -89,7 +89,7 @@ pub(crate) async fn cmd_unwedge(ctx: &mut CommandContext, args: &UnwedgeArgs) ->
             .with_hint("share an encrypted room with them and sync first"));
     }
 
-    let mut ledger = ctx.olm_ledger();
+    let mut ledger = ctx.olm_ledger()?;
     let mut refused = Vec::new();
     for device in &devices {
         let now = now_ms();

@@ -1,4 +1,4 @@
-//! `megolm.json`: ratchet's own record of outbound Megolm sessions, beside
+//! The Megolm ledger: ratchet's own record of outbound Megolm sessions, beside
 //! the SDK's store. Plain data; the rules that read it are in
 //! `e2ee::rotation`.
 //!
@@ -81,18 +81,14 @@ impl MegolmLedger {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::profile::files::Stored;
 
     #[test]
     fn roundtrip_and_forced() {
-        let tmp = tempfile::tempdir().unwrap();
-        let path = tmp.path().join("megolm.json");
         let room: &RoomId = "!r:x".try_into().unwrap();
-        let mut l: Stored<MegolmLedger> = Stored::load(&path);
+        let mut l = MegolmLedger::default();
         l.record_new(room, "s1", 5);
         l.record_discard(room, "s1", Rotation::Forced);
-        l.save().unwrap();
-        let back: Stored<MegolmLedger> = Stored::load(&path);
+        let back: MegolmLedger = serde_json::from_str(&serde_json::to_string(&l).unwrap()).unwrap();
         assert_eq!(back.discard_reason(room, "s1"), Some(Rotation::Forced));
         assert_eq!(back.discard_reason(room, "s2"), None);
         assert_eq!(back.created_ms(room, "s1"), Some(5));

@@ -5,38 +5,36 @@
 //! | file            | what                                                   | module            |
 //! |-----------------|--------------------------------------------------------|-------------------|
 //! | `session.json`  | homeserver, user, device, access token, identity key   | [`session`]       |
-//! | `store.key`     | the generated key of the encrypted store (hex)         | [`session`]       |
+//! | `store.key`     | the generated key of the encrypted stores (hex)         | [`session`]       |
 //! | `store/`        | matrix-sdk's encrypted SQLite stores (state, crypto)    | (the SDK's)       |
+//! | `state.sqlite3` | ratchet's own state, encrypted: the record stream (`sync`'s inbox and cursors), the rule ledgers, the send journal, sent messages' positions, Olm failures to recover from | [`state`] |
 //! | `lock`          | the one-process-per-profile `flock`, and its turn count | [`lock`]          |
 //! | `lock.wait`     | marks commands waiting for it (a shared `flock`)        | [`lock`]          |
-//! | `megolm.json`   | outbound Megolm sessions' precise times, R3's limits    | [`megolm_ledger`] |
-//! | `olm.json`      | R11's new-session times, R7's receipts, key requests    | [`olm_ledger`]    |
-//! | `sent.jsonl`    | `send --txn-prefix`'s journal                           | [`journal`]       |
-//! | `inbox.jsonl`   | what other commands' syncs received, for `sync`         | [`inbox`]         |
-//! | `positions.jsonl` | session and index of each message sent, for its echo  | [`positions`]     |
 //!
-//! Every file is 0600 and written atomically ([`files`]); looser permissions
-//! found on disk are tightened with a warning. Nothing here decides a rule:
-//! the ledgers are plain data that `e2ee` reads and `commands` update.
+//! Every file is 0600 ([`files`]); looser permissions found on disk are
+//! tightened with a warning. Nothing here decides a rule: the ledgers
+//! ([`megolm_ledger`], [`olm_ledger`]) are plain data that `e2ee` reads and
+//! `commands` update, kept in the state database.
 
 pub(crate) mod files;
-pub(crate) mod inbox;
-pub(crate) mod journal;
+pub(crate) mod legacy;
 pub(crate) mod lock;
 pub(crate) mod megolm_ledger;
 pub(crate) mod olm_ledger;
-pub(crate) mod positions;
 pub(crate) mod session;
+pub(crate) mod state;
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
-use files::{ensure_dir, tighten, write_private, Stored};
+use files::{ensure_dir, tighten, write_private};
 use lock::ProfileLock;
 use megolm_ledger::MegolmLedger;
 use olm_ledger::OlmLedger;
-use session::SessionFile;
+use session::{SessionFile, StoreSecret};
+use state::{Loaded, Opening, StateDb};
 
 use crate::error::CliResult;
 use crate::ui::output::Output;
@@ -51,11 +49,8 @@ pub(crate) struct ProfilePaths {
     /// matrix-sdk's SQLite stores live here.
     pub(crate) store_dir: PathBuf,
     pub(crate) lock_file: PathBuf,
-    pub(crate) megolm_ledger: PathBuf,
-    pub(crate) olm_ledger: PathBuf,
-    pub(crate) send_journal: PathBuf,
-    pub(crate) inbox: PathBuf,
-    pub(crate) positions: PathBuf,
+    /// ratchet's own state (see [`state`]).
+    pub(crate) state_db: PathBuf,
 }
 
 impl ProfilePaths {
@@ -65,11 +60,7 @@ impl ProfilePaths {
             key_file: dir.join("store.key"),
             store_dir: dir.join("store"),
             lock_file: dir.join("lock"),
-            megolm_ledger: dir.join("megolm.json"),
-            olm_ledger: dir.join("olm.json"),
-            send_journal: dir.join("sent.jsonl"),
-            inbox: dir.join("inbox.jsonl"),
-            positions: dir.join("positions.jsonl"),
+            state_db: dir.join(state::FILE),
             dir,
         }
     }
@@ -91,18 +82,89 @@ pub(crate) enum ProfileError {
     Io { path: PathBuf, source: std::io::Error },
 }
 
-/// One profile: its paths, and (once taken) its lock.
+/// One profile: its paths, (once taken) its lock, and (once opened) its
+/// state database.
 #[derive(Debug)]
 pub(crate) struct Profile {
     paths: ProfilePaths,
     lock: Option<ProfileLock>,
     /// The number of this process's last hold of the lock.
     last_turn: Option<u64>,
+    state: Option<Arc<StateDb>>,
 }
 
 impl Profile {
     pub(crate) fn new(dir: PathBuf) -> Profile {
-        Profile { paths: ProfilePaths::new(dir), lock: None, last_turn: None }
+        Profile { paths: ProfilePaths::new(dir), lock: None, last_turn: None, state: None }
+    }
+
+    /// Opens the state database (once), with the store's secret. At login
+    /// (`Opening::New`) a database is made for the new device. Otherwise a
+    /// missing one, for a store that exists, means the rules' records were
+    /// lost: the ledgers are set to the strictest case, with a warning.
+    pub(crate) fn open_state(
+        &mut self,
+        secret: &StoreSecret,
+        opening: Opening,
+        warn: &mut dyn FnMut(String),
+    ) -> CliResult<Arc<StateDb>> {
+        if let Some(db) = &self.state {
+            return Ok(db.clone());
+        }
+        let opened = StateDb::open(&self.paths.dir, secret, opening)?;
+        for w in opened.warnings {
+            warn(w);
+        }
+        if !opened.migrated.is_empty() {
+            tracing::info!(files = ?opened.migrated, "migrated the profile's files into its state database");
+        }
+        let db = Arc::new(opened.db);
+        if opened.fresh {
+            let now = crate::clock::now_ms();
+            warn(format!(
+                "{} was missing, so the rules' records are lost: every Megolm session rotates before its next \
+                 message, and R11 counts a new Olm session as made with every device just now",
+                self.paths.state_db.display()
+            ));
+            let mut megolm = Ledger::<MegolmLedger>::empty("megolm", db.clone());
+            megolm.distrust_before = Some(now);
+            megolm.save()?;
+            let mut olm = Ledger::<OlmLedger>::empty("olm", db.clone());
+            olm.all_devices_since = Some(now);
+            olm.save()?;
+        }
+        self.state = Some(db.clone());
+        Ok(db)
+    }
+
+    /// The state database, once opened ([`Profile::open_state`]).
+    pub(crate) fn state(&self) -> CliResult<&StateDb> {
+        self.state.as_deref().ok_or_else(|| crate::error::CliError::internal("the state database is not open"))
+    }
+
+    /// Closes the state database (before its file is removed).
+    pub(crate) fn close_state(&mut self) {
+        self.state = None;
+    }
+
+    /// Closes and deletes the state database, with SQLite's side files (a
+    /// leftover of an interrupted login, or at logout).
+    pub(crate) fn remove_state(&mut self) -> Result<(), ProfileError> {
+        self.close_state();
+        let db = &self.paths.state_db;
+        let side = |suffix: &str| {
+            let mut name = db.clone().into_os_string();
+            name.push(suffix);
+            PathBuf::from(name)
+        };
+        for file in [db.clone(), side("-wal"), side("-shm"), side("-journal")] {
+            match fs::remove_file(&file) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => return Err(io(&file, source)),
+            }
+        }
+        Ok(())
     }
 
     pub(crate) fn paths(&self) -> &ProfilePaths {
@@ -188,64 +250,61 @@ impl Profile {
         write_private(&self.paths.key_file, session::key_to_hex(key).as_bytes())
     }
 
-    /// `megolm.json`: see [`megolm_ledger`]. A damaged file fails closed:
-    /// `warn` hears of it, a copy is kept, and every outbound session made
-    /// before now rotates before its next message.
-    pub(crate) fn megolm_ledger(&self, now: u64, warn: &mut dyn FnMut(String)) -> Stored<MegolmLedger> {
-        let mut ledger: Stored<MegolmLedger> = Stored::load(&self.paths.megolm_ledger);
-        if let Some(why) = ledger.keep_damaged_copy() {
+    /// The Megolm ledger: see [`megolm_ledger`]. A damaged value fails
+    /// closed: `warn` hears of it, a copy is kept, and every outbound
+    /// session made before now rotates before its next message.
+    pub(crate) fn megolm_ledger(&self, now: u64, warn: &mut dyn FnMut(String)) -> CliResult<Ledger<MegolmLedger>> {
+        let path = self.paths.state_db.display();
+        Ledger::load("megolm", self.state_arc()?, &mut |why| {
             warn(format!(
-                "{} is damaged ({why}); every room's Megolm session now rotates before its next message, and the \
-                 strictest rotation limits seen before are lost (the room's current ones apply); a copy is kept \
-                 beside it (.damaged)",
-                self.paths.megolm_ledger.display()
+                "the Megolm ledger in {path} is damaged ({why}); every room's Megolm session now rotates before its \
+                 next message, and the strictest rotation limits seen before are lost (the room's current ones \
+                 apply); a copy is kept beside it (megolm.damaged)"
             ));
-            ledger.distrust_before = Some(now);
-        }
-        ledger
+            |l: &mut MegolmLedger| l.distrust_before = Some(now)
+        })
     }
 
-    /// `olm.json`: see [`olm_ledger`]. A damaged file fails closed: `warn`
-    /// hears of it, a copy is kept, and R11 counts a new session as made
-    /// with every device now.
-    pub(crate) fn olm_ledger(&self, now: u64, warn: &mut dyn FnMut(String)) -> Stored<OlmLedger> {
-        let mut ledger: Stored<OlmLedger> = Stored::load(&self.paths.olm_ledger);
-        if let Some(why) = ledger.keep_damaged_copy() {
+    /// The Olm ledger: see [`olm_ledger`]. A damaged value fails closed:
+    /// `warn` hears of it, a copy is kept, and R11 counts a new session as
+    /// made with every device now.
+    pub(crate) fn olm_ledger(&self, now: u64, warn: &mut dyn FnMut(String)) -> CliResult<Ledger<OlmLedger>> {
+        let path = self.paths.state_db.display();
+        Ledger::load("olm", self.state_arc()?, &mut |why| {
             warn(format!(
-                "{} is damaged ({why}); R11 now counts a new Olm session as made with every device just now (no \
-                 new one for an hour without --force); a copy is kept beside it (.damaged)",
-                self.paths.olm_ledger.display()
+                "the Olm ledger in {path} is damaged ({why}); R11 now counts a new Olm session as made with every \
+                 device just now (no new one for an hour without --force); a copy is kept beside it (olm.damaged)"
             ));
-            ledger.all_devices_since = Some(now);
-        }
-        ledger
+            |l: &mut OlmLedger| l.all_devices_since = Some(now)
+        })
     }
 
-    /// `inbox.jsonl`: see [`inbox`].
-    pub(crate) fn inbox(&self) -> inbox::Inbox {
-        inbox::Inbox::new(&self.paths.inbox)
+    fn state_arc(&self) -> CliResult<Arc<StateDb>> {
+        self.state.clone().ok_or_else(|| crate::error::CliError::internal("the state database is not open"))
     }
 
-    /// `positions.jsonl`: see [`positions`].
-    pub(crate) fn own_positions(&self) -> positions::OwnPositions {
-        positions::OwnPositions::new(&self.paths.positions)
-    }
-
-    /// `sent.jsonl`: see [`journal`].
-    pub(crate) fn send_journal(&self, device_id: &str) -> CliResult<journal::SendJournal> {
-        journal::SendJournal::open(&self.paths.send_journal, device_id)
-    }
-
-    /// Deletes the session, the store key, the store, the send journal
-    /// (its transaction ids were this device's), the inbox and the sent
-    /// messages' positions; returns what it removed.
-    /// The rule ledgers stay.
-    pub(crate) fn remove_login(&self) -> Result<Vec<String>, ProfileError> {
+    /// Deletes the session, the store key, the store and the state
+    /// database (its records, ledgers and journal were this device's, and
+    /// are encrypted with the store key that goes); returns what it removed.
+    pub(crate) fn remove_login(&mut self) -> Result<Vec<String>, ProfileError> {
         let mut removed = Vec::new();
+        if self.paths.state_db.exists() {
+            removed.push(self.paths.state_db.display().to_string());
+        }
+        self.remove_state()?;
         let paths = &self.paths;
-        for file in [&paths.session_file, &paths.key_file, &paths.send_journal, &paths.inbox, &paths.positions] {
+        for file in [&paths.session_file, &paths.key_file] {
             if file.exists() {
                 fs::remove_file(file).map_err(|source| io(file, source))?;
+                removed.push(file.display().to_string());
+            }
+        }
+        // The files of the layout before the state database, if a profile
+        // was never opened since.
+        for name in legacy::FILES {
+            let file = paths.dir.join(name);
+            if file.exists() {
+                fs::remove_file(&file).map_err(|source| io(&file, source))?;
                 removed.push(file.display().to_string());
             }
         }
@@ -259,6 +318,71 @@ impl Profile {
 
 fn io(path: &Path, source: std::io::Error) -> ProfileError {
     ProfileError::Io { path: path.to_owned(), source }
+}
+
+/// A rule ledger kept in the state database, loaded and saved one way: not
+/// rewritten when unchanged, each save one transaction.
+pub(crate) struct Ledger<T> {
+    name: &'static str,
+    value: T,
+    /// Its JSON as loaded or last saved.
+    on_disk: Option<Vec<u8>>,
+    db: Arc<StateDb>,
+}
+
+impl<T: serde::Serialize + serde::de::DeserializeOwned + Default> Ledger<T> {
+    fn empty(name: &'static str, db: Arc<StateDb>) -> Ledger<T> {
+        Ledger { name, value: T::default(), on_disk: None, db }
+    }
+
+    /// Loads it; when damaged, `damaged` hears why and returns how to read
+    /// the empty ledger as the strictest case, and a copy is kept.
+    fn load<F: FnOnce(&mut T)>(
+        name: &'static str,
+        db: Arc<StateDb>,
+        damaged: &mut dyn FnMut(String) -> F,
+    ) -> CliResult<Ledger<T>> {
+        match db.ledger::<T>(name)? {
+            Loaded::Absent => Ok(Ledger::empty(name, db)),
+            Loaded::Present(value, plain) => Ok(Ledger { name, value, on_disk: Some(plain), db }),
+            Loaded::Damaged(why) => {
+                db.keep_damaged(name)?;
+                let mut ledger = Ledger::empty(name, db);
+                damaged(why)(&mut ledger.value);
+                Ok(ledger)
+            }
+        }
+    }
+
+    /// Writes it if it changed.
+    pub(crate) fn save(&mut self) -> CliResult<()> {
+        let plain = serde_json::to_vec(&self.value).expect("ledgers always serialise");
+        if self.on_disk.as_deref() == Some(plain.as_slice()) {
+            return Ok(());
+        }
+        self.db.save_ledger(self.name, &plain)?;
+        self.on_disk = Some(plain);
+        Ok(())
+    }
+}
+
+impl<T> std::fmt::Debug for Ledger<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ledger").field("name", &self.name).finish_non_exhaustive()
+    }
+}
+
+impl<T> std::ops::Deref for Ledger<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.value
+    }
+}
+
+impl<T> std::ops::DerefMut for Ledger<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.value
+    }
 }
 
 #[cfg(test)]

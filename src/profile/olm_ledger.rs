@@ -1,4 +1,4 @@
-//! `olm.json`: ratchet's own record of Olm sessions, beside the SDK's store.
+//! The Olm ledger: ratchet's own record of Olm sessions, beside the SDK's store.
 //! Plain data; the rules that read it (R7, R11) are in `e2ee::olm`.
 
 use std::collections::BTreeMap;

@@ -20,7 +20,7 @@ use crate::clock::now_ms;
 use crate::e2ee::recovery::{self as policy, CreatedBy, RecoveryStep, Unwedge};
 use crate::error::CliResult;
 use crate::events::{render, Rendered};
-use crate::profile::files::Stored;
+use crate::profile::Ledger;
 use crate::profile::olm_ledger::OlmLedger;
 use crate::ui::output::{Output, Record};
 
@@ -95,10 +95,10 @@ impl Record for RecoveryRecord {
 pub(crate) async fn after_sync(
     client: &Client,
     response: &SyncResponse,
-    ledger: &mut Stored<OlmLedger>,
+    ledger: &mut Ledger<OlmLedger>,
     started_ms: u64,
     out: &Output,
-    earlier_failures: &[(OwnedUserId, String)],
+    failures: &[crate::profile::state::OlmFailure],
 ) -> CliResult<()> {
     let now = now_ms();
 
@@ -118,20 +118,14 @@ pub(crate) async fn after_sync(
     }
 
     // The senders whose Olm messages failed, once each: in this sync, and
-    // in the syncs of other commands since the last `sync` (kept in the
-    // inbox: those commands do not recover, so that `doctor` can still see
-    // a wedge as it is).
-    let mut failed: Vec<(OwnedUserId, String)> = earlier_failures.to_vec();
-    for event in &response.to_device {
-        if let ProcessedToDeviceEvent::UnableToDecrypt { encrypted_event, .. } = event {
-            let json: Value = encrypted_event.deserialize_as().unwrap_or(Value::Null);
-            let (Some(sender), Some(key)) = (json["sender"].as_str(), json["content"]["sender_key"].as_str()) else {
-                continue;
-            };
-            let Ok(sender) = UserId::parse(sender) else { continue };
-            if !failed.iter().any(|(u, k)| *u == sender && k == key) {
-                failed.push((sender, key.to_owned()));
-            }
+    // in the syncs of other commands since (kept in the state database:
+    // those commands do not recover, so that `doctor` can still see a
+    // wedge as it is).
+    let mut failed: Vec<(OwnedUserId, String)> = Vec::new();
+    for f in failures {
+        let Ok(sender) = UserId::parse(f.sender.as_str()) else { continue };
+        if !failed.iter().any(|(u, k)| *u == sender && *k == f.sender_key) {
+            failed.push((sender, f.sender_key.clone()));
         }
     }
 

@@ -88,9 +88,15 @@ impl Output {
             .unwrap_or_default()
     }
 
-    /// Prints a record kept earlier, in this output's form.
-    pub(crate) fn replay(&self, record: &Captured) -> Result<(), CliError> {
-        let line = if self.json { &record.json } else { &record.human };
+    /// How many records a capturing output holds so far.
+    pub(crate) fn captured_len(&self) -> usize {
+        self.captured.as_ref().map_or(0, |c| c.lock().unwrap_or_else(|e| e.into_inner()).len())
+    }
+
+    /// Prints a record kept earlier, in this output's form; its JSON form
+    /// carries `cursor` (second, after `type`).
+    pub(crate) fn replay(&self, record: &Captured, cursor: &str) -> Result<(), CliError> {
+        let line = if self.json { with_cursor(&record.json, cursor) } else { record.human.clone() };
         let mut stdout = io::stdout().lock();
         writeln!(stdout, "{line}").and_then(|()| stdout.flush()).map_err(stdout_error)
     }
@@ -214,6 +220,21 @@ pub(crate) fn json_line<R: Serialize>(kind: &str, record: &R) -> Result<String, 
     Ok(serde_json::Value::Object(map).to_string())
 }
 
+/// A JSON record line with `"cursor"` placed after `"type"`.
+fn with_cursor(json: &str, cursor: &str) -> String {
+    let Ok(serde_json::Value::Object(fields)) = serde_json::from_str::<serde_json::Value>(json) else {
+        return json.to_owned();
+    };
+    let mut map = serde_json::Map::new();
+    let mut rest = fields.into_iter();
+    if let Some((k, v)) = rest.next() {
+        map.insert(k, v);
+    }
+    map.insert("cursor".to_owned(), serde_json::Value::from(cursor));
+    map.extend(rest.filter(|(k, _)| k != "cursor"));
+    serde_json::Value::Object(map).to_string()
+}
+
 fn stdout_error(err: io::Error) -> CliError {
     // `ratchet … | head` closes the pipe early; that is success, as in ripgrep.
     if err.kind() == io::ErrorKind::BrokenPipe {
@@ -236,5 +257,6 @@ mod tests {
     fn json_lines_put_type_first() {
         let line = json_line("sample", &Sample { name: "x" }).unwrap();
         assert_eq!(line, r#"{"type":"sample","name":"x"}"#);
+        assert_eq!(with_cursor(&line, "ab-7"), r#"{"type":"sample","cursor":"ab-7","name":"x"}"#);
     }
 }

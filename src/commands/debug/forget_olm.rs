@@ -74,7 +74,7 @@ pub(crate) async fn cmd_forget_olm(ctx: &mut CommandContext, args: &ForgetOlmArg
     })?;
     let curve =
         device.curve25519_key().ok_or_else(|| CliError::failed("the device has no curve25519 key"))?.to_base64();
-    let ledger = ctx.olm_ledger();
+    let ledger = ctx.olm_ledger()?;
     let mut sessions: Vec<String> =
         olm::device_sessions(&client, &curve, &ledger).await?.sessions.into_iter().map(|s| s.session_id).collect();
     let wanted = match &args.session {

@@ -135,7 +135,7 @@ pub(crate) async fn cmd_request(ctx: &mut CommandContext, args: &RequestArgs) ->
             };
         }
     }
-    let mut ledger = ctx.olm_ledger();
+    let mut ledger = ctx.olm_ledger()?;
     // matrix-sdk made its own request to our own devices when it failed to
     // decrypt these events (above): it is recorded in the store, so the
     // forward a verified device of ours sends back is accepted. The next

@@ -81,7 +81,7 @@ pub(crate) async fn cmd_info(ctx: &mut CommandContext, args: &InfoArgs) -> CliRe
     let room = rooms::find(&client, &args.room).await?;
     let settings = room.encryption_settings();
     // Read-only: the R3 record is consulted, not updated.
-    let limits = megolm::room_limits(&room, &ctx.megolm_ledger());
+    let limits = megolm::room_limits(&room, &*ctx.megolm_ledger()?);
     ctx.out.data(&RoomInfoRecord {
         room_id: room.room_id().to_string(),
         name: room.name(),
