@@ -11,9 +11,9 @@ use crate::context::CommandContext;
 use crate::e2ee::rotation::{RoomLimits, Rotation};
 use crate::error::{CliError, CliResult, ErrorKind};
 use crate::events::short;
-use crate::profile::Ledger;
 use crate::profile::megolm_ledger::MegolmLedger;
 use crate::profile::state::{self, JournalEntry, Position};
+use crate::profile::Ledger;
 use crate::sdk::megolm;
 use crate::ui::output::Record;
 
@@ -100,8 +100,7 @@ impl<'a> Batch<'a> {
         } else {
             None
         };
-        let journal =
-            txn_prefix.as_ref().map(|_| room.client().device_id().map(|d| d.to_string()).unwrap_or_default());
+        let journal = txn_prefix.as_ref().map(|_| room.client().device_id().map(|d| d.to_string()).unwrap_or_default());
         Ok(Batch { ctx, room, limits, ledger, sent: 0, txn_prefix, journal, reader_gone: false, kind })
     }
 
@@ -199,14 +198,17 @@ impl<'a> Batch<'a> {
             }
         }
         if let (Some(device), Some(txn)) = (&self.journal, txn_id) {
-            self.ctx.state()?.journal_put(device, &JournalEntry {
-                room_id: self.room.room_id().to_string(),
-                txn_id: txn,
-                text_sha256: state::text_hash(text),
-                event_id: result.response.event_id.to_string(),
-                session_id: session_id.clone(),
-                message_index,
-            })?;
+            self.ctx.state()?.journal_put(
+                device,
+                &JournalEntry {
+                    room_id: self.room.room_id().to_string(),
+                    txn_id: txn,
+                    text_sha256: state::text_hash(text),
+                    event_id: result.response.event_id.to_string(),
+                    session_id: session_id.clone(),
+                    message_index,
+                },
+            )?;
         }
         self.emit(&SentRecord {
             room_id: self.room.room_id().to_string(),

@@ -8,10 +8,10 @@ use matrix_sdk::Client;
 
 use crate::e2ee::trust::Isolation;
 use crate::error::{store_mismatch, CliError, CliResult};
-use crate::profile::Ledger;
 use crate::profile::megolm_ledger::MegolmLedger;
 use crate::profile::olm_ledger::OlmLedger;
 use crate::profile::session::{SessionFile, StoreSecret, StoreSecretSource};
+use crate::profile::Ledger;
 use crate::profile::Profile;
 use crate::settings::Settings;
 use crate::ui::output::Output;
@@ -55,15 +55,16 @@ impl CommandContext {
             .with_hint("without it this device's Olm account is gone; log in again to make a new device")
             .with_hint("run `ratchet logout` then `ratchet login`"));
         }
-        // ratchet's own state: a damaged database stops every command that
-        // would run the rules it holds (exit 1, naming the file).
-        self.open_state(&secret, crate::profile::state::Opening::Existing)?;
         let isolation = self.settings.isolation.or(session.isolation).unwrap_or_default();
         let client = self.build_client(&session.homeserver, &secret, isolation).await?;
         let (key, parked) = crate::sdk::client::restore(&client, session.matrix_session()).await?;
         if key.as_deref() != Some(session.identity_key.as_str()) {
             return Err(store_mismatch());
         }
+        // ratchet's own state, once the store proved to be this device's
+        // and its secret right: a damaged database stops every command that
+        // would run the rules it holds (exit 1, naming the file).
+        self.open_state(&secret, crate::profile::state::Opening::Existing)?;
         // Backups, resumed from the store (no request): what the SDK's
         // parked start-up task would have done.
         crate::sdk::backup::resume(&client).await?;
@@ -146,7 +147,7 @@ impl CommandContext {
     }
 
     /// One incremental sync for a command other than `sync`: what it brings
-    /// is recorded for the next `sync` (the profile's inbox), so no event is
+    /// is kept for the next `sync` (the profile's state database), so no event is
     /// lost because another command moved the sync position. An Olm message
     /// that could not be decrypted is kept too, and the next `sync` recovers
     /// from it (R9–R11, R13); this command does not, so that `doctor` and

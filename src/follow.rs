@@ -36,7 +36,7 @@ pub(crate) type Line = Result<String, usize>;
 /// Turns of one sync each, holding the profile lock only for the turn.
 /// Between turns it waits for news without the lock
 /// (`sdk::wait_for_news`), so every other command on the profile runs
-/// meanwhile; what their syncs received reaches the inbox, and the next
+/// meanwhile; what their syncs received is kept in the state database, and the next
 /// turn prints it. Only one process syncs at a time, from the position
 /// the store holds, so no to-device event is received (and decrypted)
 /// twice. After another process had the profile, the client is rebuilt

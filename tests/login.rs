@@ -161,9 +161,10 @@ fn logout_ends_the_session_and_removes_local_data() {
     let rec = &run.records("logout")[0];
     assert_eq!(rec["server_logout"], true);
     let removed: Vec<&str> = rec["removed"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
-    assert_eq!(removed.len(), 3, "{removed:?}");
+    assert_eq!(removed.len(), 4, "{removed:?}");
     let dir = env.profile_dir("hank");
     assert!(!dir.join("session.json").exists() && !dir.join("store").exists() && !dir.join("store.key").exists());
+    assert!(!dir.join("state.sqlite3").exists(), "ratchet's state goes with the device");
     // The token is dead on the server.
     let (status, _) = api("GET", &token, "/_matrix/client/v3/account/whoami", None);
     assert_eq!(status, 401);

@@ -336,3 +336,31 @@ fn sync_recovers_from_a_wedge_another_command_received() {
     let steps: Vec<String> = run.records("recovery").iter().map(|r| r["step"].as_str().unwrap().to_owned()).collect();
     assert!(steps.contains(&"new_olm_session".to_owned()) && steps.contains(&"dummy_sent".to_owned()), "{steps:?}");
 }
+
+/// Issue 18: an undecryptable Olm message is consumed by the recovery that
+/// handled it. `chat` takes turns beside other commands that keep such
+/// messages; before, every turn after another process's fed the same old
+/// failure back into recovery (a second `olm_undecryptable`, then
+/// `rate_limited`, each turn). Now: one recovery, whatever ran.
+#[test]
+fn a_failure_is_recovered_from_once_while_chat_takes_turns() {
+    let p = pair();
+    let wait = std::time::Duration::from_secs(60);
+    let mut chat = p.env.spawn("bob", &["--json", "chat", &p.room]);
+    chat.wait_for_stderr("Chatting in", wait);
+    wedge(&p);
+    for turn in ["turn one", "turn two", "turn three"] {
+        // Another process on bob's profile syncs (and keeps what it got)...
+        p.env.run("bob", &["--lock-timeout", "30", "room", "list"]).success();
+        // ...then chat takes a turn: it sends the line, syncs and recovers.
+        chat.answer(turn);
+        chat.wait_for_match("the line's echo", |v| v["type"] == "message" && v["body"] == turn, wait);
+    }
+    chat.signal("-TERM");
+    chat.finish(wait).success();
+    let run = p.env.run("bob", &["--json", "sync"]).success();
+    let steps: Vec<String> = run.records("recovery").iter().map(|r| r["step"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(steps.iter().filter(|s| *s == "olm_undecryptable").count(), 1, "{steps:?}\n{}", run.stdout);
+    assert!(!steps.contains(&"rate_limited".to_owned()), "{steps:?}");
+    assert!(steps.contains(&"new_olm_session".to_owned()), "{steps:?}");
+}

@@ -196,10 +196,10 @@ fn olm_with_no_arguments_lists_every_device_with_sessions() {
 fn read_only_commands_write_no_rule_state() {
     let (env, _alice, _bob, room) = TestEnv::alice_and_bob(&["--rotation-msgs", "7"]);
     env.run("alice", &["send", &room, "hi"]).success();
-    let ledger = env.profile_dir("bob").join("megolm.json");
+    let db = env.profile_dir("bob").join("state.sqlite3");
     for args in [vec!["sessions", &room], vec!["room", "info", &room], vec!["olm"], vec!["doctor", &room]] {
         env.run("bob", &args).success();
-        assert!(!ledger.exists(), "`{}` wrote megolm.json", args.join(" "));
+        assert_eq!(ledger_rows(&db), 0, "`{}` wrote a rule ledger", args.join(" "));
     }
     // ... while the limits they show still come from the room (R3 record
     // consulted, not written).
@@ -207,20 +207,42 @@ fn read_only_commands_write_no_rule_state() {
     assert_eq!(info[0]["rotation_period_msgs"], 7);
 }
 
-/// Issue 14, item 7: rule state fails closed. A damaged megolm.json (R3's
-/// and R5's record) is not read as empty and trusted: it warns, keeps a
-/// copy, and the session whose age it recorded rotates before its next
-/// message. A damaged olm.json (R11's record) counts a new Olm session as
-/// made with every device just now.
+/// The rule ledgers kept in a profile's state database (rows; their values
+/// are encrypted).
+fn ledger_rows(db: &std::path::Path) -> i64 {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    conn.query_row("SELECT COUNT(*) FROM ledgers WHERE name IN ('megolm', 'olm')", [], |r| r.get(0)).unwrap()
+}
+
+/// Damages one ledger's (encrypted) value in the state database, as a bad
+/// disk or a bad edit would.
+fn damage_ledger(db: &std::path::Path, name: &str) {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    conn.execute("INSERT OR REPLACE INTO ledgers (name, value) VALUES (?1, x'7b206e6f74206a736f6e')", [name]).unwrap();
+}
+
+fn has_damaged_copy(db: &std::path::Path, name: &str) -> bool {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let n: i64 =
+        conn.query_row("SELECT COUNT(*) FROM ledgers WHERE name = ?1 || '.damaged'", [name], |r| r.get(0)).unwrap();
+    n == 1
+}
+
+/// Issue 14, item 7 (issue 18: the ledgers now live in the state
+/// database): rule state fails closed. A damaged Megolm ledger (R3's and
+/// R5's record) is not read as empty and trusted: it warns, keeps a copy,
+/// and the session whose age it recorded rotates before its next message.
+/// A damaged Olm ledger (R11's record) counts a new Olm session as made
+/// with every device just now.
 #[test]
 fn damaged_rule_records_fail_closed() {
     let (env, _alice, bob, room) = TestEnv::alice_and_bob(&["--rotation-msgs", "50"]);
     let first = env.run("alice", &["--json", "send", &room, "one"]).success().records("sent");
-    let dir = env.profile_dir("alice");
-    std::fs::write(dir.join("megolm.json"), "{ not json").unwrap();
+    let db = env.profile_dir("alice").join("state.sqlite3");
+    damage_ledger(&db, "megolm");
     let run = env.run("alice", &["--json", "send", &room, "two"]).success();
-    assert!(run.stderr.contains("megolm.json is damaged"), "{}", run.stderr);
-    assert!(dir.join("megolm.json.damaged").exists());
+    assert!(run.stderr.contains("the Megolm ledger in") && run.stderr.contains("is damaged"), "{}", run.stderr);
+    assert!(has_damaged_copy(&db, "megolm"));
     let two = run.records("sent").remove(0);
     assert_eq!(two["rotation"], "record_damaged", "{two}");
     assert_ne!(two["session_id"], first[0]["session_id"]);
@@ -230,11 +252,15 @@ fn damaged_rule_records_fail_closed() {
 
     let bob_device = env.run("bob", &["--json", "whoami"]).success().records("whoami")[0]["device_id"].clone();
     let bob_device = bob_device.as_str().unwrap();
-    std::fs::write(dir.join("olm.json"), [0xff, 0xfe, 0x00]).unwrap();
+    damage_ledger(&db, "olm");
     let refused = env.run("alice", &["unwedge", &bob.user_id, bob_device]).code(5);
-    assert!(refused.stderr.contains("olm.json is damaged"), "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("the Olm ledger in") && refused.stderr.contains("is damaged"),
+        "{}",
+        refused.stderr
+    );
     assert!(refused.stderr.contains("(R11)"), "{}", refused.stderr);
-    assert!(dir.join("olm.json.damaged").exists());
+    assert!(has_damaged_copy(&db, "olm"));
     // Still strict in the next process: the marker was saved.
     env.run("alice", &["unwedge", &bob.user_id, bob_device]).code(5);
     env.run("alice", &["unwedge", &bob.user_id, bob_device, "--force"]).success();

@@ -136,7 +136,7 @@ fn a_reused_prefix_with_new_text_is_refused_and_the_journal_belongs_to_the_devic
     // After logout and a new login the old journal is gone: a new device
     // may reuse the prefix.
     env.run("alice", &["logout", "--yes"]).success();
-    assert!(!env.profile_dir("alice").join("sent.jsonl").exists());
+    assert!(!env.profile_dir("alice").join("state.sqlite3").exists());
     // (A second login is not cross-signed yet: it sends in legacy mode.)
     env.login_all_devices("alice", &alice);
     let fresh = send("tuesday one\n").success().records("sent");

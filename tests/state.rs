@@ -110,7 +110,10 @@ fn a_reader_that_stops_early_resumes_from_its_cursor() {
         env.run("alice", &["send", &room, t]).success();
     }
     let head = env
-        .run_with(wrapped(&env, "bob", &["--json", "sync"], "bash", &["-c", r#""$0" "$@" | grep -m1 '"body":"one"'"#]), None)
+        .run_with(
+            wrapped(&env, "bob", &["--json", "sync"], "bash", &["-c", r#""$0" "$@" | grep -m1 '"body":"one"'"#]),
+            None,
+        )
         .success();
     let first: Value = serde_json::from_str(head.stdout.trim()).unwrap_or_else(|_| panic!("{}", head.stdout));
     assert_eq!(first["body"], "one");

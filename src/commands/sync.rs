@@ -1,7 +1,7 @@
 //! `ratchet sync`: one incremental sync, or a stream of them with
 //! `--follow`, printing what arrived (see `stream`): room events (decrypted
 //! where possible), invites, rooms left, and to-device events, after what
-//! other commands received and kept for it (`profile::inbox`).
+//! other commands received and kept for it (`profile::state`).
 
 use clap::Args;
 use serde_json::Value;

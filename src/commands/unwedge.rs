@@ -23,7 +23,7 @@ use crate::ui::output::Record;
 ///
 /// R11: a client does not create a new session with a device if it already
 /// created one for it in the past hour. ratchet keeps that record on disk
-/// (<profile>/olm.json) and refuses with exit 5 and the time left; --force
+/// (<profile>/state.sqlite3) and refuses with exit 5 and the time left; --force
 /// overrides it.
 ///
 /// Examples:

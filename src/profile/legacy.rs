@@ -41,7 +41,11 @@ struct OldJournalEntry {
 
 /// Migrates whatever old files are in `dir`; returns the names of those it
 /// took (to delete after the commit) and warnings.
-pub(crate) fn migrate(dir: &Path, cipher: &StoreCipher, txn: &Transaction<'_>) -> CliResult<(Vec<String>, Vec<String>)> {
+pub(crate) fn migrate(
+    dir: &Path,
+    cipher: &StoreCipher,
+    txn: &Transaction<'_>,
+) -> CliResult<(Vec<String>, Vec<String>)> {
     let mut found = Vec::new();
     let mut warnings = Vec::new();
     let db_error = |e: rusqlite::Error| CliError::failed("could not migrate the profile's files").with_source(e);
@@ -70,22 +74,20 @@ pub(crate) fn migrate(dir: &Path, cipher: &StoreCipher, txn: &Transaction<'_>) -
             let Ok(record) = serde_json::from_str::<Captured>(&line) else { continue };
             let json: serde_json::Value = serde_json::from_str(&record.json).unwrap_or_default();
             let room = json["room_id"].as_str().map(|r| cipher.hash_key("records", r.as_bytes()).to_vec());
-            txn.execute("INSERT INTO records (room, at_ms, value) VALUES (?1, ?2, ?3)", params![
-                room,
-                now as i64,
-                seal(cipher, &record)?
-            ])
+            txn.execute(
+                "INSERT INTO records (room, at_ms, value) VALUES (?1, ?2, ?3)",
+                params![room, now as i64, seal(cipher, &record)?],
+            )
             .map_err(db_error)?;
             // What the old `sync` recovered from at its next run.
             if json["type"] == "to_device" && !json["utd_reason"].is_null() {
                 if let (Some(sender), Some(key)) = (json["sender"].as_str(), json["sender_key"].as_str()) {
                     let failure = OlmFailure { sender: sender.to_owned(), sender_key: key.to_owned() };
                     let hash = cipher.hash_key("olm_failures", format!("{sender}\u{0}{key}").as_bytes());
-                    txn.execute("INSERT OR REPLACE INTO olm_failures (key, at_ms, value) VALUES (?1, ?2, ?3)", params![
-                        hash.to_vec(),
-                        now as i64,
-                        seal(cipher, &failure)?
-                    ])
+                    txn.execute(
+                        "INSERT OR REPLACE INTO olm_failures (key, at_ms, value) VALUES (?1, ?2, ?3)",
+                        params![hash.to_vec(), now as i64, seal(cipher, &failure)?],
+                    )
                     .map_err(db_error)?;
                 }
             }
@@ -97,12 +99,12 @@ pub(crate) fn migrate(dir: &Path, cipher: &StoreCipher, txn: &Transaction<'_>) -
         for (at, line) in lines(&bytes).iter().enumerate() {
             let Ok(old) = serde_json::from_str::<OldJournalEntry>(line) else { continue };
             let e = &old.entry;
-            let key = cipher.hash_key("journal", format!("{}\u{0}{}\u{0}{}", old.device_id, e.room_id, e.txn_id).as_bytes());
-            txn.execute("INSERT OR REPLACE INTO journal (key, at, value) VALUES (?1, ?2, ?3)", params![
-                key.to_vec(),
-                at as i64 + 1,
-                seal(cipher, e)?
-            ])
+            let key =
+                cipher.hash_key("journal", format!("{}\u{0}{}\u{0}{}", old.device_id, e.room_id, e.txn_id).as_bytes());
+            txn.execute(
+                "INSERT OR REPLACE INTO journal (key, at, value) VALUES (?1, ?2, ?3)",
+                params![key.to_vec(), at as i64 + 1, seal(cipher, e)?],
+            )
             .map_err(db_error)?;
         }
         found.push("sent.jsonl".to_owned());
@@ -112,11 +114,10 @@ pub(crate) fn migrate(dir: &Path, cipher: &StoreCipher, txn: &Transaction<'_>) -
         for (at, line) in lines(&bytes).iter().enumerate() {
             let Ok(p) = serde_json::from_str::<Position>(line) else { continue };
             let key = cipher.hash_key("positions", p.event_id.as_bytes());
-            txn.execute("INSERT OR REPLACE INTO positions (event, at, value) VALUES (?1, ?2, ?3)", params![
-                key.to_vec(),
-                at as i64 + 1,
-                seal(cipher, &p)?
-            ])
+            txn.execute(
+                "INSERT OR REPLACE INTO positions (event, at, value) VALUES (?1, ?2, ?3)",
+                params![key.to_vec(), at as i64 + 1, seal(cipher, &p)?],
+            )
             .map_err(db_error)?;
         }
         found.push("positions.jsonl".to_owned());
@@ -144,10 +145,10 @@ pub(crate) fn migrate(dir: &Path, cipher: &StoreCipher, txn: &Transaction<'_>) -
                 .expect("ledgers serialise")
             }
         };
-        txn.execute("INSERT OR REPLACE INTO ledgers (name, value) VALUES (?1, ?2)", params![
-            ledger,
-            seal(cipher, &plain)?
-        ])
+        txn.execute(
+            "INSERT OR REPLACE INTO ledgers (name, value) VALUES (?1, ?2)",
+            params![ledger, seal(cipher, &plain)?],
+        )
         .map_err(db_error)?;
         found.push(name.to_owned());
     }

@@ -82,7 +82,7 @@ pub(crate) async fn acquire(path: &Path, timeout: Duration, out: &Output) -> Res
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    Ok(record(file))
+    record(file)
 }
 
 /// A follower's turn: waits as long as it takes, and never ahead of a
@@ -95,7 +95,7 @@ pub(crate) async fn acquire_turn(path: &Path) -> Result<ProfileLock, CliError> {
             let _ = marker.unlock();
             let file = open(path)?;
             match file.try_lock() {
-                Ok(()) => return Ok(record(file)),
+                Ok(()) => return record(file),
                 Err(TryLockError::WouldBlock) => {}
                 Err(TryLockError::Error(e)) => {
                     return Err(CliError::failed("could not lock the profile").with_source(e));
@@ -107,14 +107,19 @@ pub(crate) async fn acquire_turn(path: &Path) -> Result<ProfileLock, CliError> {
 }
 
 /// Records who holds the lock (for the message above in other processes)
-/// and counts the turn.
-fn record(mut file: File) -> ProfileLock {
+/// and counts the turn. A turn that cannot be counted fails the lock: a
+/// follower that missed another process's turn would keep a stale client
+/// (Olm and Megolm state used twice). A count that cannot be read is 0,
+/// which no follower's last turn is, so it rebuilds.
+fn record(mut file: File) -> Result<ProfileLock, CliError> {
     let previous = holder(&mut file).map(|(_, t)| t).unwrap_or(0);
-    let turn = previous.wrapping_add(1);
-    let _ = file.set_len(0);
-    let _ = file.rewind();
-    let _ = write!(file, "{} {turn}", std::process::id());
-    ProfileLock { _file: file, turn, previous }
+    let turn = previous.wrapping_add(1).max(1);
+    file.set_len(0)
+        .and_then(|()| file.rewind())
+        .and_then(|()| write!(file, "{} {turn}", std::process::id()))
+        .and_then(|()| file.flush())
+        .map_err(|e| CliError::failed("could not record this process in the profile lock").with_source(e))?;
+    Ok(ProfileLock { _file: file, turn, previous })
 }
 
 /// The holder's pid and its turn number (0 in a file older than turns).

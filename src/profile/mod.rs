@@ -270,13 +270,16 @@ impl Profile {
     /// made with every device now.
     pub(crate) fn olm_ledger(&self, now: u64, warn: &mut dyn FnMut(String)) -> CliResult<Ledger<OlmLedger>> {
         let path = self.paths.state_db.display();
-        Ledger::load("olm", self.state_arc()?, &mut |why| {
+        let mut ledger = Ledger::load("olm", self.state_arc()?, &mut |why| {
             warn(format!(
                 "the Olm ledger in {path} is damaged ({why}); R11 now counts a new Olm session as made with every \
                  device just now (no new one for an hour without --force); a copy is kept beside it (olm.damaged)"
             ));
             |l: &mut OlmLedger| l.all_devices_since = Some(now)
-        })
+        })?;
+        // Bounded: written pruned at its next save.
+        ledger.prune(now);
+        Ok(ledger)
     }
 
     fn state_arc(&self) -> CliResult<Arc<StateDb>> {

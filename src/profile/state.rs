@@ -215,7 +215,8 @@ impl StateDb {
         conn.pragma_update(None, "journal_mode", "WAL").map_err(|e| damaged(&path, e))?;
         conn.pragma_update(None, "synchronous", "NORMAL").map_err(|e| damaged(&path, e))?;
         conn.pragma_update(None, "foreign_keys", "OFF").map_err(|e| damaged(&path, e))?;
-        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(|e| damaged(&path, e))?;
+        let version: i64 =
+            conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(|e| damaged(&path, e))?;
         if version > SCHEMA {
             return Err(CliError::failed(format!(
                 "ratchet's state database {} has schema version {version}; this ratchet knows version {SCHEMA} at most",
@@ -246,17 +247,18 @@ impl StateDb {
                 }
                 .map_err(|e| damaged(&path, format!("the profile's store secret does not open it ({e})")))?,
                 None => {
-                    let cipher = StoreCipher::new().map_err(|e| CliError::internal("no store cipher").with_source(e))?;
+                    let cipher =
+                        StoreCipher::new().map_err(|e| CliError::internal("no store cipher").with_source(e))?;
                     let exported = match secret {
                         StoreSecret::Key(key) => cipher.export_with_key(key),
                         StoreSecret::Passphrase(p) => cipher.export(p.expose()),
                     }
                     .map_err(|e| CliError::internal("could not export the store cipher").with_source(e))?;
                     let id = super::session::key_to_hex(&super::session::generate_key())[..8].to_owned();
-                    txn.execute("INSERT INTO meta (key, value) VALUES ('cipher', ?1), ('id', ?2)", params![
-                        exported,
-                        id.as_bytes()
-                    ])
+                    txn.execute(
+                        "INSERT INTO meta (key, value) VALUES ('cipher', ?1), ('id', ?2)",
+                        params![exported, id.as_bytes()],
+                    )
                     .map_err(|e| io_error(&path, e))?;
                     fresh = true;
                     cipher
@@ -323,21 +325,19 @@ impl StateDb {
         let txn = conn.transaction().map_err(|e| self.io(e))?;
         for f in failures {
             let key = self.hash("olm_failures", &format!("{}\u{0}{}", f.sender, f.sender_key));
-            txn.execute("INSERT OR REPLACE INTO olm_failures (key, at_ms, value) VALUES (?1, ?2, ?3)", params![
-                key,
-                now as i64,
-                self.seal(f)?
-            ])
+            txn.execute(
+                "INSERT OR REPLACE INTO olm_failures (key, at_ms, value) VALUES (?1, ?2, ?3)",
+                params![key, now as i64, self.seal(f)?],
+            )
             .map_err(|e| self.io(e))?;
         }
         let mut seqs = Vec::with_capacity(records.len());
         for record in records {
             let room = room_of(&record.json).map(|r| self.hash("records", &r));
-            txn.execute("INSERT INTO records (room, at_ms, value) VALUES (?1, ?2, ?3)", params![
-                room,
-                now as i64,
-                self.seal(record)?
-            ])
+            txn.execute(
+                "INSERT INTO records (room, at_ms, value) VALUES (?1, ?2, ?3)",
+                params![room, now as i64, self.seal(record)?],
+            )
             .map_err(|e| self.io(e))?;
             seqs.push(txn.last_insert_rowid());
         }
@@ -348,9 +348,10 @@ impl StateDb {
         if let Some(first) = first_pending.filter(|f| last - f >= MAX_PENDING) {
             let keep_from = last - MAX_PENDING * 4 / 5;
             let dropped = txn
-                .execute("DELETE FROM records WHERE delivered_ms IS NULL AND seq >= ?1 AND seq < ?2", params![
-                    first, keep_from
-                ])
+                .execute(
+                    "DELETE FROM records WHERE delivered_ms IS NULL AND seq >= ?1 AND seq < ?2",
+                    params![first, keep_from],
+                )
                 .map_err(|e| self.io(e))?;
             bump(&txn, "dropped", dropped as i64).map_err(|e| self.io(e))?;
         }
@@ -420,9 +421,9 @@ impl StateDb {
             .map_err(|e| self.io(e))?;
         match first {
             Some(first) => Ok(first - 1),
-            None => conn
-                .query_row("SELECT COALESCE(MAX(seq), 0) FROM records", [], |r| r.get(0))
-                .map_err(|e| self.io(e)),
+            None => {
+                conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM records", [], |r| r.get(0)).map_err(|e| self.io(e))
+            }
         }
     }
 
@@ -446,9 +447,10 @@ impl StateDb {
             )
             .map_err(|e| self.io(e))?;
         if let Some(through) = pruned {
-            txn.execute("DELETE FROM records WHERE delivered_ms IS NOT NULL AND seq <= ?1 AND delivered_ms < ?2", params![
-                through, old
-            ])
+            txn.execute(
+                "DELETE FROM records WHERE delivered_ms IS NOT NULL AND seq <= ?1 AND delivered_ms < ?2",
+                params![through, old],
+            )
             .map_err(|e| self.io(e))?;
             let before = counter(&txn, "pruned_through").map_err(|e| self.io(e))?;
             if through > before {
@@ -666,7 +668,10 @@ fn counter(conn: &Connection, key: &str) -> rusqlite::Result<i64> {
 }
 
 fn set_counter(conn: &Connection, key: &str, value: i64) -> rusqlite::Result<()> {
-    conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)", params![key, value.to_string().as_bytes()])?;
+    conn.execute(
+        "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
+        params![key, value.to_string().as_bytes()],
+    )?;
     Ok(())
 }
 
@@ -677,7 +682,8 @@ fn bump(txn: &Transaction<'_>, key: &str, by: i64) -> rusqlite::Result<()> {
 
 /// Encrypts a value's JSON.
 pub(super) fn seal<T: Serialize>(cipher: &StoreCipher, value: &T) -> CliResult<Vec<u8>> {
-    let plain = serde_json::to_vec(value).map_err(|e| CliError::internal("could not serialise state").with_source(e))?;
+    let plain =
+        serde_json::to_vec(value).map_err(|e| CliError::internal("could not serialise state").with_source(e))?;
     seal_plain(cipher, plain)
 }
 
@@ -714,7 +720,10 @@ mod tests {
     }
 
     fn rec(n: usize, room: &str) -> Captured {
-        Captured { json: format!(r#"{{"type":"message","room_id":"{room}","body":"secret-{n}"}}"#), human: format!("m{n}") }
+        Captured {
+            json: format!(r#"{{"type":"message","room_id":"{room}","body":"secret-{n}"}}"#),
+            human: format!("m{n}"),
+        }
     }
 
     #[test]
@@ -787,9 +796,8 @@ mod tests {
         for _ in 0..(MAX_PENDING / 1000 + 1) {
             db.append(&batch).unwrap();
         }
-        let pending = db.conn().query_row("SELECT COUNT(*) FROM records WHERE delivered_ms IS NULL", [], |r| {
-            r.get::<_, i64>(0)
-        });
+        let pending =
+            db.conn().query_row("SELECT COUNT(*) FROM records WHERE delivered_ms IS NULL", [], |r| r.get::<_, i64>(0));
         let pending = pending.unwrap();
         let dropped = db.dropped().unwrap() as i64;
         assert!(pending < MAX_PENDING && dropped > 0, "{pending} {dropped}");

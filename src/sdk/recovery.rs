@@ -20,8 +20,8 @@ use crate::clock::now_ms;
 use crate::e2ee::recovery::{self as policy, CreatedBy, RecoveryStep, Unwedge};
 use crate::error::CliResult;
 use crate::events::{render, Rendered};
-use crate::profile::Ledger;
 use crate::profile::olm_ledger::OlmLedger;
+use crate::profile::Ledger;
 use crate::ui::output::{Output, Record};
 
 /// One step of a recovery.
