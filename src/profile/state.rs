@@ -573,16 +573,21 @@ impl StateDb {
     /// past [`KEEP_JOURNAL`] go).
     pub(crate) fn journal_put(&self, device_id: &str, entry: &JournalEntry) -> CliResult<()> {
         let key = self.journal_key(device_id, &entry.room_id, &entry.txn_id);
-        let sealed = self.seal(entry)?;
+        self.put_newest("journal", "key", key, &self.seal(entry)?, KEEP_JOURNAL)
+    }
+
+    /// Inserts (or replaces) one row of a table that keeps its newest
+    /// `keep` rows (numbered in `at`), in one transaction.
+    fn put_newest(&self, table: &str, key_column: &str, key: Vec<u8>, sealed: &[u8], keep: i64) -> CliResult<()> {
         let mut conn = self.conn();
         let txn = conn.transaction().map_err(|e| self.io(e))?;
-        txn.execute(
-            "INSERT OR REPLACE INTO journal (key, at, value) VALUES (?1, (SELECT COALESCE(MAX(at), 0) + 1 FROM journal), ?2)",
-            params![key, sealed],
-        )
-        .map_err(|e| self.io(e))?;
-        txn.execute("DELETE FROM journal WHERE at <= (SELECT MAX(at) FROM journal) - ?1", [KEEP_JOURNAL])
-            .map_err(|e| self.io(e))?;
+        let insert = format!(
+            "INSERT OR REPLACE INTO {table} ({key_column}, at, value) \
+             VALUES (?1, (SELECT COALESCE(MAX(at), 0) + 1 FROM {table}), ?2)"
+        );
+        txn.execute(&insert, params![key, sealed]).map_err(|e| self.io(e))?;
+        let prune = format!("DELETE FROM {table} WHERE at <= (SELECT MAX(at) FROM {table}) - ?1");
+        txn.execute(&prune, [keep]).map_err(|e| self.io(e))?;
         txn.commit().map_err(|e| self.io(e))
     }
 
@@ -611,17 +616,7 @@ impl StateDb {
     /// [`KEEP_POSITIONS`] are kept).
     pub(crate) fn put_position(&self, position: &Position) -> CliResult<()> {
         let key = self.hash("positions", &position.event_id);
-        let sealed = self.seal(position)?;
-        let mut conn = self.conn();
-        let txn = conn.transaction().map_err(|e| self.io(e))?;
-        txn.execute(
-            "INSERT OR REPLACE INTO positions (event, at, value) VALUES (?1, (SELECT COALESCE(MAX(at), 0) + 1 FROM positions), ?2)",
-            params![key, sealed],
-        )
-        .map_err(|e| self.io(e))?;
-        txn.execute("DELETE FROM positions WHERE at <= (SELECT MAX(at) FROM positions) - ?1", [KEEP_POSITIONS])
-            .map_err(|e| self.io(e))?;
-        txn.commit().map_err(|e| self.io(e))
+        self.put_newest("positions", "event", key, &self.seal(position)?, KEEP_POSITIONS)
     }
 
     // ---- Olm failures awaiting recovery --------------------------------------
