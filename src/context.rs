@@ -270,9 +270,13 @@ impl Keeper<'_> {
         let staged = crate::stream::stage(client, self.out, response, watcher, db).await;
         let seqs = db.append_sync(&staged.records, &staged.failures)?;
         kill_point("kept");
-        crate::stream::enrich(client, self.out, response, &staged, &seqs, db).await?;
+        // What follows only adds to what is kept: a failure of it is said,
+        // and ends nothing (the follower goes on).
+        if let Err(e) = crate::stream::enrich(client, self.out, response, &staged, &seqs, db).await {
+            self.out.warn(format!("message indexes of this sync not filled in: {}", e.message));
+        }
         kill_point("enriched");
-        let late = crate::stream::late_decryptions(client, self.out, response, watcher).await?;
+        let late = crate::stream::late_decryptions(client, self.out, response, watcher).await;
         db.append(&late)?;
         Ok(seqs.len() + late.len())
     }

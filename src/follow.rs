@@ -178,10 +178,12 @@ pub(crate) async fn sync_into_inbox(
         let failures = db.failures()?;
         let keep = ctx.out.capturing();
         let result = recovery::after_sync(client, &response, ledger, started, &keep, &failures).await;
-        // Its steps are kept whether or not it went through.
+        // Its steps are kept whether or not it went through, and the
+        // failures it was given are consumed either way: one it could not
+        // finish is not fed back every turn (R11 covers a session it made).
         db.append(&keep.take_captured())?;
-        result?;
         db.clear_failures(&failures)?;
+        result?;
         crate::process::kill_point("recovered");
     }
     Ok(response)

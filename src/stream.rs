@@ -321,10 +321,13 @@ pub(crate) async fn stage(
             match rendered {
                 Rendered::Message(r) => {
                     logged(watcher.note_session(&keep, room_id.as_str(), &r));
-                    if r.message_index.is_none() && r.event_id.as_ref().is_some_and(|id| !own.contains_key(id)) {
-                        unindexed.push((keep.captured_len(), room_id.clone(), at));
+                    let place = keep.captured_len();
+                    let needs_index =
+                        r.message_index.is_none() && r.event_id.as_ref().is_some_and(|id| !own.contains_key(id));
+                    match keep.data(&r) {
+                        Ok(()) if needs_index => unindexed.push((place, room_id.clone(), at)),
+                        result => logged(result),
                     }
-                    logged(keep.data(&r))
                 }
                 Rendered::Utd(r) => {
                     if let Some(id) = &r.event_id {
@@ -416,13 +419,16 @@ pub(crate) async fn late_decryptions(
     out: &Output,
     response: &SyncResponse,
     watcher: &mut Watcher,
-) -> CliResult<Vec<Captured>> {
+) -> Vec<Captured> {
     let keep = out.capturing();
-    // Keys that arrived now may open events that arrived before.
+    // Keys that arrived now may open events that arrived before. What was
+    // captured before a failure is kept all the same.
     if !watcher.pending.is_empty() && !response.to_device.is_empty() {
-        watcher.retry(client, &keep).await?;
+        if let Err(e) = watcher.retry(client, &keep).await {
+            tracing::debug!(error = %e.message, "retrying undecryptable events failed");
+        }
     }
-    Ok(keep.take_captured())
+    keep.take_captured()
 }
 
 pub(crate) fn to_device_record(event: &ProcessedToDeviceEvent) -> ToDeviceRecord {

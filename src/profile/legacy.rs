@@ -146,7 +146,7 @@ pub(crate) fn migrate(
             }
         };
         txn.execute(
-            "INSERT OR REPLACE INTO ledgers (name, value) VALUES (?1, ?2)",
+            "INSERT OR IGNORE INTO ledgers (name, value) VALUES (?1, ?2)",
             params![ledger, seal(cipher, &plain)?],
         )
         .map_err(db_error)?;

@@ -120,18 +120,11 @@ impl Profile {
         }
         let db = Arc::new(opened.db);
         if opened.fresh {
-            let now = crate::clock::now_ms();
             warn(format!(
                 "{} was missing, so the rules' records are lost: every Megolm session rotates before its next \
                  message, and R11 counts a new Olm session as made with every device just now",
                 self.paths.state_db.display()
             ));
-            let mut megolm = Ledger::<MegolmLedger>::empty("megolm", db.clone());
-            megolm.distrust_before = Some(now);
-            megolm.save()?;
-            let mut olm = Ledger::<OlmLedger>::empty("olm", db.clone());
-            olm.all_devices_since = Some(now);
-            olm.save()?;
         }
         self.state = Some(db.clone());
         Ok(db)

@@ -88,8 +88,9 @@ pub(crate) const KEEP_DELIVERED: i64 = 10_000;
 pub(crate) const KEEP_DAYS: u64 = 7;
 /// Undelivered records kept at most; past that the oldest go, counted.
 pub(crate) const MAX_PENDING: i64 = 50_000;
-/// Journal entries and positions kept (the newest).
-const KEEP_JOURNAL: i64 = 20_000;
+/// Journal entries are kept this long (a rerun of a batch within it is
+/// idempotent however long the batch), positions the newest this many.
+const KEEP_JOURNAL_MS: i64 = 30 * 24 * 3600 * 1000;
 const KEEP_POSITIONS: i64 = 2_000;
 /// An undecryptable Olm message older than this is no longer recovered from.
 const FAILURE_TTL_MS: u64 = 24 * 3600 * 1000;
@@ -189,8 +190,9 @@ fn damaged(path: &Path, why: impl std::fmt::Display) -> CliError {
              nothing was changed",
         )
         .with_hint(format!(
-            "to start it afresh, move it aside (mv '{0}' '{0}.damaged'): the rules then read as strictest \
-             (every Megolm session rotates, no new Olm session for an hour), and undelivered records are lost",
+            "to start it afresh, move it aside with its side files (for f in '{0}'*; do mv \"$f\" \"$f.damaged\"; \
+             done): the rules then read as strictest (every Megolm session rotates, no new Olm session for an \
+             hour), and undelivered records are lost",
             path.display()
         ))
 }
@@ -264,17 +266,35 @@ impl StateDb {
                     cipher
                 }
             };
-            if fresh {
+            // The old layout's files, whenever any is still there (a
+            // migration whose deletion failed, or an older ratchet run since):
+            // records are added, ledgers already here are kept.
+            if fresh || super::legacy::FILES.iter().any(|f| dir.join(f).exists()) {
                 let (found, warned) = super::legacy::migrate(dir, &cipher, &txn)?;
-                fresh = found.is_empty() && opening == Opening::Existing && existed_store(dir);
+                fresh = fresh && found.is_empty() && opening == Opening::Existing && existed_store(dir);
                 migrated = found;
                 warnings = warned;
             }
+            if fresh {
+                // Lost: the strictest reading, in the same transaction as the
+                // database itself, so no kill leaves one without it.
+                let now = crate::clock::now_ms();
+                let megolm = super::megolm_ledger::MegolmLedger { distrust_before: Some(now), ..Default::default() };
+                let olm = super::olm_ledger::OlmLedger { all_devices_since: Some(now), ..Default::default() };
+                for (name, sealed) in [("megolm", seal(&cipher, &megolm)?), ("olm", seal(&cipher, &olm)?)] {
+                    txn.execute("INSERT OR REPLACE INTO ledgers (name, value) VALUES (?1, ?2)", params![name, sealed])
+                        .map_err(|e| io_error(&path, e))?;
+                }
+            }
             txn.commit().map_err(|e| io_error(&path, e))?;
         }
-        // The old files go only once their content is committed here.
+        // The old files go only once their content is committed here; one
+        // that cannot be deleted is migrated again (without duplicating its
+        // ledgers) at the next open, and said now.
         for name in &migrated {
-            let _ = std::fs::remove_file(dir.join(name));
+            if let Err(e) = std::fs::remove_file(dir.join(name)) {
+                warnings.push(format!("could not delete {} once migrated: {e}", dir.join(name).display()));
+            }
         }
         super::files::tighten(&path, 0o600, &mut |w| warnings.push(w));
         let id: Vec<u8> = conn
@@ -569,11 +589,18 @@ impl StateDb {
         bytes.map(|b| self.open_value(&b)).transpose()
     }
 
-    /// Records a delivered message, in one transaction (the oldest entries
-    /// past [`KEEP_JOURNAL`] go).
+    /// Records a delivered message, in one transaction (entries older than
+    /// 30 days go).
     pub(crate) fn journal_put(&self, device_id: &str, entry: &JournalEntry) -> CliResult<()> {
         let key = self.journal_key(device_id, &entry.room_id, &entry.txn_id);
-        self.put_newest("journal", "key", key, &self.seal(entry)?, KEEP_JOURNAL)
+        let sealed = self.seal(entry)?;
+        let now = crate::clock::now_ms() as i64;
+        let mut conn = self.conn();
+        let txn = conn.transaction().map_err(|e| self.io(e))?;
+        txn.execute("INSERT OR REPLACE INTO journal (key, at, value) VALUES (?1, ?2, ?3)", params![key, now, sealed])
+            .map_err(|e| self.io(e))?;
+        txn.execute("DELETE FROM journal WHERE at < ?1", [now - KEEP_JOURNAL_MS]).map_err(|e| self.io(e))?;
+        txn.commit().map_err(|e| self.io(e))
     }
 
     /// Inserts (or replaces) one row of a table that keeps its newest
@@ -759,6 +786,42 @@ mod tests {
         drop(back);
         let err = StateDb::open(tmp.path(), &key(), Opening::Existing).unwrap_err();
         assert!(err.message.contains("state.sqlite3"), "{}", err.message);
+    }
+
+    #[test]
+    fn a_lost_database_reads_strictest_and_old_files_left_behind_are_migrated_later() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(tmp.path().join("store")).unwrap();
+        std::fs::write(tmp.path().join("store").join("matrix-sdk-crypto.sqlite3"), b"").unwrap();
+        let secret = key();
+        let opened = StateDb::open(tmp.path(), &secret, Opening::Existing).unwrap();
+        assert!(opened.fresh);
+        // The strictest reading is committed with the database itself.
+        let Loaded::Present(olm, _) = opened.db.ledger::<crate::profile::olm_ledger::OlmLedger>("olm").unwrap() else {
+            panic!("no Olm ledger")
+        };
+        assert!(olm.all_devices_since.is_some());
+        let Loaded::Present(megolm, _) =
+            opened.db.ledger::<crate::profile::megolm_ledger::MegolmLedger>("megolm").unwrap()
+        else {
+            panic!("no Megolm ledger")
+        };
+        assert!(megolm.distrust_before.is_some());
+        drop(opened);
+        // An old inbox written after the database exists (an older ratchet
+        // ran) is migrated at the next open, and its ledgers do not replace
+        // the ones here.
+        let line = serde_json::to_string(&rec(7, "!a")).unwrap();
+        std::fs::write(tmp.path().join("inbox.jsonl"), format!("{line}\n")).unwrap();
+        std::fs::write(tmp.path().join("olm.json"), "{}").unwrap();
+        let again = StateDb::open(tmp.path(), &secret, Opening::Existing).unwrap();
+        assert!(!again.fresh);
+        assert_eq!(again.db.pending(10).unwrap()[0].record.human, "m7");
+        assert!(!tmp.path().join("inbox.jsonl").exists() && !tmp.path().join("olm.json").exists());
+        let Loaded::Present(olm, _) = again.db.ledger::<crate::profile::olm_ledger::OlmLedger>("olm").unwrap() else {
+            panic!("no Olm ledger")
+        };
+        assert!(olm.all_devices_since.is_some(), "kept, not replaced by the old file");
     }
 
     #[test]
