@@ -200,7 +200,7 @@ impl CommandContext {
         Ok(self.profile.load_session(&mut |w| out.warn(w))?)
     }
 
-    pub(crate) fn store_secret(&self, session: &SessionFile) -> CliResult<StoreSecret> {
+    fn store_secret(&self, session: &SessionFile) -> CliResult<StoreSecret> {
         match session.store_secret {
             StoreSecretSource::Env => {
                 self.settings.store_passphrase_env.clone().map(StoreSecret::Passphrase).ok_or_else(|| {
@@ -257,13 +257,13 @@ impl Keeper<'_> {
     /// transaction (with the undecryptable Olm messages, for the recovery
     /// that will handle them) before any request or anything else that can
     /// fail. Then, best effort, fills in what a look-up gives (message
-    /// indexes) and adds late decryptions. Returns how many records it kept.
+    /// indexes) and adds late decryptions.
     pub(crate) async fn keep_sync(
         &self,
         client: &Client,
         response: &matrix_sdk::sync::SyncResponse,
         watcher: &mut crate::stream::Watcher,
-    ) -> CliResult<usize> {
+    ) -> CliResult<()> {
         use crate::process::kill_point;
         kill_point("synced");
         let db = self.profile.state()?;
@@ -278,7 +278,7 @@ impl Keeper<'_> {
         kill_point("enriched");
         let late = crate::stream::late_decryptions(client, self.out, response, watcher).await;
         db.append(&late)?;
-        Ok(seqs.len() + late.len())
+        Ok(())
     }
 }
 
@@ -288,9 +288,6 @@ impl crate::sdk::KeepSync for Keeper<'_> {
         client: &'a Client,
         response: &'a matrix_sdk::sync::SyncResponse,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = CliResult<()>> + 'a>> {
-        Box::pin(async move {
-            self.keep_sync(client, response, &mut crate::stream::Watcher::default()).await?;
-            Ok(())
-        })
+        Box::pin(async move { self.keep_sync(client, response, &mut crate::stream::Watcher::default()).await })
     }
 }
