@@ -106,6 +106,9 @@ impl<'a> Batch<'a> {
 
     pub(crate) async fn send(&mut self, seq: usize, text: &str) -> CliResult {
         let txn_id = self.txn_prefix.as_ref().map(|p| format!("{p}-{seq}"));
+        // A journal entry without an event id: a run before this one was
+        // stopped between writing it and recording the server's answer.
+        let mut interrupted = false;
         if let (Some(device), Some(txn)) = (&self.journal, &txn_id) {
             if let Some(done) = self.ctx.state()?.journal_get(device, self.room.room_id().as_str(), txn)? {
                 if done.text_sha256 != state::text_hash(text) {
@@ -123,18 +126,23 @@ impl<'a> Batch<'a> {
                         )),
                     ));
                 }
-                self.sent += 1;
-                return self.emit(&SentRecord {
-                    room_id: done.room_id.clone(),
-                    event_id: done.event_id.clone(),
-                    seq,
-                    encrypted: done.session_id.is_some(),
-                    session_id: done.session_id.clone(),
-                    message_index: done.message_index,
-                    new_session: false,
-                    rotation: None,
-                    already_sent: true,
-                });
+                match &done.event_id {
+                    Some(event_id) => {
+                        self.sent += 1;
+                        return self.emit(&SentRecord {
+                            room_id: done.room_id.clone(),
+                            event_id: event_id.clone(),
+                            seq,
+                            encrypted: done.session_id.is_some(),
+                            session_id: done.session_id.clone(),
+                            message_index: done.message_index,
+                            new_session: false,
+                            rotation: None,
+                            already_sent: true,
+                        });
+                    }
+                    None => interrupted = true,
+                }
             }
         }
         if let Some(err) = too_large(text, self.limits.is_some()) {
@@ -154,73 +162,129 @@ impl<'a> Batch<'a> {
             Kind::Emote => RoomMessageEventContent::emote_plain(text),
         };
         let mut request = self.room.send(content);
-        if let Some(txn) = &txn_id {
+        if let (Some(device), Some(txn)) = (&self.journal, &txn_id) {
             request = request.with_transaction_id(txn.as_str().into());
+            // The intent, before the request: see `interrupted`.
+            let intent = JournalEntry {
+                room_id: self.room.room_id().to_string(),
+                txn_id: txn.clone(),
+                text_sha256: state::text_hash(text),
+                event_id: None,
+                session_id: None,
+                message_index: None,
+            };
+            if let Err(e) = self.ctx.state().and_then(|db| db.journal_put(device, &intent)) {
+                return Err(self.stop(seq, e));
+            }
         }
         let result = request.await;
         let result = match result {
             Ok(r) => r,
             Err(e) => return Err(self.stop(seq, CliError::from(e))),
         };
-        let session_id = result.encryption_info.as_ref().and_then(|i| i.session_id().map(str::to_owned));
+        crate::process::kill_point("sent");
+        // The server has the message: from here on nothing may fail the
+        // message itself. What could not be recorded is said, the record is
+        // printed all the same, and the batch stops partial (exit 3), as
+        // the rules' state may be behind.
+        let event_id = result.response.event_id.to_string();
+        let mut trouble: Vec<String> = Vec::new();
+        let mut session_id = result.encryption_info.as_ref().and_then(|i| i.session_id().map(str::to_owned));
         if self.limits.is_some() && session_id.is_none() {
-            return Err(CliError::internal("an encrypted room's message was sent without encryption info"));
+            trouble.push("the SDK returned no encryption info for an encrypted room's message".into());
         }
         let rotation = match (&prepared, &session_id) {
-            (Some(p), Some(sid)) => {
-                let rotation = megolm::after_send(&self.room, p, sid, &mut self.ledger).await?;
-                if rotation.is_some() {
-                    self.ledger.save()?;
+            (Some(p), Some(sid)) => match megolm::after_send(&self.room, p, sid, &mut self.ledger).await {
+                Ok(rotation) => {
+                    if rotation.is_some() {
+                        if let Err(e) = self.ledger.save() {
+                            trouble.push(format!("the rotation ledger was not saved: {}", e.message));
+                        }
+                    }
+                    rotation
                 }
-                rotation
-            }
+                Err(e) => {
+                    trouble.push(format!("the rotation ledger was not updated: {}", e.message));
+                    None
+                }
+            },
             _ => None,
         };
         // We hold the profile lock, so nothing else encrypted in between: the
         // session's next index minus one is the index this message used.
-        let message_index = match &session_id {
-            Some(sid) => megolm::outbound_position(&self.room.client(), self.room.room_id())
-                .await?
-                .filter(|p| &p.session_id == sid && p.next_index > 0)
-                .map(|p| p.next_index - 1),
+        let mut message_index = match &session_id {
+            Some(sid) => match megolm::outbound_position(&self.room.client(), self.room.room_id()).await {
+                Ok(position) => position.filter(|p| &p.session_id == sid && p.next_index > 0).map(|p| p.next_index - 1),
+                Err(e) => {
+                    trouble.push(format!("its message index could not be read: {}", e.message));
+                    None
+                }
+            },
             None => None,
         };
+        if interrupted {
+            // The server may have answered with the event the run before
+            // sent (same transaction id): its own ciphertext says which
+            // session and index it used, not this run's encryption.
+            match crate::sdk::event_json(&self.room, &result.response.event_id).await {
+                Ok(original) => {
+                    let (sid, index) = crate::events::megolm_position(&original);
+                    if sid.is_some() {
+                        session_id = sid;
+                        message_index = index;
+                    }
+                }
+                Err(e) => {
+                    trouble.push(format!("the event could not be fetched to read its session: {}", e.message));
+                    session_id = None;
+                    message_index = None;
+                }
+            }
+        }
         self.sent += 1;
         if let (Some(session_id), Some(message_index)) = (&session_id, message_index) {
             // For the echo's record in a later sync (best effort).
-            let position = Position {
-                event_id: result.response.event_id.to_string(),
-                session_id: session_id.clone(),
-                message_index,
-            };
+            let position = Position { event_id: event_id.clone(), session_id: session_id.clone(), message_index };
             if let Err(e) = self.ctx.state().and_then(|db| db.put_position(&position)) {
                 tracing::debug!(error = %e.message, "could not keep the message's position for its echo");
             }
         }
         if let (Some(device), Some(txn)) = (&self.journal, txn_id) {
-            self.ctx.state()?.journal_put(
-                device,
-                &JournalEntry {
-                    room_id: self.room.room_id().to_string(),
-                    txn_id: txn,
-                    text_sha256: state::text_hash(text),
-                    event_id: result.response.event_id.to_string(),
-                    session_id: session_id.clone(),
-                    message_index,
-                },
-            )?;
+            let entry = JournalEntry {
+                room_id: self.room.room_id().to_string(),
+                txn_id: txn,
+                text_sha256: state::text_hash(text),
+                event_id: Some(event_id.clone()),
+                session_id: session_id.clone(),
+                message_index,
+            };
+            if let Err(e) = self.ctx.state().and_then(|db| db.journal_put(device, &entry)) {
+                trouble.push(format!("the send journal was not written: {}", e.message));
+            }
         }
         self.emit(&SentRecord {
             room_id: self.room.room_id().to_string(),
-            event_id: result.response.event_id.to_string(),
+            event_id: event_id.clone(),
             seq,
-            encrypted: session_id.is_some(),
+            encrypted: session_id.is_some() || self.limits.is_some(),
             session_id,
             message_index,
             new_session: rotation.is_some(),
             rotation: rotation.map(Rotation::name),
             already_sent: false,
-        })
+        })?;
+        if trouble.is_empty() {
+            return Ok(());
+        }
+        let mut stopped = CliError::new(
+            ErrorKind::Partial,
+            format!("message {seq} was sent ({event_id}), but {}", trouble.join("; ")),
+        )
+        .with_hint("do not send it again: the server has it");
+        if self.txn_prefix.is_some() {
+            stopped = stopped.with_hint("a rerun with the same --txn-prefix goes on after it without resending");
+        }
+        Err(stopped)
     }
 
     /// The end of a batch that went through: if stdout's reader left, say on

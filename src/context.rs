@@ -21,12 +21,14 @@ pub(crate) struct CommandContext {
     pub(crate) out: Output,
     pub(crate) profile: Profile,
     client: Option<(Client, SessionFile, crate::sdk::client::Parked)>,
+    /// `login` is finishing an interrupted login (no warning about it).
+    pub(crate) finishing_login: bool,
 }
 
 impl CommandContext {
     pub(crate) fn new(settings: Settings, out: Output) -> Self {
         let profile = Profile::new(settings.profile_dir.clone());
-        CommandContext { settings, out, profile, client: None }
+        CommandContext { settings, out, profile, client: None, finishing_login: false }
     }
 
     /// Takes the profile lock (once); every command that opens the store or
@@ -41,6 +43,12 @@ impl CommandContext {
             return Ok(client.clone());
         }
         let session = self.load_session()?;
+        if session.setup_pending && !self.finishing_login {
+            self.out.warn(
+                "this device's login was interrupted before its set-up finished (device keys, cross-signing): \
+                 run the same `ratchet login` again to finish it",
+            );
+        }
         self.lock_profile().await?;
         let secret = self.store_secret(&session)?;
         let paths = self.profile.paths();
@@ -64,10 +72,11 @@ impl CommandContext {
         // ratchet's own state, once the store proved to be this device's
         // and its secret right: a damaged database stops every command that
         // would run the rules it holds (exit 1, naming the file).
-        self.open_state(&secret, crate::profile::state::Opening::Existing)?;
+        let state = self.open_state(&secret, crate::profile::state::Opening::Existing)?;
         // Backups, resumed from the store (no request): what the SDK's
-        // parked start-up task would have done.
-        crate::sdk::backup::resume(&client).await?;
+        // parked start-up task would have done, except for a version the
+        // server said is gone.
+        crate::sdk::backup::resume(&client, state.backup_gone()?.as_deref()).await?;
         tracing::debug!(user_id = %session.user_id, device_id = %session.device_id, "session restored");
         self.client = Some((client.clone(), session, parked));
         Ok(client)
@@ -117,7 +126,10 @@ impl CommandContext {
     /// uploaded to the backup before the process exits (nothing exists only
     /// here once ratchet returned 0), also when only part of the work was
     /// done (exit 3). No request when nothing is pending or there is no
-    /// backup. Returns the command's result, or the upload's failure.
+    /// backup. A command that did its work but whose keys could not be
+    /// uploaded exits 3 (partial), never 1: what it did is done (a `send`
+    /// delivered), and a script must not redo it. A backup gone from the
+    /// server is a warning (see [`Self::upload_backup`]).
     pub(crate) async fn finish(&mut self, result: CliResult<()>) -> CliResult<()> {
         let partial = result.as_ref().is_err_and(|e| e.kind == crate::error::ErrorKind::Partial);
         if result.is_err() && !partial {
@@ -129,15 +141,56 @@ impl CommandContext {
             return result;
         }
         if let Some((client, _, _)) = &self.client {
-            let uploaded = crate::sdk::backup::upload_pending(client).await;
-            match uploaded {
+            let client = client.clone();
+            match self.upload_backup(&client).await {
                 Ok(n) if n > 0 => tracing::debug!(uploaded = n, "room keys uploaded to the backup"),
                 Ok(_) => {}
-                Err(e) if result.is_ok() => return Err(e),
-                Err(_) => {}
+                Err(e) if result.is_ok() => {
+                    let mut partial = CliError::new(
+                        crate::error::ErrorKind::Partial,
+                        format!("done, but this device's new room keys are not in the key backup yet: {}", e.message),
+                    );
+                    for hint in e.hints {
+                        partial = partial.with_hint(hint);
+                    }
+                    return Err(partial);
+                }
+                Err(e) => self.out.warn(format!("room keys not uploaded to the key backup: {}", e.message)),
             }
         }
         result
+    }
+
+    /// Uploads the room keys waiting for the backup; returns how many went
+    /// up. A backup the server no longer has (deleted or replaced by
+    /// another device, Element's "delete backup" say) is not an error: backup is
+    /// turned off here, the version remembered so that no later command
+    /// turns it back on, and one warning names the fix.
+    pub(crate) async fn upload_backup(&mut self, client: &Client) -> CliResult<usize> {
+        use crate::sdk::backup::Upload;
+        match crate::sdk::backup::upload_pending(client).await? {
+            Upload::Sent(n) => Ok(n),
+            Upload::Gone { version, current, sent } => {
+                self.state()?.set_backup_gone(Some(&version))?;
+                let (what, fix) = match &current {
+                    Some(new) => (
+                        format!("was replaced by version {new} (made by another device)"),
+                        format!("`ratchet recovery recover` with the account's recovery key connects this device to version {new}"),
+                    ),
+                    None => (
+                        "was deleted from the server (by another device)".to_owned(),
+                        "`ratchet recovery recover` with the account's recovery key makes a new backup \
+                         (`ratchet recovery enable` on an account without a recovery key)"
+                            .to_owned(),
+                    ),
+                };
+                self.out.warn(format!(
+                    "key backup version {version} {what}: backup is now off on this device, and its new room \
+                     keys are kept only here; {fix}"
+                ));
+                Ok(sent)
+            }
+        }
     }
 
     /// Drops this context's client without closing anything (after a

@@ -103,13 +103,13 @@ impl Record for UtdRecord {
     const TYPE: &'static str = "utd";
     fn human(&self) -> String {
         let when = self.origin_server_ts.map(format_ts).unwrap_or_else(|| "?".into());
-        let who = self.sender.as_deref().unwrap_or("?");
+        let who = inert(self.sender.as_deref().unwrap_or("?"));
         let session = match (&self.session_id, self.message_index) {
-            (Some(s), Some(i)) => format!(" (megolm {} #{i})", short(s)),
-            (Some(s), None) => format!(" (megolm {})", short(s)),
+            (Some(s), Some(i)) => format!(" (megolm {} #{i})", inert(&short(s))),
+            (Some(s), None) => format!(" (megolm {})", inert(&short(s))),
             _ => String::new(),
         };
-        let withheld = self.withheld_code.as_ref().map(|c| format!(", withheld: {c}")).unwrap_or_default();
+        let withheld = self.withheld_code.as_ref().map(|c| format!(", withheld: {}", inert(c))).unwrap_or_default();
         let trust = self.sender_trust.map(|t| format!(", sender: {t}")).unwrap_or_default();
         format!(
             "{}[{when}] {who}: ** unable to decrypt: {}{withheld}{trust}{session}",

@@ -92,7 +92,7 @@ pub(crate) async fn follow(ctx: &mut CommandContext, mut how: Following, after_c
         // Room keys this turn brought go to the backup now, while the
         // profile is ours (a command's `finish` does it at exit; this one
         // may not exit for days).
-        if let Err(e) = crate::sdk::backup::upload_pending(&client).await {
+        if let Err(e) = ctx.upload_backup(&client).await {
             ctx.out.warn(format!("room keys not uploaded to the backup this turn: {}", e.message));
         }
         if how.input.is_some() && !input_open {

@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use matrix_sdk::deserialized_responses::{ProcessedToDeviceEvent, TimelineEventKind};
+use matrix_sdk::deserialized_responses::{ProcessedToDeviceEvent, TimelineEventKind, ToDeviceUnableToDecryptReason};
 use matrix_sdk::ruma::events::AnySyncTimelineEvent;
 use matrix_sdk::ruma::serde::Raw;
 use matrix_sdk::ruma::OwnedRoomId;
@@ -23,6 +23,7 @@ use crate::error::CliResult;
 use crate::events::{as_encrypted, render, LeftRecord, Rendered};
 use crate::profile::state::{OlmFailure, Position, StateDb};
 use crate::ui::output::{Captured, Output, Record};
+use crate::ui::terminal::inert;
 
 #[derive(Debug, Serialize, schemars::JsonSchema)]
 pub(crate) struct InviteRecord {
@@ -32,7 +33,8 @@ pub(crate) struct InviteRecord {
 impl Record for InviteRecord {
     const TYPE: &'static str = "invite";
     fn human(&self) -> String {
-        format!("invited to {}  (ratchet room join {})", self.room_id, self.room_id)
+        let room = inert(&self.room_id);
+        format!("invited to {room}  (ratchet room join {room})")
     }
 }
 
@@ -62,11 +64,13 @@ pub(crate) struct ToDeviceRecord {
 impl Record for ToDeviceRecord {
     const TYPE: &'static str = "to_device";
     fn human(&self) -> String {
-        let from = self.sender.as_deref().unwrap_or("?");
+        // Every field here may be anybody's text: a to-device event's
+        // plaintext content is the sender's to choose.
+        let from = inert(self.sender.as_deref().unwrap_or("?"));
         let how = if self.encrypted { "olm" } else { "plain" };
-        let mut s = format!("to-device {} from {from} ({how})", self.event_type);
+        let mut s = format!("to-device {} from {from} ({how})", inert(&self.event_type));
         if let (Some(room), Some(session)) = (&self.room_id, &self.session_id) {
-            s.push_str(&format!(": session {session} for {room}"));
+            s.push_str(&format!(": session {} for {}", inert(session), inert(room)));
         }
         if let Some(reason) = &self.utd_reason {
             s.push_str(&format!(": ** unable to decrypt: {reason}"));
@@ -294,7 +298,17 @@ pub(crate) async fn stage(
                 tracing::debug!(error = %e.message, "could not tell whether a forwarded key was kept");
             }
         }
-        if let ProcessedToDeviceEvent::UnableToDecrypt { .. } = event {
+        // R9 is about a wedged Olm session: only a real decryption failure
+        // is one. A message refused for trust (`UnverifiedSenderDevice`: a
+        // device its owner has not cross-signed, in exclude-insecure mode)
+        // decrypts fine once trusted; a new session would fix nothing and
+        // spend R11's hour.
+        if let ProcessedToDeviceEvent::UnableToDecrypt { utd_info, .. } = event {
+            if !matches!(utd_info.reason, ToDeviceUnableToDecryptReason::DecryptionFailure) {
+                tracing::debug!(reason = ?utd_info.reason, "to-device message not decrypted, not a wedge (R9)");
+                logged(keep.data(&record));
+                continue;
+            }
             if let (Some(sender), Some(key)) = (&record.sender, &record.sender_key) {
                 let failure = OlmFailure { sender: sender.clone(), sender_key: key.clone() };
                 if !failures.contains(&failure) {

@@ -129,17 +129,30 @@ async fn login(ctx: &mut CommandContext, args: &LoginArgs) -> CliResult {
     let paths = ctx.profile.paths().clone();
     ctx.lock_profile().await?;
     if paths.session_file.exists() {
-        let existing = ctx.load_session().map(|s| s.user_id.to_string()).unwrap_or_else(|_| "?".into());
+        let existing = ctx.load_session();
+        if let Ok(saved) = &existing {
+            if saved.setup_pending {
+                return resume(ctx, args, saved.clone()).await;
+            }
+        }
+        let existing = existing.map(|s| s.user_id.to_string()).unwrap_or_else(|_| "?".into());
         return Err(CliError::failed(format!("profile `{}` is already logged in as {existing}", ctx.settings.profile))
             .with_hint("run `ratchet logout` first, or pick another profile with --profile NAME"));
     }
     let password = read_password(ctx, args)?;
 
-    // A store without a session belongs to no device we can restore (an
-    // interrupted login): start clean rather than mix two Olm accounts.
+    // A store without a session belongs to no device: the login that made
+    // it never got the server's answer (a device's session is saved the
+    // moment the server makes it). It is moved aside, never deleted: a
+    // store is where private keys live.
     if paths.store_dir.exists() {
-        ctx.out.warn(format!("removing a leftover store without a session: {}", paths.store_dir.display()));
-        std::fs::remove_dir_all(&paths.store_dir)?;
+        let aside = paths.store_dir.with_file_name(format!("store.leftover-{}", crate::clock::now_ms()));
+        ctx.out.warn(format!(
+            "moving a leftover store without a session aside: {} -> {}",
+            paths.store_dir.display(),
+            aside.display()
+        ));
+        std::fs::rename(&paths.store_dir, &aside)?;
     }
     let (secret, source) = match &ctx.settings.store_passphrase_env {
         Some(env) => (StoreSecret::Passphrase(env.clone()), StoreSecretSource::Env),
@@ -152,27 +165,66 @@ async fn login(ctx: &mut CommandContext, args: &LoginArgs) -> CliResult {
 
     // ratchet's own state starts anew with the device (and under its key).
     ctx.profile.remove_state()?;
-    let result = match ctx.open_state(&secret, crate::profile::state::Opening::New) {
-        Ok(_) => login_and_save(ctx, args, &password, &secret, source).await,
+    let made = match ctx.open_state(&secret, crate::profile::state::Opening::New) {
+        Ok(_) => make_device(ctx, args, &password, &secret, source).await,
         Err(e) => Err(e),
     };
-    if result.is_err() {
-        // Leave nothing behind that a later login would trip over.
-        let _ = std::fs::remove_dir_all(&paths.store_dir);
-        let _ = std::fs::remove_file(&paths.key_file);
-        let _ = ctx.profile.remove_state();
-    }
-    let record = result?;
+    let (client, saved) = match made {
+        Ok(made) => made,
+        Err(e) => {
+            // No device was made: leave nothing behind that a later login
+            // would trip over.
+            let _ = std::fs::remove_dir_all(&paths.store_dir);
+            let _ = std::fs::remove_file(&paths.key_file);
+            let _ = ctx.profile.remove_state();
+            return Err(e);
+        }
+    };
+    // From here on the device exists and its session is saved: a failure
+    // (or Ctrl-C) leaves it for the next `login` to finish, keys and all.
+    let record = set_up(ctx, args, &client, &password, saved).await.map_err(unfinished)?;
     ctx.out.data(&record)
 }
 
-async fn login_and_save(
+/// The hints of a login whose device exists but whose set-up did not
+/// finish.
+fn unfinished(e: CliError) -> CliError {
+    e.with_hint(
+        "this device exists and its session is saved: run the same `ratchet login` again to finish setting it up",
+    )
+    .with_hint("or `ratchet logout` to remove it")
+}
+
+/// The next `login` on a profile whose login was interrupted after the
+/// server made the device: finishes its set-up with the same store.
+async fn resume(ctx: &mut CommandContext, args: &LoginArgs, saved: SessionFile) -> CliResult {
+    let same_user = args.user == saved.user_id.as_str() || args.user == saved.user_id.localpart();
+    if !same_user || args.homeserver != saved.homeserver {
+        return Err(CliError::failed(format!(
+            "profile `{}` holds an unfinished login as {} on {}",
+            ctx.settings.profile, saved.user_id, saved.homeserver
+        ))
+        .with_hint(
+            "run `ratchet login` with that user and homeserver to finish it, or `ratchet logout` to remove it",
+        ));
+    }
+    ctx.out.status(format!("Finishing the interrupted login of device {}…", saved.device_id));
+    let password = read_password(ctx, args)?;
+    ctx.finishing_login = true;
+    let client = ctx.client().await?;
+    let record = set_up(ctx, args, &client, &password, saved).await.map_err(unfinished)?;
+    ctx.out.data(&record)
+}
+
+/// Logs in (the server makes the device) and saves the session at once,
+/// marked unfinished.
+async fn make_device(
     ctx: &CommandContext,
     args: &LoginArgs,
     password: &Secret,
     secret: &StoreSecret,
     source: StoreSecretSource,
-) -> CliResult<LoginRecord> {
+) -> CliResult<(matrix_sdk::Client, SessionFile)> {
     let isolation = ctx.settings.isolation.unwrap_or_default();
     let client = ctx.build_client(&args.homeserver, secret, isolation).await?;
     sdk::client::check_scheme(&client, &args.homeserver).await?;
@@ -197,21 +249,53 @@ async fn login_and_save(
                 None => e.into(),
             }
         })?;
+    let curve25519 = client
+        .encryption()
+        .curve25519_key()
+        .await
+        .map(|k| k.to_base64())
+        .ok_or_else(|| CliError::internal("no identity key after login"))?;
+    let saved = SessionFile {
+        homeserver: args.homeserver.clone(),
+        user_id: response.user_id.clone(),
+        device_id: response.device_id.clone(),
+        access_token: response.access_token.clone(),
+        refresh_token: response.refresh_token.clone(),
+        identity_key: curve25519,
+        store_secret: source,
+        isolation: ctx.settings.isolation,
+        setup_pending: true,
+    };
+    ctx.profile.save_session(&saved)?;
+    crate::process::kill_point("login_saved");
+    Ok((client, saved))
+}
 
+/// Device keys, a first sync and cross-signing; then the session is
+/// saved as finished.
+async fn set_up(
+    ctx: &CommandContext,
+    args: &LoginArgs,
+    client: &matrix_sdk::Client,
+    password: &Secret,
+    mut saved: SessionFile,
+) -> CliResult<LoginRecord> {
     // Device keys and one-time keys go up first, so other devices can start
     // Olm sessions with this one straight away; then one sync.
     let progress = ctx.out.progress("uploading device keys and syncing");
     if progress.is_none() {
         ctx.out.status("Uploading device keys…");
     }
-    sdk::keys::upload_device_keys(&client).await?;
+    sdk::keys::upload_device_keys(client).await?;
     client.sync_once(SyncSettings::default().timeout(std::time::Duration::ZERO)).await?;
     let cross_signing = if args.no_bootstrap {
         CrossSigningAtLogin::Skipped
     } else {
-        sdk::trust::bootstrap_at_login(&client, password).await?
+        let done = sdk::trust::bootstrap_at_login(client, password).await;
+        crate::process::kill_point("login_bootstrapped");
+        done?
     };
-    let cross_signed = sdk::trust::own_device_cross_signed(&client).await?;
+    let cross_signed = sdk::trust::own_device_cross_signed(client).await?;
     if let Some(bar) = progress {
         bar.finish_and_clear();
     }
@@ -226,30 +310,15 @@ async fn login_and_save(
              Verify); `ratchet identity` shows where it stands.",
         );
     }
-
-    let curve25519 = client
-        .encryption()
-        .curve25519_key()
-        .await
-        .map(|k| k.to_base64())
-        .ok_or_else(|| CliError::internal("no identity key after login"))?;
-    let saved = SessionFile {
-        homeserver: args.homeserver.clone(),
-        user_id: response.user_id.clone(),
-        device_id: response.device_id.clone(),
-        access_token: response.access_token.clone(),
-        refresh_token: response.refresh_token.clone(),
-        identity_key: curve25519.clone(),
-        store_secret: source,
-        isolation: ctx.settings.isolation,
-    };
+    saved.setup_pending = false;
     ctx.profile.save_session(&saved)?;
+    let isolation = ctx.settings.isolation.or(saved.isolation).unwrap_or_default();
     Ok(LoginRecord {
-        user_id: response.user_id.to_string(),
-        device_id: response.device_id.to_string(),
-        homeserver: args.homeserver.clone(),
+        user_id: saved.user_id.to_string(),
+        device_id: saved.device_id.to_string(),
+        homeserver: saved.homeserver.clone(),
         profile: ctx.settings.profile.clone(),
-        curve25519,
+        curve25519: saved.identity_key.clone(),
         ed25519: client.encryption().ed25519_key().await,
         cross_signing,
         cross_signed,

@@ -83,7 +83,7 @@ pub(crate) async fn cmd_logout(ctx: &mut CommandContext, args: &LogoutArgs) -> C
     // pending keys go up first.
     let counts = match (session.is_some(), ctx.client().await) {
         (true, Ok(client)) => {
-            if let Err(e) = crate::sdk::backup::upload_pending(&client).await {
+            if let Err(e) = ctx.upload_backup(&client).await {
                 ctx.out.warn(format!("could not upload the pending room keys to the backup: {}", e.message));
             }
             Some(crate::sdk::backup::counts(&client).await?)
@@ -103,17 +103,21 @@ pub(crate) async fn cmd_logout(ctx: &mut CommandContext, args: &LogoutArgs) -> C
         ),
         None => "This device's store cannot be opened; its keys cannot be counted.".to_owned(),
     };
+    // Keys about to be lost are a warning (it survives -q); the rest is
+    // status.
+    let losing = !matches!(counts, Some((total, backed)) if backed >= total);
+    let tell = |ctx: &CommandContext| if losing { ctx.out.warn(&told) } else { ctx.out.status(&told) };
     if !args.yes {
         if !prompt::can_prompt(ctx.settings.no_input) {
             return Err(CliError::usage(format!("logout deletes this device's keys; {told}"))
                 .with_hint("add --yes to log out off a terminal"));
         }
-        ctx.out.status(&told);
+        tell(ctx);
         if !prompt::confirm("Log out and delete this device's keys?")? {
             return Err(CliError::failed("not logged out; nothing was deleted"));
         }
     } else {
-        ctx.out.status(&told);
+        tell(ctx);
     }
 
     let mut server_logout = false;

@@ -105,15 +105,26 @@ pub(crate) async fn cmd_unwedge(ctx: &mut CommandContext, args: &UnwedgeArgs) ->
             ));
         }
         let new = olm::force_new_session(&client, &user, device).await?;
+        // R11 counts the session from the moment it exists: a dummy that
+        // fails below does not make another one allowed at once.
         ledger.record_created(&user, device, now);
         ledger.save()?;
+        let dummy = olm::send_dummy(&client, &user, device).await;
         ctx.out.data(&UnwedgedRecord {
             user_id: new.user_id,
             device_id: new.device_id,
             session_id: new.session_id,
-            dummy_sent: new.dummy_sent,
+            dummy_sent: dummy.is_ok(),
             forced: wait.is_some(),
         })?;
+        if let Err(e) = dummy {
+            return Err(CliError::failed(format!(
+                "the new Olm session with {device} was not announced: {}",
+                e.message
+            ))
+            .with_hint("the next message ratchet encrypts for that device announces it (R10)")
+            .with_hint("R11 counts the session already: another one waits an hour (--force overrides)"));
+        }
     }
     if !refused.is_empty() {
         return Err(CliError::new(

@@ -92,7 +92,11 @@ pub(crate) struct SasRecord {
 impl Record for SasRecord {
     const TYPE: &'static str = "sas";
     fn human(&self) -> String {
-        let mut s = format!("Compare these emoji with {} {}:", self.other_user, self.other_device);
+        let mut s = format!(
+            "Compare these emoji with {} {}:",
+            crate::ui::terminal::inert(&self.other_user),
+            crate::ui::terminal::inert(&self.other_device)
+        );
         for e in &self.emoji {
             s.push_str(&format!("\n  {}  {}", e.symbol, e.name));
         }

@@ -53,6 +53,13 @@ pub(crate) struct SessionFile {
     /// was; `--isolation` on a later command overrides it for that command.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) isolation: Option<Isolation>,
+    /// The login that made this device has not finished its set-up (device
+    /// keys, first sync, cross-signing): saved as soon as the server made
+    /// the device, so that an interruption never leaves a device (and
+    /// perhaps new private cross-signing keys) without its session. The
+    /// next `login` finishes it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) setup_pending: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -131,6 +138,7 @@ pub(crate) fn sample_session() -> SessionFile {
         identity_key: "key".into(),
         store_secret: StoreSecretSource::File,
         isolation: None,
+        setup_pending: false,
     }
 }
 

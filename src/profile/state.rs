@@ -118,7 +118,10 @@ pub(crate) struct JournalEntry {
     /// refused, not taken as sent.
     #[serde(default)]
     pub(crate) text_sha256: String,
-    pub(crate) event_id: String,
+    /// None: the message is about to be sent (written before the request,
+    /// so that a run killed after the server accepted it knows, at the
+    /// rerun, that the event it gets back was encrypted by the run before).
+    pub(crate) event_id: Option<String>,
     pub(crate) session_id: Option<String>,
     pub(crate) message_index: Option<u32>,
 }
@@ -554,6 +557,32 @@ impl StateDb {
         Ok(())
     }
 
+    /// The key-backup version the server said it no longer has (deleted or
+    /// replaced elsewhere): backup stays off for it until `recovery`
+    /// connects this device to a backup again. A damaged value reads as
+    /// none: the next upload finds out again.
+    pub(crate) fn backup_gone(&self) -> CliResult<Option<String>> {
+        Ok(match self.ledger::<String>("backup_gone")? {
+            Loaded::Present(version, _) => Some(version),
+            Loaded::Absent | Loaded::Damaged(_) => None,
+        })
+    }
+
+    /// Records (or, with `None`, forgets) a gone backup version.
+    pub(crate) fn set_backup_gone(&self, version: Option<&str>) -> CliResult<()> {
+        match version {
+            Some(v) => {
+                let plain = serde_json::to_vec(v)
+                    .map_err(|e| CliError::internal("could not serialise state").with_source(e))?;
+                self.save_ledger("backup_gone", &plain)
+            }
+            None => {
+                self.conn().execute("DELETE FROM ledgers WHERE name = 'backup_gone'", []).map_err(|e| self.io(e))?;
+                Ok(())
+            }
+        }
+    }
+
     /// Keeps a damaged ledger value aside (`NAME.damaged`) for whoever
     /// investigates.
     pub(crate) fn keep_damaged(&self, name: &str) -> CliResult<()> {
@@ -891,12 +920,12 @@ mod tests {
             room_id: "!r".into(),
             txn_id: "p-1".into(),
             text_sha256: text_hash("hi"),
-            event_id: "$e".into(),
+            event_id: Some("$e".into()),
             session_id: None,
             message_index: None,
         };
         db.journal_put("DEV", &entry).unwrap();
-        assert_eq!(db.journal_get("DEV", "!r", "p-1").unwrap().unwrap().event_id, "$e");
+        assert_eq!(db.journal_get("DEV", "!r", "p-1").unwrap().unwrap().event_id.as_deref(), Some("$e"));
         assert!(db.journal_get("OTHER", "!r", "p-1").unwrap().is_none());
         for i in 0..(KEEP_POSITIONS + 10) {
             db.put_position(&Position { event_id: format!("$e{i}"), session_id: "s".into(), message_index: i as u32 })

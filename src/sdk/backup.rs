@@ -25,8 +25,10 @@ fn store_error(e: matrix_sdk::encryption::CryptoStoreError) -> CliError {
 }
 
 /// Turns backups on in this process if this device holds a backup key;
-/// returns the backup version.
-pub(crate) async fn resume(client: &Client) -> CliResult<Option<String>> {
+/// returns the backup version. `gone` is a version the server told an
+/// earlier command it no longer has (see [`Upload::Gone`]): its key stays
+/// in the store, but nothing is uploaded to it.
+pub(crate) async fn resume(client: &Client, gone: Option<&str>) -> CliResult<Option<String>> {
     let olm = machine(client).await?;
     let backups = olm.backup_machine();
     if let Some(version) = backups.backup_version().await {
@@ -34,34 +36,84 @@ pub(crate) async fn resume(client: &Client) -> CliResult<Option<String>> {
     }
     let keys = backups.get_backup_keys().await.map_err(store_error)?;
     let (Some(key), Some(version)) = (keys.decryption_key, keys.backup_version) else { return Ok(None) };
+    if gone == Some(version.as_str()) {
+        return Ok(None);
+    }
     let public = key.megolm_v1_public_key();
     public.set_version(version.clone());
     backups.enable_backup_v1(public).await.map_err(store_error)?;
     Ok(Some(version))
 }
 
+/// What [`upload_pending`] did.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Upload {
+    /// This many room keys went up (0: nothing was pending, or backup is
+    /// off here).
+    Sent(usize),
+    /// The server no longer has the version this device backs up to: it
+    /// was deleted (404 `M_NOT_FOUND`), or another device made a new one
+    /// (403 `M_WRONG_ROOM_KEYS_VERSION`, naming it). Backup is now off in
+    /// this process; the caller remembers `version` so that no later
+    /// process turns it back on ([`resume`]).
+    Gone { version: String, current: Option<String>, sent: usize },
+}
+
 /// Uploads every room key not yet in the backup, in batches, until none is
-/// left; returns how many went up. No request when nothing is pending or
-/// backups are off.
-pub(crate) async fn upload_pending(client: &Client) -> CliResult<usize> {
+/// left. No request when nothing is pending or backups are off.
+///
+/// A backup that is gone from the server turns backup off here (the SDK's
+/// own upload loop does the same); ratchet's upload is its own (see the
+/// module notes), so it must too. The backup key stays in the store: the
+/// old version may still exist (replaced, not deleted) and `recovery
+/// recover` can replace it.
+pub(crate) async fn upload_pending(client: &Client) -> CliResult<Upload> {
+    use matrix_sdk::ruma::api::error::ErrorKind;
     let olm = machine(client).await?;
     let backups = olm.backup_machine();
     if !backups.enabled().await {
-        return Ok(0);
+        return Ok(Upload::Sent(0));
     }
     let mut uploaded = 0;
     while let Some((id, request)) = backups.backup().await.map_err(store_error)? {
         let count: usize = request.rooms.values().map(|r| r.sessions.len()).sum();
-        let response = client
-            .send(add_backup_keys::v3::Request::new(request.version, request.rooms))
-            .await
-            .map_err(|e| CliError::from(e).with_hint("room keys not uploaded now are uploaded by the next command"))?;
+        let version = request.version.clone();
+        let response = match client.send(add_backup_keys::v3::Request::new(request.version, request.rooms)).await {
+            Ok(response) => response,
+            Err(e) => {
+                let current = match e.client_api_error_kind() {
+                    Some(ErrorKind::NotFound) => None,
+                    Some(ErrorKind::WrongRoomKeysVersion(wrong)) => Some(wrong.current_version.clone()),
+                    _ => {
+                        return Err(
+                            CliError::from(e).with_hint("room keys not uploaded now are uploaded by the next command")
+                        );
+                    }
+                };
+                tracing::warn!(%version, ?current, "the key backup is gone from the server; backup turned off here");
+                backups.disable_backup().await.map_err(store_error)?;
+                return Ok(Upload::Gone { version, current, sent: uploaded });
+            }
+        };
         olm.mark_request_as_sent(&id, &response)
             .await
             .map_err(|e| CliError::failed("could not record the backup upload").with_source(e))?;
         uploaded += count;
     }
-    Ok(uploaded)
+    Ok(Upload::Sent(uploaded))
+}
+
+/// Turns backup off here without touching the server (after `recovery
+/// reset` deleted it); returns the version it was.
+pub(crate) async fn forget(client: &Client) -> CliResult<Option<String>> {
+    let olm = machine(client).await?;
+    let backups = olm.backup_machine();
+    let version = match backups.backup_version().await {
+        Some(v) => Some(v),
+        None => backups.get_backup_keys().await.map_err(store_error)?.backup_version,
+    };
+    backups.disable_backup().await.map_err(store_error)?;
+    Ok(version)
 }
 
 /// Room keys this device holds, and how many of them are in the backup.

@@ -128,3 +128,14 @@ pub(crate) async fn wait_for_news(
         tokio::time::sleep(rest).await;
     }
 }
+
+/// An event as the server holds it (still encrypted), as JSON.
+pub(crate) async fn event_json(
+    room: &matrix_sdk::Room,
+    event_id: &matrix_sdk::ruma::EventId,
+) -> CliResult<serde_json::Value> {
+    use matrix_sdk::ruma::api::client::room::get_room_event;
+    let response =
+        room.client().send(get_room_event::v3::Request::new(room.room_id().to_owned(), event_id.to_owned())).await?;
+    Ok(response.event.deserialize_as().unwrap_or(serde_json::Value::Null))
+}

@@ -85,6 +85,8 @@ pub(crate) struct NewSession {
 /// peer learns of it. The caller enforces R11.
 ///
 /// Do not run beside a sync: this claim bypasses the SDK's claim lock.
+/// The caller records the session for R11 now (it exists, whatever
+/// happens next), then announces it with [`send_dummy`] (R10).
 pub(crate) async fn force_new_session(client: &Client, user: &UserId, device: &DeviceId) -> CliResult<NewSession> {
     let machine = machine(client).await?;
     let crypto_device = machine
@@ -132,12 +134,11 @@ pub(crate) async fn force_new_session(client: &Client, user: &UserId, device: &D
         // the new one, the m.dummy would not announce it.
         return Err(CliError::internal("the new Olm session is not the one matrix-sdk will encrypt with"));
     }
-    send_dummy(client, user, device).await?;
     Ok(NewSession {
         user_id: user.to_string(),
         device_id: device.to_string(),
         session_id: new.session_id.clone(),
-        dummy_sent: true,
+        dummy_sent: false,
     })
 }
 

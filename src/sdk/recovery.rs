@@ -61,14 +61,18 @@ impl RecoveryRecord {
 impl Record for RecoveryRecord {
     const TYPE: &'static str = "recovery";
     fn human(&self) -> String {
-        let who = format!("{} {}", self.user_id, self.device_id.as_deref().unwrap_or("?"));
+        use crate::ui::terminal::inert;
+        // Ids taken from the undecryptable event's content: anybody's text.
+        let who = format!("{} {}", inert(&self.user_id), inert(self.device_id.as_deref().unwrap_or("?")));
         match self.step {
             RecoveryStep::OlmUndecryptable => format!("recovery: an Olm message from {who} could not be decrypted (R9)"),
             RecoveryStep::RateLimited => format!(
                 "recovery: a session with {who} was created less than an hour ago; not creating another (R11, {}s left)",
                 self.wait_ms.unwrap_or(0) / 1000
             ),
-            RecoveryStep::UnknownDevice => format!("recovery: the sending device of {} is unknown; cannot recover", self.user_id),
+            RecoveryStep::UnknownDevice => {
+                format!("recovery: the sending device of {} is unknown; cannot recover", inert(&self.user_id))
+            }
             RecoveryStep::NewOlmSession => format!(
                 "recovery: new Olm session {} with {who} (created by {})",
                 self.session_id.as_deref().unwrap_or("?"),
@@ -81,9 +85,9 @@ impl Record for RecoveryRecord {
             RecoveryStep::DummySent => format!("recovery: m.dummy sent to {who} over the new session (R10)"),
             RecoveryStep::KeyRequest => format!(
                 "recovery: asked {} for Megolm session {} of {} again (R13)",
-                self.user_id,
-                self.session_id.as_deref().unwrap_or("?"),
-                self.room_id.as_deref().unwrap_or("?")
+                inert(&self.user_id),
+                inert(self.session_id.as_deref().unwrap_or("?")),
+                inert(self.room_id.as_deref().unwrap_or("?"))
             ),
             RecoveryStep::Failed => format!("recovery failed for {who}: {}", self.message.as_deref().unwrap_or("?")),
         }
@@ -151,13 +155,21 @@ pub(crate) async fn after_sync(
                 olm::send_dummy(client, &sender, &device).await.map(|()| (session_id, CreatedBy::Sdk))
             }
             Unwedge::NewSession => {
-                olm::force_new_session(client, &sender, &device).await.map(|n| (n.session_id, CreatedBy::Ratchet))
+                match olm::force_new_session(client, &sender, &device).await {
+                    Ok(n) => {
+                        // R11's record is kept the moment the session
+                        // exists, before the dummy: a failed dummy or a run
+                        // cut short must not allow another at once.
+                        ledger.record_created(&sender, &device, now);
+                        ledger.save()?;
+                        olm::send_dummy(client, &sender, &device).await.map(|()| (n.session_id, CreatedBy::Ratchet))
+                    }
+                    Err(e) => Err(e),
+                }
             }
         };
         match result {
             Ok((session_id, created_by)) => {
-                // R11's record is kept the moment the session exists: a
-                // run cut short after this must not allow another at once.
                 ledger.record_created(&sender, &device, now);
                 ledger.save()?;
                 record.step = RecoveryStep::NewOlmSession;

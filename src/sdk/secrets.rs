@@ -10,8 +10,8 @@
 //! * A wrong recovery key fails inside `open_secret_store`, before anything
 //!   changes: [`recover`] turns that into an authentication error.
 //! * `reset_identity` deletes the backup and secret storage before the
-//!   password is checked: the caller confirms first, and the password is
-//!   in hand before it is called.
+//!   password is checked: the caller confirms first, and checks the
+//!   password with the server ([`check_password`]) before it is called.
 
 use matrix_sdk::encryption::recovery::RecoveryError;
 use matrix_sdk::encryption::secret_storage::SecretStorageError;
@@ -23,28 +23,122 @@ use crate::profile::session::Secret;
 
 /// Sets up secret storage and a key backup for an account that has
 /// neither; returns the new recovery key (the only copy: print it once).
-pub(crate) async fn enable(client: &Client) -> CliResult<Secret> {
+///
+/// The key is taken from the SDK's progress (`EnableProgress::Done`) as
+/// soon as secret storage holds everything, so a failure after that (the
+/// SDK's own state refresh) cannot lose it: it comes back with a warning.
+/// With `replace`, an account whose secret storage exists gets a new
+/// recovery key for it, when this device holds every secret (all three
+/// cross-signing keys and the backup key) so nothing is left out of the
+/// new storage: the way back from a key lost to an interrupted `enable`.
+pub(crate) async fn enable(client: &Client, replace: bool) -> CliResult<(Secret, Option<String>)> {
+    use futures_util::{FutureExt, StreamExt};
+    use matrix_sdk::encryption::recovery::EnableProgress;
     let encryption = client.encryption();
+    let (_, keys) = super::trust::own_state(client).await?;
+    let all_keys = keys.master && keys.self_signing && keys.user_signing;
     if encryption.secret_storage().is_enabled().await? {
-        return Err(CliError::failed("this account already has secret storage (set up by Element or another device)")
+        if !replace {
+            return Err(CliError::failed(
+                "this account already has secret storage (set up by Element or another device)",
+            )
             .with_hint("`ratchet recovery recover` with the recovery key you were given uses it")
-            .with_hint("making a new one would replace the recovery key every other device knows"));
+            .with_hint("making a new one would replace the recovery key every other device knows")
+            .with_hint(if all_keys {
+                "if its key was lost (an interrupted `recovery enable`), `ratchet recovery enable --replace-key` \
+                     makes a new one (the old key stops working)"
+            } else {
+                "if its key was lost, `ratchet recovery reset` starts over (destructive)"
+            }));
+        }
+        let backup = super::backup::version_here(client).await?;
+        if !all_keys || backup.is_none() {
+            return Err(CliError::failed(
+                "this device does not hold every secret (the three cross-signing keys and the backup key)",
+            )
+            .with_hint("a new recovery key made here would leave the missing ones out of secret storage")
+            .with_hint("`ratchet recovery recover` with the current key first, or `ratchet recovery reset`"));
+        }
+        let key = encryption
+            .recovery()
+            .reset_key()
+            .await
+            .map_err(|e| CliError::failed("could not replace the recovery key").with_source(e))?;
+        return Ok((Secret::new(key), None));
     }
-    match encryption.recovery().enable().await {
-        Ok(key) => Ok(Secret::new(key)),
-        Err(RecoveryError::BackupExistsOnServer) => {
+    if replace {
+        return Err(CliError::usage("--replace-key: this account has no secret storage to replace the key of")
+            .with_hint("`ratchet recovery enable` sets it up"));
+    }
+    if !all_keys {
+        return Err(CliError::failed("this device does not hold the account's cross-signing keys").with_hint(
+            "secret storage without them would verify nothing: create the identity first \
+                 (`ratchet recovery reset` makes one), or `ratchet recovery recover` / `ratchet verify --accept` \
+                 on an account that has one",
+        ));
+    }
+    let recovery = encryption.recovery();
+    let enable = recovery.enable();
+    let mut progress = enable.subscribe_to_progress();
+    let result = enable.await;
+    // What the progress channel holds by now (never waiting: a failed
+    // enable may leave it open).
+    let mut seen = None;
+    while let Some(Some(update)) = progress.next().now_or_never() {
+        if let Ok(EnableProgress::Done { recovery_key }) = &update {
+            seen = Some(recovery_key.clone());
+        }
+    }
+    match (result, seen) {
+        (Ok(key), _) => Ok((Secret::new(key), None)),
+        (Err(e), Some(key)) => {
+            Ok((Secret::new(key), Some(format!("recovery was set up, but the SDK failed afterwards: {e}"))))
+        }
+        (Err(RecoveryError::BackupExistsOnServer), None) => {
             Err(CliError::failed("a key backup exists on the server that this device cannot open")
                 .with_hint("`ratchet recovery recover` with the account's recovery key connects to it"))
         }
-        Err(e) => Err(CliError::failed("could not set up recovery").with_source(e)),
+        (Err(e), None) => Err(CliError::failed("could not set up recovery; no recovery key was made")
+            .with_source(e)
+            .with_hint("running `ratchet recovery enable` again resumes it")),
     }
 }
 
 /// Unlocks secret storage with a recovery key: imports the cross-signing
 /// private keys and the backup key, signs this device, turns backup on.
-pub(crate) async fn recover(client: &Client, key: &Secret) -> CliResult<()> {
-    match client.encryption().recovery().recover(key.expose().trim()).await {
-        Ok(()) => Ok(()),
+///
+/// When the server has no key backup at all (deleted from another device),
+/// a new one is made and its key stored in secret storage beside the
+/// others, so that every device with the recovery key reads it: what
+/// `recover_and_fix_backup` does, without its deletion of a backup whose
+/// key does not match (that backup may be the only copy of some keys).
+/// Returns whether a new backup was made.
+pub(crate) async fn recover(client: &Client, key: &Secret) -> CliResult<bool> {
+    let recovery = client.encryption().recovery();
+    match recovery.recover(key.expose().trim()).await {
+        Ok(()) => {
+            let backups = client.encryption().backups();
+            if backups.fetch_exists_on_server().await? {
+                return Ok(false);
+            }
+            // A version resumed from the store that the server no longer has.
+            super::backup::forget(client).await?;
+            recovery
+                .enable_backup()
+                .await
+                .map_err(|e| CliError::failed("could not make a new key backup").with_source(e))?;
+            let store = client
+                .encryption()
+                .secret_storage()
+                .open_secret_store(key.expose().trim())
+                .await
+                .map_err(|e| CliError::failed("could not reopen secret storage").with_source(e))?;
+            store
+                .export_secrets()
+                .await
+                .map_err(|e| CliError::failed("could not store the new backup key in secret storage").with_source(e))?;
+            Ok(true)
+        }
         Err(RecoveryError::SecretStorage(SecretStorageError::SecretStorageKey(e))) => {
             Err(CliError::auth("the recovery key is wrong; nothing was changed")
                 .with_source(e)
@@ -55,6 +149,32 @@ pub(crate) async fn recover(client: &Client, key: &Secret) -> CliResult<()> {
                 .with_hint("`ratchet recovery enable` sets it up"))
         }
         Err(e) => Err(CliError::failed("could not recover").with_source(e)),
+    }
+}
+
+/// Checks the account password with the server, changing nothing: a
+/// user-interactive-auth round trip on `POST /delete_devices` with an empty
+/// list (the server authorises it, then deletes no device). What
+/// `reset_identity` needs first, as matrix-sdk destroys the backup and
+/// secret storage before the server ever sees the password.
+pub(crate) async fn check_password(client: &Client, password: &Secret) -> CliResult<()> {
+    let own = client.user_id().ok_or_else(|| CliError::internal("no user id"))?.to_owned();
+    let session = match client.delete_devices(&[], None).await {
+        // The server asked for no authorisation: nothing to check here.
+        Ok(_) => return Ok(()),
+        Err(e) => match e.as_uiaa_response() {
+            Some(info) => info.session.clone(),
+            None => return Err(e.into()),
+        },
+    };
+    let mut auth = uiaa::Password::new(uiaa::UserIdentifier::from(own), password.expose().to_owned());
+    auth.session = session;
+    match client.delete_devices(&[], Some(uiaa::AuthData::Password(auth))).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.as_uiaa_response().is_some() => Err(CliError::auth("the password is wrong; nothing was changed")
+            .with_source(e)
+            .with_hint("it is this account's login password (--password-stdin, RATCHET_PASSWORD or the prompt)")),
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -28,7 +28,15 @@ use crate::profile::session::Secret;
 pub(crate) async fn bootstrap_at_login(client: &Client, password: &Secret) -> CliResult<CrossSigningAtLogin> {
     let own = client.user_id().ok_or_else(|| CliError::internal("no user id after login"))?.to_owned();
     let encryption = client.encryption();
-    if encryption.request_user_identity(&own).await?.is_some() {
+    let identity = encryption.request_user_identity(&own).await?;
+    // A resumed login whose bootstrap got as far as the server: the
+    // identity there is the one whose private keys this store holds.
+    if let (Some(identity), Some(status)) = (&identity, encryption.cross_signing_status().await) {
+        if status.is_complete() && identity.is_verified() {
+            return Ok(CrossSigningAtLogin::Created);
+        }
+    }
+    if identity.is_some() {
         return Ok(CrossSigningAtLogin::Existing);
     }
     if let Err(first) = encryption.bootstrap_cross_signing_if_needed(None).await {

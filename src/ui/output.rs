@@ -11,6 +11,7 @@ use anstyle::{AnsiColor, Style};
 use serde::Serialize;
 
 use crate::error::{CliError, ErrorKind};
+use crate::ui::terminal::inert_text;
 
 /// One unit of data on stdout. `TYPE` becomes the `"type"` field of the JSON
 /// line; `human` renders the same data for a terminal (no trailing newline).
@@ -96,7 +97,7 @@ impl Output {
     /// Prints a record kept earlier, in this output's form; its JSON form
     /// carries `cursor` (second, after `type`).
     pub(crate) fn replay(&self, record: &Captured, cursor: &str) -> Result<(), CliError> {
-        let line = if self.json { with_cursor(&record.json, cursor) } else { record.human.clone() };
+        let line = if self.json { with_cursor(&record.json, cursor) } else { inert_text(&record.human) };
         let mut stdout = io::stdout().lock();
         writeln!(stdout, "{line}").and_then(|()| stdout.flush()).map_err(stdout_error)
     }
@@ -110,11 +111,11 @@ impl Output {
     /// record as it is produced.
     pub(crate) fn data<R: Record>(&self, record: &R) -> Result<(), CliError> {
         if let Some(kept) = &self.captured {
-            let captured = Captured { json: json_line(R::TYPE, record)?, human: record.human() };
+            let captured = Captured { json: json_line(R::TYPE, record)?, human: inert_text(&record.human()) };
             kept.lock().unwrap_or_else(|e| e.into_inner()).push(captured);
             return Ok(());
         }
-        let line = if self.json { json_line(R::TYPE, record)? } else { record.human() };
+        let line = if self.json { json_line(R::TYPE, record)? } else { inert_text(&record.human()) };
         let mut stdout = io::stdout().lock();
         writeln!(stdout, "{line}").and_then(|()| stdout.flush()).map_err(stdout_error)
     }
@@ -146,29 +147,30 @@ impl Output {
     /// Progress and status for a person: stderr, silenced by `-q`.
     pub(crate) fn status(&self, message: impl AsRef<str>) {
         if !self.quiet {
-            to_stderr(&format!("{}\n", message.as_ref()));
+            to_stderr(&format!("{}\n", inert_text(message.as_ref())));
         }
     }
 
     /// Something the user should know even with `-q`.
     pub(crate) fn warn(&self, message: impl AsRef<str>) {
         let label = self.paint("warning:", AnsiColor::Yellow.on_default());
-        to_stderr(&format!("{label} {}\n", message.as_ref()));
+        to_stderr(&format!("{label} {}\n", inert_text(message.as_ref())));
     }
 
     /// The single place errors are printed: `error:`, `Caused by:`, `hint:`
     /// in human form, and under `--json` also one JSON line on stderr.
     pub(crate) fn error(&self, err: &CliError) {
-        let mut text = format!("{} {}\n", self.paint("error:", AnsiColor::Red.on_default().bold()), err.message);
+        let mut text =
+            format!("{} {}\n", self.paint("error:", AnsiColor::Red.on_default().bold()), inert_text(&err.message));
         let causes = err.causes();
         if !causes.is_empty() {
             text.push_str("\nCaused by:\n");
             for cause in &causes {
-                text.push_str(&format!("  {cause}\n"));
+                text.push_str(&format!("  {}\n", inert_text(cause)));
             }
         }
         for hint in &err.hints {
-            text.push_str(&format!("{} {hint}\n", self.paint("hint:", AnsiColor::Cyan.on_default())));
+            text.push_str(&format!("{} {}\n", self.paint("hint:", AnsiColor::Cyan.on_default()), inert_text(hint)));
         }
         // Under --json the error is one JSON line and nothing else, so a
         // script reading stderr parses every line.

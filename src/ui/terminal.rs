@@ -16,6 +16,17 @@ pub(crate) fn inert(text: &str) -> String {
     out
 }
 
+/// A whole human line (or lines) on its way to the terminal: every control
+/// character escaped except line breaks. The last line of defence, applied
+/// by `Output` to everything it writes, so that no record, warning or
+/// error (whose fields may come from the network: a room id from a
+/// to-device event, a server's error text) can drive the terminal; one-line
+/// fields are escaped with [`inert`] where they are formatted, so that a
+/// line break in one cannot pass for another line either.
+pub(crate) fn inert_text(text: &str) -> String {
+    inert_lines(text, "")
+}
+
 /// `text` with control characters escaped, each line break kept and
 /// followed by `indent`, so continuation lines stay under their message.
 pub(crate) fn inert_lines(text: &str, indent: &str) -> String {

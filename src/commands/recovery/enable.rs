@@ -13,50 +13,64 @@ use crate::ui::output::Record;
 ///
 /// For an account with neither (one ratchet set up, say): makes a recovery
 /// key, stores the cross-signing private keys and a new backup key in secret
-/// storage under it, starts a key backup and uploads this device's room keys.
-/// The recovery key is printed once, on stdout, and kept nowhere: write it
-/// down. With it, any new device (ratchet's `recovery recover`, or Element's
-/// "Verify with recovery key") becomes verified and reads the backed-up
-/// history. On an account that already has secret storage (Element made it)
-/// this refuses: use `recovery recover` with the key you have.
+/// storage under it, and starts a key backup. The recovery key is printed
+/// once, on stdout, as soon as it exists (before this device's room keys
+/// are uploaded: an upload failure cannot lose it) and kept nowhere: write
+/// it down. With it, any new device (ratchet's `recovery recover`, or
+/// Element's "Verify with recovery key") becomes verified and reads the
+/// backed-up history. On an account that already has secret storage
+/// (Element made it) this refuses: use `recovery recover` with the key you
+/// have. A run that failed before the key was printed made no key: run it
+/// again.
 ///
-/// Example:
+/// Examples:
 ///
 ///   ratchet recovery enable
+///   ratchet recovery enable --replace-key   # the key was lost; the old one stops working
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
-pub(crate) struct EnableArgs {}
+pub(crate) struct EnableArgs {
+    /// Replace the recovery key of the existing secret storage (this device
+    /// must hold every secret); the old key stops working everywhere
+    #[arg(long)]
+    replace_key: bool,
+}
 
 #[derive(Debug, Serialize, schemars::JsonSchema)]
 pub(crate) struct RecoveryKeyRecord {
     /// The recovery key: shown this once.
     recovery_key: String,
+    /// The backup its secret storage holds the key of.
     backup_version: Option<String>,
-    /// Room keys uploaded to the new backup.
-    uploaded: usize,
 }
 
 impl Record for RecoveryKeyRecord {
     const TYPE: &'static str = "recovery_key";
     fn human(&self) -> String {
         format!(
-            "Recovery key (shown once; write it down, keep it secret):\n\n    {}\n\nbackup version {}, {} room key(s) uploaded",
+            "Recovery key (shown once; write it down, keep it secret):\n\n    {}\n\nbackup version {}",
             self.recovery_key,
             self.backup_version.as_deref().unwrap_or("?"),
-            self.uploaded
         )
     }
 }
 
 #[instrument(skip_all)]
-pub(crate) async fn cmd_enable(ctx: &mut CommandContext, _args: &EnableArgs) -> CliResult {
+pub(crate) async fn cmd_enable(ctx: &mut CommandContext, args: &EnableArgs) -> CliResult {
     let client = ctx.client().await?;
     ctx.sync(&client).await?;
-    let key = sdk::secrets::enable(&client).await?;
-    let uploaded = sdk::backup::upload_pending(&client).await?;
+    let (key, trouble) = sdk::secrets::enable(&client, args.replace_key).await?;
+    ctx.state()?.set_backup_gone(None)?;
+    // The key first: nothing after this line can lose it.
     ctx.out.data(&RecoveryKeyRecord {
         recovery_key: key.expose().to_owned(),
         backup_version: sdk::backup::version_here(&client).await?,
-        uploaded,
-    })
+    })?;
+    if let Some(trouble) = trouble {
+        ctx.out.warn(trouble);
+    }
+    // This device's room keys go up as every command's do, at its end
+    // (`CommandContext::finish`): a failure there is exit 3, and the next
+    // command uploads what is left.
+    Ok(())
 }

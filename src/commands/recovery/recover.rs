@@ -45,7 +45,15 @@ pub(crate) async fn cmd_recover(ctx: &mut CommandContext, args: &RecoverArgs) ->
     })?;
     let client = ctx.client().await?;
     ctx.sync(&client).await?;
-    sdk::secrets::recover(&client, &key).await?;
-    sdk::backup::upload_pending(&client).await?;
+    let made = sdk::secrets::recover(&client, &key).await?;
+    ctx.state()?.set_backup_gone(None)?;
+    if made {
+        ctx.out.status("The account had no key backup: made a new one; its key is in secret storage.");
+    }
+    // Before the status, so that it counts them; a failure is retried by
+    // `finish` (exit 3 if it fails again).
+    if let Err(e) = ctx.upload_backup(&client).await {
+        ctx.out.warn(format!("room keys not uploaded to the backup yet: {}", e.message));
+    }
     ctx.out.data(&super::status_of(&client).await?)
 }

@@ -50,6 +50,15 @@ pub(crate) async fn cmd_reset(ctx: &mut CommandContext, args: &ResetArgs) -> Cli
     let password = ctx.read_password(args.password_stdin, session.user_id.as_str())?;
     let client = ctx.client().await?;
     ctx.sync(&client).await?;
+    // matrix-sdk deletes the backup and secret storage before the server
+    // sees the password: a wrong one must stop here, with nothing changed.
+    sdk::secrets::check_password(&client, &password).await?;
     sdk::secrets::reset_identity(&client, &password).await?;
+    // The reset deleted the server's backup: this device stops uploading
+    // to it (no 404 at the next command), and `recovery enable` makes a
+    // new one.
+    if let Some(version) = sdk::backup::forget(&client).await? {
+        ctx.state()?.set_backup_gone(Some(&version))?;
+    }
     ctx.out.data(&super::status_of(&client).await?)
 }
