@@ -258,7 +258,10 @@ impl<'a> Batch<'a> {
                 session_id: session_id.clone(),
                 message_index,
             };
-            if let Err(e) = self.ctx.state().and_then(|db| db.journal_put(device, &entry)) {
+            let written = crate::process::fail_point("journal_sent")
+                .and_then(|()| self.ctx.state())
+                .and_then(|db| db.journal_put(device, &entry));
+            if let Err(e) = written {
                 trouble.push(format!("the send journal was not written: {}", e.message));
             }
         }

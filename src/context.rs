@@ -142,6 +142,16 @@ impl CommandContext {
         }
         if let Some((client, _, _)) = &self.client {
             let client = client.clone();
+            // A backup key another device of ours sent (after a
+            // verification) is taken up before the upload.
+            match crate::sdk::backup::adopt_received_key(&client).await {
+                Ok(Some(version)) => {
+                    self.state()?.set_backup_gone(None)?;
+                    self.out.status(format!("Backup key received: this device now backs up to version {version}."));
+                }
+                Ok(None) => {}
+                Err(e) => tracing::debug!(error = %e.message, "could not take up a received backup key"),
+            }
             match self.upload_backup(&client).await {
                 Ok(n) if n > 0 => tracing::debug!(uploaded = n, "room keys uploaded to the backup"),
                 Ok(_) => {}
@@ -172,13 +182,19 @@ impl CommandContext {
             Upload::Sent(n) => Ok(n),
             Upload::Gone { version, current, sent } => {
                 self.state()?.set_backup_gone(Some(&version))?;
+                // A 404 may also mean a new backup replaced it (Element's
+                // reset deletes the old version first): ask, best effort.
+                let current = match current {
+                    Some(c) => Some(c),
+                    None => crate::sdk::backup::on_server(client).await.ok().flatten().map(|(v, _)| v),
+                };
                 let (what, fix) = match &current {
                     Some(new) => (
                         format!("was replaced by version {new} (made by another device)"),
                         format!("`ratchet recovery recover` with the account's recovery key connects this device to version {new}"),
                     ),
                     None => (
-                        "was deleted from the server (by another device)".to_owned(),
+                        "was deleted from the server (by another device), and there is no backup now".to_owned(),
                         "`ratchet recovery recover` with the account's recovery key makes a new backup \
                          (`ratchet recovery enable` on an account without a recovery key)"
                             .to_owned(),

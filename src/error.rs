@@ -216,19 +216,35 @@ fn recipient_problem(err: &matrix_sdk::Error) -> Option<CliError> {
     let insecure = "in exclude-insecure mode (MSC4153, Element's default) room keys are shared only by a device that \
                     its owner's identity has signed";
     Some(match problem {
-        R::CrossSigningNotSetup => CliError::failed("this device has no cross-signing identity")
+        R::CrossSigningNotSetup => CliError::failed("your account has no cross-signing identity")
             .with_hint(insecure)
-            .with_hint("log in again without --no-bootstrap, or send with --isolation all-devices (legacy)"),
+            .with_hint("`ratchet recovery reset` creates one and signs this device")
+            .with_hint("or send with --isolation all-devices (legacy)"),
         R::SendingFromUnverifiedDevice => {
             CliError::failed("this device is not verified by your cross-signing identity")
                 .with_hint(insecure)
-                .with_hint("verify it from a verified device of yours, or send with --isolation all-devices (legacy)")
+                .with_hint("`ratchet recovery recover` with your recovery key (Element's) verifies it")
+                .with_hint("or `ratchet verify --accept`, then verify it from a verified device of yours")
+                .with_hint(
+                    "`ratchet identity` says which works for this account; --isolation all-devices sends (legacy)",
+                )
         }
         R::VerifiedUserChangedIdentity(users) => CliError::failed(format!(
             "the identity of a user you verified changed ({})",
             users.iter().map(|u| u.as_str()).collect::<Vec<_>>().join(", ")
         ))
-        .with_hint("`ratchet identity USER` shows the change"),
+        .with_hint(format!(
+            "verify the new identity with them: {}",
+            users.iter().map(|u| format!("`ratchet verify {u}`")).collect::<Vec<_>>().join(", ")
+        ))
+        .with_hint(format!(
+            "or accept it unverified: {}",
+            users
+                .iter()
+                .map(|u| format!("`ratchet identity {u} --withdraw-verification`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
         R::VerifiedUserHasUnsignedDevice(_) => CliError::failed("a verified user has a device they did not sign"),
     })
 }

@@ -33,10 +33,46 @@ pub(crate) struct MessageRecord {
     pub(crate) sender_device: Option<String>,
     /// The room key came from the server-side key backup just now.
     pub(crate) key_from_backup: bool,
+    /// What the SDK could establish about the sender when it decrypted
+    /// (null: not encrypted): `verified`, `unverified_identity` (the user
+    /// is not verified by you; the device is cross-signed by them),
+    /// `verification_violation` (verified once, identity changed since),
+    /// `unsigned_device` (not cross-signed by its owner), `unknown_device`,
+    /// `insecure_source` (the key came from an import, the backup or a
+    /// forward: who sent the message cannot be proven), `mismatched_sender`.
+    pub(crate) sender_trust: Option<&'static str>,
     /// In a stream of several rooms (`sync`): the room's name or short id,
     /// for the human line. Not part of the JSON record (`room_id` is).
     #[serde(skip)]
     pub(crate) room_label: Option<String>,
+}
+
+/// The name of a decrypted event's verification state.
+fn verification_name(state: &matrix_sdk::deserialized_responses::VerificationState) -> &'static str {
+    use matrix_sdk::deserialized_responses::{DeviceLinkProblem as P, VerificationLevel as L, VerificationState as S};
+    match state {
+        S::Verified => "verified",
+        S::Unverified(L::UnverifiedIdentity) => "unverified_identity",
+        S::Unverified(L::VerificationViolation) => "verification_violation",
+        S::Unverified(L::UnsignedDevice) => "unsigned_device",
+        S::Unverified(L::None(P::MissingDevice)) => "unknown_device",
+        S::Unverified(L::None(P::InsecureSource)) => "insecure_source",
+        S::Unverified(L::MismatchedSender) => "mismatched_sender",
+    }
+}
+
+/// The human line's marker for a sender trust, as Element's shields: none
+/// for verified or a merely unverified user; a warning (`!`) where Element
+/// shows red, a doubt (`?`) where it shows grey.
+fn trust_marker(trust: Option<&str>) -> &'static str {
+    match trust {
+        Some("verification_violation") => "  [! identity changed since you verified]",
+        Some("unsigned_device") => "  [! device not verified by its owner]",
+        Some("mismatched_sender") => "  [! sender does not own this key]",
+        Some("unknown_device") => "  [? unknown or deleted device]",
+        Some("insecure_source") => "  [? authenticity not guaranteed: key imported]",
+        _ => "",
+    }
 }
 
 impl Record for MessageRecord {
@@ -57,7 +93,8 @@ impl Record for MessageRecord {
             _ if self.encrypted => "  [encrypted]".into(),
             _ => "  [not encrypted]".into(),
         };
-        format!("{}[{when}] {who}: {what}{lock}{from_backup}", label(&self.room_label))
+        let trust = trust_marker(self.sender_trust);
+        format!("{}[{when}] {who}: {what}{lock}{trust}{from_backup}", label(&self.room_label))
     }
 }
 
@@ -225,6 +262,7 @@ pub(crate) fn render(room_id: &str, event: &TimelineEvent, original: Option<&Val
                 message_index: position.1,
                 sender_device: info.and_then(|i| i.sender_device.as_ref().map(|d| d.to_string())),
                 key_from_backup: false,
+                sender_trust: info.map(|i| verification_name(&i.verification_state)),
                 room_label: None,
             })
         }

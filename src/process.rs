@@ -85,3 +85,19 @@ pub(crate) fn kill_point(step: &str) {
     #[cfg(not(debug_assertions))]
     let _ = step;
 }
+
+/// A test hook for fault tests: when `RATCHET_FAIL_AT` names `step`, the
+/// operation there fails as an I/O error would, for the failures a real
+/// server or disk cannot be made to produce on demand at that exact point
+/// (the backup upload right after `recovery enable`, the send journal's
+/// write after the server accepted a message). Debug builds only.
+pub(crate) fn fail_point(step: &str) -> Result<(), CliError> {
+    #[cfg(debug_assertions)]
+    if std::env::var("RATCHET_FAIL_AT").is_ok_and(|at| at == step) {
+        tracing::debug!(step, "RATCHET_FAIL_AT: failing");
+        return Err(CliError::failed(format!("injected failure at {step} (RATCHET_FAIL_AT)")));
+    }
+    #[cfg(not(debug_assertions))]
+    let _ = step;
+    Ok(())
+}

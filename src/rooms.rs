@@ -130,9 +130,27 @@ fn no_room_called(name: &str) -> CliError {
         .with_hint("`ratchet room list` shows your rooms; room ids start with `!`, aliases with `#`")
 }
 
-/// The id or alias to join for ROOM: a room name may only name a room this
-/// account is invited to (or an alias on its own server).
-pub(crate) fn join_target(client: &Client, room: &RoomArg) -> CliResult<OwnedRoomOrAliasId> {
+/// The id or alias to join for ROOM. A bare word is first an alias on
+/// the user's own server (`#WORD:server`, which the server resolves): a
+/// room name, or an alias, in an invite is whatever the inviter chose, so
+/// it must not win over the server's own alias. Failing that, a room this
+/// account is invited to (or in) that the word names.
+pub(crate) async fn join_target(client: &Client, room: &RoomArg) -> CliResult<OwnedRoomOrAliasId> {
+    if let RoomArg::Name(name) = room {
+        if !name.chars().any(char::is_whitespace) {
+            if let Ok(alias) = own_alias(client, name) {
+                if let Ok(alias) = <&matrix_sdk::ruma::RoomAliasId>::try_from(alias.as_str()) {
+                    match client.resolve_room_alias(alias).await {
+                        Ok(found) => return Ok(found.room_id.into()),
+                        Err(e)
+                            if e.client_api_error_kind()
+                                == Some(&matrix_sdk::ruma::api::error::ErrorKind::NotFound) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+            }
+        }
+    }
     Ok(match target(client, room)? {
         Target::Ask(id) => id,
         Target::Known(found) => found.room_id().to_owned().into(),

@@ -143,6 +143,21 @@ fn bad_input_table() {
         // The trust layer (issues 12, 13).
         case("verify with nothing to verify", "alice", &["verify"], 2, "say what to verify"),
         case("verify --accept with a target", "alice", &["verify", "--accept", "@x:localhost"], 2, "--accept takes no"),
+        // --yes signs whoever asks: it needs the requester named.
+        case(
+            "verify --accept --yes without --from",
+            "alice",
+            &["verify", "--accept", "--yes", "--wait", "1"],
+            2,
+            "--from",
+        ),
+        case(
+            "verify --from-anyone --yes",
+            "alice",
+            &["verify", "--accept", "--from-anyone", "--yes"],
+            2,
+            "cannot be used",
+        ),
         case("verify this device", "alice", &["verify", "--self", "NOSUCHDEVICE"], 1, "unknown device NOSUCHDEVICE"),
         case(
             "trust an unknown device",

@@ -12,6 +12,7 @@ mod errors;
 mod help;
 mod interop;
 mod json;
+mod key_safety;
 mod keys;
 mod login;
 mod messages;

@@ -110,7 +110,7 @@ records! {
     "message" => Message {
         room_id: S, event_id: O<S>, sender: O<S>, origin_server_ts: O<u64>, event_type: S, msgtype: O<S>,
         body: O<S>, encrypted: bool, session_id: O<S>, message_index: O<u32>, sender_device: O<S>,
-        key_from_backup: bool, cursor: O<S>,
+        key_from_backup: bool, sender_trust: O<S>, cursor: O<S>,
     }
     "utd" => Utd {
         room_id: S, event_id: O<S>, sender: O<S>, origin_server_ts: O<u64>, session_id: O<S>,
@@ -159,10 +159,10 @@ records! {
         verification_violation: bool, this_device_cross_signed: O<bool>, private_keys: O<PrivateKeys>,
     }
     "local_trust" => LocalTrust { user_id: S, device_id: S, local_trust: S, previous: S }
-    "recovery_key" => RecoveryKey { recovery_key: S, backup_version: O<S>, uploaded: usize }
+    "recovery_key" => RecoveryKey { recovery_key: S, backup_version: O<S> }
     "recovery_status" => RecoveryStatus {
         secret_storage: bool, cross_signed: bool, cross_signing_keys_here: bool, backup_version: O<S>,
-        room_keys: usize, room_keys_backed_up: usize,
+        room_keys: usize, room_keys_backed_up: usize, server_backup_version: O<S>, backup_keys_on_server: O<u64>,
     }
     "backup_status" => BackupStatus {
         server_version: O<S>, keys_on_server: O<u64>, version_here: O<S>, keys_here: usize, backed_up: usize,
@@ -180,7 +180,7 @@ records! {
     "forgot_olm" => ForgotOlm { user_id: S, device_id: S, curve25519: S, deleted_sessions: Vec<S> }
     "forgot_room_key" => ForgotRoomKey { room_id: S, session_id: S, sender_key: S, first_known_index: u32 }
     "diagnosis" => Diagnosis {
-        room_id: S, event_id: O<S>, sender: O<S>, sender_device: O<S>, session_id: O<S>, message_index: O<u32>,
+        room_id: S, event_id: O<S>, event_ids: Vec<S>, sender: O<S>, sender_device: O<S>, session_id: O<S>, message_index: O<u32>,
         reason: S, withheld_code: O<S>, session_held: bool, first_known_index: O<u32>, sender_device_state: S,
         olm_sessions_with_sender: O<usize>, key_requested_ms: O<u64>, cause: S, explanation: S, fix: Vec<S>,
         reproduce: O<S>, checked: Vec<S>,

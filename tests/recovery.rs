@@ -43,6 +43,11 @@ fn an_account_element_set_up_is_recovered_and_its_history_restored_from_the_back
     // storage), and it says what it checked.
     let doctor = env.run("jo2", &["--json", "doctor", &room]).code(3).records("diagnosis");
     let d = doctor.iter().find(|d| d["event_id"].as_str() == Some(old[0].as_str())).expect("a diagnosis");
+    // History from before this device: one diagnosis for the session
+    // (both messages), and no unwedge (issue 19).
+    assert_eq!(d["cause"], "sent_before_this_device", "{d}");
+    assert_eq!(d["event_ids"].as_array().unwrap().len(), 2, "{d}");
+    assert!(!d["fix"].to_string().contains("unwedge"), "{d}");
     assert!(d["fix"][0].as_str().unwrap().starts_with("ratchet recovery recover"), "{d}");
     assert!(d["checked"].as_array().unwrap().iter().any(|c| c.as_str().unwrap().starts_with("key backup")), "{d}");
 
@@ -67,6 +72,13 @@ fn an_account_element_set_up_is_recovered_and_its_history_restored_from_the_back
     assert_eq!(recovered["cross_signed"], true, "{recovered}");
     assert_eq!(recovered["cross_signing_keys_here"], true, "{recovered}");
     assert_eq!(recovered["backup_version"].as_str(), Some(server_backup(&env, "jo2").0.as_str()));
+    // The backup's keys are counted from the server, not from this device
+    // (which holds none yet), and the next step is named (issue 19).
+    assert_eq!(recovered["backup_keys_on_server"].as_u64(), Some(server_backup(&env, "jo2").1), "{recovered}");
+    assert_eq!(recovered["room_keys"], 0, "{recovered}");
+    let human = env.run("jo2", &["recovery", "status"]).success();
+    assert!(human.stdout.contains(&format!("{in_backup} room key(s)")), "{}", human.stdout);
+    assert!(human.stderr.contains("ratchet backup restore"), "{}", human.stderr);
 
     // History from before this device existed, from the backup.
     let restored = env.run("jo2", &["--json", "backup", "restore", &room]).success().records("backup_restored");
@@ -129,8 +141,11 @@ fn a_forgotten_room_key_comes_back_from_the_backup_and_the_output_says_so() {
     env.run("bob", &["recovery", "enable"]).success();
     let sent = env.run("alice", &["--json", "send", &room, "keep me"]).success().records("sent");
     let session = sent[0]["session_id"].as_str().unwrap().to_owned();
-    // bob receives the key; the command that got it uploads it.
-    env.run("bob", &["messages", &room]).success();
+    // bob receives the key; the command that got it uploads it. Alice's
+    // device is cross-signed by her, and bob has not verified her.
+    let first = env.run("bob", &["--json", "messages", &room]).success().records("message");
+    let m = first.iter().find(|m| m["event_id"] == sent[0]["event_id"]).unwrap();
+    assert_eq!(m["sender_trust"], "unverified_identity", "{m}");
     env.run("bob", &["debug", "forget-room-key", &room, &session, "--yes"]).success();
 
     let back = env.run("bob", &["--json", "messages", &room]).success();
@@ -138,9 +153,20 @@ fn a_forgotten_room_key_comes_back_from_the_backup_and_the_output_says_so() {
     assert_eq!(m["body"], "keep me");
     assert_eq!(m["key_from_backup"], true, "{m}");
     assert!(back.stderr.contains("from the key backup"), "{}", back.stderr);
+    // A key from the backup cannot prove who sent the message (issue 19):
+    // it says so now and at every later use, on the human line too.
+    assert_eq!(m["sender_trust"], "insecure_source", "{m}");
     // Held again: the next read needs no backup.
     let again = env.run("bob", &["--json", "messages", &room]).success().records("message");
     assert!(again.iter().all(|m| m["key_from_backup"] == false));
+    let m = again.iter().find(|m| m["event_id"] == sent[0]["event_id"]).unwrap();
+    assert_eq!(m["sender_trust"], "insecure_source", "{m}");
+    let human = env.run("bob", &["messages", &room]).success();
+    assert!(
+        human.stdout.contains("keep me") && human.stdout.contains("authenticity not guaranteed"),
+        "{}",
+        human.stdout
+    );
 }
 
 /// `logout` destroys a device's keys: off a terminal only with --yes, on a
@@ -185,7 +211,7 @@ fn a_lost_key_is_forwarded_by_another_verified_device_of_the_same_user() {
     env.login("bob", &bob);
     let second = env.login_with("bob2", &bob, &synapse().url, &["--json"], &[]).success().records("login");
     let second_device = second[0]["device_id"].as_str().unwrap().to_owned();
-    let mut waiting = env.spawn("bob2", &["verify", "--accept", "--yes", "--wait", "60"]);
+    let mut waiting = env.spawn("bob2", &["verify", "--accept", "--from", &bob.user_id, "--yes", "--wait", "60"]);
     waiting.wait_for_stderr("Waiting for a verification request", std::time::Duration::from_secs(60));
     env.run("bob", &["verify", "--self", &second_device, "--yes", "--wait", "60"]).success();
     waiting.finish(std::time::Duration::from_secs(60)).success();

@@ -180,3 +180,37 @@ fn rooms_by_name_local_alias_and_alias_without_server() {
     let run = env.run("alice", &["send", "#nowhere", "x"]).code(1);
     assert!(run.stderr.contains("could not resolve the alias #nowhere:"), "{}", run.stderr);
 }
+
+/// `room join WORD`: the alias `#WORD` on your own server wins over a room
+/// name an inviter chose (issue 19): a stranger cannot capture a join by
+/// naming their room after yours.
+#[test]
+fn join_by_word_prefers_your_server_s_alias_over_an_inviter_s_room_name() {
+    let env = TestEnv::new();
+    let (alice, mallory, carol) = (register("alice"), register("mallory"), register("carol"));
+    env.login("alice", &alice);
+    env.login("mallory", &mallory);
+    env.login("carol", &carol);
+    let word = format!("w{}", carol.localpart);
+    let real = env.run("alice", &["--json", "room", "create", "--alias", &word]).success().records("room")[0]
+        ["room_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, _) = api(
+        "PUT",
+        &env.token("alice"),
+        &format!("/_matrix/client/v3/rooms/{}/state/m.room.join_rules/", enc(&real)),
+        Some(json!({"join_rule": "public"})),
+    );
+    assert_eq!(status, 200);
+    let trap = env
+        .run("mallory", &["--json", "room", "create", "--name", &word, "--invite", &carol.user_id])
+        .success()
+        .records("room")[0]["room_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let joined = env.run("carol", &["--json", "room", "join", &word]).success().records("room");
+    assert_eq!(joined[0]["room_id"], real.as_str(), "joined the alias's room, not {trap}");
+}

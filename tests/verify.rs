@@ -30,7 +30,8 @@ fn verify_self_cross_signs_a_second_device() {
     let room = env.encrypted_room("alice", &[], &[]);
     env.run("alice2", &["room", "join", &room]).success();
 
-    let mut waiting = env.spawn("alice2", &["--json", "verify", "--accept", "--yes", "--wait", "60"]);
+    let mut waiting =
+        env.spawn("alice2", &["--json", "verify", "--accept", "--from", &alice.user_id, "--yes", "--wait", "60"]);
     waiting.wait_for_stderr("Waiting for a verification request", WAIT);
     let done = env.run("alice", &["--json", "verify", "--self", &second_device, "--yes", "--wait", "60"]).success();
     let verified = done.records("verified").remove(0);
@@ -153,6 +154,14 @@ fn verifying_a_user_in_a_direct_chat() {
     env.login("alice", &alice);
     env.login("bob", &bob);
     env.encrypted_room("alice", &[("bob", &bob)], &[]);
+    // Another invite from alice, not a direct chat: accepting her
+    // verification does not join it.
+    let other =
+        env.run("alice", &["--json", "room", "create", "--invite", &bob.user_id]).success().records("room").remove(0)
+            ["room_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
     env.run("bob", &["sync"]).success();
 
     let mut at_bob =
@@ -164,4 +173,33 @@ fn verifying_a_user_in_a_direct_chat() {
     at_bob.finish(WAIT).success();
     let seen = env.run("alice", &["--json", "identity", &bob.user_id]).success().records("identity").remove(0);
     assert_eq!(seen["verified"], true, "{seen}");
+    let rooms = env.run("bob", &["--json", "room", "list"]).success().records("room");
+    let left = rooms.iter().find(|r| r["room_id"].as_str() == Some(other.as_str())).expect("still listed");
+    assert_eq!(left["state"], "invited", "{left}");
+}
+
+/// A bare `--accept` waits for your own devices: another user's request
+/// is not taken (it would be signed with your user-signing key).
+#[test]
+fn a_bare_accept_takes_requests_from_your_own_devices_only() {
+    let env = TestEnv::new();
+    let (alice, mallory) = (register("alice"), register("mallory"));
+    env.login("alice", &alice);
+    env.login("mallory", &mallory);
+    env.encrypted_room("mallory", &[("alice", &alice)], &[]);
+    env.run("mallory", &["sync"]).success();
+    let alice_device = env.run("alice", &["--json", "whoami"]).success().records("whoami").remove(0)["device_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let mut at_alice = env.spawn("alice", &["--json", "verify", "--accept", "--wait", "15"]);
+    at_alice.wait_for_stderr("from one of your own devices", WAIT);
+    let asked = env.run("mallory", &["verify", &alice.user_id, &alice_device, "--yes", "--wait", "10"]);
+    assert_eq!(asked.code, 1, "nobody accepted mallory's request: {}", asked.stderr);
+    let run = at_alice.finish(WAIT);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.records("sas").is_empty(), "no emoji with mallory: {}", run.stdout);
+    let seen = env.run("alice", &["--json", "identity", &mallory.user_id]).success().records("identity").remove(0);
+    assert_eq!(seen["verified"], false, "{seen}");
 }

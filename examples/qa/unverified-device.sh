@@ -25,7 +25,7 @@ check "withheld code" "$(echo "$out" | q '[u["withheld_code"] for u in rs if u["
 check "doctor's cause" "$( (r alice2 doctor "$ROOM" || true) | q 'rs[-1]["cause"]')" "key_withheld"
 
 step "verify it from the first device (emoji confirmed with --yes: a script, not a person)"
-r alice2 verify --accept --yes --wait 60 >"$work/accept.out" 2>"$work/accept.err" &
+r alice2 verify --accept --from "$alice_ID" --yes --wait 60 >"$work/accept.out" 2>"$work/accept.err" &
 waiting=$!
 wait_for "$work/accept.err" "Waiting for a verification request"
 check "the first device signs the second" \

@@ -22,3 +22,20 @@ check "alice sees a verification violation" "$(r alice identity "$bob_ID" | q 'r
 code=0; r alice send "$ROOM" "to the changed identity" >/dev/null 2>"$work/send.err" || code=$?
 check "alice's message is refused" "$code" "1"
 check "and says why" "$(grep -q "identity of a user you verified changed" "$work/send.err" && echo yes)" "yes"
+check "and names both ways out" \
+  "$(grep -q "ratchet verify $bob_ID" "$work/send.err" && grep -q -- "--withdraw-verification" "$work/send.err" && echo yes)" "yes"
+step "alice accepts bob's new identity, unverified (Element's \"withdraw verification\")"
+code=0; r alice identity "$bob_ID" --withdraw-verification >/dev/null 2>&1 || code=$?
+check "off a terminal it needs --yes" "$code" "2"
+accepted="$(r alice identity "$bob_ID" --withdraw-verification --yes)"
+check "no violation any more" "$(echo "$accepted" | q 'rs[0]["verification_violation"]')" "False"
+check "and not verified" "$(echo "$accepted" | q 'rs[0]["verified"]')" "False"
+sent="$(r alice send "$ROOM" "to the accepted identity")"
+check "alice's message goes out" "$(echo "$sent" | q 'rs[0]["type"]')" "sent"
+# bob's reset left his old identity's signature on alice behind: to his new
+# one, alice is a user he verified whose trust is gone (a violation too),
+# so he does not decrypt her until he accepts her the same way.
+code=0; r bob messages "$ROOM" >/dev/null 2>&1 || code=$?
+check "bob's side: her message is refused too" "$code" "3"
+r bob identity "$alice_ID" --withdraw-verification --yes >/dev/null
+check "bob reads it" "$(r bob messages "$ROOM" | q '[m["body"] for m in rs if m["type"]=="message"][-1]')" "to the accepted identity"

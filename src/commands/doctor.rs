@@ -47,7 +47,11 @@ pub(crate) struct DoctorArgs {
 #[derive(Debug, Serialize, schemars::JsonSchema)]
 pub(crate) struct DiagnosisRecord {
     room_id: String,
+    /// The first (oldest) undecryptable event of this diagnosis.
     event_id: Option<String>,
+    /// Every undecryptable event with the same session and cause, oldest
+    /// first (one diagnosis per session: one key fixes them all).
+    event_ids: Vec<String>,
     sender: Option<String>,
     sender_device: Option<String>,
     session_id: Option<String>,
@@ -89,6 +93,9 @@ impl Record for DiagnosisRecord {
             self.reason,
             self.explanation
         );
+        if self.event_ids.len() > 1 {
+            s.push_str(&format!("\n  and {} more event(s) of this session, the same cause", self.event_ids.len() - 1));
+        }
         if let Some(ms) = self.key_requested_ms {
             s.push_str(&format!("\n  a key request was sent at {}", format_ts(ms)));
         }
@@ -113,6 +120,7 @@ pub(crate) async fn cmd_doctor(ctx: &mut CommandContext, args: &DoctorArgs) -> C
 
     let mut found = 0;
     let mut seen_event = false;
+    let mut diagnoses: Vec<DiagnosisRecord> = Vec::new();
     for HistoryEvent { original, event, .. } in recent_history(&room, limit).await? {
         if let Some(wanted) = &args.event {
             if original["event_id"].as_str() != Some(wanted.as_str()) {
@@ -124,7 +132,16 @@ pub(crate) async fn cmd_doctor(ctx: &mut CommandContext, args: &DoctorArgs) -> C
         found += 1;
         let sender_key = original["content"]["sender_key"].as_str().map(str::to_owned);
         let record = diagnose(&room, &ledger, &here, &utd, sender_key.as_deref()).await?;
-        ctx.out.data(&record)?;
+        let same = diagnoses
+            .iter_mut()
+            .find(|d| d.session_id.is_some() && d.session_id == record.session_id && d.cause == record.cause);
+        match same {
+            Some(group) => group.event_ids.extend(record.event_id),
+            None => diagnoses.push(record),
+        }
+    }
+    for record in &diagnoses {
+        ctx.out.data(record)?;
     }
     if let Some(wanted) = &args.event {
         if !seen_event {
@@ -153,6 +170,12 @@ struct Here {
     /// The account has secret storage: `recovery recover` would bring the
     /// backup key.
     secret_storage: bool,
+    /// The account has secret storage (whether or not the backup is here).
+    has_secret_storage: bool,
+    /// The account has a cross-signing identity.
+    identity: bool,
+    /// When this device was made (ms; 0: unknown).
+    created_ms: u64,
 }
 
 impl Here {
@@ -166,8 +189,12 @@ impl Here {
             .count();
         let cross_signed = crate::sdk::trust::own_device_cross_signed(client).await?;
         let backup_here = crate::sdk::backup::version_here(client).await?;
-        let secret_storage = backup_here.is_none() && crate::sdk::secrets::storage_exists(client).await?;
+        let facts = crate::sdk::trust::own_facts(client).await?;
+        let secret_storage = backup_here.is_none() && facts.secret_storage;
         Ok(Here {
+            created_ms: crate::sdk::device_created_ms(client).await?,
+            has_secret_storage: facts.secret_storage,
+            identity: facts.identity,
             user: user.to_string(),
             device: device.to_string(),
             cross_signed,
@@ -230,10 +257,22 @@ async fn diagnose(
     let room_arg = format!("'{room_id}'");
     let request = format!("ratchet keys request {room_arg} --event '{event_id}'");
     let import = "ratchet keys import FILE   (an export from a device that holds the key)".to_owned();
-    let verify_me = format!(
-        "ratchet verify --accept   (here), then ratchet verify --self {} on a verified device of yours, or verify in Element",
-        here.device
-    );
+    // How this device becomes cross-signed, for this account: the way that
+    // can work first (e2ee::trust::how_to_verify_this_device).
+    let verify_me = if !here.identity {
+        "ratchet recovery reset   (your account has no cross-signing identity: this creates one and signs this device)"
+            .to_owned()
+    } else if here.has_secret_storage {
+        "ratchet recovery recover   (your recovery key verifies this device)".to_owned()
+    } else if here.verified_siblings > 0 {
+        format!(
+            "ratchet verify --accept   (here), then ratchet verify --self {} on a verified device of yours, or verify in Element",
+            here.device
+        )
+    } else {
+        "ratchet recovery reset   (no recovery key and no other verified device: a new identity; others verify you again)"
+            .to_owned()
+    };
     // The fixes for a missing key, in the order that can work here: the
     // backup, your own verified devices, a file, the sender (whose forward
     // matrix-sdk drops), and verifying this device (the sender's next keys
@@ -321,8 +360,8 @@ async fn diagnose(
                         "sender_identity_changed",
                         format!("{sender}'s cross-signing identity changed since you verified them"),
                         vec![
-                            format!("ratchet identity {sender}"),
-                            format!("ratchet verify {sender} {device}   (once you have checked with them)"),
+                            format!("ratchet verify {sender}   (verify the new identity with them)"),
+                            format!("ratchet identity {sender} --withdraw-verification   (accept it, unverified)"),
                         ],
                         None,
                     ),
@@ -334,6 +373,21 @@ async fn diagnose(
                     ),
                 };
                 (cause, why, fix, reproduce)
+            }
+            ("missing_megolm_session" | "unknown_megolm_message_index", _, _)
+                if crate::e2ee::recovery::predates_device(utd.origin_server_ts, here.created_ms) =>
+            {
+                (
+                    "sent_before_this_device",
+                    format!(
+                        "sent before this device existed (this device was made {}): no room key was ever sent to it, \
+                         so only a copy of the key can help (a new Olm session cannot){}",
+                        format_ts(here.created_ms),
+                        if here.backup_here.is_some() { "; the key backup does not hold it" } else { "" }
+                    ),
+                    asked.clone(),
+                    None,
+                )
             }
             ("unknown_megolm_message_index", Some(first), Some(index)) if first > index => (
                 "index_before_first_known",
@@ -358,12 +412,8 @@ async fn diagnose(
                  could not be decrypted here (a lost or wedged Olm session)"
                     .to_owned(),
                 {
-                    // The backup first when it can be had: it holds keys
-                    // sent before this device existed, which no unwedging
-                    // brings back.
                     let mut fix = asked.clone();
-                    let at = usize::from(fix.first().is_some_and(|f| f.starts_with("ratchet recovery recover")));
-                    fix.insert(at, format!("ratchet unwedge {sender} {device}"));
+                    fix.insert(0, format!("ratchet unwedge {sender} {device}"));
                     fix
                 },
                 Some(format!("ratchet debug forget-olm {sender} {device} --yes")),
@@ -386,6 +436,7 @@ async fn diagnose(
     Ok(DiagnosisRecord {
         room_id,
         event_id: utd.event_id.clone(),
+        event_ids: utd.event_id.iter().cloned().collect(),
         sender: utd.sender.clone(),
         sender_device: utd.sender_device.clone(),
         session_id: utd.session_id.clone(),

@@ -21,15 +21,31 @@ use crate::ui::output::Record;
 /// verification violation: messages to them are refused until you look).
 /// Asks the server for the current keys first.
 ///
+/// A verification violation has two ways out, as in Element: verify the
+/// new identity with them (`ratchet verify USER`), or withdraw your
+/// verification (--withdraw-verification: you accept the new identity as
+/// unverified, and messages to them flow again). Asks for confirmation on
+/// a terminal; --yes otherwise.
+///
 /// Examples:
 ///
 ///   ratchet identity
 ///   ratchet --json identity @bob:example.org | jq .verification_violation
+///   ratchet identity @bob:example.org --withdraw-verification
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub(crate) struct IdentityArgs {
     /// User id (@bob:example.org) or a bare name on your server; default: yourself
     user: Option<String>,
+
+    /// Accept USER's changed identity, unverified: withdraws your
+    /// verification of them (after a verification violation)
+    #[arg(long, requires = "user")]
+    withdraw_verification: bool,
+
+    /// Do not ask for confirmation (with --withdraw-verification)
+    #[arg(long, requires = "withdraw_verification")]
+    yes: bool,
 }
 
 #[derive(Debug, Serialize, schemars::JsonSchema)]
@@ -94,6 +110,32 @@ pub(crate) async fn cmd_identity(ctx: &mut CommandContext, args: &IdentityArgs) 
         None => own_user.clone(),
     };
     let own = user == own_user;
+    if args.withdraw_verification {
+        if own {
+            return Err(CliError::usage("--withdraw-verification is for another user's identity"));
+        }
+        let found = trust::identity(&client, &user).await?;
+        if !found.verification_violation {
+            ctx.out.status(format!("{user}'s identity has not changed since you verified them: nothing to accept."));
+        } else {
+            if !args.yes {
+                if !crate::ui::prompt::can_prompt(ctx.settings.no_input) {
+                    return Err(CliError::usage("withdrawing a verification needs --yes off a terminal"));
+                }
+                if !crate::ui::prompt::confirm(&format!(
+                    "{user}'s identity changed since you verified them. Accept the new identity as unverified? \
+                     (Check with them first; `ratchet verify {user}` verifies it again.)"
+                ))? {
+                    return Err(CliError::failed("nothing changed"));
+                }
+            }
+            trust::withdraw_verification(&client, &user).await?;
+            ctx.out.status(format!(
+                "Verification of {user} withdrawn: messages to them are sent again; `ratchet verify {user}` verifies \
+                 the new identity."
+            ));
+        }
+    }
     let found = trust::identity(&client, &user).await?;
     let (this_device_cross_signed, private_keys) = if own {
         let (signed, keys) = trust::own_state(&client).await?;
@@ -101,7 +143,8 @@ pub(crate) async fn cmd_identity(ctx: &mut CommandContext, args: &IdentityArgs) 
     } else {
         (None, None)
     };
-    ctx.out.data(&IdentityRecord {
+    let unverified_here = this_device_cross_signed == Some(false);
+    let record = IdentityRecord {
         user_id: user.to_string(),
         own,
         master_key: found.master_key,
@@ -110,5 +153,12 @@ pub(crate) async fn cmd_identity(ctx: &mut CommandContext, args: &IdentityArgs) 
         verification_violation: found.verification_violation,
         this_device_cross_signed,
         private_keys,
-    })
+    };
+    ctx.out.data(&record)?;
+    if unverified_here {
+        for how in crate::e2ee::trust::how_to_verify_this_device(trust::own_facts(&client).await?) {
+            ctx.out.status(format!("To verify this device: {how}"));
+        }
+    }
+    Ok(())
 }

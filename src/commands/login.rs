@@ -305,10 +305,15 @@ async fn set_up(
              other users' clients in \"exclude insecure devices\" mode (Element's default) will neither share \
              room keys with it nor decrypt what it sends",
         );
-        ctx.out.status(
-            "Verify it from another device of yours that is verified (in Element: Settings, Sessions, this session, \
-             Verify); `ratchet identity` shows where it stands.",
-        );
+        match sdk::trust::own_facts(client).await {
+            Ok(facts) => {
+                for how in crate::e2ee::trust::how_to_verify_this_device(facts) {
+                    ctx.out.status(format!("To verify it: {how}"));
+                }
+            }
+            Err(e) => tracing::debug!(error = %e.message, "could not tell how to verify this device"),
+        }
+        ctx.out.status("`ratchet identity` shows where it stands.");
     }
     saved.setup_pending = false;
     ctx.profile.save_session(&saved)?;

@@ -22,17 +22,21 @@ use crate::ui::prompt;
 /// `verify USER DEVICE` asks another user's device; `verify USER` asks the
 /// user (their cross-signing identity) in your direct chat with them, made
 /// if there is none; `verify --self [DEVICE]` asks your own other device
-/// (all of them that are verified, without DEVICE); `verify --accept
-/// [--from USER]` waits for a request and accepts it (with --from, it also
-/// joins that user's invite to the direct chat the request comes in). Both sides must run at the same time: each syncs until the flow ends
-/// (--wait seconds at most).
+/// (all of them that are verified, without DEVICE); `verify --accept`
+/// waits for a request from one of your own devices and accepts it;
+/// `--accept --from USER` for one from USER (and joins USER's invite to
+/// the direct chat a user verification comes in, that one only);
+/// `--accept --from-anyone` for one from anybody. Both sides must run at
+/// the same time: each syncs until the flow ends (--wait seconds at most).
 ///
 /// When the seven emoji appear, both sides compare them. On a terminal you
 /// are asked whether they match. Off a terminal the emoji are printed as an
 /// `sas` record on stdout and one line is read from stdin: `yes` confirms,
 /// anything else (or end of input) is a mismatch, so a script can compare
 /// the emoji of two processes. --yes confirms without comparing: for tests
-/// and demos only, it proves nothing about who is on the other side.
+/// and demos only, it proves nothing about who is on the other side, so
+/// with --accept it needs --from (whoever asked first would otherwise be
+/// signed with your user-signing key).
 ///
 /// On success the other device is verified here; a device of your own is
 /// also signed with your self-signing key if this device holds it (that is
@@ -60,9 +64,13 @@ pub(crate) struct VerifyArgs {
     #[arg(long)]
     accept: bool,
 
-    /// With --accept: only a request from this user
+    /// With --accept: only a request from this user (default: your own devices)
     #[arg(long, value_name = "USER", requires = "accept")]
     from: Option<String>,
+
+    /// With --accept: a request from any user (never with --yes)
+    #[arg(long, requires = "accept", conflicts_with_all = ["from", "yes"])]
+    from_anyone: bool,
 
     /// Confirm the emoji without comparing them (tests and demos only)
     #[arg(long)]
@@ -184,18 +192,29 @@ pub(crate) async fn cmd_verify(ctx: &mut CommandContext, args: &VerifyArgs) -> C
     let encryption = client.encryption();
 
     let request = if args.accept {
+        if args.yes && args.from.is_none() {
+            return Err(CliError::usage("--accept --yes needs --from USER")
+                .with_hint("--yes confirms without comparing: name who may ask (your own id for your own devices)"));
+        }
         if !args.target.is_empty() {
             return Err(
                 CliError::usage("--accept takes no USER or DEVICE").with_hint("use --from USER to pick the requester")
             );
         }
-        let from = args.from.as_deref().map(|u| rooms::parse_user(u, &own)).transpose()?;
+        // Whom to accept: your own devices unless told (a request from a
+        // stranger must be asked for by name, or with --from-anyone).
+        let from = match (&args.from, args.from_anyone) {
+            (Some(u), _) => Some(rooms::parse_user(u, &own)?),
+            (None, true) => None,
+            (None, false) => Some(own.clone()),
+        };
         // The requester's device must be known before its request arrives,
         // or the SDK drops the request.
         encryption.request_user_identity(from.as_deref().unwrap_or(&own)).await?;
         ctx.out.status(match &from {
+            Some(u) if *u == own => "Waiting for a verification request from one of your own devices…".to_owned(),
             Some(u) => format!("Waiting for a verification request from {u}…"),
-            None => "Waiting for a verification request…".to_owned(),
+            None => "Waiting for a verification request from anyone…".to_owned(),
         });
         verify::accept_incoming(&client, from.as_deref(), deadline, &ctx.keeper()).await?
     } else {
@@ -225,7 +244,7 @@ pub(crate) async fn cmd_verify(ctx: &mut CommandContext, args: &VerifyArgs) -> C
                 let identity = identity.ok_or_else(|| {
                     if user == own {
                         CliError::failed("your account has no cross-signing identity to verify against")
-                            .with_hint("log in without --no-bootstrap on a new profile to create one")
+                            .with_hint("`ratchet recovery reset` creates one and signs this device")
                     } else {
                         CliError::failed(format!("{user} has no cross-signing identity to verify"))
                             .with_hint(format!("verify one of their devices: ratchet verify {user} DEVICE"))
@@ -249,6 +268,9 @@ pub(crate) async fn cmd_verify(ctx: &mut CommandContext, args: &VerifyArgs) -> C
     let done = verify::run(&client, request, &mut answer, deadline, &ctx.keeper()).await?;
 
     let other_user = rooms::parse_user(&done.other_user, &own)?;
+    if other_user == own {
+        receive_secrets(ctx, &client, deadline).await?;
+    }
     let other = encryption.get_device(&other_user, done.other_device.as_str().into()).await?;
     let (this_device_cross_signed, _) = trust::own_state(&client).await?;
     ctx.out.data(&VerifiedRecord {
@@ -259,4 +281,44 @@ pub(crate) async fn cmd_verify(ctx: &mut CommandContext, args: &VerifyArgs) -> C
         other_cross_signed: other.is_some_and(|d| d.is_cross_signed_by_owner()),
         this_device_cross_signed,
     })
+}
+
+/// After verifying with a device of your own: the SDK asked it for the
+/// account's secrets (cross-signing keys, backup key); they arrive in the
+/// next syncs. Syncs until this device holds the cross-signing keys and,
+/// when the account has a backup, backs up to it (the backup key is taken
+/// up from the secret inbox: `sdk::backup::adopt_received_key`), for 45 s
+/// at most (the other device answers after its next sync, which may be a
+/// 30 s long poll when it first needs an Olm session with this one). What
+/// does not arrive is said, with what to run.
+async fn receive_secrets(ctx: &mut CommandContext, client: &matrix_sdk::Client, deadline: Instant) -> CliResult {
+    let until = deadline.min(Instant::now() + Duration::from_secs(45));
+    let has_backup = crate::sdk::backup::on_server(client).await?.is_some();
+    let mut told = false;
+    loop {
+        ctx.sync(client).await?;
+        if let Some(version) = crate::sdk::backup::adopt_received_key(client).await? {
+            ctx.state()?.set_backup_gone(None)?;
+            ctx.out.status(format!("Backup key received: this device now backs up to version {version}."));
+        }
+        let keys = client.encryption().cross_signing_status().await.is_some_and(|s| s.is_complete());
+        let backup = !has_backup || crate::sdk::backup::version_here(client).await?.is_some();
+        if keys && backup {
+            return Ok(());
+        }
+        if !told {
+            ctx.out.status("Waiting for the account's secrets from your other device…");
+            told = true;
+        }
+        if Instant::now() >= until {
+            if !backup {
+                ctx.out.warn(
+                    "the other device did not send the backup key: this device's room keys are not backed up; \
+                     `ratchet recovery recover` with the recovery key turns backup on",
+                );
+            }
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
 }

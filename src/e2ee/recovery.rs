@@ -107,3 +107,27 @@ mod tests {
         assert_eq!(unwedge(Some(now - UNWEDGE_INTERVAL_MS), &stale, started, now), Unwedge::NewSession);
     }
 }
+
+/// Whether an event was sent before this device existed (so no room key
+/// was ever sent to it: only a copy, from the backup, another device of
+/// yours or an export, can help; a new Olm session cannot). A creation
+/// time of 0 is unknown: nothing predates it. The server's clock against
+/// this machine's, as matrix-sdk's own UTD cause does (no allowance for
+/// skew: an event a skewed server stamps early is called history).
+pub(crate) fn predates_device(sent_ms: Option<u64>, created_ms: u64) -> bool {
+    created_ms > 0 && sent_ms.is_some_and(|t| t < created_ms)
+}
+
+#[cfg(test)]
+mod predates_tests {
+    use super::predates_device;
+
+    #[test]
+    fn only_what_was_sent_clearly_before_the_device() {
+        assert!(predates_device(Some(1_000), 10_000_000));
+        assert!(!predates_device(Some(10_000_000), 10_000_000), "the same millisecond is not before");
+        assert!(!predates_device(Some(20_000_000), 10_000_000));
+        assert!(!predates_device(None, 10_000_000));
+        assert!(!predates_device(Some(1_000), 0), "creation unknown");
+    }
+}

@@ -71,3 +71,70 @@ pub(crate) enum CrossSigningAtLogin {
     /// `--no-bootstrap`: nothing was done.
     Skipped,
 }
+
+/// What is known about the account's trust set-up, for telling the user
+/// how to make this device verified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct OwnFacts {
+    /// The account has a cross-signing identity.
+    pub(crate) identity: bool,
+    /// The account has secret storage (a recovery key exists, Element's or
+    /// ratchet's).
+    pub(crate) secret_storage: bool,
+    /// Other devices of the account that are cross-signed (they can verify
+    /// this one).
+    pub(crate) verified_siblings: usize,
+}
+
+/// How to make this device cross-signed, in the order that works: the
+/// recovery key when there is secret storage, a verified device of yours
+/// when there is one, a new identity when there is none (or nothing else
+/// is left).
+pub(crate) fn how_to_verify_this_device(facts: OwnFacts) -> Vec<String> {
+    if !facts.identity {
+        return vec![
+            "your account has no cross-signing identity yet: `ratchet recovery reset` creates one and signs this \
+             device (nothing to lose: there is no identity), then `ratchet recovery enable` gives a recovery key"
+                .to_owned(),
+        ];
+    }
+    let mut how = Vec::new();
+    if facts.secret_storage {
+        how.push("`ratchet recovery recover` with the recovery key (Element's, or `recovery enable`'s)".to_owned());
+    }
+    if facts.verified_siblings > 0 || !facts.secret_storage {
+        how.push(
+            "`ratchet verify --accept`, then start a verification from a verified device of yours (in Element: \
+             Settings, Sessions, this session, Verify)"
+                .to_owned(),
+        );
+    }
+    if !facts.secret_storage && facts.verified_siblings == 0 {
+        how.push(
+            "no recovery key and no verified device: `ratchet recovery reset` makes a new identity (others must \
+             verify you again)"
+                .to_owned(),
+        );
+    }
+    how
+}
+
+#[cfg(test)]
+mod how_to_verify_tests {
+    use super::*;
+
+    #[test]
+    fn each_account_gets_the_way_that_works_for_it() {
+        let none = how_to_verify_this_device(OwnFacts { identity: false, secret_storage: false, verified_siblings: 0 });
+        assert!(none[0].contains("recovery reset") && !none.iter().any(|h| h.contains("verify --")));
+        let element =
+            how_to_verify_this_device(OwnFacts { identity: true, secret_storage: true, verified_siblings: 0 });
+        assert!(element[0].contains("recovery recover"), "{element:?}");
+        assert!(!element.iter().any(|h| h.contains("recovery reset")), "{element:?}");
+        let both = how_to_verify_this_device(OwnFacts { identity: true, secret_storage: true, verified_siblings: 1 });
+        assert_eq!(both.len(), 2, "{both:?}");
+        let stuck = how_to_verify_this_device(OwnFacts { identity: true, secret_storage: false, verified_siblings: 0 });
+        assert!(stuck.iter().any(|h| h.contains("recovery reset")), "{stuck:?}");
+        assert!(!stuck.iter().any(|h| h.contains("recovery recover")), "{stuck:?}");
+    }
+}

@@ -32,6 +32,14 @@ pub(crate) async fn resume(client: &Client, gone: Option<&str>) -> CliResult<Opt
     let olm = machine(client).await?;
     let backups = olm.backup_machine();
     if let Some(version) = backups.backup_version().await {
+        // The crypto machine turns on, at start-up, whatever version its
+        // store names (it has no way to forget a version but a new one).
+        // One the server said is gone is turned off again (one UPDATE of
+        // the store's backed-up flags, which are all clear already).
+        if gone == Some(version.as_str()) {
+            backups.disable_backup().await.map_err(store_error)?;
+            return Ok(None);
+        }
         return Ok(Some(version));
     }
     let keys = backups.get_backup_keys().await.map_err(store_error)?;
@@ -78,6 +86,7 @@ pub(crate) async fn upload_pending(client: &Client) -> CliResult<Upload> {
     while let Some((id, request)) = backups.backup().await.map_err(store_error)? {
         let count: usize = request.rooms.values().map(|r| r.sessions.len()).sum();
         let version = request.version.clone();
+        crate::process::fail_point("backup_upload")?;
         let response = match client.send(add_backup_keys::v3::Request::new(request.version, request.rooms)).await {
             Ok(response) => response,
             Err(e) => {
@@ -160,4 +169,51 @@ pub(crate) async fn download_one(client: &Client, room: &RoomId, session_id: &st
         Err(e) if e.client_api_error_kind() == Some(&matrix_sdk::ruma::api::error::ErrorKind::NotFound) => Ok(false),
         Err(e) => Err(e.into()),
     }
+}
+
+/// Takes up a backup key another device of ours sent (`m.secret.send`
+/// after a verification: Element sends it with the cross-signing keys),
+/// when it opens the server's current backup: saved, and backup turned on
+/// here. The SDK does this in its start-up task, which ratchet parks (see
+/// `sdk::client`): without this, a device verified by emoji with Element
+/// never backed up its keys. Returns the version adopted. No request when
+/// nothing waits in the secret inbox.
+pub(crate) async fn adopt_received_key(client: &Client) -> CliResult<Option<String>> {
+    use matrix_sdk::ruma::events::secret::request::SecretName;
+    use matrix_sdk_crypto::store::types::BackupDecryptionKey;
+    use matrix_sdk_crypto::types::RoomKeyBackupInfo;
+    let olm = machine(client).await?;
+    let store = olm.store();
+    let secrets = store.get_secrets_from_inbox(&SecretName::RecoveryKey).await.map_err(store_error)?;
+    if secrets.is_empty() {
+        return Ok(None);
+    }
+    let mut adopted = None;
+    let current = match client.send(get_latest_backup_info::v3::Request::new()).await {
+        Ok(info) => Some(info),
+        Err(e) if e.client_api_error_kind() == Some(&matrix_sdk::ruma::api::error::ErrorKind::NotFound) => None,
+        Err(e) => return Err(e.into()),
+    };
+    if let Some(current) = current {
+        let backups = olm.backup_machine();
+        let info: Option<RoomKeyBackupInfo> = current.algorithm.deserialize_as().ok();
+        let here = backups.backup_version().await;
+        for secret in &secrets {
+            let Ok(key) = BackupDecryptionKey::from_base64(secret.as_str()) else { continue };
+            if here.as_deref() == Some(current.version.as_str()) {
+                break;
+            }
+            if info.as_ref().is_some_and(|info| key.backup_key_matches(info)) {
+                backups.disable_backup().await.map_err(store_error)?;
+                let public = key.megolm_v1_public_key();
+                public.set_version(current.version.clone());
+                backups.save_decryption_key(Some(key), Some(current.version.clone())).await.map_err(store_error)?;
+                backups.enable_backup_v1(public).await.map_err(store_error)?;
+                adopted = Some(current.version.clone());
+                break;
+            }
+        }
+    }
+    store.delete_secrets_from_inbox(&SecretName::RecoveryKey).await.map_err(store_error)?;
+    Ok(adopted)
 }

@@ -139,3 +139,9 @@ pub(crate) async fn event_json(
         room.client().send(get_room_event::v3::Request::new(room.room_id().to_owned(), event_id.to_owned())).await?;
     Ok(response.event.deserialize_as().unwrap_or(serde_json::Value::Null))
 }
+
+/// When this device was made (its Olm account's creation time, in ms;
+/// 0 for an account pickled before the SDK kept it: unknown).
+pub(crate) async fn device_created_ms(client: &Client) -> CliResult<u64> {
+    Ok(u64::from(machine(client).await?.device_creation_time().0))
+}

@@ -46,7 +46,7 @@ pub(crate) async fn enable(client: &Client, replace: bool) -> CliResult<(Secret,
             .with_hint("making a new one would replace the recovery key every other device knows")
             .with_hint(if all_keys {
                 "if its key was lost (an interrupted `recovery enable`), `ratchet recovery enable --replace-key` \
-                     makes a new one (the old key stops working)"
+                     makes a new one (clients then accept only the new key)"
             } else {
                 "if its key was lost, `ratchet recovery reset` starts over (destructive)"
             }));

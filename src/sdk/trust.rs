@@ -157,3 +157,36 @@ pub(crate) fn local_trust_of(trust: matrix_sdk::encryption::LocalTrust) -> Local
         _ => LocalTrust::Unset,
     }
 }
+
+/// The facts `e2ee::trust::how_to_verify_this_device` needs (requests: the
+/// own identity, secret storage).
+pub(crate) async fn own_facts(client: &Client) -> CliResult<crate::e2ee::trust::OwnFacts> {
+    let own = client.user_id().ok_or_else(|| CliError::internal("no user id"))?.to_owned();
+    let this = client.device_id().map(|d| d.to_owned());
+    let identity = client.encryption().request_user_identity(&own).await?.is_some();
+    let secret_storage = super::secrets::storage_exists(client).await?;
+    let devices = client.encryption().get_user_devices(&own).await?;
+    let verified_siblings = devices
+        .devices()
+        .filter(|d| Some(d.device_id()) != this.as_deref() && d.is_cross_signed_by_owner() && !d.is_deleted())
+        .count();
+    Ok(crate::e2ee::trust::OwnFacts { identity, secret_storage, verified_siblings })
+}
+
+/// Accepts a user's changed identity: their verification is withdrawn (a
+/// verification violation no longer blocks sending to them; they show as
+/// unverified until verified again) and the new master key is pinned.
+/// Returns whether there was anything to accept.
+pub(crate) async fn withdraw_verification(client: &Client, user: &UserId) -> CliResult<bool> {
+    let Some(identity) = client.encryption().request_user_identity(user).await? else {
+        return Err(CliError::failed(format!("{user} has no cross-signing identity")));
+    };
+    if !identity.has_verification_violation() {
+        return Ok(false);
+    }
+    identity
+        .withdraw_verification()
+        .await
+        .map_err(|e| CliError::failed("could not withdraw the verification").with_source(e))?;
+    Ok(true)
+}

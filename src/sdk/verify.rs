@@ -55,9 +55,9 @@ pub(crate) trait Confirm {
 
 /// Waits for an incoming request (from `from`, if given) and accepts it:
 /// a to-device request (a device verification), or one sent as a message
-/// in a direct chat (a user verification: `verify USER`). An invite from
-/// `from` is joined, so that such a request can be seen; without `from`
-/// no room is joined.
+/// in a direct chat (a user verification: `verify USER`). A direct-chat
+/// invite from `from` (another user) is joined, so that such a request can
+/// be seen; without `from` no room is joined.
 pub(crate) async fn accept_incoming(
     client: &Client,
     from: Option<&UserId>,
@@ -94,11 +94,14 @@ pub(crate) async fn accept_incoming(
                 return Ok(request);
             }
         }
-        if let Some(from) = from {
+        // A user verification comes in a direct chat: join the one `from`
+        // invited us to (not every room they invited us to; never for our
+        // own devices, whose requests come to-device).
+        if let Some(from) = from.filter(|f| Some(*f) != client.user_id()) {
             for room in client.invited_rooms() {
                 let invited_by =
                     room.invite_details().await.ok().and_then(|d| d.inviter).map(|m| m.user_id().to_owned());
-                if invited_by.as_deref() == Some(from) {
+                if invited_by.as_deref() == Some(from) && room.is_direct().await.unwrap_or(false) {
                     tracing::debug!(room_id = %room.room_id(), "joining the direct chat of a verification");
                     room.join().await?;
                 }

@@ -26,12 +26,12 @@ use crate::ui::output::Record;
 /// Examples:
 ///
 ///   ratchet recovery enable
-///   ratchet recovery enable --replace-key   # the key was lost; the old one stops working
+///   ratchet recovery enable --replace-key   # the key was lost: a new one replaces it
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub(crate) struct EnableArgs {
     /// Replace the recovery key of the existing secret storage (this device
-    /// must hold every secret); the old key stops working everywhere
+    /// must hold every secret); clients then accept only the new key
     #[arg(long)]
     replace_key: bool,
 }

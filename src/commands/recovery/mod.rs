@@ -44,18 +44,26 @@ pub(crate) struct RecoveryStatusRecord {
     /// Room keys this device holds, and how many of them are in the backup.
     room_keys: usize,
     room_keys_backed_up: usize,
+    /// The server's current backup version and how many room keys it holds
+    /// (null: no backup, or the server could not be asked).
+    server_backup_version: Option<String>,
+    backup_keys_on_server: Option<u64>,
 }
 
 impl Record for RecoveryStatusRecord {
     const TYPE: &'static str = "recovery_status";
     fn human(&self) -> String {
         let yes = |b: bool| if b { "yes" } else { "no" };
+        let server = match (&self.server_backup_version, self.backup_keys_on_server) {
+            (Some(v), Some(n)) => format!("version {v}, {n} room key(s)"),
+            _ => "none".to_owned(),
+        };
         format!(
-            "secret storage      {}\nthis device         {}\ncross-signing keys  {}\nbackup              {}\nroom keys           {} here, {} in the backup",
+            "secret storage      {}\nthis device         {}\ncross-signing keys  {}\nbackup here         {}\nbackup on server    {server}\nroom keys here      {} ({} of them backed up from here)",
             yes(self.secret_storage),
             if self.cross_signed { "cross-signed" } else { "NOT cross-signed" },
             if self.cross_signing_keys_here { "all three here" } else { "not all here" },
-            self.backup_version.as_deref().map(|v| format!("version {v}")).unwrap_or_else(|| "off here".into()),
+            self.backup_version.as_deref().map(|v| format!("version {v}")).unwrap_or_else(|| "off".into()),
             self.room_keys,
             self.room_keys_backed_up,
         )
@@ -67,7 +75,13 @@ pub(crate) async fn status_of(client: &matrix_sdk::Client) -> CliResult<Recovery
     use crate::sdk::{backup, secrets, trust};
     let (cross_signed, keys) = trust::own_state(client).await?;
     let (room_keys, room_keys_backed_up) = backup::counts(client).await?;
+    let server = backup::on_server(client).await.unwrap_or_else(|e| {
+        tracing::debug!(error = %e.message, "could not ask the server for its backup");
+        None
+    });
     Ok(RecoveryStatusRecord {
+        server_backup_version: server.as_ref().map(|(v, _)| v.clone()),
+        backup_keys_on_server: server.map(|(_, n)| n),
         secret_storage: secrets::storage_exists(client).await?,
         cross_signed,
         cross_signing_keys_here: keys.master && keys.self_signing && keys.user_signing,
@@ -75,4 +89,23 @@ pub(crate) async fn status_of(client: &matrix_sdk::Client) -> CliResult<Recovery
         room_keys,
         room_keys_backed_up,
     })
+}
+
+/// The step that comes next, after a recovery status (stderr, for a
+/// person): the backup's history, or how to connect to a backup.
+pub(crate) fn next_step(status: &RecoveryStatusRecord) -> Option<String> {
+    match (&status.backup_version, &status.server_backup_version, status.backup_keys_on_server) {
+        (Some(here), Some(server), Some(n)) if here == server && n > status.room_keys_backed_up as u64 => {
+            Some(format!(
+            "next: `ratchet backup restore` downloads the backup's {n} room key(s) (history from before this device)"
+        ))
+        }
+        (None, Some(_), _) if status.secret_storage => {
+            Some("next: `ratchet recovery recover` with the recovery key turns backup on here".to_owned())
+        }
+        (None, None, _) if !status.secret_storage => {
+            Some("next: `ratchet recovery enable` sets up a recovery key and a key backup".to_owned())
+        }
+        _ => None,
+    }
 }

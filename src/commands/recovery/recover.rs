@@ -4,7 +4,7 @@ use clap::Args;
 use tracing::instrument;
 
 use crate::context::CommandContext;
-use crate::error::CliResult;
+use crate::error::{CliError, CliResult};
 use crate::sdk;
 use crate::ui::prompt;
 
@@ -55,5 +55,22 @@ pub(crate) async fn cmd_recover(ctx: &mut CommandContext, args: &RecoverArgs) ->
     if let Err(e) = ctx.upload_backup(&client).await {
         ctx.out.warn(format!("room keys not uploaded to the backup yet: {}", e.message));
     }
-    ctx.out.data(&super::status_of(&client).await?)
+    let status = super::status_of(&client).await?;
+    let cross_signed = status.cross_signed;
+    ctx.out.data(&status)?;
+    if let Some(next) = super::next_step(&status) {
+        ctx.out.status(next);
+    }
+    if !cross_signed {
+        // Secret storage without the cross-signing keys (made by `recovery
+        // enable` on an account with no identity, say): the key opened it,
+        // but this device is no more verified than before.
+        return Err(CliError::failed(
+            "this device is still not cross-signed: secret storage holds no cross-signing keys",
+        )
+        .with_hint(
+            "`ratchet recovery reset` creates an identity (and signs this device); `recovery enable` then stores it",
+        ));
+    }
+    Ok(())
 }

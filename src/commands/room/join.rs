@@ -31,7 +31,7 @@ pub(crate) async fn cmd_join(ctx: &mut CommandContext, args: &JoinArgs) -> CliRe
         // invitation may have come since the last sync.
         ctx.sync(&client).await?;
     }
-    let target = rooms::join_target(&client, &args.room)?;
+    let target = rooms::join_target(&client, &args.room).await?;
     let room = client.join_room_by_id_or_alias(&target, &[]).await?;
     // The join response carries no state: one sync brings the room's state
     // (encryption settings, members) into the store and the record.

@@ -8,7 +8,8 @@
 // to stderr.
 //
 // Commands: login, join, send, messages, device, identity, verify_request,
-// verify_accept, verify_wait, setup_recovery, backup_now, restore_backup, quit. Every
+// verify_accept, verify_wait, setup_recovery, backup_now, restore_backup,
+// delete_backup, reset_backup, quit. Every
 // answer has "ok": true and the command's fields, or "ok": false and "error".
 
 import * as readline from "node:readline";
@@ -66,7 +67,11 @@ async function login({ homeserver, user, password: pw, isolation, bootstrap }) {
         cryptoCallbacks: {
             getSecretStorageKey: async ({ keys }) => {
                 if (!secretStorageKey) return null;
-                return [Object.keys(keys)[0], secretStorageKey];
+                // The default key, as Element asks for it: a secret stored
+                // under an old key too (after a key change) is read with
+                // the current one.
+                const current = await client.secretStorage.getDefaultKeyId();
+                return [current && keys[current] ? current : Object.keys(keys)[0], secretStorageKey];
             },
             cacheSecretStorageKey: () => {},
         },
@@ -246,15 +251,35 @@ async function backup_now({ at_least = 1 }) {
 async function restore_backup({ recovery_key }) {
     const crypto = client.getCrypto();
     secretStorageKey = cryptoApi.decodeRecoveryKey(recovery_key);
+    // The server's backup as it is now (it may have changed since this
+    // device last looked: made, deleted or replaced by another device).
+    await crypto.checkKeyBackupAndEnable();
     await crypto.loadSessionBackupPrivateKeyFromSecretStorage();
     const check = await crypto.checkKeyBackupAndEnable();
     const result = await crypto.restoreKeyBackup();
     return { imported: result.imported, total: result.total, backup_version: check?.backupInfo?.version ?? null };
 }
 
+// Element's "delete backup": the server's current backup version goes.
+async function delete_backup() {
+    const crypto = client.getCrypto();
+    const info = await client.http.authedRequest(sdk.Method.Get, "/room_keys/version");
+    await crypto.deleteKeyBackupVersion(info.version);
+    return { deleted: info.version };
+}
+
+// Element's "reset backup": a new backup version with a new key (stored in
+// secret storage, as Element does when it is set up).
+async function reset_backup() {
+    const crypto = client.getCrypto();
+    await crypto.resetKeyBackup();
+    const info = await client.http.authedRequest(sdk.Method.Get, "/room_keys/version");
+    return { backup_version: info.version };
+}
+
 const commands = {
     login, join, send, messages, device, identity, verify_request, verify_accept, verify_wait,
-    setup_recovery, backup_now, restore_backup,
+    setup_recovery, backup_now, restore_backup, delete_backup, reset_backup,
 };
 
 const lines = readline.createInterface({ input: process.stdin });
