@@ -222,13 +222,20 @@ impl<'a> Batch<'a> {
             },
             None => None,
         };
+        let mut rotation = rotation;
+        let mut deduplicated = false;
         if interrupted {
             // The server may have answered with the event the run before
             // sent (same transaction id): its own ciphertext says which
-            // session and index it used, not this run's encryption.
+            // session and index it used, not this run's encryption (which
+            // the server threw away: what it rotated is not this event's).
             match crate::sdk::event_json(&self.room, &result.response.event_id).await {
                 Ok(original) => {
                     let (sid, index) = crate::events::megolm_position(&original);
+                    if sid.is_some() && (sid != session_id || index != message_index) {
+                        deduplicated = true;
+                        rotation = None;
+                    }
                     if sid.is_some() {
                         session_id = sid;
                         message_index = index;
@@ -274,7 +281,7 @@ impl<'a> Batch<'a> {
             message_index,
             new_session: rotation.is_some(),
             rotation: rotation.map(Rotation::name),
-            already_sent: false,
+            already_sent: deduplicated,
         })?;
         if trouble.is_empty() {
             return Ok(());

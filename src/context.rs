@@ -146,7 +146,9 @@ impl CommandContext {
             // verification) is taken up before the upload.
             match crate::sdk::backup::adopt_received_key(&client).await {
                 Ok(Some(version)) => {
-                    self.state()?.set_backup_gone(None)?;
+                    if let Err(e) = self.state().and_then(|db| db.set_backup_gone(None)) {
+                        tracing::debug!(error = %e.message, "could not clear the note of a gone backup");
+                    }
                     self.out.status(format!("Backup key received: this device now backs up to version {version}."));
                 }
                 Ok(None) => {}
@@ -182,12 +184,12 @@ impl CommandContext {
             Upload::Sent(n) => Ok(n),
             Upload::Gone { version, current, sent } => {
                 self.state()?.set_backup_gone(Some(&version))?;
-                // A 404 may also mean a new backup replaced it (Element's
-                // reset deletes the old version first): ask, best effort.
-                let current = match current {
-                    Some(c) => Some(c),
-                    None => crate::sdk::backup::on_server(client).await.ok().flatten().map(|(v, _)| v),
-                };
+                // What is there now: ask (best effort). Not the error's
+                // `current_version`, which Synapse fills with the version
+                // asked for; and a 404 may also mean a new backup replaced
+                // it (Element's reset deletes the old version first).
+                let _ = current;
+                let current = crate::sdk::backup::on_server(client).await.ok().flatten().map(|(v, _)| v);
                 let (what, fix) = match &current {
                     Some(new) => (
                         format!("was replaced by version {new} (made by another device)"),

@@ -218,7 +218,7 @@ fn recipient_problem(err: &matrix_sdk::Error) -> Option<CliError> {
     Some(match problem {
         R::CrossSigningNotSetup => CliError::failed("your account has no cross-signing identity")
             .with_hint(insecure)
-            .with_hint("`ratchet recovery reset` creates one and signs this device")
+            .with_hint("`ratchet identity --create` creates one and signs this device")
             .with_hint("or send with --isolation all-devices (legacy)"),
         R::SendingFromUnverifiedDevice => {
             CliError::failed("this device is not verified by your cross-signing identity")

@@ -140,12 +140,11 @@ pub(crate) async fn join_target(client: &Client, room: &RoomArg) -> CliResult<Ow
         if !name.chars().any(char::is_whitespace) {
             if let Ok(alias) = own_alias(client, name) {
                 if let Ok(alias) = <&matrix_sdk::ruma::RoomAliasId>::try_from(alias.as_str()) {
+                    // Joined by the alias (the server resolves it, with the
+                    // servers to join through), once it is known to exist.
                     match client.resolve_room_alias(alias).await {
-                        Ok(found) => return Ok(found.room_id.into()),
-                        Err(e)
-                            if e.client_api_error_kind()
-                                == Some(&matrix_sdk::ruma::api::error::ErrorKind::NotFound) => {}
-                        Err(e) => return Err(e.into()),
+                        Ok(_) => return Ok(alias.to_owned().into()),
+                        Err(e) => tracing::debug!(error = %e, "no alias #{name} on this server; trying room names"),
                     }
                 }
             }

@@ -372,8 +372,9 @@ fn messages_carry_the_sender_s_trust_and_an_unsigned_device_is_marked() {
     let line = |body: &str| human.lines().find(|l| l.contains(body)).unwrap().to_owned();
     assert!(line("from the unsigned device").contains("[! device not verified by its owner]"), "{human}");
     assert!(!line("from the cross-signed device").contains("[!"), "{human}");
-    // Her own messages, read by alice: verified.
-    let own = env.run("alice", &["--json", "messages", &room]).success().records("message");
+    // Her own messages, read by alice: verified (alice2's she does not
+    // decrypt at all: exclude-insecure).
+    let own = env.run("alice", &["--json", "messages", &room]).code(3).records("message");
     let mine = own.iter().find(|m| m["body"] == "from the cross-signed device").unwrap();
     assert_eq!(mine["sender_trust"], "verified", "{mine}");
 }
@@ -384,9 +385,16 @@ fn after_emoji_verification_with_element_the_new_device_backs_up_with_the_key_el
     let jo = register("jo");
     let mut js = JsPeer::login(&jo, "exclude-insecure", true);
     js.call(json!({"cmd": "setup_recovery"}));
-    let login = env.login_with("jo2", &jo, &synapse().url, &["--json"], &[]).success().records("login").remove(0);
+    let run = env.login_with("jo2", &jo, &synapse().url, &["--json"], &[]).success();
+    let login = run.records("login").remove(0);
     let jo2_device = login["device_id"].as_str().unwrap().to_owned();
     assert_eq!(login["cross_signing"], "existing");
+    // The account has secret storage (Element's): the recovery key is named
+    // as the way to verify, at login and when a send is refused.
+    assert!(run.stderr.contains("ratchet recovery recover"), "{}", run.stderr);
+    let room = env.encrypted_room("jo2", &[], &[]);
+    let refused = env.run("jo2", &["send", &room, "from an unverified device"]).code(1);
+    assert!(refused.stderr.contains("ratchet recovery recover"), "{}", refused.stderr);
     // js must know the new device before it asks.
     let _ = js.device(&jo.user_id, &jo2_device);
 
@@ -407,9 +415,39 @@ fn after_emoji_verification_with_element_the_new_device_backs_up_with_the_key_el
     assert_eq!(status["backup_version"].as_str(), Some(version.as_str()), "{status}");
 
     // Its new keys go up, and logout says the backup has them.
-    let room = env.encrypted_room("jo2", &[], &[]);
     env.run("jo2", &["send", &room, "backed up after SAS"]).success();
     assert!(server_backup(&env, "jo2").unwrap().1 > before);
     let out = env.run("jo2", &["logout", "--yes"]).success();
     assert!(out.stderr.contains("all of them in the key backup"), "{}", out.stderr);
+}
+
+#[test]
+fn an_account_without_an_identity_is_pointed_at_identity_create_and_nothing_destructive() {
+    let env = TestEnv::new();
+    let alice = register("alice");
+    env.login_with("alice", &alice, &synapse().url, &["--json"], &["--no-bootstrap"]).success();
+    let shown = env.run("alice", &["identity"]).success();
+    assert!(shown.stderr.contains("ratchet identity --create"), "{}", shown.stderr);
+    assert!(!shown.stderr.contains("recovery reset") && !shown.stderr.contains("verify --self"), "{}", shown.stderr);
+    // Secret storage without cross-signing keys would verify nothing.
+    let refused = env.run("alice", &["recovery", "enable"]).code(1);
+    assert!(refused.stderr.contains("identity --create"), "{}", refused.stderr);
+    assert!(server_backup(&env, "alice").is_none(), "nothing was set up");
+
+    env.run_stdin("alice", &["identity", "--create", "--password-stdin"], format!("{}\n", alice.password).as_bytes())
+        .success();
+    let me = env.run("alice", &["--json", "identity"]).success().records("identity").remove(0);
+    assert_eq!(me["this_device_cross_signed"], true, "{me}");
+    // Never over an identity that exists: a second device is refused.
+    env.login_with("alice2", &alice, &synapse().url, &["--json"], &[]).success();
+    let again = env.run_stdin(
+        "alice2",
+        &["identity", "--create", "--password-stdin"],
+        format!("{}\n", alice.password).as_bytes(),
+    );
+    assert_eq!(again.code, 1, "{}", again.stderr);
+    assert!(again.stderr.contains("already has a cross-signing identity"), "{}", again.stderr);
+    let same = env.run("alice", &["--json", "identity"]).success().records("identity").remove(0);
+    assert_eq!(same["master_key"], me["master_key"], "the identity was not replaced");
+    env.run("alice", &["recovery", "enable"]).success();
 }

@@ -260,7 +260,7 @@ async fn diagnose(
     // How this device becomes cross-signed, for this account: the way that
     // can work first (e2ee::trust::how_to_verify_this_device).
     let verify_me = if !here.identity {
-        "ratchet recovery reset   (your account has no cross-signing identity: this creates one and signs this device)"
+        "ratchet identity --create   (your account has no cross-signing identity: this creates one and signs this device)"
             .to_owned()
     } else if here.has_secret_storage {
         "ratchet recovery recover   (your recovery key verifies this device)".to_owned()

@@ -27,11 +27,18 @@ use crate::ui::output::Record;
 /// unverified, and messages to them flow again). Asks for confirmation on
 /// a terminal; --yes otherwise.
 ///
+/// --create makes your account's cross-signing identity when it has none
+/// (an account logged in with --no-bootstrap, or set up by a client that
+/// does not cross-sign) and signs this device with it, as `login` does; the
+/// server may ask for the password (--password-stdin, RATCHET_PASSWORD or a
+/// prompt). It never replaces an identity that exists.
+///
 /// Examples:
 ///
 ///   ratchet identity
 ///   ratchet --json identity @bob:example.org | jq .verification_violation
 ///   ratchet identity @bob:example.org --withdraw-verification
+///   ratchet identity --create --password-stdin < password.txt
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub(crate) struct IdentityArgs {
@@ -46,6 +53,15 @@ pub(crate) struct IdentityArgs {
     /// Do not ask for confirmation (with --withdraw-verification)
     #[arg(long, requires = "withdraw_verification")]
     yes: bool,
+
+    /// Create your account's cross-signing identity (when it has none) and
+    /// sign this device with it
+    #[arg(long, conflicts_with_all = ["user", "withdraw_verification"])]
+    create: bool,
+
+    /// With --create: read the account password from the first line of stdin
+    #[arg(long, requires = "create")]
+    password_stdin: bool,
 }
 
 #[derive(Debug, Serialize, schemars::JsonSchema)]
@@ -110,13 +126,19 @@ pub(crate) async fn cmd_identity(ctx: &mut CommandContext, args: &IdentityArgs) 
         None => own_user.clone(),
     };
     let own = user == own_user;
+    if args.create {
+        create(ctx, &client, args.password_stdin).await?;
+    }
     if args.withdraw_verification {
         if own {
             return Err(CliError::usage("--withdraw-verification is for another user's identity"));
         }
         let found = trust::identity(&client, &user).await?;
         if !found.verification_violation {
-            ctx.out.status(format!("{user}'s identity has not changed since you verified them: nothing to accept."));
+            ctx.out.status(format!(
+                "{user}'s identity shows no verification violation (not verified by you, or unchanged since): \
+                 nothing to accept."
+            ));
         } else {
             if !args.yes {
                 if !crate::ui::prompt::can_prompt(ctx.settings.no_input) {
@@ -129,11 +151,12 @@ pub(crate) async fn cmd_identity(ctx: &mut CommandContext, args: &IdentityArgs) 
                     return Err(CliError::failed("nothing changed"));
                 }
             }
-            trust::withdraw_verification(&client, &user).await?;
-            ctx.out.status(format!(
+            if trust::withdraw_verification(&client, &user).await? {
+                ctx.out.status(format!(
                 "Verification of {user} withdrawn: messages to them are sent again; `ratchet verify {user}` verifies \
                  the new identity."
-            ));
+                ));
+            }
         }
     }
     let found = trust::identity(&client, &user).await?;
@@ -159,6 +182,35 @@ pub(crate) async fn cmd_identity(ctx: &mut CommandContext, args: &IdentityArgs) 
         for how in crate::e2ee::trust::how_to_verify_this_device(trust::own_facts(&client).await?) {
             ctx.out.status(format!("To verify this device: {how}"));
         }
+    }
+    Ok(())
+}
+
+/// `identity --create`: the account's identity, made here (never over one
+/// that exists).
+async fn create(ctx: &mut CommandContext, client: &matrix_sdk::Client, password_stdin: bool) -> CliResult {
+    let own = client.user_id().ok_or_else(|| CliError::internal("no user id"))?.to_owned();
+    let held = client.encryption().cross_signing_status().await.is_some_and(|s| s.is_complete());
+    if !held && client.encryption().request_user_identity(&own).await?.is_some() {
+        let mut e = CliError::failed("your account already has a cross-signing identity; nothing was changed");
+        for how in crate::e2ee::trust::how_to_verify_this_device(trust::own_facts(client).await?) {
+            e = e.with_hint(format!("to verify this device: {how}"));
+        }
+        return Err(e);
+    }
+    let password = ctx.read_password(password_stdin, own.as_str())?;
+    let made = trust::bootstrap_at_login(client, &password).await?;
+    if made != crate::e2ee::trust::CrossSigningAtLogin::Created {
+        return Err(CliError::failed("your account already has a cross-signing identity; nothing was changed"));
+    }
+    ctx.out.status("Cross-signing identity created; this device is signed by it.");
+    if crate::sdk::secrets::storage_exists(client).await? {
+        ctx.out.status(
+            "The account has secret storage: `ratchet recovery recover` with its recovery key stores the new \
+             identity's keys in it.",
+        );
+    } else {
+        ctx.out.status("`ratchet recovery enable` gives it a recovery key and a key backup.");
     }
     Ok(())
 }

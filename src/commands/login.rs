@@ -146,13 +146,18 @@ async fn login(ctx: &mut CommandContext, args: &LoginArgs) -> CliResult {
     // moment the server makes it). It is moved aside, never deleted: a
     // store is where private keys live.
     if paths.store_dir.exists() {
-        let aside = paths.store_dir.with_file_name(format!("store.leftover-{}", crate::clock::now_ms()));
+        // With its key, or it could never be opened again.
+        let at = crate::clock::now_ms();
+        let aside = paths.store_dir.with_file_name(format!("store.leftover-{at}"));
         ctx.out.warn(format!(
-            "moving a leftover store without a session aside: {} -> {}",
+            "moving a leftover store without a session aside: {} -> {} (delete it once you know it holds nothing)",
             paths.store_dir.display(),
             aside.display()
         ));
         std::fs::rename(&paths.store_dir, &aside)?;
+        if paths.key_file.exists() {
+            std::fs::rename(&paths.key_file, paths.key_file.with_file_name(format!("store.key.leftover-{at}")))?;
+        }
     }
     let (secret, source) = match &ctx.settings.store_passphrase_env {
         Some(env) => (StoreSecret::Passphrase(env.clone()), StoreSecretSource::Env),

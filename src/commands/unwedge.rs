@@ -118,10 +118,10 @@ pub(crate) async fn cmd_unwedge(ctx: &mut CommandContext, args: &UnwedgeArgs) ->
             forced: wait.is_some(),
         })?;
         if let Err(e) = dummy {
-            return Err(CliError::failed(format!(
-                "the new Olm session with {device} was not announced: {}",
-                e.message
-            ))
+            return Err(CliError::new(
+                ErrorKind::Partial,
+                format!("the new Olm session with {device} was made but not announced: {}", e.message),
+            )
             .with_hint("the next message ratchet encrypts for that device announces it (R10)")
             .with_hint("R11 counts the session already: another one waits an hour (--force overrides)"));
         }

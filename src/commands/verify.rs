@@ -244,7 +244,7 @@ pub(crate) async fn cmd_verify(ctx: &mut CommandContext, args: &VerifyArgs) -> C
                 let identity = identity.ok_or_else(|| {
                     if user == own {
                         CliError::failed("your account has no cross-signing identity to verify against")
-                            .with_hint("`ratchet recovery reset` creates one and signs this device")
+                            .with_hint("`ratchet identity --create` creates one and signs this device")
                     } else {
                         CliError::failed(format!("{user} has no cross-signing identity to verify"))
                             .with_hint(format!("verify one of their devices: ratchet verify {user} DEVICE"))
@@ -268,10 +268,14 @@ pub(crate) async fn cmd_verify(ctx: &mut CommandContext, args: &VerifyArgs) -> C
     let done = verify::run(&client, request, &mut answer, deadline, &ctx.keeper()).await?;
 
     let other_user = rooms::parse_user(&done.other_user, &own)?;
-    if other_user == own {
-        receive_secrets(ctx, &client, deadline).await?;
-    }
     let other = encryption.get_device(&other_user, done.other_device.as_str().into()).await?;
+    // Secrets come only from a device of ours that is itself verified (one
+    // that could hold them). Best effort: the verification is done.
+    if other_user == own && other.as_ref().is_some_and(|d| d.is_cross_signed_by_owner()) {
+        if let Err(e) = receive_secrets(ctx, &client, deadline).await {
+            ctx.out.warn(format!("could not receive the account's secrets: {}", e.message));
+        }
+    }
     let (this_device_cross_signed, _) = trust::own_state(&client).await?;
     ctx.out.data(&VerifiedRecord {
         flow_id: done.flow_id,
@@ -298,7 +302,7 @@ async fn receive_secrets(ctx: &mut CommandContext, client: &matrix_sdk::Client, 
     loop {
         ctx.sync(client).await?;
         if let Some(version) = crate::sdk::backup::adopt_received_key(client).await? {
-            ctx.state()?.set_backup_gone(None)?;
+            ctx.state().and_then(|db| db.set_backup_gone(None))?;
             ctx.out.status(format!("Backup key received: this device now backs up to version {version}."));
         }
         let keys = client.encryption().cross_signing_status().await.is_some_and(|s| s.is_complete());

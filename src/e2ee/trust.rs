@@ -93,8 +93,8 @@ pub(crate) struct OwnFacts {
 pub(crate) fn how_to_verify_this_device(facts: OwnFacts) -> Vec<String> {
     if !facts.identity {
         return vec![
-            "your account has no cross-signing identity yet: `ratchet recovery reset` creates one and signs this \
-             device (nothing to lose: there is no identity), then `ratchet recovery enable` gives a recovery key"
+            "your account has no cross-signing identity yet: `ratchet identity --create` creates one and signs this \
+             device (nothing is deleted)"
                 .to_owned(),
         ];
     }
@@ -126,7 +126,8 @@ mod how_to_verify_tests {
     #[test]
     fn each_account_gets_the_way_that_works_for_it() {
         let none = how_to_verify_this_device(OwnFacts { identity: false, secret_storage: false, verified_siblings: 0 });
-        assert!(none[0].contains("recovery reset") && !none.iter().any(|h| h.contains("verify --")));
+        assert!(none[0].contains("identity --create") && !none.iter().any(|h| h.contains("verify --")));
+        assert!(!none.iter().any(|h| h.contains("recovery reset")), "never the destructive way: {none:?}");
         let element =
             how_to_verify_this_device(OwnFacts { identity: true, secret_storage: true, verified_siblings: 0 });
         assert!(element[0].contains("recovery recover"), "{element:?}");

@@ -14,6 +14,8 @@
 //! | on an undecryptable Olm message it creates a session only if its newest is over an hour old, and never sends the `m.dummy` it queues; with no session it does nothing (matrix-rust-sdk#3427) | R9–R11 | does the recovery itself | [`recovery`] |
 //! | sends `m.room_key_request` only to our own devices, once one is verified | R13 | asks the sender's devices too | [`keys`] |
 //! | the crypto store has no delete API | — | QA's deliberate deletions open the SQLite store directly | [`rawstore`] |
+//! | the crypto machine re-enables the stored backup version at every start-up, also one the server deleted; a backup key received after verification waits in the secret inbox for the (parked) start-up task | — | remembers a gone version and turns it off; takes a received key up | [`backup`] |
+//! | `Recovery::reset_identity` deletes the backup and secret storage before the password is checked | — | checks the password first | [`secrets`] |
 //!
 //! Nothing here returns secret key material: only ids, counters and times.
 

@@ -59,12 +59,15 @@ pub(crate) async fn enable(client: &Client, replace: bool) -> CliResult<(Secret,
             .with_hint("a new recovery key made here would leave the missing ones out of secret storage")
             .with_hint("`ratchet recovery recover` with the current key first, or `ratchet recovery reset`"));
         }
-        let key = encryption
-            .recovery()
-            .reset_key()
-            .await
-            .map_err(|e| CliError::failed("could not replace the recovery key").with_source(e))?;
-        return Ok((Secret::new(key), None));
+        // What `Recovery::reset_key` does, minus its state refresh after the
+        // new key is in place (a failure there would lose the key).
+        let store = encryption.secret_storage().create_secret_store().await.map_err(|e| {
+            CliError::failed("could not replace the recovery key").with_source(e).with_hint(
+                "if it failed part-way the old key may no longer be accepted: run `ratchet recovery enable \
+                 --replace-key` again",
+            )
+        })?;
+        return Ok((Secret::new(store.secret_storage_key()), None));
     }
     if replace {
         return Err(CliError::usage("--replace-key: this account has no secret storage to replace the key of")
@@ -73,8 +76,8 @@ pub(crate) async fn enable(client: &Client, replace: bool) -> CliResult<(Secret,
     if !all_keys {
         return Err(CliError::failed("this device does not hold the account's cross-signing keys").with_hint(
             "secret storage without them would verify nothing: create the identity first \
-                 (`ratchet recovery reset` makes one), or `ratchet recovery recover` / `ratchet verify --accept` \
-                 on an account that has one",
+             (`ratchet identity --create`), or `ratchet recovery recover` / `ratchet verify --accept` on an \
+             account that has one",
         ));
     }
     let recovery = encryption.recovery();
@@ -113,12 +116,41 @@ pub(crate) async fn enable(client: &Client, replace: bool) -> CliResult<(Secret,
 /// `recover_and_fix_backup` does, without its deletion of a backup whose
 /// key does not match (that backup may be the only copy of some keys).
 /// Returns whether a new backup was made.
+///
+/// Also: cross-signing keys this device holds that secret storage lacks
+/// (an identity made with `identity --create` on an account whose secret
+/// storage was set up without one) are stored in it; and a run cut short
+/// between making the new backup and storing its key (secret storage then
+/// holds the old key: the SDK calls it inconsistent) is finished.
 pub(crate) async fn recover(client: &Client, key: &Secret) -> CliResult<bool> {
+    use matrix_sdk::ruma::events::secret::request::SecretName;
     let recovery = client.encryption().recovery();
+    let reopen = || async {
+        client
+            .encryption()
+            .secret_storage()
+            .open_secret_store(key.expose().trim())
+            .await
+            .map_err(|e| CliError::failed("could not reopen secret storage").with_source(e))
+    };
+    let export = |store: matrix_sdk::encryption::secret_storage::SecretStore| async move {
+        store
+            .export_secrets()
+            .await
+            .map_err(|e| CliError::failed("could not store this device's secrets in secret storage").with_source(e))
+    };
     match recovery.recover(key.expose().trim()).await {
         Ok(()) => {
+            let keys_here = client.encryption().cross_signing_status().await.is_some_and(|s| s.is_complete());
             let backups = client.encryption().backups();
             if backups.fetch_exists_on_server().await? {
+                if keys_here {
+                    let store = reopen().await?;
+                    let stored = store.get_secret(SecretName::CrossSigningMasterKey).await.ok().flatten();
+                    if stored.is_none() {
+                        export(store).await?;
+                    }
+                }
                 return Ok(false);
             }
             // A version resumed from the store that the server no longer has.
@@ -127,17 +159,23 @@ pub(crate) async fn recover(client: &Client, key: &Secret) -> CliResult<bool> {
                 .enable_backup()
                 .await
                 .map_err(|e| CliError::failed("could not make a new key backup").with_source(e))?;
-            let store = client
-                .encryption()
-                .secret_storage()
-                .open_secret_store(key.expose().trim())
-                .await
-                .map_err(|e| CliError::failed("could not reopen secret storage").with_source(e))?;
-            store
-                .export_secrets()
-                .await
-                .map_err(|e| CliError::failed("could not store the new backup key in secret storage").with_source(e))?;
+            export(reopen().await?).await?;
             Ok(true)
+        }
+        Err(RecoveryError::SecretStorage(SecretStorageError::InconsistentBackupDecryptionKey)) => {
+            // The cross-signing keys are imported by now. If this device
+            // backs up to the server's current backup (it made it, in a
+            // `recover` cut short before storing its key), storing the key
+            // finishes that run.
+            let here = super::backup::version_here(client).await?;
+            let server = super::backup::on_server(client).await?.map(|(v, _)| v);
+            if here.is_some() && here == server {
+                export(reopen().await?).await?;
+                return Ok(false);
+            }
+            Err(CliError::failed("the backup key in secret storage does not open the server's key backup")
+                .with_hint("another device replaced the backup without storing its key; on that device, store it (in Element: Settings, Encryption)")
+                .with_hint("the cross-signing keys were imported: this device is verified"))
         }
         Err(RecoveryError::SecretStorage(SecretStorageError::SecretStorageKey(e))) => {
             Err(CliError::auth("the recovery key is wrong; nothing was changed")
@@ -160,10 +198,24 @@ pub(crate) async fn recover(client: &Client, key: &Secret) -> CliResult<bool> {
 pub(crate) async fn check_password(client: &Client, password: &Secret) -> CliResult<()> {
     let own = client.user_id().ok_or_else(|| CliError::internal("no user id"))?.to_owned();
     let session = match client.delete_devices(&[], None).await {
-        // The server asked for no authorisation: nothing to check here.
+        // The server asked for no authorisation (a user-interactive auth
+        // done recently counts for a while, if the server is configured
+        // so): the reset's own upload will not ask either, so no wrong
+        // password can fail it half-way.
         Ok(_) => return Ok(()),
         Err(e) => match e.as_uiaa_response() {
             Some(info) => info.session.clone(),
+            None if matches!(
+                e.client_api_error_kind(),
+                Some(
+                    matrix_sdk::ruma::api::error::ErrorKind::Unrecognized
+                        | matrix_sdk::ruma::api::error::ErrorKind::NotFound
+                )
+            ) =>
+            {
+                return Err(CliError::failed("the server does not take a password for this (OAuth account)")
+                    .with_hint("reset the identity in Element, then `ratchet recovery recover`"));
+            }
             None => return Err(e.into()),
         },
     };

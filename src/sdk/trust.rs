@@ -28,22 +28,46 @@ use crate::profile::session::Secret;
 pub(crate) async fn bootstrap_at_login(client: &Client, password: &Secret) -> CliResult<CrossSigningAtLogin> {
     let own = client.user_id().ok_or_else(|| CliError::internal("no user id after login"))?.to_owned();
     let encryption = client.encryption();
+    // A resumed login (or `identity --create`) whose bootstrap made the
+    // private keys here: the SDK saved them, and their public half, before
+    // any upload, so whether the server got them (and this device's
+    // signature) is unknown. Upload again: the same keys (the SDK reuses
+    // the private identity it holds), idempotent on the server.
+    // Not when the server has another identity (its master key is not the
+    // one these private keys make: then the store's own identity is not
+    // verified): that would replace it.
+    let complete = encryption.cross_signing_status().await.is_some_and(|s| s.is_complete());
     let identity = encryption.request_user_identity(&own).await?;
-    // A resumed login whose bootstrap got as far as the server: the
-    // identity there is the one whose private keys this store holds.
-    if let (Some(identity), Some(status)) = (&identity, encryption.cross_signing_status().await) {
-        if status.is_complete() && identity.is_verified() {
-            return Ok(CrossSigningAtLogin::Created);
-        }
+    if complete && identity.as_ref().is_none_or(|i| i.is_verified()) {
+        upload_identity(client, &own, password, true).await?;
+        encryption.request_user_identity(&own).await?;
+        return Ok(CrossSigningAtLogin::Created);
     }
     if identity.is_some() {
         return Ok(CrossSigningAtLogin::Existing);
     }
-    if let Err(first) = encryption.bootstrap_cross_signing_if_needed(None).await {
+    upload_identity(client, &own, password, false).await?;
+    // The new signature on this device reaches the store with the next
+    // keys query for our own user.
+    encryption.request_user_identity(&own).await?;
+    Ok(CrossSigningAtLogin::Created)
+}
+
+/// Creates (or, with `again`, re-uploads the one held here) the
+/// cross-signing identity, with the password for the server's
+/// user-interactive auth where it asks.
+async fn upload_identity(client: &Client, own: &UserId, password: &Secret, again: bool) -> CliResult<()> {
+    let encryption = client.encryption();
+    let first = if again {
+        encryption.bootstrap_cross_signing(None).await
+    } else {
+        encryption.bootstrap_cross_signing_if_needed(None).await
+    };
+    if let Err(first) = first {
         let Some(info) = first.as_uiaa_response() else {
             return Err(CliError::failed("could not set up cross-signing").with_source(first));
         };
-        let mut auth = uiaa::Password::new(uiaa::UserIdentifier::from(own.clone()), password.expose().to_owned());
+        let mut auth = uiaa::Password::new(uiaa::UserIdentifier::from(own.to_owned()), password.expose().to_owned());
         auth.session = info.session.clone();
         // The identity the first call created locally is reused, not
         // replaced (its private keys are in the store now).
@@ -52,10 +76,7 @@ pub(crate) async fn bootstrap_at_login(client: &Client, password: &Secret) -> Cl
             .await
             .map_err(|e| CliError::failed("could not upload the cross-signing keys").with_source(e))?;
     }
-    // The new signature on this device reaches the store with the next
-    // keys query for our own user.
-    encryption.request_user_identity(&own).await?;
-    Ok(CrossSigningAtLogin::Created)
+    Ok(())
 }
 
 /// The private cross-signing keys this device holds.

@@ -5,7 +5,7 @@ use serde::Serialize;
 use tracing::instrument;
 
 use crate::context::CommandContext;
-use crate::error::CliResult;
+use crate::error::{CliError, CliResult};
 use crate::sdk;
 use crate::ui::output::Record;
 
@@ -60,14 +60,19 @@ pub(crate) async fn cmd_enable(ctx: &mut CommandContext, args: &EnableArgs) -> C
     let client = ctx.client().await?;
     ctx.sync(&client).await?;
     let (key, trouble) = sdk::secrets::enable(&client, args.replace_key).await?;
-    ctx.state()?.set_backup_gone(None)?;
-    // The key first: nothing after this line can lose it.
-    ctx.out.data(&RecoveryKeyRecord {
-        recovery_key: key.expose().to_owned(),
-        backup_version: sdk::backup::version_here(&client).await?,
-    })?;
+    // The key first: nothing before it may fail. (Never on stderr, which
+    // ends up in logs: if stdout is gone, say how to get a new one.)
+    let backup_version = sdk::backup::version_here(&client).await.unwrap_or(None);
+    let record = RecoveryKeyRecord { recovery_key: key.expose().to_owned(), backup_version };
+    if let Err(e) = ctx.out.data(&record) {
+        return Err(CliError::failed(format!("the recovery key could not be shown: {}", e.message))
+            .with_hint("`ratchet recovery enable --replace-key` makes a new one (this device holds every secret)"));
+    }
     if let Some(trouble) = trouble {
         ctx.out.warn(trouble);
+    }
+    if let Err(e) = ctx.state().and_then(|db| db.set_backup_gone(None)) {
+        ctx.out.warn(format!("could not clear the note of a gone backup: {}", e.message));
     }
     // This device's room keys go up as every command's do, at its end
     // (`CommandContext::finish`): a failure there is exit 3, and the next

@@ -48,6 +48,9 @@ pub(crate) struct RecoveryStatusRecord {
     /// (null: no backup, or the server could not be asked).
     server_backup_version: Option<String>,
     backup_keys_on_server: Option<u64>,
+    /// The server answered about its backup (for the human line).
+    #[serde(skip)]
+    server_asked: bool,
 }
 
 impl Record for RecoveryStatusRecord {
@@ -56,7 +59,8 @@ impl Record for RecoveryStatusRecord {
         let yes = |b: bool| if b { "yes" } else { "no" };
         let server = match (&self.server_backup_version, self.backup_keys_on_server) {
             (Some(v), Some(n)) => format!("version {v}, {n} room key(s)"),
-            _ => "none".to_owned(),
+            _ if self.server_asked => "none".to_owned(),
+            _ => "unknown (the server could not be asked)".to_owned(),
         };
         format!(
             "secret storage      {}\nthis device         {}\ncross-signing keys  {}\nbackup here         {}\nbackup on server    {server}\nroom keys here      {} ({} of them backed up from here)",
@@ -75,11 +79,14 @@ pub(crate) async fn status_of(client: &matrix_sdk::Client) -> CliResult<Recovery
     use crate::sdk::{backup, secrets, trust};
     let (cross_signed, keys) = trust::own_state(client).await?;
     let (room_keys, room_keys_backed_up) = backup::counts(client).await?;
-    let server = backup::on_server(client).await.unwrap_or_else(|e| {
+    let asked = backup::on_server(client).await;
+    let server_asked = asked.is_ok();
+    let server = asked.unwrap_or_else(|e| {
         tracing::debug!(error = %e.message, "could not ask the server for its backup");
         None
     });
     Ok(RecoveryStatusRecord {
+        server_asked,
         server_backup_version: server.as_ref().map(|(v, _)| v.clone()),
         backup_keys_on_server: server.map(|(_, n)| n),
         secret_storage: secrets::storage_exists(client).await?,
@@ -103,7 +110,7 @@ pub(crate) fn next_step(status: &RecoveryStatusRecord) -> Option<String> {
         (None, Some(_), _) if status.secret_storage => {
             Some("next: `ratchet recovery recover` with the recovery key turns backup on here".to_owned())
         }
-        (None, None, _) if !status.secret_storage => {
+        (None, None, _) if !status.secret_storage && status.server_asked => {
             Some("next: `ratchet recovery enable` sets up a recovery key and a key backup".to_owned())
         }
         _ => None,

@@ -69,7 +69,8 @@ pub(crate) async fn cmd_recover(ctx: &mut CommandContext, args: &RecoverArgs) ->
             "this device is still not cross-signed: secret storage holds no cross-signing keys",
         )
         .with_hint(
-            "`ratchet recovery reset` creates an identity (and signs this device); `recovery enable` then stores it",
+            "`ratchet identity --create` makes one and signs this device; `ratchet recovery recover` then stores its \
+             keys in secret storage",
         ));
     }
     Ok(())
