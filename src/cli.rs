@@ -176,3 +176,28 @@ mod props {
         }
     }
 }
+
+/// A command line clap refused (or help / version asked for). Help and
+/// version print as clap prints them. A usage error under `--json`
+/// (anywhere before `--`) is the same `error` record as every other error
+/// (kind `usage`, exit 2), so that a script reading stderr parses every
+/// line; without `--json`, clap's own message.
+pub(crate) fn parse_error(e: clap::Error) -> std::process::ExitCode {
+    use clap::error::ErrorKind as K;
+    let json = std::env::args_os().skip(1).take_while(|a| a != "--").any(|a| a == "--json");
+    if !json || matches!(e.kind(), K::DisplayHelp | K::DisplayVersion | K::DisplayHelpOnMissingArgumentOrSubcommand) {
+        e.exit();
+    }
+    let text = e.render().to_string();
+    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+    let message = lines.next().unwrap_or("invalid command line").trim_start_matches("error: ").to_owned();
+    let mut err = crate::error::CliError::usage(message);
+    for line in lines {
+        if let Some(tip) = line.strip_prefix("tip: ") {
+            err = err.with_hint(tip.to_owned());
+        } else if !line.starts_with("For more information") {
+            err = err.with_hint(line.to_owned());
+        }
+    }
+    crate::process::exit(&crate::ui::output::Output::new(true, false, ColorChoice::Never), Err(err))
+}

@@ -45,8 +45,8 @@ impl CommandContext {
         let session = self.load_session()?;
         if session.setup_pending && !self.finishing_login {
             self.out.warn(
-                "this device's login was interrupted before its set-up finished (device keys, cross-signing): \
-                 run the same `ratchet login` again to finish it",
+                format!("this device's login was interrupted before its set-up finished (device keys, cross-signing): \
+                 run the same `{}` again to finish it", crate::ui::hint::ratchet("login")),
             );
         }
         self.lock_profile().await?;
@@ -61,7 +61,7 @@ impl CommandContext {
                 paths.store_dir.display()
             ))
             .with_hint("without it this device's Olm account is gone; log in again to make a new device")
-            .with_hint("run `ratchet logout` then `ratchet login`"));
+            .with_hint(format!("run `{}` then `{}`", crate::ui::hint::ratchet("logout"), crate::ui::hint::ratchet("login"))));
         }
         let isolation = self.settings.isolation.or(session.isolation).unwrap_or_default();
         let client = self.build_client(&session.homeserver, &secret, isolation).await?;
@@ -193,13 +193,19 @@ impl CommandContext {
                 let (what, fix) = match &current {
                     Some(new) => (
                         format!("was replaced by version {new} (made by another device)"),
-                        format!("`ratchet recovery recover` with the account's recovery key connects this device to version {new}"),
+                        format!(
+                            "`{}` with the account's recovery key connects this device to version {new}",
+                            crate::ui::hint::ratchet("recovery recover")
+                        ),
                     ),
                     None => (
                         "was deleted from the server (by another device), and there is no backup now".to_owned(),
-                        "`ratchet recovery recover` with the account's recovery key makes a new backup \
-                         (`ratchet recovery enable` on an account without a recovery key)"
-                            .to_owned(),
+                        format!(
+                            "`{}` with the account's recovery key makes a new backup (`{}` on an account without \
+                             a recovery key)",
+                            crate::ui::hint::ratchet("recovery recover"),
+                            crate::ui::hint::ratchet("recovery enable")
+                        ),
                     ),
                 };
                 self.out.warn(format!(

@@ -121,10 +121,13 @@ impl fmt::Display for CliError {
     }
 }
 
-fn classify_api(kind: Option<&ApiErrorKind>) -> Option<(ErrorKind, Option<&'static str>)> {
+fn classify_api(kind: Option<&ApiErrorKind>) -> Option<(ErrorKind, Option<String>)> {
     match kind? {
         ApiErrorKind::UnknownToken { .. } | ApiErrorKind::MissingToken => {
-            Some((ErrorKind::Auth, Some("run `ratchet logout` (it clears the dead session), then `ratchet login`")))
+            Some((
+                ErrorKind::Auth,
+                Some(format!("run `{}` (it clears the dead session), then `{}`", crate::ui::hint::ratchet("logout"), crate::ui::hint::ratchet("login"))),
+            ))
         }
         ApiErrorKind::UserDeactivated => Some((ErrorKind::Auth, None)),
         _ => Some((ErrorKind::Failed, None)),
@@ -145,7 +148,7 @@ impl From<matrix_sdk::Error> for CliError {
                 e.with_source(err)
             }
             E::AuthenticationRequired => CliError::auth("the homeserver requires authentication")
-                .with_hint("run `ratchet login`")
+                .with_hint(format!("run `{}`", crate::ui::hint::ratchet("login")))
                 .with_source(err),
             _ if is_mismatched_account(&err) => store_mismatch().with_source(err),
             _ if recipient_problem(&err).is_some() => {
@@ -218,15 +221,18 @@ fn recipient_problem(err: &matrix_sdk::Error) -> Option<CliError> {
     Some(match problem {
         R::CrossSigningNotSetup => CliError::failed("your account has no cross-signing identity")
             .with_hint(insecure)
-            .with_hint("`ratchet identity --create` creates one and signs this device")
+            .with_hint(format!("`{}` creates one and signs this device", crate::ui::hint::ratchet("identity --create")))
             .with_hint("or send with --isolation all-devices (legacy)"),
         R::SendingFromUnverifiedDevice => {
             CliError::failed("this device is not verified by your cross-signing identity")
                 .with_hint(insecure)
-                .with_hint("`ratchet recovery recover` with your recovery key (Element's) verifies it")
-                .with_hint("or `ratchet verify --accept`, then verify it from a verified device of yours")
+                .with_hint(format!("`{}` with your recovery key (Element's) verifies it", crate::ui::hint::ratchet("recovery recover")))
+                .with_hint(format!(
+                    "or `{}`, then verify it from a verified device of yours",
+                    crate::ui::hint::ratchet("verify --accept")
+                ))
                 .with_hint(
-                    "`ratchet identity` says which works for this account; --isolation all-devices sends (legacy)",
+                    format!("`{}` says which works for this account; --isolation all-devices sends (legacy)", crate::ui::hint::ratchet("identity")),
                 )
         }
         R::VerifiedUserChangedIdentity(users) => CliError::failed(format!(
@@ -235,13 +241,13 @@ fn recipient_problem(err: &matrix_sdk::Error) -> Option<CliError> {
         ))
         .with_hint(format!(
             "verify the new identity with them: {}",
-            users.iter().map(|u| format!("`ratchet verify {u}`")).collect::<Vec<_>>().join(", ")
+            users.iter().map(|u| format!("`{}`", crate::ui::hint::ratchet("verify").arg(u))).collect::<Vec<_>>().join(", ")
         ))
         .with_hint(format!(
             "or accept it unverified: {}",
             users
                 .iter()
-                .map(|u| format!("`ratchet identity {u} --withdraw-verification`"))
+                .map(|u| format!("`{}`", crate::ui::hint::ratchet("identity").arg(u).word("--withdraw-verification")))
                 .collect::<Vec<_>>()
                 .join(", ")
         )),
@@ -252,16 +258,16 @@ fn recipient_problem(err: &matrix_sdk::Error) -> Option<CliError> {
 pub(crate) fn store_mismatch() -> CliError {
     CliError::auth("the encrypted store belongs to a different device than the saved session")
         .with_hint("using it would create a second Olm account for one device id and break encryption")
-        .with_hint("run `ratchet logout` and `ratchet login` to start this profile afresh")
+        .with_hint(format!("run `{}` and `{}` to start this profile afresh", crate::ui::hint::ratchet("logout"), crate::ui::hint::ratchet("login")))
 }
 
-fn classify_http(err: &matrix_sdk::HttpError) -> (ErrorKind, Option<&'static str>) {
+fn classify_http(err: &matrix_sdk::HttpError) -> (ErrorKind, Option<String>) {
     if let Some(found) = classify_api(err.client_api_error_kind()) {
         return found;
     }
     match err {
         matrix_sdk::HttpError::Reqwest(_) => {
-            (ErrorKind::Failed, Some("is the homeserver running and reachable? (see --timeout for slow servers)"))
+            (ErrorKind::Failed, Some("is the homeserver running and reachable? (see --timeout for slow servers)".to_owned()))
         }
         _ => (ErrorKind::Failed, None),
     }
@@ -292,9 +298,9 @@ impl From<crate::profile::ProfileError> for CliError {
         use crate::profile::ProfileError as P;
         match err {
             P::Missing(ref dir) => CliError::auth(format!("not logged in (no session in {})", dir.display()))
-                .with_hint("run `ratchet login --homeserver URL --user USER` first"),
+                .with_hint(format!("run `{}` first", crate::ui::hint::ratchet("login --homeserver https://HOMESERVER --user USER"))),
             P::Corrupt { .. } => CliError::auth(err.to_string())
-                .with_hint("run `ratchet logout` and `ratchet login` to start this profile afresh"),
+                .with_hint(format!("run `{}` and `{}` to start this profile afresh", crate::ui::hint::ratchet("logout"), crate::ui::hint::ratchet("login"))),
             P::Io { .. } => CliError::failed(err.to_string()),
         }
     }

@@ -21,7 +21,7 @@ mod ui;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::Parser as _;
 
 use crate::cli::Cli;
 use crate::context::CommandContext;
@@ -32,7 +32,10 @@ use crate::ui::output::Output;
 
 fn main() -> ExitCode {
     process::private_umask();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return cli::parse_error(e),
+    };
     let out = Output::new(cli.global.json, cli.global.quiet, cli.global.color);
     if let Err(message) = ui::logging::init(cli.global.verbose, out.color(), cli.global.log_file.as_deref()) {
         return exit(&out, Err(CliError::usage(message)));

@@ -13,7 +13,7 @@ use crate::error::{CliError, CliResult};
 /// A room id or alias as a shell word a person can paste: in single quotes
 /// (`!` is history expansion in an interactive bash, `#` starts a comment).
 pub(crate) fn quoted(room: &str) -> String {
-    format!("'{}'", room.replace('\'', "'\\''"))
+    crate::ui::hint::quote(room)
 }
 
 /// ROOM as typed, resolved against what the account knows by [`find`] /
@@ -127,7 +127,7 @@ fn target(client: &Client, room: &RoomArg) -> CliResult<Target> {
 
 fn no_room_called(name: &str) -> CliError {
     CliError::failed(format!("no room called `{name}`: no room you are in or invited to has that name or alias"))
-        .with_hint("`ratchet room list` shows your rooms; room ids start with `!`, aliases with `#`")
+        .with_hint(format!("`{}` shows your rooms; room ids start with `!`, aliases with `#`", crate::ui::hint::ratchet("room list")))
 }
 
 /// The id or alias to join for ROOM. A bare word is first an alias on
@@ -170,13 +170,13 @@ pub(crate) fn parse_user(s: &str, own: &UserId) -> CliResult<OwnedUserId> {
 /// Resolves ROOM to a room this account has joined (aliases via the server).
 pub(crate) async fn joined(client: &Client, room: &RoomArg) -> CliResult<Room> {
     let found = find(client, room).await?;
-    let id = quoted(found.room_id().as_str());
+    let join = crate::ui::hint::ratchet("room join").arg(found.room_id().as_str());
     match found.state() {
         RoomState::Joined => Ok(found),
         RoomState::Invited => Err(CliError::failed(format!("you are invited to {room} but have not joined it"))
-            .with_hint(format!("run `ratchet room join {id}`"))),
+            .with_hint(format!("run `{join}`"))),
         _ => Err(CliError::failed(format!("you are not a member of {room}"))
-            .with_hint(format!("run `ratchet room join {id}` if you may join it"))),
+            .with_hint(format!("run `{join}` if you may join it"))),
     }
 }
 
@@ -204,7 +204,7 @@ pub(crate) async fn find(client: &Client, room: &RoomArg) -> CliResult<Room> {
     };
     client.get_room(&room_id).ok_or_else(|| {
         CliError::failed(format!("unknown room {room}"))
-            .with_hint("check the id; `ratchet room list` shows the rooms this account knows")
+            .with_hint(format!("check the id; `{}` shows the rooms this account knows", crate::ui::hint::ratchet("room list")))
     })
 }
 

@@ -33,8 +33,7 @@ pub(crate) struct InviteRecord {
 impl Record for InviteRecord {
     const TYPE: &'static str = "invite";
     fn human(&self) -> String {
-        let room = inert(&self.room_id);
-        format!("invited to {room}  (ratchet room join {room})")
+        format!("invited to {}  ({})", inert(&self.room_id), crate::ui::hint::ratchet("room join").arg(inert(&self.room_id)))
     }
 }
 
@@ -46,7 +45,10 @@ pub(crate) struct ToDeviceRecord {
     sender: Option<String>,
     /// Whether it arrived Olm-encrypted.
     encrypted: bool,
-    /// Set when decryption failed.
+    /// Set when it was not decrypted: `decryption_failure` (a broken Olm
+    /// session: R9), `unverified_sender_device` (refused for trust: the
+    /// sending device is not cross-signed by its owner), `no_olm_machine`,
+    /// `encryption_disabled`; `invalid_event` for one that does not parse.
     utd_reason: Option<String>,
     /// For an Olm-encrypted one: the sending device's curve25519 key.
     sender_key: Option<String>,
@@ -449,9 +451,11 @@ pub(crate) fn to_device_record(event: &ProcessedToDeviceEvent) -> ToDeviceRecord
     let json: Value = event.to_raw().deserialize_as().unwrap_or(Value::Null);
     let (encrypted, utd_reason) = match event {
         ProcessedToDeviceEvent::Decrypted { .. } => (true, None),
-        ProcessedToDeviceEvent::UnableToDecrypt { utd_info, .. } => (true, Some(format!("{:?}", utd_info.reason))),
+        ProcessedToDeviceEvent::UnableToDecrypt { utd_info, .. } => {
+            (true, Some(crate::sdk::names::to_device_utd_reason(&utd_info.reason).to_owned()))
+        }
         ProcessedToDeviceEvent::PlainText(_) => (false, None),
-        ProcessedToDeviceEvent::Invalid(_) => (false, Some("invalid event".to_owned())),
+        ProcessedToDeviceEvent::Invalid(_) => (false, Some("invalid_event".to_owned())),
     };
     let content = &json["content"];
     ToDeviceRecord {

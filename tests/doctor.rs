@@ -33,10 +33,14 @@ fn wedged_olm_session_names_unwedge_as_the_fix() {
     assert_eq!(d[0]["cause"], "olm_session_missing");
     assert_eq!(d[0]["olm_sessions_with_sender"], 0);
     assert_eq!(d[0]["sender_device_state"], "known");
-    assert_eq!(d[0]["fix"][0], format!("ratchet unwedge {} {alice_device}", alice.user_id).as_str());
-    assert_eq!(d[0]["reproduce"], format!("ratchet debug forget-olm {} {alice_device} --yes", alice.user_id).as_str());
+    // Commands for bob's profile, as pasted into a shell (issue 20).
+    assert_eq!(d[0]["fix"][0], format!("ratchet --profile bob unwedge {} {alice_device}", alice.user_id).as_str());
+    assert_eq!(
+        d[0]["reproduce"],
+        format!("ratchet --profile bob debug forget-olm {} {alice_device} --yes", alice.user_id).as_str()
+    );
     let human = env.run("bob", &["doctor", &room]).code(3);
-    assert!(human.stdout.contains("fix:       ratchet unwedge"), "{}", human.stdout);
+    assert!(human.stdout.contains("fix:       ratchet --profile bob unwedge"), "{}", human.stdout);
 
     // Following the fix: the next messages decrypt again.
     env.run("bob", &["unwedge", &alice.user_id, &alice_device]).success();
@@ -63,10 +67,10 @@ fn missing_room_key_names_key_request_and_reproduction() {
         assert_eq!(x["session_held"], false);
         // No other verified device of bob's could answer a key request:
         // the import comes first, and the request says who would answer.
-        assert!(x["fix"][0].as_str().unwrap().starts_with("ratchet keys import"), "{x}");
+        assert!(x["fix"][0].as_str().unwrap().starts_with("ratchet --profile bob keys import"), "{x}");
         let request = x["fix"][1].as_str().unwrap();
-        assert!(request.starts_with("ratchet keys request") && request.contains("only by your own verified devices"));
-        assert!(x["reproduce"].as_str().unwrap().starts_with("ratchet debug forget-room-key"));
+        assert!(request.starts_with("ratchet --profile bob keys request") && request.contains("only by your own verified devices"));
+        assert!(x["reproduce"].as_str().unwrap().starts_with("ratchet --profile bob debug forget-room-key"));
     }
     // --event narrows it to one.
     let one = env
@@ -220,5 +224,5 @@ fn history_from_before_this_device_is_not_blamed_on_olm() {
     let causes: Vec<&str> = d.iter().map(|x| x["cause"].as_str().unwrap()).collect();
     assert_eq!(causes, ["sent_before_this_device", "olm_session_missing"], "{d:?}");
     assert_eq!(d[1]["event_id"], lost["event_id"]);
-    assert!(d[1]["fix"][0].as_str().unwrap().starts_with("ratchet unwedge"), "{d:?}");
+    assert!(d[1]["fix"][0].as_str().unwrap().starts_with("ratchet --profile bob2 unwedge"), "{d:?}");
 }

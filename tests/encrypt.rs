@@ -79,7 +79,7 @@ fn encrypt_enables_with_settings_and_refuses_silent_changes() {
     // limits; encryption stays on with the same algorithm, and the next
     // message starts a session under the new settings.
     let forced = env.run("alice", &["--json", "encrypt", &room, "--rotation-msgs", "500", "--force"]).success();
-    assert!(forced.stderr.contains("warning:"), "{}", forced.stderr);
+    assert!(forced.stderr.contains(r#"{"type":"warning""#), "a warning record under --json: {}", forced.stderr);
     let (_, content) = encryption_state(&env, "alice", &room);
     assert_eq!(content["algorithm"], "m.megolm.v1.aes-sha2");
     assert_eq!(content["rotation_period_msgs"], 500);

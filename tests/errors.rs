@@ -31,7 +31,9 @@ fn no_session_exits_4() {
         let run = env.run("nobody", args).code(4);
         assert_eq!(run.error_lines().len(), 1, "{args:?}: {}", run.stderr);
         assert!(run.error_lines()[0].starts_with("error: not logged in"), "{}", run.stderr);
-        assert!(run.stderr.contains("hint: run `ratchet login"), "{}", run.stderr);
+        // The hint names the profile (pasted elsewhere it must log *this*
+        // profile in) and pastes as is (issue 20).
+        assert!(run.stderr.contains("hint: run `ratchet --profile nobody login --homeserver"), "{}", run.stderr);
     }
 }
 

@@ -109,7 +109,7 @@ fn a_second_login_on_one_profile_is_refused() {
         )
         .code(1);
     assert!(run.stderr.contains("already logged in as"), "{}", run.stderr);
-    assert!(run.stderr.contains("ratchet logout"), "{}", run.stderr);
+    assert!(run.stderr.contains("ratchet --profile p logout"), "{}", run.stderr);
 }
 
 #[test]

@@ -138,7 +138,7 @@ fn sync_recovers_from_a_wedged_olm_session() {
     // The room key arrived over Olm and could not be decrypted...
     let failed: Vec<Value> = to_device(&sync, "m.room.encrypted");
     assert_eq!(failed.len(), 1, "{}", sync.stdout);
-    assert!(failed[0]["utd_reason"].is_string());
+    assert_eq!(failed[0]["utd_reason"], "decryption_failure", "ratchet's own name (issue 20)");
     // ...so ratchet replaced the session, sent m.dummy, and asked again for
     // the Megolm session the broken one carried (R9, R10, R13).
     let steps: Vec<Value> = sync.records("recovery");

@@ -48,7 +48,7 @@ fn an_account_element_set_up_is_recovered_and_its_history_restored_from_the_back
     assert_eq!(d["cause"], "sent_before_this_device", "{d}");
     assert_eq!(d["event_ids"].as_array().unwrap().len(), 2, "{d}");
     assert!(!d["fix"].to_string().contains("unwedge"), "{d}");
-    assert!(d["fix"][0].as_str().unwrap().starts_with("ratchet recovery recover"), "{d}");
+    assert!(d["fix"][0].as_str().unwrap().starts_with("ratchet --profile jo2 recovery recover"), "{d}");
     assert!(d["checked"].as_array().unwrap().iter().any(|c| c.as_str().unwrap().starts_with("key backup")), "{d}");
 
     // A wrong key: exit 4, nothing changed.
@@ -78,7 +78,7 @@ fn an_account_element_set_up_is_recovered_and_its_history_restored_from_the_back
     assert_eq!(recovered["room_keys"], 0, "{recovered}");
     let human = env.run("jo2", &["recovery", "status"]).success();
     assert!(human.stdout.contains(&format!("{in_backup} room key(s)")), "{}", human.stdout);
-    assert!(human.stderr.contains("ratchet backup restore"), "{}", human.stderr);
+    assert!(human.stderr.contains("ratchet --profile jo2 backup restore"), "{}", human.stderr);
 
     // History from before this device existed, from the backup.
     let restored = env.run("jo2", &["--json", "backup", "restore", &room]).success().records("backup_restored");

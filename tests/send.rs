@@ -160,11 +160,16 @@ fn notices_emotes_blank_arguments_and_json_only_errors() {
     assert_eq!(blank.records("sent").len(), 1);
     assert!(blank.stderr.contains("argument 1 is empty"), "{}", blank.stderr);
     let all_blank = env.run("alice", &["--json", "send", &room, " "]).code(2);
-    // JSON only: every stderr line that is not a warning parses.
-    for line in all_blank.stderr.lines().filter(|l| !l.starts_with("warning:")) {
-        let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
-        assert_eq!(v["type"], "error");
-    }
+    // JSON only: every stderr line parses, warnings included (issue 20).
+    let kinds: Vec<String> = all_blank
+        .stderr
+        .lines()
+        .map(|line| {
+            let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+            v["type"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(kinds, ["warning", "error"], "{}", all_blank.stderr);
 
     let again = |input: &str| env.run_stdin("alice", &["send", &room, "--txn-prefix", "p"], input.as_bytes());
     again("once\n").success();

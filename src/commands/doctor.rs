@@ -39,8 +39,15 @@ pub(crate) struct DoctorArgs {
     /// Only this event
     #[arg(long)]
     event: Option<OwnedEventId>,
-    /// How many recent events to examine (1–1000)
-    #[arg(long, short = 'n', default_value = "50", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    /// How many recent events to examine (1–1000): events, not only
+    /// undecryptable ones
+    #[arg(
+        long,
+        short = 'n',
+        default_value = "50",
+        allow_negative_numbers = true,
+        value_parser = clap::value_parser!(u32).range(1..=1000)
+    )]
     limit: u32,
 }
 
@@ -254,24 +261,30 @@ async fn diagnose(
     };
     let key_requested_ms = utd.session_id.as_ref().and_then(|s| ledger.key_requests.get(s).copied());
 
-    let room_arg = format!("'{room_id}'");
-    let request = format!("ratchet keys request {room_arg} --event '{event_id}'");
-    let import = "ratchet keys import FILE   (an export from a device that holds the key)".to_owned();
+    // Every command here pastes into a shell as shown (`ui::hint`).
+    use crate::ui::hint::{ratchet, theirs};
+    let request = ratchet("keys request").arg(&room_id).word("--event").arg(&event_id);
+    let import = format!("{}   (an export from a device that holds the key)", ratchet("keys import FILE"));
     // How this device becomes cross-signed, for this account: the way that
     // can work first (e2ee::trust::how_to_verify_this_device).
     let verify_me = if !here.identity {
-        "ratchet identity --create   (your account has no cross-signing identity: this creates one and signs this device)"
-            .to_owned()
+        format!(
+            "{}   (your account has no cross-signing identity: this creates one and signs this device)",
+            ratchet("identity --create")
+        )
     } else if here.has_secret_storage {
-        "ratchet recovery recover   (your recovery key verifies this device)".to_owned()
+        format!("{}   (your recovery key verifies this device)", ratchet("recovery recover"))
     } else if here.verified_siblings > 0 {
         format!(
-            "ratchet verify --accept   (here), then ratchet verify --self {} on a verified device of yours, or verify in Element",
-            here.device
+            "{}   (here), then `{}` on a verified device of yours, or verify in Element",
+            ratchet("verify --accept"),
+            theirs("verify --self").arg(&here.device)
         )
     } else {
-        "ratchet recovery reset   (no recovery key and no other verified device: a new identity; others verify you again)"
-            .to_owned()
+        format!(
+            "{}   (no recovery key and no other verified device: a new identity; others verify you again)",
+            ratchet("recovery reset")
+        )
     };
     // The fixes for a missing key, in the order that can work here: the
     // backup, your own verified devices, a file, the sender (whose forward
@@ -280,7 +293,9 @@ async fn diagnose(
     let mut asked = Vec::new();
     if here.backup_here.is_none() && here.secret_storage {
         asked.push(format!(
-            "ratchet recovery recover   (the recovery key brings the backup key; then ratchet backup restore {room_arg})"
+            "{}   (the recovery key brings the backup key; then `{}`)",
+            ratchet("recovery recover"),
+            ratchet("backup restore").arg(&room_id)
         ));
     }
     if here.verified_siblings > 0 {
@@ -302,7 +317,7 @@ async fn diagnose(
                 let (why, fix, reproduce) = match code.as_str() {
                     "m.no_olm" => (
                         "the sender had no Olm session with this device to send the key over".to_owned(),
-                        vec![format!("ratchet unwedge {sender} {device}"), request.clone()],
+                        vec![ratchet("unwedge").arg(&sender).arg(&device).to_string(), request.to_string()],
                         None,
                     ),
                     "m.unverified" if !here.cross_signed => (
@@ -310,28 +325,27 @@ async fn diagnose(
                          default), and this device is not cross-signed"
                             .to_owned(),
                         vec![verify_me.clone(), "then new messages reach this device; this one stays lost".to_owned()],
-                        Some(
-                            "ratchet login --no-bootstrap (a device never cross-signed), then a message from a sender \
-                              in exclude-insecure mode"
-                                .to_owned(),
-                        ),
+                        Some(format!(
+                            "{} (a device never cross-signed), then a message from a sender in exclude-insecure mode",
+                            theirs("login --no-bootstrap")
+                        )),
                     ),
                     "m.unverified" => (
                         "the sender did not see this device as cross-signed when it sent (it is now: their next \
-                         messages should reach it)"
+                         messages should reach it; `ratchet identity` shows it)"
                             .to_owned(),
-                        vec!["ratchet identity   (this device is cross-signed)".to_owned(), request.clone()],
+                        vec![request.to_string()],
                         None,
                     ),
                     "m.blacklisted" => (
                         "the sender blocked this device (their local trust in it is \"blacklisted\")".to_owned(),
                         vec![format!(
-                            "ask {sender} to unblock it: ratchet trust {} {} unset   (on their side)",
-                            here.user, here.device
+                            "ask {sender} to unblock it: `{}`   (on their side)",
+                            theirs("trust").arg(&here.user).arg(&here.device).word("unset")
                         )],
                         Some(format!(
-                            "ratchet --isolation all-devices trust {} {} blacklisted   (on the sender's side)",
-                            here.user, here.device
+                            "{}   (on the sender's side)",
+                            theirs("--isolation all-devices trust").arg(&here.user).arg(&here.device).word("blacklisted")
                         )),
                     ),
                     _ => ("the sender declined to share the key".to_owned(), asked.clone(), None),
@@ -348,27 +362,33 @@ async fn diagnose(
                         ),
                         vec![
                             format!("ask {sender} to verify that device (from one of their verified devices)"),
-                            format!("ratchet --isolation all-devices messages {room_arg}   (read it anyway: legacy)"),
+                            format!(
+                                "{}   (read it anyway: legacy)",
+                                ratchet("--isolation all-devices messages").arg(&room_id)
+                            ),
                         ],
-                        Some(
-                            "on the sender's side: ratchet login --no-bootstrap, then ratchet --isolation \
-                              all-devices send ROOM TEXT"
-                                .to_owned(),
-                        ),
+                        Some(format!(
+                            "on the sender's side: `{}`, then `{}`",
+                            theirs("login --no-bootstrap"),
+                            theirs("--isolation all-devices send ROOM TEXT")
+                        )),
                     ),
                     Some("verification_violation") => (
                         "sender_identity_changed",
                         format!("{sender}'s cross-signing identity changed since you verified them"),
                         vec![
-                            format!("ratchet verify {sender}   (verify the new identity with them)"),
-                            format!("ratchet identity {sender} --withdraw-verification   (accept it, unverified)"),
+                            format!("{}   (verify the new identity with them)", ratchet("verify").arg(&sender)),
+                            format!(
+                                "{}   (accept it, unverified)",
+                                ratchet("identity").arg(&sender).word("--withdraw-verification")
+                            ),
                         ],
                         None,
                     ),
                     other => (
                         "sender_not_trusted",
                         format!("the sender is not trusted enough to decrypt ({})", other.unwrap_or("unknown")),
-                        vec![format!("ratchet identity {sender}"), format!("ratchet devices {sender}")],
+                        vec![ratchet("identity").arg(&sender).to_string(), ratchet("devices").arg(&sender).to_string()],
                         None,
                     ),
                 };
@@ -403,7 +423,7 @@ async fn diagnose(
                 format!(
                     "the sending device {device} is {device_state} here, so its keys cannot be checked or requested"
                 ),
-                vec!["ratchet sync".to_owned(), format!("ratchet devices {sender}")],
+                vec![ratchet("sync").to_string(), ratchet("devices").arg(&sender).to_string()],
                 None,
             ),
             ("missing_megolm_session", _, _) if olm_sessions == Some(0) => (
@@ -413,10 +433,10 @@ async fn diagnose(
                     .to_owned(),
                 {
                     let mut fix = asked.clone();
-                    fix.insert(0, format!("ratchet unwedge {sender} {device}"));
+                    fix.insert(0, ratchet("unwedge").arg(&sender).arg(&device).to_string());
                     fix
                 },
-                Some(format!("ratchet debug forget-olm {sender} {device} --yes")),
+                Some(ratchet("debug forget-olm").arg(&sender).arg(&device).word("--yes").to_string()),
             ),
             ("missing_megolm_session", _, _) => (
                 "room_key_missing",
@@ -424,7 +444,9 @@ async fn diagnose(
                  so it was not shared with this device or is still on its way)"
                     .to_owned(),
                 asked.clone(),
-                utd.session_id.as_ref().map(|s| format!("ratchet debug forget-room-key {room_arg} '{s}' --yes")),
+                utd.session_id
+                    .as_ref()
+                    .map(|s| ratchet("debug forget-room-key").arg(&room_id).arg(s).word("--yes").to_string()),
             ),
             (other, _, _) => (
                 "other",

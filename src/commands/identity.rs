@@ -146,15 +146,16 @@ pub(crate) async fn cmd_identity(ctx: &mut CommandContext, args: &IdentityArgs) 
                 }
                 if !crate::ui::prompt::confirm(&format!(
                     "{user}'s identity changed since you verified them. Accept the new identity as unverified? \
-                     (Check with them first; `ratchet verify {user}` verifies it again.)"
+                     (Check with them first; `{}` verifies it again.)",
+                    crate::ui::hint::ratchet("verify").arg(user.as_str())
                 ))? {
                     return Err(CliError::failed("nothing changed"));
                 }
             }
             if trust::withdraw_verification(&client, &user).await? {
                 ctx.out.status(format!(
-                "Verification of {user} withdrawn: messages to them are sent again; `ratchet verify {user}` verifies \
-                 the new identity."
+                    "Verification of {user} withdrawn: messages to them are sent again; `{}` verifies the new identity.",
+                    crate::ui::hint::ratchet("verify").arg(user.as_str())
                 ));
             }
         }
@@ -206,11 +207,11 @@ async fn create(ctx: &mut CommandContext, client: &matrix_sdk::Client, password_
     ctx.out.status("Cross-signing identity created; this device is signed by it.");
     if crate::sdk::secrets::storage_exists(client).await? {
         ctx.out.status(
-            "The account has secret storage: `ratchet recovery recover` with its recovery key stores the new \
-             identity's keys in it.",
+            format!("The account has secret storage: `{}` with its recovery key stores the new \
+             identity's keys in it.", crate::ui::hint::ratchet("recovery recover")),
         );
     } else {
-        ctx.out.status("`ratchet recovery enable` gives it a recovery key and a key backup.");
+        ctx.out.status(format!("`{}` gives it a recovery key and a key backup.", crate::ui::hint::ratchet("recovery enable")));
     }
     Ok(())
 }

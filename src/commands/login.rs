@@ -137,7 +137,7 @@ async fn login(ctx: &mut CommandContext, args: &LoginArgs) -> CliResult {
         }
         let existing = existing.map(|s| s.user_id.to_string()).unwrap_or_else(|_| "?".into());
         return Err(CliError::failed(format!("profile `{}` is already logged in as {existing}", ctx.settings.profile))
-            .with_hint("run `ratchet logout` first, or pick another profile with --profile NAME"));
+            .with_hint(format!("run `{}` first, or pick another profile with --profile NAME", crate::ui::hint::ratchet("logout"))));
     }
     let password = read_password(ctx, args)?;
 
@@ -195,9 +195,9 @@ async fn login(ctx: &mut CommandContext, args: &LoginArgs) -> CliResult {
 /// finish.
 fn unfinished(e: CliError) -> CliError {
     e.with_hint(
-        "this device exists and its session is saved: run the same `ratchet login` again to finish setting it up",
+        format!("this device exists and its session is saved: run the same `{}` again to finish setting it up", crate::ui::hint::ratchet("login")),
     )
-    .with_hint("or `ratchet logout` to remove it")
+    .with_hint(format!("or `{}` to remove it", crate::ui::hint::ratchet("logout")))
 }
 
 /// The next `login` on a profile whose login was interrupted after the
@@ -210,7 +210,7 @@ async fn resume(ctx: &mut CommandContext, args: &LoginArgs, saved: SessionFile) 
             ctx.settings.profile, saved.user_id, saved.homeserver
         ))
         .with_hint(
-            "run `ratchet login` with that user and homeserver to finish it, or `ratchet logout` to remove it",
+            format!("run `{}` with that user and homeserver to finish it, or `{}` to remove it", crate::ui::hint::ratchet("login"), crate::ui::hint::ratchet("logout")),
         ));
     }
     ctx.out.status(format!("Finishing the interrupted login of device {}…", saved.device_id));
@@ -318,7 +318,7 @@ async fn set_up(
             }
             Err(e) => tracing::debug!(error = %e.message, "could not tell how to verify this device"),
         }
-        ctx.out.status("`ratchet identity` shows where it stands.");
+        ctx.out.status(format!("`{}` shows where it stands.", crate::ui::hint::ratchet("identity")));
     }
     saved.setup_pending = false;
     ctx.profile.save_session(&saved)?;

@@ -98,8 +98,9 @@ pub(crate) async fn cmd_logout(ctx: &mut CommandContext, args: &LogoutArgs) -> C
         }
         Some((total, backed)) => format!(
             "This device holds {total} room key(s); {} of them are NOT in the key backup and will be gone \
-             (export them first: ratchet keys export FILE).",
-            total - backed
+             (export them first: `{}`).",
+            total - backed,
+            crate::ui::hint::ratchet("keys export FILE")
         ),
         None => "This device's store cannot be opened; its keys cannot be counted.".to_owned(),
     };
@@ -124,7 +125,7 @@ pub(crate) async fn cmd_logout(ctx: &mut CommandContext, args: &LogoutArgs) -> C
     if !args.local {
         if session.is_none() {
             return Err(CliError::auth("no usable session to log out on the server")
-                .with_hint("use `ratchet logout --local` to delete the local data anyway"));
+                .with_hint(format!("use `{}` to delete the local data anyway", crate::ui::hint::ratchet("logout --local"))));
         }
         let client = ctx.client().await?;
         ctx.forget_client();
@@ -138,7 +139,7 @@ pub(crate) async fn cmd_logout(ctx: &mut CommandContext, args: &LogoutArgs) -> C
                 } else {
                     return Err(CliError::new(err.kind, "could not log out on the server; nothing was deleted")
                         .with_source(anyhow::anyhow!(err.message))
-                        .with_hint("use `ratchet logout --local` to delete the local data anyway"));
+                        .with_hint(format!("use `{}` to delete the local data anyway", crate::ui::hint::ratchet("logout --local"))));
                 }
             }
         }

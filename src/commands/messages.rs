@@ -30,8 +30,15 @@ pub(crate) struct MessagesArgs {
     #[arg(value_parser = rooms::parse_room)]
     room: rooms::RoomArg,
 
-    /// How many of the most recent events to fetch (1–1000)
-    #[arg(long, short = 'n', default_value = "20", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    /// How many of the most recent events to fetch (1–1000): events, not
+    /// messages (state changes and reactions count too)
+    #[arg(
+        long,
+        short = 'n',
+        default_value = "20",
+        allow_negative_numbers = true,
+        value_parser = clap::value_parser!(u32).range(1..=1000)
+    )]
     limit: u32,
 
     /// Also show state events (membership, encryption settings, …)
@@ -73,8 +80,8 @@ pub(crate) async fn cmd_messages(ctx: &mut CommandContext, args: &MessagesArgs) 
         return Err(CliError::new(ErrorKind::Partial, format!("{utd} of {shown} messages could not be decrypted"))
             .with_hint("the reason is on each `utd` line; the sender may not have shared the key with this device")
             .with_hint(format!(
-                "`ratchet doctor {}` explains each one and names the fix",
-                crate::rooms::quoted(room.room_id().as_str())
+                "`{}` explains each one and names the fix",
+                crate::ui::hint::ratchet("doctor").arg(room.room_id().as_str())
             )));
     }
     Ok(())

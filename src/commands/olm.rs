@@ -104,7 +104,7 @@ pub(crate) async fn cmd_olm(ctx: &mut CommandContext, args: &OlmArgs) -> CliResu
             ids.retain(|d| d.as_str() == wanted);
             if ids.is_empty() {
                 return Err(CliError::failed(format!("unknown device {wanted} of {user}"))
-                    .with_hint(format!("`ratchet devices {user}` lists the devices ratchet knows")));
+                    .with_hint(format!("`{}` lists the devices ratchet knows", crate::ui::hint::ratchet("devices").arg(user.as_str()))));
             }
         }
         for id in ids {

@@ -66,7 +66,7 @@ pub(crate) async fn cmd_rotate(ctx: &mut CommandContext, args: &RotateArgs) -> C
     let room = rooms::joined(&client, &args.room).await?;
     if !room.latest_encryption_state().await?.is_encrypted() {
         return Err(CliError::failed(format!("{} is not encrypted: it has no Megolm session", args.room)).with_hint(
-            format!("`ratchet encrypt {}` turns encryption on", crate::rooms::quoted(room.room_id().as_str())),
+            format!("`{}` turns encryption on", crate::ui::hint::ratchet("encrypt").arg(room.room_id().as_str())),
         ));
     }
     let mut ledger = ctx.megolm_ledger()?;

@@ -491,15 +491,17 @@ impl StateDb {
     /// The sequence number a cursor names, if it is this database's and
     /// what follows it is still kept.
     pub(crate) fn resolve_cursor(&self, cursor: &str) -> CliResult<i64> {
-        let hint = "use the `cursor` of a record printed by `ratchet --json sync` (or `sync --follow`, `chat`) \
-                    of this profile";
+        let hint = format!(
+            "use the `cursor` of a record printed by `{}` (or `sync --follow`, `chat`) of this profile",
+            crate::ui::hint::ratchet("--json sync")
+        );
         let seq = cursor
             .split_once('-')
             .filter(|(id, _)| *id == self.id)
             .and_then(|(_, seq)| seq.parse::<i64>().ok())
             .filter(|seq| *seq >= 0)
             .ok_or_else(|| {
-                CliError::usage(format!("'{cursor}' is not a cursor of this profile's records")).with_hint(hint)
+                CliError::usage(format!("'{cursor}' is not a cursor of this profile's records")).with_hint(hint.clone())
             })?;
         let conn = self.conn();
         let last: i64 =
@@ -513,7 +515,7 @@ impl StateDb {
                 "cursor '{cursor}' is too old: records after it are no longer kept (ratchet keeps the last \
                  {KEEP_DELIVERED} delivered records or {KEEP_DAYS} days of them, whichever is more)"
             ))
-            .with_hint("run `ratchet sync` without --after-cursor to go on from what is undelivered"));
+            .with_hint(format!("run `{}` without --after-cursor to go on from what is undelivered", crate::ui::hint::ratchet("sync"))));
         }
         Ok(seq)
     }

@@ -23,6 +23,7 @@ pub(crate) mod backup;
 pub(crate) mod client;
 pub(crate) mod keys;
 pub(crate) mod megolm;
+pub(crate) mod names;
 pub(crate) mod olm;
 pub(crate) mod rawstore;
 pub(crate) mod recovery;

@@ -42,13 +42,13 @@ pub(crate) async fn enable(client: &Client, replace: bool) -> CliResult<(Secret,
             return Err(CliError::failed(
                 "this account already has secret storage (set up by Element or another device)",
             )
-            .with_hint("`ratchet recovery recover` with the recovery key you were given uses it")
+            .with_hint(format!("`{}` with the recovery key you were given uses it", crate::ui::hint::ratchet("recovery recover")))
             .with_hint("making a new one would replace the recovery key every other device knows")
             .with_hint(if all_keys {
-                "if its key was lost (an interrupted `recovery enable`), `ratchet recovery enable --replace-key` \
-                     makes a new one (clients then accept only the new key)"
+                format!("if its key was lost (an interrupted `recovery enable`), `{}` \
+                     makes a new one (clients then accept only the new key)", crate::ui::hint::ratchet("recovery enable --replace-key"))
             } else {
-                "if its key was lost, `ratchet recovery reset` starts over (destructive)"
+                format!("if its key was lost, `{}` starts over (destructive)", crate::ui::hint::ratchet("recovery reset"))
             }));
         }
         let backup = super::backup::version_here(client).await?;
@@ -57,27 +57,27 @@ pub(crate) async fn enable(client: &Client, replace: bool) -> CliResult<(Secret,
                 "this device does not hold every secret (the three cross-signing keys and the backup key)",
             )
             .with_hint("a new recovery key made here would leave the missing ones out of secret storage")
-            .with_hint("`ratchet recovery recover` with the current key first, or `ratchet recovery reset`"));
+            .with_hint(format!("`{}` with the current key first, or `{}`", crate::ui::hint::ratchet("recovery recover"), crate::ui::hint::ratchet("recovery reset"))));
         }
         // What `Recovery::reset_key` does, minus its state refresh after the
         // new key is in place (a failure there would lose the key).
         let store = encryption.secret_storage().create_secret_store().await.map_err(|e| {
             CliError::failed("could not replace the recovery key").with_source(e).with_hint(
-                "if it failed part-way the old key may no longer be accepted: run `ratchet recovery enable \
-                 --replace-key` again",
+                format!("if it failed part-way the old key may no longer be accepted: run `{}` again", crate::ui::hint::ratchet("recovery enable \
+                 --replace-key")),
             )
         })?;
         return Ok((Secret::new(store.secret_storage_key()), None));
     }
     if replace {
         return Err(CliError::usage("--replace-key: this account has no secret storage to replace the key of")
-            .with_hint("`ratchet recovery enable` sets it up"));
+            .with_hint(format!("`{}` sets it up", crate::ui::hint::ratchet("recovery enable"))));
     }
     if !all_keys {
         return Err(CliError::failed("this device does not hold the account's cross-signing keys").with_hint(
-            "secret storage without them would verify nothing: create the identity first \
-             (`ratchet identity --create`), or `ratchet recovery recover` / `ratchet verify --accept` on an \
-             account that has one",
+            format!("secret storage without them would verify nothing: create the identity first \
+             (`{}`), or `{}` / `{}` on an \
+             account that has one", crate::ui::hint::ratchet("identity --create"), crate::ui::hint::ratchet("recovery recover"), crate::ui::hint::ratchet("verify --accept")),
         ));
     }
     let recovery = encryption.recovery();
@@ -99,11 +99,11 @@ pub(crate) async fn enable(client: &Client, replace: bool) -> CliResult<(Secret,
         }
         (Err(RecoveryError::BackupExistsOnServer), None) => {
             Err(CliError::failed("a key backup exists on the server that this device cannot open")
-                .with_hint("`ratchet recovery recover` with the account's recovery key connects to it"))
+                .with_hint(format!("`{}` with the account's recovery key connects to it", crate::ui::hint::ratchet("recovery recover"))))
         }
         (Err(e), None) => Err(CliError::failed("could not set up recovery; no recovery key was made")
             .with_source(e)
-            .with_hint("running `ratchet recovery enable` again resumes it")),
+            .with_hint(format!("running `{}` again resumes it", crate::ui::hint::ratchet("recovery enable")))),
     }
 }
 
@@ -184,7 +184,7 @@ pub(crate) async fn recover(client: &Client, key: &Secret) -> CliResult<bool> {
         }
         Err(RecoveryError::SecretStorage(SecretStorageError::MissingKeyInfo { .. })) => {
             Err(CliError::failed("this account has no secret storage to recover from")
-                .with_hint("`ratchet recovery enable` sets it up"))
+                .with_hint(format!("`{}` sets it up", crate::ui::hint::ratchet("recovery enable"))))
         }
         Err(e) => Err(CliError::failed("could not recover").with_source(e)),
     }
@@ -214,7 +214,7 @@ pub(crate) async fn check_password(client: &Client, password: &Secret) -> CliRes
             ) =>
             {
                 return Err(CliError::failed("the server does not take a password for this (OAuth account)")
-                    .with_hint("reset the identity in Element, then `ratchet recovery recover`"));
+                    .with_hint(format!("reset the identity in Element, then `{}`", crate::ui::hint::ratchet("recovery recover"))));
             }
             None => return Err(e.into()),
         },
@@ -247,7 +247,7 @@ pub(crate) async fn reset_identity(client: &Client, password: &Secret) -> CliRes
             matrix_sdk::encryption::CrossSigningResetAuthType::Uiaa(info) => info.session.clone(),
             _ => {
                 return Err(CliError::failed("the server wants an authorisation ratchet cannot give (OAuth)")
-                    .with_hint("reset the identity in Element, then `ratchet recovery recover`"));
+                    .with_hint(format!("reset the identity in Element, then `{}`", crate::ui::hint::ratchet("recovery recover"))));
             }
         };
         let mut auth = uiaa::Password::new(uiaa::UserIdentifier::from(own), password.expose().to_owned());

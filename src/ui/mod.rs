@@ -5,6 +5,7 @@
 //! Nothing here knows about Matrix: records are built by the commands and
 //! rendered here.
 
+pub(crate) mod hint;
 pub(crate) mod logging;
 pub(crate) mod output;
 pub(crate) mod prompt;

@@ -20,6 +20,20 @@ pub(crate) trait Record: Serialize {
     fn human(&self) -> String;
 }
 
+/// A warning, under `--json`: one line on **stderr**, so that a script
+/// reading stderr parses every line.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(crate) struct WarningRecord {
+    message: String,
+}
+
+impl Record for WarningRecord {
+    const TYPE: &'static str = "warning";
+    fn human(&self) -> String {
+        format!("warning: {}", self.message)
+    }
+}
+
 /// The error, under `--json`: one line on **stderr** (stdout stays data).
 #[derive(Debug, Serialize, schemars::JsonSchema)]
 pub(crate) struct ErrorRecord {
@@ -151,8 +165,16 @@ impl Output {
         }
     }
 
-    /// Something the user should know even with `-q`.
+    /// Something the user should know even with `-q` (under `--json`, a
+    /// `warning` record on stderr).
     pub(crate) fn warn(&self, message: impl AsRef<str>) {
+        if self.json {
+            let record = WarningRecord { message: message.as_ref().to_owned() };
+            if let Ok(line) = json_line(WarningRecord::TYPE, &record) {
+                to_stderr(&format!("{line}\n"));
+            }
+            return;
+        }
         let label = self.paint("warning:", AnsiColor::Yellow.on_default());
         to_stderr(&format!("{label} {}\n", inert_text(message.as_ref())));
     }

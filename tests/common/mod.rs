@@ -120,7 +120,8 @@ impl TestEnv {
             .env("RATCHET_PROFILE", profile)
             .env("NO_COLOR", "1")
             .env("COLUMNS", "100")
-            .env("RUST_BACKTRACE", "0");
+            .env("RUST_BACKTRACE", "0")
+            .env("RATCHET_HINT_LOG", self.home.path().join("hints.log"));
         for (k, v) in &self.extra_env {
             cmd.env(k, v);
         }
@@ -481,5 +482,76 @@ impl Background {
         };
         while self.take_line(Instant::now() + Duration::from_millis(200)) {}
         Run { code: status.code().unwrap_or(-1), stdout: self.stdout.join("\n"), stderr: self.stderr.join("\n") }
+    }
+}
+
+/// Every suggested command the environment's runs printed (ratchet's debug
+/// hook `RATCHET_HINT_LOG`, see `src/ui/hint.rs`) is pasted into a shell
+/// when the environment goes away, as a person would (issue 20):
+/// - as bash splits it, it gives exactly the arguments ratchet meant
+///   (quoting: `$event` ids, spaces);
+/// - typed into an interactive bash, history expansion leaves it alone
+///   (`!room` ids) and, with `--help` appended, ratchet accepts every
+///   option (a stale flag fails);
+/// - one for this profile names it (`--profile`), since the shell it is
+///   pasted into need not have `RATCHET_PROFILE` set.
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return;
+        }
+        check_hints(self);
+    }
+}
+
+pub fn check_hints(env: &TestEnv) {
+    let Ok(log) = std::fs::read_to_string(env.home.path().join("hints.log")) else { return };
+    let mut seen = std::collections::BTreeSet::new();
+    let bin_dir = Path::new(env!("CARGO_BIN_EXE_ratchet")).parent().expect("bin dir").to_owned();
+    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
+    for entry in log.lines() {
+        if !seen.insert(entry.to_owned()) {
+            continue;
+        }
+        let mut parts = entry.splitn(3, '\t');
+        let (whose, line, argv) = (parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap());
+        let argv: Vec<String> = serde_json::from_str(argv).expect("hint argv");
+        let words = line.strip_prefix("ratchet ").unwrap_or_else(|| panic!("a hint starts with ratchet: {line}"));
+        if whose == "ours" {
+            assert!(argv.iter().any(|a| a == "--profile"), "a hint for this profile names it: {line}");
+        }
+        // How bash splits it.
+        let split = Command::new("bash")
+            .args(["--norc", "--noprofile", "-c", &format!("printf '%s\\0' {words}")])
+            .env_clear()
+            .output()
+            .expect("bash");
+        let got: Vec<String> = String::from_utf8_lossy(&split.stdout)
+            .split('\0')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(got, argv, "bash splits the hint `{line}` differently");
+        // Pasted into an interactive shell, with --help: parses.
+        let mut shell = Command::new("bash")
+            .args(["--norc", "--noprofile", "-i"])
+            .env_clear()
+            .env("PATH", &path)
+            .env("HOME", env.home.path())
+            .env("XDG_DATA_HOME", env.home.path().join("data"))
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("bash");
+        {
+            let mut stdin = shell.stdin.take().expect("stdin");
+            writeln!(stdin, "{line} --help >/dev/null && echo PARSED").expect("write");
+            writeln!(stdin, "exit").expect("write");
+        }
+        let out = shell.wait_with_output().expect("bash");
+        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(stdout.contains("PARSED"), "the hint `{line}` does not paste: {stderr}");
     }
 }

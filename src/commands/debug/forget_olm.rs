@@ -70,7 +70,7 @@ pub(crate) async fn cmd_forget_olm(ctx: &mut CommandContext, args: &ForgetOlmArg
     let user = rooms::parse_user(&args.user, &own)?;
     let device = client.encryption().get_device(&user, args.device.as_str().into()).await?.ok_or_else(|| {
         CliError::failed(format!("unknown device {} of {user}", args.device))
-            .with_hint(format!("`ratchet devices {user}` lists the devices ratchet knows"))
+            .with_hint(format!("`{}` lists the devices ratchet knows", crate::ui::hint::ratchet("devices").arg(user.as_str())))
     })?;
     let curve =
         device.curve25519_key().ok_or_else(|| CliError::failed("the device has no curve25519 key"))?.to_base64();
@@ -87,7 +87,7 @@ pub(crate) async fn cmd_forget_olm(ctx: &mut CommandContext, args: &ForgetOlmArg
     if let Some(wanted) = &wanted {
         if !sessions.contains(wanted) {
             return Err(CliError::failed(format!("no Olm session {wanted} with {user} {}", args.device))
-                .with_hint(format!("`ratchet olm {user} {}` lists them", args.device)));
+                .with_hint(format!("`{}` lists them", crate::ui::hint::ratchet("olm").arg(user.as_str()).arg(args.device.as_str()))));
         }
         sessions.retain(|s| s == wanted);
     }

@@ -104,14 +104,15 @@ pub(crate) fn next_step(status: &RecoveryStatusRecord) -> Option<String> {
     match (&status.backup_version, &status.server_backup_version, status.backup_keys_on_server) {
         (Some(here), Some(server), Some(n)) if here == server && n > status.room_keys_backed_up as u64 => {
             Some(format!(
-            "next: `ratchet backup restore` downloads the backup's {n} room key(s) (history from before this device)"
-        ))
+                "next: `{}` downloads the backup's {n} room key(s) (history from before this device)",
+                crate::ui::hint::ratchet("backup restore")
+            ))
         }
         (None, Some(_), _) if status.secret_storage => {
-            Some("next: `ratchet recovery recover` with the recovery key turns backup on here".to_owned())
+            Some(format!("next: `{}` with the recovery key turns backup on here", crate::ui::hint::ratchet("recovery recover")).to_owned())
         }
         (None, None, _) if !status.secret_storage && status.server_asked => {
-            Some("next: `ratchet recovery enable` sets up a recovery key and a key backup".to_owned())
+            Some(format!("next: `{}` sets up a recovery key and a key backup", crate::ui::hint::ratchet("recovery enable")).to_owned())
         }
         _ => None,
     }

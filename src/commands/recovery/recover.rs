@@ -69,8 +69,8 @@ pub(crate) async fn cmd_recover(ctx: &mut CommandContext, args: &RecoverArgs) ->
             "this device is still not cross-signed: secret storage holds no cross-signing keys",
         )
         .with_hint(
-            "`ratchet identity --create` makes one and signs this device; `ratchet recovery recover` then stores its \
-             keys in secret storage",
+            format!("`{}` makes one and signs this device; `{}` then stores its \
+             keys in secret storage", crate::ui::hint::ratchet("identity --create"), crate::ui::hint::ratchet("recovery recover")),
         ));
     }
     Ok(())
