@@ -50,6 +50,9 @@ impl Record for SentRecord {
     }
 }
 
+/// Whether this process has warned that its device is not cross-signed.
+static UNSIGNED_WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// One `send` invocation's messages (or one turn of `chat`'s), in order,
 /// into one room.
 pub(crate) struct Batch<'a> {
@@ -87,6 +90,18 @@ impl<'a> Batch<'a> {
         txn_prefix: Option<String>,
     ) -> CliResult<Batch<'a>> {
         let encrypted = room.latest_encryption_state().await?.is_encrypted();
+        // Said once per command, in any mode: what this device sends is not
+        // decrypted by Element users in its default mode (MSC4153).
+        if encrypted
+            && !UNSIGNED_WARNED.swap(true, std::sync::atomic::Ordering::SeqCst)
+            && !crate::sdk::trust::own_device_cross_signed(&room.client()).await?
+        {
+            ctx.out.warn(format!(
+                "this device is not cross-signed by your identity: Element users (who exclude insecure devices by \
+                 default) will not decrypt what it sends; `{}` says how to verify it",
+                crate::ui::hint::ratchet("identity")
+            ));
+        }
         let mut ledger = ctx.megolm_ledger()?;
         let limits = if encrypted {
             let limits = megolm::record_limits(&room, &mut ledger)

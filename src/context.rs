@@ -44,10 +44,11 @@ impl CommandContext {
         }
         let session = self.load_session()?;
         if session.setup_pending && !self.finishing_login {
-            self.out.warn(
-                format!("this device's login was interrupted before its set-up finished (device keys, cross-signing): \
-                 run the same `{}` again to finish it", crate::ui::hint::ratchet("login")),
-            );
+            self.out.warn(format!(
+                "this device's login was interrupted before its set-up finished (device keys, cross-signing): \
+                 run the same `{}` again to finish it",
+                crate::ui::hint::ratchet("login")
+            ));
         }
         self.lock_profile().await?;
         let secret = self.store_secret(&session)?;
@@ -61,7 +62,11 @@ impl CommandContext {
                 paths.store_dir.display()
             ))
             .with_hint("without it this device's Olm account is gone; log in again to make a new device")
-            .with_hint(format!("run `{}` then `{}`", crate::ui::hint::ratchet("logout"), crate::ui::hint::ratchet("login"))));
+            .with_hint(format!(
+                "run `{}` then `{}`",
+                crate::ui::hint::ratchet("logout"),
+                crate::ui::hint::ratchet("login")
+            )));
         }
         let isolation = self.settings.isolation.or(session.isolation).unwrap_or_default();
         let client = self.build_client(&session.homeserver, &secret, isolation).await?;

@@ -28,6 +28,9 @@ pub(crate) enum ErrorKind {
     /// stdout was closed by the reader (`ratchet … | head`): not a failure.
     /// Exit 0, and nothing is printed.
     PipeClosed,
+    /// The user answered "no" to a confirmation: a choice, not an error.
+    /// Exit 1 (nothing was done), the message printed without `error:`.
+    Declined,
 }
 
 impl ErrorKind {
@@ -40,6 +43,7 @@ impl ErrorKind {
             ErrorKind::Refused => 5,
             ErrorKind::Internal => 101,
             ErrorKind::PipeClosed => 0,
+            ErrorKind::Declined => 1,
         }
     }
 
@@ -52,8 +56,16 @@ impl ErrorKind {
             ErrorKind::Refused => "refused",
             ErrorKind::Internal => "internal",
             ErrorKind::PipeClosed => "pipe_closed",
+            ErrorKind::Declined => "declined",
         }
     }
+}
+
+/// One of the rooms an ambiguous room name named.
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
+pub(crate) struct Candidate {
+    pub(crate) room_id: String,
+    pub(crate) name: Option<String>,
 }
 
 /// An error on its way to the user: a message, its causes and hints.
@@ -63,13 +75,15 @@ pub(crate) struct CliError {
     pub(crate) message: String,
     pub(crate) source: Option<anyhow::Error>,
     pub(crate) hints: Vec<String>,
+    /// The rooms an ambiguous name named (for `--json`'s `candidates`).
+    pub(crate) candidates: Vec<Candidate>,
 }
 
 pub(crate) type CliResult<T = ()> = Result<T, CliError>;
 
 impl CliError {
     pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        CliError { kind, message: message.into(), source: None, hints: Vec::new() }
+        CliError { kind, message: message.into(), source: None, hints: Vec::new(), candidates: Vec::new() }
     }
 
     pub(crate) fn failed(message: impl Into<String>) -> Self {
@@ -84,9 +98,19 @@ impl CliError {
         Self::new(ErrorKind::Auth, message)
     }
 
+    /// The user said no to a confirmation (exit 1, no `error:`).
+    pub(crate) fn declined(message: impl Into<String>) -> Self {
+        CliError::new(ErrorKind::Declined, message)
+    }
+
     pub(crate) fn internal(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Internal, message)
             .with_hint("this is a bug in ratchet, please report it with the output of `-vv`")
+    }
+
+    pub(crate) fn with_candidates(mut self, candidates: Vec<Candidate>) -> Self {
+        self.candidates = candidates;
+        self
     }
 
     pub(crate) fn with_hint(mut self, hint: impl Into<String>) -> Self {
@@ -123,12 +147,14 @@ impl fmt::Display for CliError {
 
 fn classify_api(kind: Option<&ApiErrorKind>) -> Option<(ErrorKind, Option<String>)> {
     match kind? {
-        ApiErrorKind::UnknownToken { .. } | ApiErrorKind::MissingToken => {
-            Some((
-                ErrorKind::Auth,
-                Some(format!("run `{}` (it clears the dead session), then `{}`", crate::ui::hint::ratchet("logout"), crate::ui::hint::ratchet("login"))),
-            ))
-        }
+        ApiErrorKind::UnknownToken { .. } | ApiErrorKind::MissingToken => Some((
+            ErrorKind::Auth,
+            Some(format!(
+                "run `{}` (it clears the dead session), then `{}`",
+                crate::ui::hint::ratchet("logout"),
+                crate::ui::hint::ratchet("login")
+            )),
+        )),
         ApiErrorKind::UserDeactivated => Some((ErrorKind::Auth, None)),
         _ => Some((ErrorKind::Failed, None)),
     }
@@ -226,14 +252,18 @@ fn recipient_problem(err: &matrix_sdk::Error) -> Option<CliError> {
         R::SendingFromUnverifiedDevice => {
             CliError::failed("this device is not verified by your cross-signing identity")
                 .with_hint(insecure)
-                .with_hint(format!("`{}` with your recovery key (Element's) verifies it", crate::ui::hint::ratchet("recovery recover")))
+                .with_hint(format!(
+                    "`{}` with your recovery key (Element's) verifies it",
+                    crate::ui::hint::ratchet("recovery recover")
+                ))
                 .with_hint(format!(
                     "or `{}`, then verify it from a verified device of yours",
                     crate::ui::hint::ratchet("verify --accept")
                 ))
-                .with_hint(
-                    format!("`{}` says which works for this account; --isolation all-devices sends (legacy)", crate::ui::hint::ratchet("identity")),
-                )
+                .with_hint(format!(
+                    "`{}` says which works for this account; --isolation all-devices sends (legacy)",
+                    crate::ui::hint::ratchet("identity")
+                ))
         }
         R::VerifiedUserChangedIdentity(users) => CliError::failed(format!(
             "the identity of a user you verified changed ({})",
@@ -241,7 +271,11 @@ fn recipient_problem(err: &matrix_sdk::Error) -> Option<CliError> {
         ))
         .with_hint(format!(
             "verify the new identity with them: {}",
-            users.iter().map(|u| format!("`{}`", crate::ui::hint::ratchet("verify").arg(u))).collect::<Vec<_>>().join(", ")
+            users
+                .iter()
+                .map(|u| format!("`{}`", crate::ui::hint::ratchet("verify").arg(u)))
+                .collect::<Vec<_>>()
+                .join(", ")
         ))
         .with_hint(format!(
             "or accept it unverified: {}",
@@ -258,7 +292,11 @@ fn recipient_problem(err: &matrix_sdk::Error) -> Option<CliError> {
 pub(crate) fn store_mismatch() -> CliError {
     CliError::auth("the encrypted store belongs to a different device than the saved session")
         .with_hint("using it would create a second Olm account for one device id and break encryption")
-        .with_hint(format!("run `{}` and `{}` to start this profile afresh", crate::ui::hint::ratchet("logout"), crate::ui::hint::ratchet("login")))
+        .with_hint(format!(
+            "run `{}` and `{}` to start this profile afresh",
+            crate::ui::hint::ratchet("logout"),
+            crate::ui::hint::ratchet("login")
+        ))
 }
 
 fn classify_http(err: &matrix_sdk::HttpError) -> (ErrorKind, Option<String>) {
@@ -266,9 +304,10 @@ fn classify_http(err: &matrix_sdk::HttpError) -> (ErrorKind, Option<String>) {
         return found;
     }
     match err {
-        matrix_sdk::HttpError::Reqwest(_) => {
-            (ErrorKind::Failed, Some("is the homeserver running and reachable? (see --timeout for slow servers)".to_owned()))
-        }
+        matrix_sdk::HttpError::Reqwest(_) => (
+            ErrorKind::Failed,
+            Some("is the homeserver running and reachable? (see --timeout for slow servers)".to_owned()),
+        ),
         _ => (ErrorKind::Failed, None),
     }
 }
@@ -298,9 +337,15 @@ impl From<crate::profile::ProfileError> for CliError {
         use crate::profile::ProfileError as P;
         match err {
             P::Missing(ref dir) => CliError::auth(format!("not logged in (no session in {})", dir.display()))
-                .with_hint(format!("run `{}` first", crate::ui::hint::ratchet("login --homeserver https://HOMESERVER --user USER"))),
-            P::Corrupt { .. } => CliError::auth(err.to_string())
-                .with_hint(format!("run `{}` and `{}` to start this profile afresh", crate::ui::hint::ratchet("logout"), crate::ui::hint::ratchet("login"))),
+                .with_hint(format!(
+                    "run `{}` first",
+                    crate::ui::hint::ratchet("login --homeserver https://HOMESERVER --user USER")
+                )),
+            P::Corrupt { .. } => CliError::auth(err.to_string()).with_hint(format!(
+                "run `{}` and `{}` to start this profile afresh",
+                crate::ui::hint::ratchet("logout"),
+                crate::ui::hint::ratchet("login")
+            )),
             P::Io { .. } => CliError::failed(err.to_string()),
         }
     }

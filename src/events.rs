@@ -94,7 +94,14 @@ impl Record for MessageRecord {
             _ => "  [not encrypted]".into(),
         };
         let trust = trust_marker(self.sender_trust);
-        format!("{}[{when}] {who}: {what}{lock}{trust}{from_backup}", label(&self.room_label))
+        match self.msgtype.as_deref() {
+            // As clients show them: `* alice waves`; a notice (bots) marked.
+            Some("m.emote") => format!("{}[{when}] * {who} {what}{lock}{trust}{from_backup}", label(&self.room_label)),
+            Some("m.notice") => {
+                format!("{}[{when}] {who} (notice): {what}{lock}{trust}{from_backup}", label(&self.room_label))
+            }
+            _ => format!("{}[{when}] {who}: {what}{lock}{trust}{from_backup}", label(&self.room_label)),
+        }
     }
 }
 

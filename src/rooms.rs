@@ -79,19 +79,33 @@ fn own_alias(client: &Client, local: &str) -> CliResult<OwnedRoomOrAliasId> {
 
 /// The rooms this account is in or invited to that `name` names: by the
 /// room's name, or by the local part of its canonical or alternative
-/// aliases.
+/// aliases. Exact matches first; only when there is none, matches that
+/// differ in case (as people type names: `team chat` for "Team Chat").
 fn named(client: &Client, name: &str) -> Vec<Room> {
-    let local_part = |alias: &matrix_sdk::ruma::RoomAliasId| alias.alias() == name;
-    client
-        .rooms()
-        .into_iter()
-        .filter(|r| matches!(r.state(), RoomState::Joined | RoomState::Invited))
-        .filter(|r| {
-            r.name().as_deref() == Some(name)
-                || r.canonical_alias().as_deref().is_some_and(local_part)
-                || r.alt_aliases().iter().any(|a| local_part(a))
-        })
-        .collect()
+    let rooms: Vec<Room> =
+        client.rooms().into_iter().filter(|r| matches!(r.state(), RoomState::Joined | RoomState::Invited)).collect();
+    let labels = |r: &Room| -> Vec<String> {
+        let mut labels: Vec<String> = r.name().into_iter().collect();
+        labels.extend(r.canonical_alias().map(|a| a.alias().to_owned()));
+        labels.extend(r.alt_aliases().iter().map(|a| a.alias().to_owned()));
+        labels
+    };
+    let exact: Vec<Room> = rooms.iter().filter(|r| names_match(&labels(r), name, false)).cloned().collect();
+    if !exact.is_empty() {
+        return exact;
+    }
+    rooms.into_iter().filter(|r| names_match(&labels(r), name, true)).collect()
+}
+
+/// Whether any of a room's labels (name, alias local parts) is `name`;
+/// `fold`: ignoring case (Unicode lower-casing).
+fn names_match(labels: &[String], name: &str, fold: bool) -> bool {
+    if fold {
+        let name = name.to_lowercase();
+        labels.iter().any(|l| l.to_lowercase() == name)
+    } else {
+        labels.iter().any(|l| l == name)
+    }
 }
 
 /// What ROOM comes to.
@@ -117,8 +131,16 @@ fn target(client: &Client, room: &RoomArg) -> CliResult<Target> {
                 0 => Ok(Target::Ask(own_alias(client, name).map_err(|_| no_room_called(name))?)),
                 n => {
                     let ids: Vec<String> = found.iter().map(|r| quoted(r.room_id().as_str())).collect();
+                    let candidates = found
+                        .iter()
+                        .map(|r| crate::error::Candidate {
+                            room_id: r.room_id().to_string(),
+                            name: r.name().or_else(|| r.canonical_alias().map(|a| a.to_string())),
+                        })
+                        .collect();
                     Err(CliError::usage(format!("`{name}` names {n} rooms: {}", ids.join(", ")))
-                        .with_hint("give the room id instead"))
+                        .with_hint("give the room id instead")
+                        .with_candidates(candidates))
                 }
             }
         }
@@ -127,7 +149,10 @@ fn target(client: &Client, room: &RoomArg) -> CliResult<Target> {
 
 fn no_room_called(name: &str) -> CliError {
     CliError::failed(format!("no room called `{name}`: no room you are in or invited to has that name or alias"))
-        .with_hint(format!("`{}` shows your rooms; room ids start with `!`, aliases with `#`", crate::ui::hint::ratchet("room list")))
+        .with_hint(format!(
+            "`{}` shows your rooms; room ids start with `!`, aliases with `#`",
+            crate::ui::hint::ratchet("room list")
+        ))
 }
 
 /// The id or alias to join for ROOM. A bare word is first an alias on
@@ -203,8 +228,10 @@ pub(crate) async fn find(client: &Client, room: &RoomArg) -> CliResult<Room> {
         }
     };
     client.get_room(&room_id).ok_or_else(|| {
-        CliError::failed(format!("unknown room {room}"))
-            .with_hint(format!("check the id; `{}` shows the rooms this account knows", crate::ui::hint::ratchet("room list")))
+        CliError::failed(format!("unknown room {room}")).with_hint(format!(
+            "check the id; `{}` shows the rooms this account knows",
+            crate::ui::hint::ratchet("room list")
+        ))
     })
 }
 
@@ -293,5 +320,21 @@ mod props {
             let user = parse_user(&name, &own).unwrap();
             prop_assert_eq!(user.as_str(), format!("@{name}:example.org"));
         }
+    }
+}
+
+#[cfg(test)]
+mod name_tests {
+    use super::names_match;
+
+    #[test]
+    fn names_match_exactly_then_ignoring_case() {
+        let labels = vec!["Team Chat".to_owned(), "ops".to_owned()];
+        assert!(names_match(&labels, "Team Chat", false));
+        assert!(!names_match(&labels, "team chat", false));
+        assert!(names_match(&labels, "team chat", true));
+        assert!(names_match(&labels, "OPS", true));
+        assert!(names_match(&["Ärger".to_owned()], "ärger", true), "beyond ASCII");
+        assert!(!names_match(&labels, "team", true));
     }
 }

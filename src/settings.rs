@@ -40,7 +40,10 @@ impl Settings {
                     .with_hint("set --data-dir or RATCHET_DATA_DIR")
             })?,
         };
-        crate::ui::hint::init(&global.profile, global.data_dir.as_deref().map(|d| absolute(d.to_path_buf())).as_deref());
+        crate::ui::hint::init(
+            &global.profile,
+            global.data_dir.as_deref().map(|d| absolute(d.to_path_buf())).as_deref(),
+        );
         Ok(Settings {
             profile: global.profile.clone(),
             profile_dir: absolute(base).join(&global.profile),

@@ -33,7 +33,11 @@ pub(crate) struct InviteRecord {
 impl Record for InviteRecord {
     const TYPE: &'static str = "invite";
     fn human(&self) -> String {
-        format!("invited to {}  ({})", inert(&self.room_id), crate::ui::hint::ratchet("room join").arg(inert(&self.room_id)))
+        format!(
+            "invited to {}  ({})",
+            inert(&self.room_id),
+            crate::ui::hint::ratchet("room join").arg(inert(&self.room_id))
+        )
     }
 }
 

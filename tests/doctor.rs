@@ -69,7 +69,10 @@ fn missing_room_key_names_key_request_and_reproduction() {
         // the import comes first, and the request says who would answer.
         assert!(x["fix"][0].as_str().unwrap().starts_with("ratchet --profile bob keys import"), "{x}");
         let request = x["fix"][1].as_str().unwrap();
-        assert!(request.starts_with("ratchet --profile bob keys request") && request.contains("only by your own verified devices"));
+        assert!(
+            request.starts_with("ratchet --profile bob keys request")
+                && request.contains("only by your own verified devices")
+        );
         assert!(x["reproduce"].as_str().unwrap().starts_with("ratchet --profile bob debug forget-room-key"));
     }
     // --event narrows it to one.

@@ -47,6 +47,14 @@ type O<T> = Option<T>;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[allow(dead_code)]
+struct Candidate {
+    room_id: S,
+    name: O<S>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
 struct SharedWith {
     user_id: S,
     device_id: S,
@@ -93,7 +101,7 @@ records! {
     }
     "whoami" => Whoami { user_id: S, device_id: S, homeserver: S, profile: S, curve25519: S, ed25519: S }
     "room" => Room { room_id: S, name: O<S>, state: S, encrypted: bool }
-    "invited" => Invited { room_id: S, user_id: S }
+    "invited" => Invited { room_id: S, user_id: S, already: O<S> }
     "member" => Member { room_id: S, user_id: S, display_name: O<S>, membership: S }
     "left" => Left { room_id: S, cursor: O<S> }
     "inbox_gap" => InboxGap { dropped: u64 }
@@ -185,7 +193,8 @@ records! {
         olm_sessions_with_sender: O<usize>, key_requested_ms: O<u64>, cause: S, explanation: S, fix: Vec<S>,
         reproduce: O<S>, checked: Vec<S>,
     }
-    "error" => Error { kind: S, exit_code: u8, message: S, causes: Vec<S>, hints: Vec<S> }
+    "warning" => Warning { message: S }
+    "error" => Error { kind: S, exit_code: u8, message: S, causes: Vec<S>, hints: Vec<S>, candidates: O<Vec<Candidate>> }
 }
 
 #[test]
@@ -279,6 +288,21 @@ fn every_command_s_json_matches_the_documented_records() {
     take(env.run("carol", &["--json", "room", "leave", &room]).success());
     take(env.run("carol", &["--json", "sync"]).success());
     take(env.run("nobody", &["--json", "whoami"]).code(4));
+    // A usage error from the command line parser: the same error record.
+    let usage = take(env.run("alice", &["--json", "messages", &room, "--limit", "0"]).code(2));
+    assert!(usage.stderr.starts_with(r#"{"type":"error","kind":"usage""#), "{}", usage.stderr);
+    // Names match ignoring case when nothing matches exactly; rooms one
+    // name names come as fields (issue 20).
+    take(env.run("alice", &["--json", "room", "create", "--name", "Twin"]).success());
+    take(env.run("alice", &["--json", "room", "create", "--name", "TWIN"]).success());
+    let exact = take(env.run("alice", &["--json", "send", "Twin", "x"]).success());
+    assert_eq!(exact.records("sent").len(), 1, "an exact match wins");
+    let ambiguous = take(env.run("alice", &["--json", "send", "tWiN", "x"]).code(2));
+    let error: Value = serde_json::from_str(ambiguous.stderr.lines().last().unwrap()).unwrap();
+    let names: Vec<&str> =
+        error["candidates"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert_eq!(names.len(), 2, "{error}");
+    assert!(names.contains(&"Twin") && names.contains(&"TWIN"), "{error}");
     take(env.run("carol", &["--json", "logout", "--yes"]).success());
 
     // Produced by `sync --follow` (tests/sync.rs checks their content), and

@@ -193,6 +193,8 @@ fn logout_asks_and_says_what_the_backup_holds() {
     let (code, shown) = run_in_pty_typing(&env, "bob", &["logout"], &[("Log out and delete", "n")]);
     assert_eq!(code, 1, "{shown}");
     assert!(shown.contains("all of them in the key backup"), "{shown}");
+    // "No" is a choice, not an error (issue 20): said plainly, exit 1.
+    assert!(shown.contains("Not logged out; nothing was deleted.") && !shown.contains("error:"), "{shown}");
     env.run("bob", &["whoami"]).success();
     let (code, shown) = run_in_pty_typing(&env, "bob", &["--json", "logout"], &[("Log out and delete", "y")]);
     assert_eq!(code, 0, "{shown}");

@@ -155,6 +155,11 @@ fn notices_emotes_blank_arguments_and_json_only_errors() {
     let kinds: Vec<(&str, &str)> =
         got.iter().map(|m| (m["msgtype"].as_str().unwrap(), m["body"].as_str().unwrap())).collect();
     assert_eq!(kinds, [("m.notice", "a bot speaks"), ("m.emote", "waves")]);
+    // Shown as clients show them (issue 20).
+    let human = env.run("bob", &["messages", &room]).success().stdout;
+    let alice_id = got[1]["sender"].as_str().unwrap();
+    assert!(human.contains(&format!("* {alice_id} waves")), "{human}");
+    assert!(human.contains(&format!("{alice_id} (notice): a bot speaks")), "{human}");
 
     let blank = env.run("alice", &["--json", "send", &room, "  ", "kept", ""]).success();
     assert_eq!(blank.records("sent").len(), 1);

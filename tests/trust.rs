@@ -192,7 +192,10 @@ fn element_crypto_in_exclude_insecure_mode_reads_and_is_read_by_a_cross_signed_r
     // dave's account has no identity (--no-bootstrap): verifying needs one
     // first, and no other device exists to verify from (issue 19).
     let fix = d["fix"][0].as_str().unwrap();
-    assert!(fix.starts_with("ratchet --profile dave identity --create") && fix.contains("no cross-signing identity"), "{d}");
+    assert!(
+        fix.starts_with("ratchet --profile dave identity --create") && fix.contains("no cross-signing identity"),
+        "{d}"
+    );
     assert!(!d["fix"].to_string().contains("verify --self"), "no device to verify from: {d}");
     assert!(d["reproduce"].as_str().unwrap().contains("--no-bootstrap"), "{d}");
 

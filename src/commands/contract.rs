@@ -87,7 +87,7 @@ fn entries() -> Vec<Entry> {
         entry::<crate::ui::output::WarningRecord>("any, on **stderr**", "under `--json`; `warning:` lines otherwise"),
         entry::<crate::ui::output::ErrorRecord>(
             "any, on **stderr**",
-            "`kind`: failed, usage, partial, auth, refused or internal",
+            "`kind`: failed, usage, partial, auth, refused, internal or declined (a confirmation answered no)",
         ),
     ]
 }

@@ -345,7 +345,10 @@ async fn diagnose(
                         )],
                         Some(format!(
                             "{}   (on the sender's side)",
-                            theirs("--isolation all-devices trust").arg(&here.user).arg(&here.device).word("blacklisted")
+                            theirs("--isolation all-devices trust")
+                                .arg(&here.user)
+                                .arg(&here.device)
+                                .word("blacklisted")
                         )),
                     ),
                     _ => ("the sender declined to share the key".to_owned(), asked.clone(), None),

@@ -149,7 +149,7 @@ pub(crate) async fn cmd_identity(ctx: &mut CommandContext, args: &IdentityArgs) 
                      (Check with them first; `{}` verifies it again.)",
                     crate::ui::hint::ratchet("verify").arg(user.as_str())
                 ))? {
-                    return Err(CliError::failed("nothing changed"));
+                    return Err(CliError::declined("Nothing changed."));
                 }
             }
             if trust::withdraw_verification(&client, &user).await? {
@@ -206,12 +206,16 @@ async fn create(ctx: &mut CommandContext, client: &matrix_sdk::Client, password_
     }
     ctx.out.status("Cross-signing identity created; this device is signed by it.");
     if crate::sdk::secrets::storage_exists(client).await? {
-        ctx.out.status(
-            format!("The account has secret storage: `{}` with its recovery key stores the new \
-             identity's keys in it.", crate::ui::hint::ratchet("recovery recover")),
-        );
+        ctx.out.status(format!(
+            "The account has secret storage: `{}` with its recovery key stores the new \
+             identity's keys in it.",
+            crate::ui::hint::ratchet("recovery recover")
+        ));
     } else {
-        ctx.out.status(format!("`{}` gives it a recovery key and a key backup.", crate::ui::hint::ratchet("recovery enable")));
+        ctx.out.status(format!(
+            "`{}` gives it a recovery key and a key backup.",
+            crate::ui::hint::ratchet("recovery enable")
+        ));
     }
     Ok(())
 }

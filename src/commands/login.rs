@@ -36,7 +36,8 @@ use crate::ui::output::Record;
 /// Examples:
 ///
 ///   ratchet login --homeserver https://matrix.example --user alice
-///   echo "$PW" | ratchet --profile bot login --homeserver http://127.0.0.1:8008 --user bot --password-stdin
+///   echo "$PW" | ratchet --profile bot login \
+///       --homeserver http://127.0.0.1:8008 --user bot --password-stdin
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub(crate) struct LoginArgs {
@@ -137,7 +138,10 @@ async fn login(ctx: &mut CommandContext, args: &LoginArgs) -> CliResult {
         }
         let existing = existing.map(|s| s.user_id.to_string()).unwrap_or_else(|_| "?".into());
         return Err(CliError::failed(format!("profile `{}` is already logged in as {existing}", ctx.settings.profile))
-            .with_hint(format!("run `{}` first, or pick another profile with --profile NAME", crate::ui::hint::ratchet("logout"))));
+            .with_hint(format!(
+                "run `{}` first, or pick another profile with --profile NAME",
+                crate::ui::hint::ratchet("logout")
+            )));
     }
     let password = read_password(ctx, args)?;
 
@@ -194,9 +198,10 @@ async fn login(ctx: &mut CommandContext, args: &LoginArgs) -> CliResult {
 /// The hints of a login whose device exists but whose set-up did not
 /// finish.
 fn unfinished(e: CliError) -> CliError {
-    e.with_hint(
-        format!("this device exists and its session is saved: run the same `{}` again to finish setting it up", crate::ui::hint::ratchet("login")),
-    )
+    e.with_hint(format!(
+        "this device exists and its session is saved: run the same `{}` again to finish setting it up",
+        crate::ui::hint::ratchet("login")
+    ))
     .with_hint(format!("or `{}` to remove it", crate::ui::hint::ratchet("logout")))
 }
 
@@ -209,9 +214,11 @@ async fn resume(ctx: &mut CommandContext, args: &LoginArgs, saved: SessionFile) 
             "profile `{}` holds an unfinished login as {} on {}",
             ctx.settings.profile, saved.user_id, saved.homeserver
         ))
-        .with_hint(
-            format!("run `{}` with that user and homeserver to finish it, or `{}` to remove it", crate::ui::hint::ratchet("login"), crate::ui::hint::ratchet("logout")),
-        ));
+        .with_hint(format!(
+            "run `{}` with that user and homeserver to finish it, or `{}` to remove it",
+            crate::ui::hint::ratchet("login"),
+            crate::ui::hint::ratchet("logout")
+        )));
     }
     ctx.out.status(format!("Finishing the interrupted login of device {}…", saved.device_id));
     let password = read_password(ctx, args)?;

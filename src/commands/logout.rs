@@ -115,7 +115,7 @@ pub(crate) async fn cmd_logout(ctx: &mut CommandContext, args: &LogoutArgs) -> C
         }
         tell(ctx);
         if !prompt::confirm("Log out and delete this device's keys?")? {
-            return Err(CliError::failed("not logged out; nothing was deleted"));
+            return Err(CliError::declined("Not logged out; nothing was deleted."));
         }
     } else {
         tell(ctx);
@@ -124,8 +124,10 @@ pub(crate) async fn cmd_logout(ctx: &mut CommandContext, args: &LogoutArgs) -> C
     let mut server_logout = false;
     if !args.local {
         if session.is_none() {
-            return Err(CliError::auth("no usable session to log out on the server")
-                .with_hint(format!("use `{}` to delete the local data anyway", crate::ui::hint::ratchet("logout --local"))));
+            return Err(CliError::auth("no usable session to log out on the server").with_hint(format!(
+                "use `{}` to delete the local data anyway",
+                crate::ui::hint::ratchet("logout --local")
+            )));
         }
         let client = ctx.client().await?;
         ctx.forget_client();
@@ -139,7 +141,10 @@ pub(crate) async fn cmd_logout(ctx: &mut CommandContext, args: &LogoutArgs) -> C
                 } else {
                     return Err(CliError::new(err.kind, "could not log out on the server; nothing was deleted")
                         .with_source(anyhow::anyhow!(err.message))
-                        .with_hint(format!("use `{}` to delete the local data anyway", crate::ui::hint::ratchet("logout --local"))));
+                        .with_hint(format!(
+                            "use `{}` to delete the local data anyway",
+                            crate::ui::hint::ratchet("logout --local")
+                        )));
                 }
             }
         }

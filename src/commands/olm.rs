@@ -103,8 +103,10 @@ pub(crate) async fn cmd_olm(ctx: &mut CommandContext, args: &OlmArgs) -> CliResu
         if let Some(wanted) = &args.device {
             ids.retain(|d| d.as_str() == wanted);
             if ids.is_empty() {
-                return Err(CliError::failed(format!("unknown device {wanted} of {user}"))
-                    .with_hint(format!("`{}` lists the devices ratchet knows", crate::ui::hint::ratchet("devices").arg(user.as_str()))));
+                return Err(CliError::failed(format!("unknown device {wanted} of {user}")).with_hint(format!(
+                    "`{}` lists the devices ratchet knows",
+                    crate::ui::hint::ratchet("devices").arg(user.as_str())
+                )));
             }
         }
         for id in ids {

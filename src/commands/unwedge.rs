@@ -77,8 +77,10 @@ pub(crate) async fn cmd_unwedge(ctx: &mut CommandContext, args: &UnwedgeArgs) ->
         for d in &args.devices {
             let id: OwnedDeviceId = d.as_str().into();
             if !known.contains(&id) {
-                return Err(CliError::failed(format!("unknown device {d} of {user}"))
-                    .with_hint(format!("`{}` lists the devices ratchet knows", crate::ui::hint::ratchet("devices").arg(user.as_str()))));
+                return Err(CliError::failed(format!("unknown device {d} of {user}")).with_hint(format!(
+                    "`{}` lists the devices ratchet knows",
+                    crate::ui::hint::ratchet("devices").arg(user.as_str())
+                )));
             }
             list.push(id);
         }

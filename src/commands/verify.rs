@@ -232,8 +232,10 @@ pub(crate) async fn cmd_verify(ctx: &mut CommandContext, args: &VerifyArgs) -> C
         match device {
             Some(device) => {
                 let found = encryption.get_device(&user, device.as_str().into()).await?.ok_or_else(|| {
-                    CliError::failed(format!("unknown device {device} of {user}"))
-                        .with_hint(format!("`{}` lists the devices ratchet knows", crate::ui::hint::ratchet("devices").arg(user.as_str())))
+                    CliError::failed(format!("unknown device {device} of {user}")).with_hint(format!(
+                        "`{}` lists the devices ratchet knows",
+                        crate::ui::hint::ratchet("devices").arg(user.as_str())
+                    ))
                 })?;
                 if user == own && client.device_id() == Some(found.device_id()) {
                     return Err(CliError::usage("that is this device; verify it from another one"));
@@ -243,14 +245,17 @@ pub(crate) async fn cmd_verify(ctx: &mut CommandContext, args: &VerifyArgs) -> C
             None => {
                 let identity = identity.ok_or_else(|| {
                     if user == own {
-                        CliError::failed("your account has no cross-signing identity to verify against")
-                            .with_hint(format!("`{}` creates one and signs this device", crate::ui::hint::ratchet("identity --create")))
+                        CliError::failed("your account has no cross-signing identity to verify against").with_hint(
+                            format!(
+                                "`{}` creates one and signs this device",
+                                crate::ui::hint::ratchet("identity --create")
+                            ),
+                        )
                     } else {
-                        CliError::failed(format!("{user} has no cross-signing identity to verify"))
-                            .with_hint(format!(
-                                "verify one of their devices: `{}`",
-                                crate::ui::hint::ratchet("verify").arg(user.as_str()).word("DEVICE")
-                            ))
+                        CliError::failed(format!("{user} has no cross-signing identity to verify")).with_hint(format!(
+                            "verify one of their devices: `{}`",
+                            crate::ui::hint::ratchet("verify").arg(user.as_str()).word("DEVICE")
+                        ))
                     }
                 })?;
                 if user != own {
@@ -319,10 +324,11 @@ async fn receive_secrets(ctx: &mut CommandContext, client: &matrix_sdk::Client, 
         }
         if Instant::now() >= until {
             if !backup {
-                ctx.out.warn(
-                    format!("the other device did not send the backup key: this device's room keys are not backed up; \
-                     `{}` with the recovery key turns backup on", crate::ui::hint::ratchet("recovery recover")),
-                );
+                ctx.out.warn(format!(
+                    "the other device did not send the backup key: this device's room keys are not backed up; \
+                     `{}` with the recovery key turns backup on",
+                    crate::ui::hint::ratchet("recovery recover")
+                ));
             }
             return Ok(());
         }

@@ -92,28 +92,41 @@ pub(crate) struct OwnFacts {
 /// is left).
 pub(crate) fn how_to_verify_this_device(facts: OwnFacts) -> Vec<String> {
     if !facts.identity {
-        return vec![
-            format!("your account has no cross-signing identity yet: `{}` creates one and signs this \
-             device (nothing is deleted)", crate::ui::hint::ratchet("identity --create"))
-                .to_owned(),
-        ];
+        return vec![format!(
+            "your account has no cross-signing identity yet: `{}` creates one and signs this \
+             device (nothing is deleted)",
+            crate::ui::hint::ratchet("identity --create")
+        )
+        .to_owned()];
     }
     let mut how = Vec::new();
     if facts.secret_storage {
-        how.push(format!("`{}` with the recovery key (Element's, or `recovery enable`'s)", crate::ui::hint::ratchet("recovery recover")).to_owned());
+        how.push(
+            format!(
+                "`{}` with the recovery key (Element's, or `recovery enable`'s)",
+                crate::ui::hint::ratchet("recovery recover")
+            )
+            .to_owned(),
+        );
     }
     if facts.verified_siblings > 0 || !facts.secret_storage {
         how.push(
-            format!("`{}`, then start a verification from a verified device of yours (in Element: \
-             Settings, Sessions, this session, Verify)", crate::ui::hint::ratchet("verify --accept"))
-                .to_owned(),
+            format!(
+                "`{}`, then start a verification from a verified device of yours (in Element: \
+             Settings, Sessions, this session, Verify)",
+                crate::ui::hint::ratchet("verify --accept")
+            )
+            .to_owned(),
         );
     }
     if !facts.secret_storage && facts.verified_siblings == 0 {
         how.push(
-            format!("no recovery key and no verified device: `{}` makes a new identity (others must \
-             verify you again)", crate::ui::hint::ratchet("recovery reset"))
-                .to_owned(),
+            format!(
+                "no recovery key and no verified device: `{}` makes a new identity (others must \
+             verify you again)",
+                crate::ui::hint::ratchet("recovery reset")
+            )
+            .to_owned(),
         );
     }
     how

@@ -515,7 +515,10 @@ impl StateDb {
                 "cursor '{cursor}' is too old: records after it are no longer kept (ratchet keeps the last \
                  {KEEP_DELIVERED} delivered records or {KEEP_DAYS} days of them, whichever is more)"
             ))
-            .with_hint(format!("run `{}` without --after-cursor to go on from what is undelivered", crate::ui::hint::ratchet("sync"))));
+            .with_hint(format!(
+                "run `{}` without --after-cursor to go on from what is undelivered",
+                crate::ui::hint::ratchet("sync")
+            )));
         }
         Ok(seq)
     }

@@ -94,8 +94,10 @@ pub(crate) async fn force_new_session(client: &Client, user: &UserId, device: &D
         .await
         .map_err(|e| CliError::failed("could not read the device list").with_source(e))?;
     let Some(crypto_device) = crypto_device else {
-        return Err(CliError::failed(format!("unknown device {device} of {user}"))
-            .with_hint(format!("`{}` lists the devices ratchet knows", crate::ui::hint::ratchet("devices").arg(user.as_str()))));
+        return Err(CliError::failed(format!("unknown device {device} of {user}")).with_hint(format!(
+            "`{}` lists the devices ratchet knows",
+            crate::ui::hint::ratchet("devices").arg(user.as_str())
+        )));
     };
     let curve = crypto_device
         .curve25519_key()

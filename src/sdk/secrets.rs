@@ -42,13 +42,22 @@ pub(crate) async fn enable(client: &Client, replace: bool) -> CliResult<(Secret,
             return Err(CliError::failed(
                 "this account already has secret storage (set up by Element or another device)",
             )
-            .with_hint(format!("`{}` with the recovery key you were given uses it", crate::ui::hint::ratchet("recovery recover")))
+            .with_hint(format!(
+                "`{}` with the recovery key you were given uses it",
+                crate::ui::hint::ratchet("recovery recover")
+            ))
             .with_hint("making a new one would replace the recovery key every other device knows")
             .with_hint(if all_keys {
-                format!("if its key was lost (an interrupted `recovery enable`), `{}` \
-                     makes a new one (clients then accept only the new key)", crate::ui::hint::ratchet("recovery enable --replace-key"))
+                format!(
+                    "if its key was lost (an interrupted `recovery enable`), `{}` \
+                     makes a new one (clients then accept only the new key)",
+                    crate::ui::hint::ratchet("recovery enable --replace-key")
+                )
             } else {
-                format!("if its key was lost, `{}` starts over (destructive)", crate::ui::hint::ratchet("recovery reset"))
+                format!(
+                    "if its key was lost, `{}` starts over (destructive)",
+                    crate::ui::hint::ratchet("recovery reset")
+                )
             }));
         }
         let backup = super::backup::version_here(client).await?;
@@ -57,15 +66,22 @@ pub(crate) async fn enable(client: &Client, replace: bool) -> CliResult<(Secret,
                 "this device does not hold every secret (the three cross-signing keys and the backup key)",
             )
             .with_hint("a new recovery key made here would leave the missing ones out of secret storage")
-            .with_hint(format!("`{}` with the current key first, or `{}`", crate::ui::hint::ratchet("recovery recover"), crate::ui::hint::ratchet("recovery reset"))));
+            .with_hint(format!(
+                "`{}` with the current key first, or `{}`",
+                crate::ui::hint::ratchet("recovery recover"),
+                crate::ui::hint::ratchet("recovery reset")
+            )));
         }
         // What `Recovery::reset_key` does, minus its state refresh after the
         // new key is in place (a failure there would lose the key).
         let store = encryption.secret_storage().create_secret_store().await.map_err(|e| {
-            CliError::failed("could not replace the recovery key").with_source(e).with_hint(
-                format!("if it failed part-way the old key may no longer be accepted: run `{}` again", crate::ui::hint::ratchet("recovery enable \
-                 --replace-key")),
-            )
+            CliError::failed("could not replace the recovery key").with_source(e).with_hint(format!(
+                "if it failed part-way the old key may no longer be accepted: run `{}` again",
+                crate::ui::hint::ratchet(
+                    "recovery enable \
+                 --replace-key"
+                )
+            ))
         })?;
         return Ok((Secret::new(store.secret_storage_key()), None));
     }
@@ -74,11 +90,14 @@ pub(crate) async fn enable(client: &Client, replace: bool) -> CliResult<(Secret,
             .with_hint(format!("`{}` sets it up", crate::ui::hint::ratchet("recovery enable"))));
     }
     if !all_keys {
-        return Err(CliError::failed("this device does not hold the account's cross-signing keys").with_hint(
-            format!("secret storage without them would verify nothing: create the identity first \
+        return Err(CliError::failed("this device does not hold the account's cross-signing keys").with_hint(format!(
+            "secret storage without them would verify nothing: create the identity first \
              (`{}`), or `{}` / `{}` on an \
-             account that has one", crate::ui::hint::ratchet("identity --create"), crate::ui::hint::ratchet("recovery recover"), crate::ui::hint::ratchet("verify --accept")),
-        ));
+             account that has one",
+            crate::ui::hint::ratchet("identity --create"),
+            crate::ui::hint::ratchet("recovery recover"),
+            crate::ui::hint::ratchet("verify --accept")
+        )));
     }
     let recovery = encryption.recovery();
     let enable = recovery.enable();
@@ -98,8 +117,10 @@ pub(crate) async fn enable(client: &Client, replace: bool) -> CliResult<(Secret,
             Ok((Secret::new(key), Some(format!("recovery was set up, but the SDK failed afterwards: {e}"))))
         }
         (Err(RecoveryError::BackupExistsOnServer), None) => {
-            Err(CliError::failed("a key backup exists on the server that this device cannot open")
-                .with_hint(format!("`{}` with the account's recovery key connects to it", crate::ui::hint::ratchet("recovery recover"))))
+            Err(CliError::failed("a key backup exists on the server that this device cannot open").with_hint(format!(
+                "`{}` with the account's recovery key connects to it",
+                crate::ui::hint::ratchet("recovery recover")
+            )))
         }
         (Err(e), None) => Err(CliError::failed("could not set up recovery; no recovery key was made")
             .with_source(e)
@@ -214,7 +235,10 @@ pub(crate) async fn check_password(client: &Client, password: &Secret) -> CliRes
             ) =>
             {
                 return Err(CliError::failed("the server does not take a password for this (OAuth account)")
-                    .with_hint(format!("reset the identity in Element, then `{}`", crate::ui::hint::ratchet("recovery recover"))));
+                    .with_hint(format!(
+                        "reset the identity in Element, then `{}`",
+                        crate::ui::hint::ratchet("recovery recover")
+                    )));
             }
             None => return Err(e.into()),
         },
@@ -247,7 +271,10 @@ pub(crate) async fn reset_identity(client: &Client, password: &Secret) -> CliRes
             matrix_sdk::encryption::CrossSigningResetAuthType::Uiaa(info) => info.session.clone(),
             _ => {
                 return Err(CliError::failed("the server wants an authorisation ratchet cannot give (OAuth)")
-                    .with_hint(format!("reset the identity in Element, then `{}`", crate::ui::hint::ratchet("recovery recover"))));
+                    .with_hint(format!(
+                        "reset the identity in Element, then `{}`",
+                        crate::ui::hint::ratchet("recovery recover")
+                    )));
             }
         };
         let mut auth = uiaa::Password::new(uiaa::UserIdentifier::from(own), password.expose().to_owned());

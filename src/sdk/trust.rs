@@ -155,8 +155,10 @@ pub(crate) async fn set_local_trust(
 ) -> CliResult<LocalTrust> {
     use matrix_sdk::encryption::LocalTrust as Sdk;
     let found = client.encryption().get_device(user, device).await?.ok_or_else(|| {
-        CliError::failed(format!("unknown device {device} of {user}"))
-            .with_hint(format!("`{}` lists the devices ratchet knows", crate::ui::hint::ratchet("devices").arg(user.as_str())))
+        CliError::failed(format!("unknown device {device} of {user}")).with_hint(format!(
+            "`{}` lists the devices ratchet knows",
+            crate::ui::hint::ratchet("devices").arg(user.as_str())
+        ))
     })?;
     let previous = local_trust_of(found.local_trust_state());
     let wanted = match trust {

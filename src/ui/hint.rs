@@ -39,7 +39,9 @@ pub(crate) fn init(profile: &str, data_dir: Option<&Path>) {
 /// shell treats specially, else in single quotes.
 pub(crate) fn quote(word: &str) -> String {
     let plain = !word.is_empty()
-        && word.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '@' | '%' | '+' | '=' | ':' | ',' | '.' | '/' | '_' | '-'));
+        && word.chars().all(|c| {
+            c.is_ascii_alphanumeric() || matches!(c, '@' | '%' | '+' | '=' | ':' | ',' | '.' | '/' | '_' | '-')
+        });
     if plain {
         word.to_owned()
     } else {

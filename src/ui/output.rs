@@ -37,12 +37,16 @@ impl Record for WarningRecord {
 /// The error, under `--json`: one line on **stderr** (stdout stays data).
 #[derive(Debug, Serialize, schemars::JsonSchema)]
 pub(crate) struct ErrorRecord {
-    /// failed, usage, partial, auth, refused or internal.
+    /// failed, usage, partial, auth, refused, internal or declined (the
+    /// user answered no to a confirmation).
     kind: &'static str,
     exit_code: u8,
     message: String,
     causes: Vec<String>,
     hints: Vec<String>,
+    /// When a room name was ambiguous: the rooms it named.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    candidates: Vec<crate::error::Candidate>,
 }
 
 impl Record for ErrorRecord {
@@ -182,6 +186,10 @@ impl Output {
     /// The single place errors are printed: `error:`, `Caused by:`, `hint:`
     /// in human form, and under `--json` also one JSON line on stderr.
     pub(crate) fn error(&self, err: &CliError) {
+        if err.kind == ErrorKind::Declined && !self.json {
+            to_stderr(&format!("{}\n", inert_text(&err.message)));
+            return;
+        }
         let mut text =
             format!("{} {}\n", self.paint("error:", AnsiColor::Red.on_default().bold()), inert_text(&err.message));
         let causes = err.causes();
@@ -204,6 +212,7 @@ impl Output {
                 message: err.message.clone(),
                 causes,
                 hints: err.hints.clone(),
+                candidates: err.candidates.clone(),
             };
             if let Ok(line) = json_line(ErrorRecord::TYPE, &record) {
                 text.push_str(&line);

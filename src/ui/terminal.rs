@@ -46,10 +46,18 @@ pub(crate) fn inert_lines(text: &str, indent: &str) -> String {
 }
 
 fn push_inert(out: &mut String, c: char) {
-    // C0 controls, DEL, C1 controls; and the bidirectional overrides, which
-    // reorder what follows them on screen.
-    let bidi = matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
-    if c.is_control() || bidi {
+    // C0 controls, DEL, C1 controls; the bidirectional overrides and marks,
+    // which reorder what follows them on screen; and the invisible format
+    // characters (zero-width space and joiners' kin, word joiner, BOM, soft
+    // hyphen), which make two different strings look the same. The
+    // zero-width joiner stays: emoji are built with it.
+    let bidi = matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}' | '\u{061c}');
+    let invisible = matches!(
+        c,
+        '\u{200b}' | '\u{200c}' | '\u{2028}' | '\u{2029}' | '\u{2060}'
+            ..='\u{2064}' | '\u{feff}' | '\u{180e}' | '\u{ad}'
+    );
+    if c.is_control() || bidi || invisible {
         match c as u32 {
             n @ 0..=0xff => out.push_str(&format!("\\x{n:02x}")),
             n => out.push_str(&format!("\\u{{{n:x}}}")),
@@ -70,6 +78,11 @@ mod tests {
         assert_eq!(inert("\u{85}next\u{202e}"), "\\x85next\\u{202e}");
         assert_eq!(inert("plain ünïcode 🎉"), "plain ünïcode 🎉");
         assert_eq!(inert("a\nb"), "a\\x0ab");
+        // Invisible characters that make two names look alike (issue 20);
+        // the joiner that builds emoji stays.
+        assert_eq!(inert("ad\u{200b}min"), "ad\\u{200b}min");
+        assert_eq!(inert("\u{feff}x\u{ad}y\u{2060}"), "\\u{feff}x\\xady\\u{2060}");
+        assert_eq!(inert("👩\u{200d}💻"), "👩\u{200d}💻");
     }
 
     #[test]

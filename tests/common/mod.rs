@@ -526,11 +526,8 @@ pub fn check_hints(env: &TestEnv) {
             .env_clear()
             .output()
             .expect("bash");
-        let got: Vec<String> = String::from_utf8_lossy(&split.stdout)
-            .split('\0')
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect();
+        let got: Vec<String> =
+            String::from_utf8_lossy(&split.stdout).split('\0').filter(|s| !s.is_empty()).map(str::to_owned).collect();
         assert_eq!(got, argv, "bash splits the hint `{line}` differently");
         // Pasted into an interactive shell, with --help: parses.
         let mut shell = Command::new("bash")

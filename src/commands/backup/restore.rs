@@ -52,8 +52,10 @@ pub(crate) async fn cmd_restore(ctx: &mut CommandContext, args: &RestoreArgs) ->
     let client = ctx.client().await?;
     ctx.sync(&client).await?;
     let version = sdk::backup::version_here(&client).await?.ok_or_else(|| {
-        CliError::failed("this device has no backup key")
-            .with_hint(format!("`{}` with the account's recovery key brings it", crate::ui::hint::ratchet("recovery recover")))
+        CliError::failed("this device has no backup key").with_hint(format!(
+            "`{}` with the account's recovery key brings it",
+            crate::ui::hint::ratchet("recovery recover")
+        ))
     })?;
     let rooms: Vec<OwnedRoomId> = match &args.room {
         Some(r) => vec![rooms::joined(&client, r).await?.room_id().to_owned()],

@@ -69,8 +69,10 @@ pub(crate) async fn cmd_forget_olm(ctx: &mut CommandContext, args: &ForgetOlmArg
     let own = client.user_id().ok_or_else(|| CliError::internal("no user id"))?.to_owned();
     let user = rooms::parse_user(&args.user, &own)?;
     let device = client.encryption().get_device(&user, args.device.as_str().into()).await?.ok_or_else(|| {
-        CliError::failed(format!("unknown device {} of {user}", args.device))
-            .with_hint(format!("`{}` lists the devices ratchet knows", crate::ui::hint::ratchet("devices").arg(user.as_str())))
+        CliError::failed(format!("unknown device {} of {user}", args.device)).with_hint(format!(
+            "`{}` lists the devices ratchet knows",
+            crate::ui::hint::ratchet("devices").arg(user.as_str())
+        ))
     })?;
     let curve =
         device.curve25519_key().ok_or_else(|| CliError::failed("the device has no curve25519 key"))?.to_base64();
@@ -86,8 +88,12 @@ pub(crate) async fn cmd_forget_olm(ctx: &mut CommandContext, args: &ForgetOlmArg
     };
     if let Some(wanted) = &wanted {
         if !sessions.contains(wanted) {
-            return Err(CliError::failed(format!("no Olm session {wanted} with {user} {}", args.device))
-                .with_hint(format!("`{}` lists them", crate::ui::hint::ratchet("olm").arg(user.as_str()).arg(args.device.as_str()))));
+            return Err(CliError::failed(format!("no Olm session {wanted} with {user} {}", args.device)).with_hint(
+                format!(
+                    "`{}` lists them",
+                    crate::ui::hint::ratchet("olm").arg(user.as_str()).arg(args.device.as_str())
+                ),
+            ));
         }
         sessions.retain(|s| s == wanted);
     }

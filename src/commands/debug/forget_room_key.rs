@@ -65,7 +65,10 @@ pub(crate) async fn cmd_forget_room_key(ctx: &mut CommandContext, args: &ForgetR
     let session = megolm::inbound_session(&client, room.room_id(), &session_id).await?;
     let session = session.ok_or_else(|| {
         CliError::failed(format!("this device holds no Megolm session {} for {}", args.session_id, args.room))
-            .with_hint(format!("`{}` lists the inbound sessions", crate::ui::hint::ratchet("sessions").arg(room.room_id().as_str())))
+            .with_hint(format!(
+                "`{}` lists the inbound sessions",
+                crate::ui::hint::ratchet("sessions").arg(room.room_id().as_str())
+            ))
     })?;
     let record = ForgotRoomKeyRecord {
         room_id: room.room_id().to_string(),

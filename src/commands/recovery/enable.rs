@@ -65,8 +65,12 @@ pub(crate) async fn cmd_enable(ctx: &mut CommandContext, args: &EnableArgs) -> C
     let backup_version = sdk::backup::version_here(&client).await.unwrap_or(None);
     let record = RecoveryKeyRecord { recovery_key: key.expose().to_owned(), backup_version };
     if let Err(e) = ctx.out.data(&record) {
-        return Err(CliError::failed(format!("the recovery key could not be shown: {}", e.message))
-            .with_hint(format!("`{}` makes a new one (this device holds every secret)", crate::ui::hint::ratchet("recovery enable --replace-key"))));
+        return Err(CliError::failed(format!("the recovery key could not be shown: {}", e.message)).with_hint(
+            format!(
+                "`{}` makes a new one (this device holds every secret)",
+                crate::ui::hint::ratchet("recovery enable --replace-key")
+            ),
+        ));
     }
     if let Some(trouble) = trouble {
         ctx.out.warn(trouble);

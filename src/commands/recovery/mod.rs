@@ -108,12 +108,17 @@ pub(crate) fn next_step(status: &RecoveryStatusRecord) -> Option<String> {
                 crate::ui::hint::ratchet("backup restore")
             ))
         }
-        (None, Some(_), _) if status.secret_storage => {
-            Some(format!("next: `{}` with the recovery key turns backup on here", crate::ui::hint::ratchet("recovery recover")).to_owned())
-        }
-        (None, None, _) if !status.secret_storage && status.server_asked => {
-            Some(format!("next: `{}` sets up a recovery key and a key backup", crate::ui::hint::ratchet("recovery enable")).to_owned())
-        }
+        (None, Some(_), _) if status.secret_storage => Some(
+            format!(
+                "next: `{}` with the recovery key turns backup on here",
+                crate::ui::hint::ratchet("recovery recover")
+            )
+            .to_owned(),
+        ),
+        (None, None, _) if !status.secret_storage && status.server_asked => Some(
+            format!("next: `{}` sets up a recovery key and a key backup", crate::ui::hint::ratchet("recovery enable"))
+                .to_owned(),
+        ),
         _ => None,
     }
 }

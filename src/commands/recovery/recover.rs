@@ -68,10 +68,12 @@ pub(crate) async fn cmd_recover(ctx: &mut CommandContext, args: &RecoverArgs) ->
         return Err(CliError::failed(
             "this device is still not cross-signed: secret storage holds no cross-signing keys",
         )
-        .with_hint(
-            format!("`{}` makes one and signs this device; `{}` then stores its \
-             keys in secret storage", crate::ui::hint::ratchet("identity --create"), crate::ui::hint::ratchet("recovery recover")),
-        ));
+        .with_hint(format!(
+            "`{}` makes one and signs this device; `{}` then stores its \
+             keys in secret storage",
+            crate::ui::hint::ratchet("identity --create"),
+            crate::ui::hint::ratchet("recovery recover")
+        )));
     }
     Ok(())
 }

@@ -43,7 +43,7 @@ pub(crate) async fn cmd_reset(ctx: &mut CommandContext, args: &ResetArgs) -> Cli
             "Reset your cross-signing identity? The key backup and secret storage are deleted, and all your other \
              devices and everyone who verified you must verify again.",
         )? {
-            return Err(CliError::failed("not reset"));
+            return Err(CliError::declined("Not reset; nothing changed."));
         }
     }
     let session = ctx.load_session()?;

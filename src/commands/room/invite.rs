@@ -29,12 +29,19 @@ pub(crate) struct InviteArgs {
 pub(crate) struct InvitedRecord {
     room_id: String,
     user_id: String,
+    /// Set when nothing was done: the user was already `joined` or
+    /// `invited`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    already: Option<&'static str>,
 }
 
 impl Record for InvitedRecord {
     const TYPE: &'static str = "invited";
     fn human(&self) -> String {
-        format!("invited {} to {}", self.user_id, self.room_id)
+        match self.already {
+            Some(state) => format!("{} is already {state} in {}; nothing to do", self.user_id, self.room_id),
+            None => format!("invited {} to {}", self.user_id, self.room_id),
+        }
     }
 }
 
@@ -44,6 +51,29 @@ pub(crate) async fn cmd_invite(ctx: &mut CommandContext, args: &InviteArgs) -> C
     let own = client.user_id().ok_or_else(|| CliError::internal("no user id"))?.to_owned();
     let user = rooms::parse_user(&args.user, &own)?;
     let room = rooms::joined(&client, &args.room).await?;
-    room.invite_user_by_id(&user).await?;
-    ctx.out.data(&InvitedRecord { room_id: room.room_id().to_string(), user_id: user.to_string() })
+    // Idempotent: a member, or someone already invited, is no error (the
+    // server would refuse with 403).
+    let already = |m: &matrix_sdk::room::RoomMember| match m.membership() {
+        matrix_sdk::ruma::events::room::member::MembershipState::Join => Some("joined"),
+        matrix_sdk::ruma::events::room::member::MembershipState::Invite => Some("invited"),
+        _ => None,
+    };
+    let before = room.get_member(&user).await?.as_ref().and_then(already);
+    if before.is_none() {
+        if let Err(e) = room.invite_user_by_id(&user).await {
+            // Joined or invited by someone else since this device synced.
+            let now = room.sync_members().await.ok().and(room.get_member(&user).await.ok().flatten());
+            match now.as_ref().and_then(already) {
+                Some(state) => {
+                    return ctx.out.data(&InvitedRecord {
+                        room_id: room.room_id().to_string(),
+                        user_id: user.to_string(),
+                        already: Some(state),
+                    });
+                }
+                None => return Err(e.into()),
+            }
+        }
+    }
+    ctx.out.data(&InvitedRecord { room_id: room.room_id().to_string(), user_id: user.to_string(), already: before })
 }
