@@ -257,6 +257,7 @@ impl CommandContext {
             env: (self.settings.password_env.as_ref(), "RATCHET_PASSWORD"),
             prompt: &format!("Password for {user}: "),
             no_input: self.settings.no_input,
+            echo: false,
         })
     }
 

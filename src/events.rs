@@ -362,10 +362,15 @@ pub(crate) async fn recent_history(room: &matrix_sdk::Room, limit: u32) -> crate
     request.limit = matrix_sdk::ruma::UInt::from(limit);
     let response = room.client().send(request).await?;
     let mut out = Vec::with_capacity(response.chunk.len());
+    // Sessions whose key came from the backup in this call: every event
+    // of theirs decrypted with it says so, not only the first (which
+    // fetched it).
+    let mut fetched: std::collections::HashSet<String> = Default::default();
     // The server returns newest first.
     for raw in response.chunk.iter().rev() {
         let original: Value = raw.deserialize_as().unwrap_or(Value::Null);
-        let mut key_from_backup = false;
+        let session = original["content"]["session_id"].as_str().map(str::to_owned);
+        let mut key_from_backup = session.as_ref().is_some_and(|s| fetched.contains(s));
         let event = if original["type"] == "m.room.encrypted" {
             let mut event = room.decrypt_event(as_encrypted(raw), None).await?;
             if let (TimelineEventKind::UnableToDecrypt { utd_info, .. }, Some(session)) =
@@ -379,6 +384,9 @@ pub(crate) async fn recent_history(room: &matrix_sdk::Room, limit: u32) -> crate
                 if missing && crate::sdk::backup::download_one(&room.client(), room.room_id(), session).await? {
                     event = room.decrypt_event(as_encrypted(raw), None).await?;
                     key_from_backup = !matches!(event.kind, TimelineEventKind::UnableToDecrypt { .. });
+                    if key_from_backup {
+                        fetched.insert(session.to_owned());
+                    }
                 }
             }
             event

@@ -37,7 +37,9 @@ fn main() -> ExitCode {
         Err(e) => return cli::parse_error(e),
     };
     let out = Output::new(cli.global.json, cli.global.quiet, cli.global.color);
-    if let Err(message) = ui::logging::init(cli.global.verbose, out.color(), cli.global.log_file.as_deref()) {
+    if let Err(message) =
+        ui::logging::init(cli.global.verbose, cli.global.json, out.color(), cli.global.log_file.as_deref())
+    {
         return exit(&out, Err(CliError::usage(message)));
     }
     let settings = match Settings::resolve(&cli.global) {

@@ -192,6 +192,15 @@ pub(crate) fn parse_user(s: &str, own: &UserId) -> CliResult<OwnedUserId> {
     })
 }
 
+/// A room as a person knows it, for status lines: its name (escaped: the
+/// name is anybody's text) and its id.
+pub(crate) fn label(room: &Room) -> String {
+    match room.name() {
+        Some(name) => format!("{} ({})", crate::ui::terminal::inert(&name), room.room_id()),
+        None => room.room_id().to_string(),
+    }
+}
+
 /// Resolves ROOM to a room this account has joined (aliases via the server).
 pub(crate) async fn joined(client: &Client, room: &RoomArg) -> CliResult<Room> {
     let found = find(client, room).await?;

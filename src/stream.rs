@@ -54,8 +54,10 @@ pub(crate) struct ToDeviceRecord {
     /// sending device is not cross-signed by its owner), `no_olm_machine`,
     /// `encryption_disabled`; `invalid_event` for one that does not parse.
     utd_reason: Option<String>,
-    /// For an Olm-encrypted one: the sending device's curve25519 key.
+    /// For an Olm-encrypted one: the sending device's curve25519 key, and
+    /// the device it belongs to (null: a device this one does not know).
     sender_key: Option<String>,
+    sender_device: Option<String>,
     /// For `m.room_key` / `m.forwarded_room_key`: which Megolm session.
     room_id: Option<String>,
     session_id: Option<String>,
@@ -72,7 +74,10 @@ impl Record for ToDeviceRecord {
     fn human(&self) -> String {
         // Every field here may be anybody's text: a to-device event's
         // plaintext content is the sender's to choose.
-        let from = inert(self.sender.as_deref().unwrap_or("?"));
+        let from = match &self.sender_device {
+            Some(device) => format!("{} {}", inert(self.sender.as_deref().unwrap_or("?")), inert(device)),
+            None => inert(self.sender.as_deref().unwrap_or("?")),
+        };
         let how = if self.encrypted { "olm" } else { "plain" };
         let mut s = format!("to-device {} from {from} ({how})", inert(&self.event_type));
         if let (Some(room), Some(session)) = (&self.room_id, &self.session_id) {
@@ -299,6 +304,13 @@ pub(crate) async fn stage(
     });
     for event in &response.to_device {
         let mut record = to_device_record(event);
+        // Which device sent it, from its identity key (the store only).
+        if let (None, Some(sender), Some(key)) = (&record.sender_device, &record.sender, &record.sender_key) {
+            if let Ok(user) = matrix_sdk::ruma::UserId::parse(sender.as_str()) {
+                record.sender_device =
+                    crate::sdk::olm::device_by_curve(client, &user, key).await.ok().flatten().map(|d| d.to_string());
+            }
+        }
         if record.event_type == "m.forwarded_room_key" {
             if let Err(e) = judge_forward(client, &mut record).await {
                 tracing::debug!(error = %e.message, "could not tell whether a forwarded key was kept");
@@ -468,6 +480,14 @@ pub(crate) fn to_device_record(event: &ProcessedToDeviceEvent) -> ToDeviceRecord
         encrypted,
         utd_reason,
         sender_key: content["sender_key"].as_str().map(str::to_owned),
+        // A decrypted one says which device sent it; an undecryptable one
+        // is looked up by its identity key in `stage`.
+        sender_device: match event {
+            ProcessedToDeviceEvent::Decrypted { encryption_info, .. } => {
+                encryption_info.sender_device.as_ref().map(|d| d.to_string())
+            }
+            _ => None,
+        },
         room_id: content["room_id"].as_str().map(str::to_owned),
         session_id: content["session_id"].as_str().map(str::to_owned),
         forward: None,

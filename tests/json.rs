@@ -130,7 +130,7 @@ records! {
         encrypted: bool, cursor: O<S>,
     }
     "to_device" => ToDevice {
-        event_type: S, sender: O<S>, encrypted: bool, utd_reason: O<S>, sender_key: O<S>, room_id: O<S>,
+        event_type: S, sender: O<S>, encrypted: bool, utd_reason: O<S>, sender_key: O<S>, sender_device: O<S>, room_id: O<S>,
         session_id: O<S>, forward: O<S>, dropped_because: O<S>, cursor: O<S>,
     }
     "sync" => Sync { rooms: usize, events: usize, utd: usize, to_device: usize }
@@ -193,6 +193,7 @@ records! {
         olm_sessions_with_sender: O<usize>, key_requested_ms: O<u64>, cause: S, explanation: S, fix: Vec<S>,
         reproduce: O<S>, checked: Vec<S>,
     }
+    "status" => Status { message: S }
     "warning" => Warning { message: S }
     "error" => Error { kind: S, exit_code: u8, message: S, causes: Vec<S>, hints: Vec<S>, candidates: O<Vec<Candidate>> }
 }

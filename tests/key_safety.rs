@@ -114,9 +114,13 @@ fn a_backup_element_replaces_is_left_with_one_warning_and_recover_connects_to_th
     let again = env.run("jo2", &["send", &room, "quiet now"]).success();
     assert!(warnings(&again.stderr).is_empty(), "{}", again.stderr);
 
-    let recovered =
-        env.run_stdin("jo2", &["--json", "recovery", "recover", "--key-stdin"], format!("{key}\n").as_bytes());
-    let recovered = recovered.success().records("recovery_status").remove(0);
+    // Typed at the prompt this time: shown as typed (issue 20).
+    let (code, shown) =
+        crate::common::run_in_pty_typing(&env, "jo2", &["--json", "recovery", "recover"], &[("Recovery key: ", &key)]);
+    assert_eq!(code, 0, "{shown}");
+    assert!(shown.contains(&key), "the key is echoed as typed: {shown}");
+    let line = shown.lines().find(|l| l.contains("\"recovery_status\"")).expect("a status record");
+    let recovered: Value = serde_json::from_str(line.trim()).unwrap();
     assert_eq!(recovered["backup_version"].as_str(), Some(new.as_str()), "{recovered}");
     let status = backup_status(&env, "jo2");
     assert_eq!(status["pending"], 0, "{status}");
@@ -287,12 +291,14 @@ fn an_olm_message_refused_for_trust_is_not_a_wedge() {
     let refused: Vec<Value> =
         synced.records("to_device").into_iter().filter(|r| r["utd_reason"] == "unverified_sender_device").collect();
     assert!(!refused.is_empty(), "the m.dummy was refused for trust: {}", synced.stdout);
-    assert!(synced.records("recovery").is_empty(), "no recovery for a trust refusal: {}", synced.stdout);
-    // R11's hour was not spent on it: a deliberate unwedge is allowed now.
     let bob2_device = env.run("bob2", &["--json", "whoami"]).success().records("whoami").remove(0)["device_id"]
         .as_str()
         .unwrap()
         .to_owned();
+    // The line names the sending device (issue 20).
+    assert_eq!(refused[0]["sender_device"], bob2_device.as_str(), "{:?}", refused[0]);
+    assert!(synced.records("recovery").is_empty(), "no recovery for a trust refusal: {}", synced.stdout);
+    // R11's hour was not spent on it: a deliberate unwedge is allowed now.
     env.run("alice", &["sync"]).success();
     env.run("alice", &["unwedge", &bob.user_id, &bob2_device]).success();
 }

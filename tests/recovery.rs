@@ -141,6 +141,8 @@ fn a_forgotten_room_key_comes_back_from_the_backup_and_the_output_says_so() {
     env.run("bob", &["recovery", "enable"]).success();
     let sent = env.run("alice", &["--json", "send", &room, "keep me"]).success().records("sent");
     let session = sent[0]["session_id"].as_str().unwrap().to_owned();
+    let second = env.run("alice", &["--json", "send", &room, "me too"]).success().records("sent");
+    assert_eq!(second[0]["session_id"], session.as_str(), "one session for both");
     // bob receives the key; the command that got it uploads it. Alice's
     // device is cross-signed by her, and bob has not verified her.
     let first = env.run("bob", &["--json", "messages", &room]).success().records("message");
@@ -152,7 +154,11 @@ fn a_forgotten_room_key_comes_back_from_the_backup_and_the_output_says_so() {
     let m = back.records("message").into_iter().find(|m| m["event_id"] == sent[0]["event_id"]).unwrap();
     assert_eq!(m["body"], "keep me");
     assert_eq!(m["key_from_backup"], true, "{m}");
-    assert!(back.stderr.contains("from the key backup"), "{}", back.stderr);
+    // Both messages of the session were decrypted with the key from the
+    // backup, and the count says so (issue 20).
+    assert!(back.stderr.contains("2 message(s) decrypted with room keys from the key backup"), "{}", back.stderr);
+    let both = back.records("message");
+    assert!(both.iter().filter(|m| m["key_from_backup"] == true).count() == 2, "{both:?}");
     // A key from the backup cannot prove who sent the message (issue 19):
     // it says so now and at every later use, on the human line too.
     assert_eq!(m["sender_trust"], "insecure_source", "{m}");

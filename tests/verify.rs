@@ -125,6 +125,8 @@ fn ratchet_and_element_crypto_verify_each_other_either_side_starting() {
     at_alice.wait_for_stderr("Waiting for a verification request", WAIT);
     js.call(json!({"cmd": "verify_request", "user_id": alice.user_id, "device_id": alice_device}));
     let sas = at_alice.wait_for_record("sas", WAIT);
+    // The device as its owner sees it in their sessions list (issue 20).
+    assert_eq!(sas["other_device_name"], "js-peer", "{sas}");
     at_alice.answer("yes");
     let js_side = js.call(json!({"cmd": "verify_wait"}));
     assert_eq!(js_side["done"], true, "{js_side}");

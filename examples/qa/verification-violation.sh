@@ -23,7 +23,7 @@ code=0; r alice send "$ROOM" "to the changed identity" >/dev/null 2>"$work/send.
 check "alice's message is refused" "$code" "1"
 check "and says why" "$(grep -q "identity of a user you verified changed" "$work/send.err" && echo yes)" "yes"
 check "and names both ways out" \
-  "$(grep -q "ratchet verify $bob_ID" "$work/send.err" && grep -q -- "--withdraw-verification" "$work/send.err" && echo yes)" "yes"
+  "$(grep -q -- "alice verify $bob_ID" "$work/send.err" && grep -q -- "--withdraw-verification" "$work/send.err" && echo yes)" "yes"
 step "alice accepts bob's new identity, unverified (Element's \"withdraw verification\")"
 code=0; r alice identity "$bob_ID" --withdraw-verification >/dev/null 2>&1 || code=$?
 check "off a terminal it needs --yes" "$code" "2"

@@ -19,7 +19,8 @@ r alice send "$ROOM" "lost in the wedge" >/dev/null
 step "doctor says why and what to do"
 diag="$(r bob doctor "$ROOM" || true)"
 check "cause" "$(echo "$diag" | q 'rs[0]["cause"]')" "olm_session_missing"
-check "fix" "$(echo "$diag" | q 'rs[0]["fix"][0]')" "ratchet unwedge $alice_ID $alice_DEVICE"
+# The fix is a command for bob's profile, ready to paste.
+check "fix" "$(echo "$diag" | q 'rs[0]["fix"][0].split(" --profile ")[1]')" "bob unwedge $alice_ID $alice_DEVICE"
 step "alice sends again; bob's sync recovers"
 r alice rotate "$ROOM" >/dev/null
 r alice send "$ROOM" "also over the wedge" >/dev/null

@@ -84,6 +84,7 @@ fn entries() -> Vec<Entry> {
         ),
         entry::<crate::stream::RotationSeenRecord>("sync --follow", "also `cursor` when sync or chat prints it"),
         entry::<crate::stream::SyncSummary>("sync", "a closing summary"),
+        entry::<crate::ui::output::StatusRecord>("any, on **stderr**", "under `--json`; silenced by `-q`"),
         entry::<crate::ui::output::WarningRecord>("any, on **stderr**", "under `--json`; `warning:` lines otherwise"),
         entry::<crate::ui::output::ErrorRecord>(
             "any, on **stderr**",

@@ -121,6 +121,7 @@ pub(crate) async fn cmd_doctor(ctx: &mut CommandContext, args: &DoctorArgs) -> C
     let client = ctx.client().await?;
     ctx.sync(&client).await?;
     let room = rooms::joined(&client, &args.room).await?;
+    ctx.out.status(format!("Looking at the last {} event(s) of {}…", args.limit, rooms::label(&room)));
     let ledger = ctx.olm_ledger()?;
     let limit = if args.event.is_some() { 1000 } else { args.limit };
     let here = Here::of(&client).await?;

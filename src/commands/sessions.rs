@@ -138,6 +138,7 @@ pub(crate) async fn cmd_sessions(ctx: &mut CommandContext, args: &SessionsArgs) 
     // Room keys that arrived since the last run are in the next sync.
     ctx.sync(&client).await?;
     let room = rooms::joined(&client, &args.room).await?;
+    ctx.out.status(format!("Megolm sessions of {}:", rooms::label(&room)));
     // Read-only: the R3 record is consulted, not updated.
     let ledger = ctx.megolm_ledger()?;
     let limits = megolm::room_limits(&room, &ledger)

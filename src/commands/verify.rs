@@ -93,6 +93,9 @@ pub(crate) struct SasRecord {
     flow_id: String,
     other_user: String,
     other_device: String,
+    /// The other device's display name, as its owner sees it in their
+    /// sessions list ("Element Desktop").
+    other_device_name: Option<String>,
     emoji: Vec<EmojiRecord>,
     decimals: Option<[u16; 3]>,
 }
@@ -100,11 +103,13 @@ pub(crate) struct SasRecord {
 impl Record for SasRecord {
     const TYPE: &'static str = "sas";
     fn human(&self) -> String {
-        let mut s = format!(
-            "Compare these emoji with {} {}:",
-            crate::ui::terminal::inert(&self.other_user),
-            crate::ui::terminal::inert(&self.other_device)
-        );
+        let device = match &self.other_device_name {
+            Some(name) => {
+                format!("\"{}\" ({})", crate::ui::terminal::inert(name), crate::ui::terminal::inert(&self.other_device))
+            }
+            None => crate::ui::terminal::inert(&self.other_device),
+        };
+        let mut s = format!("Compare these emoji with {} {device}:", crate::ui::terminal::inert(&self.other_user));
         for e in &self.emoji {
             s.push_str(&format!("\n  {}  {}", e.symbol, e.name));
         }
@@ -157,6 +162,7 @@ impl Confirm for Answer<'_> {
             flow_id: sas.flow_id.clone(),
             other_user: sas.other_user.clone(),
             other_device: sas.other_device.clone(),
+            other_device_name: sas.other_device_name.clone(),
             emoji: sas
                 .emoji
                 .iter()

@@ -99,7 +99,7 @@ pub(crate) async fn upload_pending(client: &Client) -> CliResult<Upload> {
                         );
                     }
                 };
-                tracing::warn!(%version, ?current, "the key backup is gone from the server; backup turned off here");
+                tracing::debug!(%version, ?current, "the key backup is gone from the server; backup turned off here");
                 backups.disable_backup().await.map_err(store_error)?;
                 return Ok(Upload::Gone { version, current, sent: uploaded });
             }

@@ -34,6 +34,8 @@ pub(crate) struct ShortAuth {
     pub(crate) flow_id: String,
     pub(crate) other_user: String,
     pub(crate) other_device: String,
+    /// The other device's display name ("Element Desktop"), if it has one.
+    pub(crate) other_device_name: Option<String>,
     /// (symbol, name) pairs.
     pub(crate) emoji: Vec<(String, String)>,
     pub(crate) decimals: Option<(u16, u16, u16)>,
@@ -166,6 +168,7 @@ pub(crate) async fn run(
                         flow_id: request.flow_id().to_owned(),
                         other_user: s.other_user_id().to_string(),
                         other_device: s.other_device().device_id().to_string(),
+                        other_device_name: s.other_device().display_name().map(str::to_owned),
                         emoji: emoji.iter().map(|e| (e.symbol.to_owned(), e.description.to_owned())).collect(),
                         decimals: s.decimals(),
                     };

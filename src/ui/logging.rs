@@ -37,13 +37,16 @@ fn stderr_filter(verbose: u8) -> &'static str {
     }
 }
 
-pub(crate) fn init(verbose: u8, ansi: bool, log_file: Option<&Path>) -> Result<(), String> {
+pub(crate) fn init(verbose: u8, json: bool, ansi: bool, log_file: Option<&Path>) -> Result<(), String> {
     // RATCHET_LOG wins over RUST_LOG, and both over -v.
     let env = std::env::var("RATCHET_LOG").ok().or_else(|| std::env::var("RUST_LOG").ok());
     let stderr_filter = match env.as_deref() {
         Some(spec) if !spec.trim().is_empty() => {
             EnvFilter::try_new(spec).map_err(|e| format!("invalid RATCHET_LOG/RUST_LOG: {e}"))?
         }
+        // Under --json stderr holds JSON lines only (`warning`, `error`):
+        // log lines there only when asked for (-v, RATCHET_LOG).
+        _ if json && verbose == 0 => EnvFilter::new("off"),
         _ => EnvFilter::new(stderr_filter(verbose)),
     };
     let stderr_layer =

@@ -20,6 +20,20 @@ pub(crate) trait Record: Serialize {
     fn human(&self) -> String;
 }
 
+/// Progress or status for a person, under `--json`: one line on
+/// **stderr** (silenced by `-q` as in human mode).
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(crate) struct StatusRecord {
+    message: String,
+}
+
+impl Record for StatusRecord {
+    const TYPE: &'static str = "status";
+    fn human(&self) -> String {
+        self.message.clone()
+    }
+}
+
 /// A warning, under `--json`: one line on **stderr**, so that a script
 /// reading stderr parses every line.
 #[derive(Debug, Serialize, schemars::JsonSchema)]
@@ -164,9 +178,17 @@ impl Output {
 
     /// Progress and status for a person: stderr, silenced by `-q`.
     pub(crate) fn status(&self, message: impl AsRef<str>) {
-        if !self.quiet {
-            to_stderr(&format!("{}\n", inert_text(message.as_ref())));
+        if self.quiet {
+            return;
         }
+        if self.json {
+            let record = StatusRecord { message: message.as_ref().to_owned() };
+            if let Ok(line) = json_line(StatusRecord::TYPE, &record) {
+                to_stderr(&format!("{line}\n"));
+            }
+            return;
+        }
+        to_stderr(&format!("{}\n", inert_text(message.as_ref())));
     }
 
     /// Something the user should know even with `-q` (under `--json`, a

@@ -18,6 +18,18 @@ pub(crate) fn secret(prompt: &str) -> Result<Secret, CliError> {
         .map_err(|e| CliError::failed("could not read from the terminal").with_source(e))
 }
 
+/// Reads a line from the terminal, shown as it is typed.
+pub(crate) fn visible(prompt: &str) -> Result<Secret, CliError> {
+    use std::io::Write;
+    eprint!("{prompt}");
+    let _ = std::io::stderr().flush();
+    let mut line = zeroize::Zeroizing::new(String::new());
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(|e| CliError::failed("could not read from the terminal").with_source(e))?;
+    Ok(Secret::new(line.trim_end_matches(['\n', '\r']).to_owned()))
+}
+
 /// Asks a yes/no question on the terminal; only "y" or "yes" is yes.
 pub(crate) fn confirm(question: &str) -> Result<bool, CliError> {
     use std::io::Write;
@@ -63,6 +75,9 @@ pub(crate) struct SecretSources<'a> {
     /// The prompt on a terminal.
     pub(crate) prompt: &'a str,
     pub(crate) no_input: bool,
+    /// Show what is typed (a recovery key: 48 characters typed blind are
+    /// too many, and it is no password: it was shown on screen once).
+    pub(crate) echo: bool,
 }
 
 /// Reads a secret from the first source that has it; never from the
@@ -75,7 +90,7 @@ pub(crate) fn read_secret(s: SecretSources<'_>) -> Result<Secret, CliError> {
         return Ok(value.clone());
     }
     if can_prompt(s.no_input) {
-        return secret(s.prompt);
+        return if s.echo { visible(s.prompt) } else { secret(s.prompt) };
     }
     Err(CliError::usage(format!("no {} given and no terminal to ask on", s.what))
         .with_hint(format!("pipe it with {}, or set {}", s.stdin_flag, s.env.1)))

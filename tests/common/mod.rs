@@ -164,7 +164,10 @@ impl TestEnv {
             File::open(p).expect("output file").read_to_string(&mut s).expect("utf-8 output");
             s
         };
-        Run { code: status.code().unwrap_or(-1), stdout: read(out_path.path()), stderr: read(err_path.path()) }
+        let run =
+            Run { code: status.code().unwrap_or(-1), stdout: read(out_path.path()), stderr: read(err_path.path()) };
+        json_only(&cmd, &run);
+        run
     }
 
     /// Logs `user` in under `profile`; returns the login record.
@@ -550,5 +553,29 @@ pub fn check_hints(env: &TestEnv) {
         let out = shell.wait_with_output().expect("bash");
         let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
         assert!(stdout.contains("PARSED"), "the hint `{line}` does not paste: {stderr}");
+    }
+}
+
+/// The `--json` contract on every path (issue 20): a failing invocation
+/// with `--json` (and no `-v`, whose log lines go to stderr by request)
+/// prints JSON lines only, on stdout and on stderr.
+fn json_only(cmd: &Command, run: &Run) {
+    let args: Vec<String> = cmd.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
+    let before_dashes = || args.iter().take_while(|a| *a != "--");
+    let json = before_dashes().any(|a| a == "--json");
+    let verbose = before_dashes().any(|a| a.starts_with("-v") || a == "--verbose" || a == "--log-file");
+    let logging = cmd.get_envs().any(|(k, v)| (k == "RATCHET_LOG" || k == "RUST_LOG") && v.is_some());
+    if !json || verbose || logging || run.code == 0 || run.code == -1 {
+        return;
+    }
+    for (stream, text) in [("stdout", &run.stdout), ("stderr", &run.stderr)] {
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            let parsed: Result<Value, _> = serde_json::from_str(line);
+            assert!(
+                parsed.as_ref().is_ok_and(|v| v["type"].is_string()),
+                "ratchet {args:?} (exit {}) printed a non-JSON line on {stream} under --json: {line}",
+                run.code
+            );
+        }
     }
 }

@@ -18,7 +18,8 @@ use crate::ui::prompt;
 /// history from before this device existed.
 ///
 /// The key never goes on the command line: it comes from --key-stdin (first
-/// line of stdin), RATCHET_RECOVERY_KEY, or a prompt on a terminal. A wrong
+/// line of stdin), RATCHET_RECOVERY_KEY, or a prompt on a terminal (which
+/// shows what you type: 48 characters typed blind are too many). A wrong
 /// key changes nothing and exits 4.
 ///
 /// Examples:
@@ -42,6 +43,7 @@ pub(crate) async fn cmd_recover(ctx: &mut CommandContext, args: &RecoverArgs) ->
         env: (ctx.settings.recovery_key_env.as_ref(), "RATCHET_RECOVERY_KEY"),
         prompt: "Recovery key: ",
         no_input: ctx.settings.no_input,
+        echo: true,
     })?;
     let client = ctx.client().await?;
     ctx.sync(&client).await?;

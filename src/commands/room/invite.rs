@@ -61,9 +61,10 @@ pub(crate) async fn cmd_invite(ctx: &mut CommandContext, args: &InviteArgs) -> C
     let before = room.get_member(&user).await?.as_ref().and_then(already);
     if before.is_none() {
         if let Err(e) = room.invite_user_by_id(&user).await {
-            // Joined or invited by someone else since this device synced.
-            let now = room.sync_members().await.ok().and(room.get_member(&user).await.ok().flatten());
-            match now.as_ref().and_then(already) {
+            // Joined or invited since this device last synced: the server
+            // knows (the member event, one request).
+            let now = membership_on_server(&room, &user).await;
+            match now {
                 Some(state) => {
                     return ctx.out.data(&InvitedRecord {
                         room_id: room.room_id().to_string(),
@@ -76,4 +77,23 @@ pub(crate) async fn cmd_invite(ctx: &mut CommandContext, args: &InviteArgs) -> C
         }
     }
     ctx.out.data(&InvitedRecord { room_id: room.room_id().to_string(), user_id: user.to_string(), already: before })
+}
+
+/// The user's membership as the server has it now: `joined`, `invited` or
+/// none.
+async fn membership_on_server(room: &matrix_sdk::Room, user: &matrix_sdk::ruma::UserId) -> Option<&'static str> {
+    use matrix_sdk::ruma::api::client::state::get_state_event_for_key;
+    use matrix_sdk::ruma::events::StateEventType;
+    let request = get_state_event_for_key::v3::Request::new(
+        room.room_id().to_owned(),
+        StateEventType::RoomMember,
+        user.to_string(),
+    );
+    let response = room.client().send(request).await.ok()?;
+    let content: serde_json::Value = serde_json::from_str(response.event_or_content.get()).ok()?;
+    match content["membership"].as_str()? {
+        "join" => Some("joined"),
+        "invite" => Some("invited"),
+        _ => None,
+    }
 }
