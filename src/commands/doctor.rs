@@ -332,9 +332,11 @@ async fn diagnose(
                         )),
                     ),
                     "m.unverified" => (
-                        "the sender did not see this device as cross-signed when it sent (it is now: their next \
-                         messages should reach it; `ratchet identity` shows it)"
-                            .to_owned(),
+                        format!(
+                            "the sender did not see this device as cross-signed when it sent (it is now: their \
+                             next messages should reach it; `{}` shows it)",
+                            ratchet("identity")
+                        ),
                         vec![request.to_string()],
                         None,
                     ),

@@ -65,8 +65,10 @@ pub(crate) struct SendArgs {
 pub(crate) async fn cmd_send(ctx: &mut CommandContext, args: &SendArgs) -> CliResult {
     let from_stdin = args.text.is_empty();
     if from_stdin && std::io::stdin().is_terminal() {
-        return Err(CliError::usage("no message given")
-            .with_hint("give the text as arguments, or pipe lines in: `echo hi | ratchet send ROOM`"));
+        return Err(CliError::usage("no message given").with_hint(format!(
+            "give the text as arguments, or pipe lines in: `echo hi | {}`",
+            crate::ui::hint::ratchet("send ROOM")
+        )));
     }
     let client = ctx.client().await?;
     // One incremental sync first: new members, their devices and any
