@@ -185,12 +185,25 @@ mod props {
 pub(crate) fn parse_error(e: clap::Error) -> std::process::ExitCode {
     use clap::error::ErrorKind as K;
     let json = std::env::args_os().skip(1).take_while(|a| a != "--").any(|a| a == "--json");
-    if !json || matches!(e.kind(), K::DisplayHelp | K::DisplayVersion | K::DisplayHelpOnMissingArgumentOrSubcommand) {
+    if !json || matches!(e.kind(), K::DisplayHelp | K::DisplayVersion) {
         e.exit();
     }
+    if e.kind() == K::DisplayHelpOnMissingArgumentOrSubcommand {
+        let err = crate::error::CliError::usage("a subcommand is needed")
+            .with_hint("add --help after the command to list its subcommands");
+        return crate::process::exit(&crate::ui::output::Output::new(true, false, ColorChoice::Never), Err(err));
+    }
     let text = e.render().to_string();
-    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
-    let message = lines.next().unwrap_or("invalid command line").trim_start_matches("error: ").to_owned();
+    // The first line, and the indented lines that continue it (the
+    // missing arguments), are the message; `tip:` lines and the usage
+    // line are hints.
+    let mut raw = text.lines().filter(|l| !l.trim().is_empty()).peekable();
+    let mut message = raw.next().unwrap_or("invalid command line").trim().trim_start_matches("error: ").to_owned();
+    while let Some(more) = raw.next_if(|l| l.starts_with(' ')) {
+        message.push(' ');
+        message.push_str(more.trim());
+    }
+    let lines = raw.map(str::trim);
     let mut err = crate::error::CliError::usage(message);
     for line in lines {
         if let Some(tip) = line.strip_prefix("tip: ") {

@@ -305,7 +305,13 @@ pub(crate) async fn stage(
     for event in &response.to_device {
         let mut record = to_device_record(event);
         // Which device sent it, from its identity key (the store only).
-        if let (None, Some(sender), Some(key)) = (&record.sender_device, &record.sender, &record.sender_key) {
+        // Only for an undecryptable Olm message, whose sender key is the
+        // one it was encrypted with: a plaintext event's content is the
+        // sender's to write, and names no device anyone vouches for.
+        let undecryptable = matches!(event, ProcessedToDeviceEvent::UnableToDecrypt { .. });
+        if let (true, None, Some(sender), Some(key)) =
+            (undecryptable, &record.sender_device, &record.sender, &record.sender_key)
+        {
             if let Ok(user) = matrix_sdk::ruma::UserId::parse(sender.as_str()) {
                 record.sender_device =
                     crate::sdk::olm::device_by_curve(client, &user, key).await.ok().flatten().map(|d| d.to_string());

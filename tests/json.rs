@@ -292,6 +292,10 @@ fn every_command_s_json_matches_the_documented_records() {
     // A usage error from the command line parser: the same error record.
     let usage = take(env.run("alice", &["--json", "messages", &room, "--limit", "0"]).code(2));
     assert!(usage.stderr.starts_with(r#"{"type":"error","kind":"usage""#), "{}", usage.stderr);
+    let mut bare = env.command("alice", &["--json", "room"]);
+    bare.env_remove("RATCHET_PROFILE");
+    let bare = take(env.run_with(bare, None).code(2));
+    assert!(bare.stderr.starts_with(r#"{"type":"error","kind":"usage""#), "{}", bare.stderr);
     // Names match ignoring case when nothing matches exactly; rooms one
     // name names come as fields (issue 20).
     take(env.run("alice", &["--json", "room", "create", "--name", "Twin"]).success());

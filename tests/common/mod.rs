@@ -556,16 +556,16 @@ pub fn check_hints(env: &TestEnv) {
     }
 }
 
-/// The `--json` contract on every path (issue 20): a failing invocation
-/// with `--json` (and no `-v`, whose log lines go to stderr by request)
-/// prints JSON lines only, on stdout and on stderr.
+/// The `--json` contract on every path (issue 20): an invocation with
+/// `--json` (and no `-v`, whose log lines go to stderr by request), failing
+/// or not, prints JSON lines only, on stdout and on stderr.
 fn json_only(cmd: &Command, run: &Run) {
     let args: Vec<String> = cmd.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
     let before_dashes = || args.iter().take_while(|a| *a != "--");
     let json = before_dashes().any(|a| a == "--json");
-    let verbose = before_dashes().any(|a| a.starts_with("-v") || a == "--verbose" || a == "--log-file");
+    let verbose = before_dashes().any(|a| (a.starts_with("-v") || a.starts_with("-qv")) || a == "--verbose");
     let logging = cmd.get_envs().any(|(k, v)| (k == "RATCHET_LOG" || k == "RUST_LOG") && v.is_some());
-    if !json || verbose || logging || run.code == 0 || run.code == -1 {
+    if !json || verbose || logging || run.code == -1 {
         return;
     }
     for (stream, text) in [("stdout", &run.stdout), ("stderr", &run.stderr)] {

@@ -34,6 +34,6 @@ pub(crate) fn confirm(ctx: &CommandContext, yes: bool, question: &str) -> CliRes
     if prompt::confirm(question)? {
         Ok(())
     } else {
-        Err(CliError::failed("cancelled; nothing was changed"))
+        Err(CliError::declined("Cancelled; nothing was changed."))
     }
 }

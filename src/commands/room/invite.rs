@@ -51,32 +51,17 @@ pub(crate) async fn cmd_invite(ctx: &mut CommandContext, args: &InviteArgs) -> C
     let own = client.user_id().ok_or_else(|| CliError::internal("no user id"))?.to_owned();
     let user = rooms::parse_user(&args.user, &own)?;
     let room = rooms::joined(&client, &args.room).await?;
-    // Idempotent: a member, or someone already invited, is no error (the
-    // server would refuse with 403).
-    let already = |m: &matrix_sdk::room::RoomMember| match m.membership() {
-        matrix_sdk::ruma::events::room::member::MembershipState::Join => Some("joined"),
-        matrix_sdk::ruma::events::room::member::MembershipState::Invite => Some("invited"),
-        _ => None,
+    // Idempotent: inviting a member is no error. The invite goes first
+    // (local membership may be stale); only when the server refuses it is
+    // it asked what the user's membership is now.
+    let already = match room.invite_user_by_id(&user).await {
+        Ok(()) => None,
+        Err(e) => match membership_on_server(&room, &user).await {
+            Some(state) => Some(state),
+            None => return Err(e.into()),
+        },
     };
-    let before = room.get_member(&user).await?.as_ref().and_then(already);
-    if before.is_none() {
-        if let Err(e) = room.invite_user_by_id(&user).await {
-            // Joined or invited since this device last synced: the server
-            // knows (the member event, one request).
-            let now = membership_on_server(&room, &user).await;
-            match now {
-                Some(state) => {
-                    return ctx.out.data(&InvitedRecord {
-                        room_id: room.room_id().to_string(),
-                        user_id: user.to_string(),
-                        already: Some(state),
-                    });
-                }
-                None => return Err(e.into()),
-            }
-        }
-    }
-    ctx.out.data(&InvitedRecord { room_id: room.room_id().to_string(), user_id: user.to_string(), already: before })
+    ctx.out.data(&InvitedRecord { room_id: room.room_id().to_string(), user_id: user.to_string(), already })
 }
 
 /// The user's membership as the server has it now: `joined`, `invited` or
