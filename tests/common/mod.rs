@@ -560,6 +560,11 @@ pub fn check_hints(env: &TestEnv) {
 /// `--json` (and no `-v`, whose log lines go to stderr by request), failing
 /// or not, prints JSON lines only, on stdout and on stderr.
 fn json_only(cmd: &Command, run: &Run) {
+    // ratchet itself, not a wrapper (the pty runs answer prompts, which a
+    // terminal shows as text).
+    if cmd.get_program() != env!("CARGO_BIN_EXE_ratchet") {
+        return;
+    }
     let args: Vec<String> = cmd.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
     let before_dashes = || args.iter().take_while(|a| *a != "--");
     let json = before_dashes().any(|a| a == "--json");
