@@ -40,8 +40,12 @@ impl Settings {
                     .with_hint("set --data-dir or RATCHET_DATA_DIR")
             })?,
         };
+        // A hint names the profile unless it is the default one taken by
+        // default: `--profile default` typed in a shell whose
+        // RATCHET_PROFILE names another must paste as `--profile default`.
+        let named = global.profile != "default" || std::env::var_os("RATCHET_PROFILE").is_some();
         crate::ui::hint::init(
-            &global.profile,
+            named.then_some(global.profile.as_str()),
             global.data_dir.as_deref().map(|d| absolute(d.to_path_buf())).as_deref(),
         );
         Ok(Settings {

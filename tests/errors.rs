@@ -35,6 +35,18 @@ fn no_session_exits_4() {
         // profile in) and pastes as is (issue 20).
         assert!(run.stderr.contains("hint: run `ratchet --profile nobody login --homeserver"), "{}", run.stderr);
     }
+    // `--profile default` typed in a shell whose RATCHET_PROFILE names
+    // another profile: the hint says `--profile default`, or pasted there
+    // it would log the other one in.
+    let run = env.run("nobody", &["--profile", "default", "whoami"]).code(4);
+    assert!(run.stderr.contains("`ratchet --profile default login"), "{}", run.stderr);
+    let data = env.home().join("elsewhere");
+    let run = env.run("nobody", &["--data-dir", data.to_str().unwrap(), "whoami"]).code(4);
+    assert!(
+        run.stderr.contains(&format!("`ratchet --data-dir {} --profile nobody login", data.display())),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]

@@ -19,7 +19,7 @@ use std::sync::OnceLock;
 /// What selects this invocation's profile, as a hint must repeat it.
 #[derive(Debug, Default, Clone)]
 struct Invocation {
-    /// The profile, when not `default`.
+    /// The profile, when a hint must name it.
     profile: Option<String>,
     /// The data directory, when one was given (flag or environment).
     data_dir: Option<PathBuf>,
@@ -27,12 +27,11 @@ struct Invocation {
 
 static INVOCATION: OnceLock<Invocation> = OnceLock::new();
 
-/// Records the profile and data directory of this invocation (once).
-pub(crate) fn init(profile: &str, data_dir: Option<&Path>) {
-    let _ = INVOCATION.set(Invocation {
-        profile: (profile != "default").then(|| profile.to_owned()),
-        data_dir: data_dir.map(Path::to_path_buf),
-    });
+/// Records the profile a hint must name (None: the default one, taken by
+/// default) and the data directory given, if any (once).
+pub(crate) fn init(profile: Option<&str>, data_dir: Option<&Path>) {
+    let _ =
+        INVOCATION.set(Invocation { profile: profile.map(str::to_owned), data_dir: data_dir.map(Path::to_path_buf) });
 }
 
 /// `word` as one POSIX shell word: bare when it holds only characters no
