@@ -106,3 +106,8 @@ fn wedged_olm_backup() {
 fn verification_violation() {
     run_script("verification-violation.sh");
 }
+
+#[test]
+fn room_key_cycling() {
+    run_script("room-key-cycling.sh");
+}
