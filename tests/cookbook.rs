@@ -111,3 +111,8 @@ fn verification_violation() {
 fn room_key_cycling() {
     run_script("room-key-cycling.sh");
 }
+
+#[test]
+fn history_before_join() {
+    run_script("history-before-join.sh");
+}
