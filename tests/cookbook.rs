@@ -116,3 +116,13 @@ fn room_key_cycling() {
 fn history_before_join() {
     run_script("history-before-join.sh");
 }
+
+#[test]
+fn rejoin() {
+    run_script("rejoin.sh");
+}
+
+#[test]
+fn fallback_key() {
+    run_script("fallback-key.sh");
+}
