@@ -23,15 +23,7 @@ check "bob decrypts it" "$( (r bob messages "$ROOM" || true) | bodies)" "['while
 step "before bob was in the room at all: seen, not decrypted"
 login carol "$(register carol)"
 PUBLIC="$(r alice room create --encrypted --alias "open-$RANDOM$RANDOM" | q 'rs[0]["room_id"]')"
-python3 - "$RATCHET_HOMESERVER" "$RATCHET_DATA_DIR/alice/session.json" "$PUBLIC" <<'PY'
-import json, sys, urllib.parse, urllib.request
-hs, session, room = sys.argv[1:]
-token = json.load(open(session))["access_token"]
-req = urllib.request.Request(f"{hs}/_matrix/client/v3/rooms/{urllib.parse.quote(room)}/state/m.room.join_rules/",
-                             json.dumps({"join_rule": "public"}).encode(), method="PUT",
-                             headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
-urllib.request.urlopen(req)
-PY
+api alice PUT "/_matrix/client/v3/rooms/$(enc "$PUBLIC")/state/m.room.join_rules/" '{"join_rule": "public"}' >/dev/null
 early="$(r alice send "$PUBLIC" "before carol came" | q 'rs[0]["event_id"]')"
 r carol room join "$PUBLIC" >/dev/null
 r alice send "$PUBLIC" "after carol came" >/dev/null

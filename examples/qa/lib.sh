@@ -91,3 +91,20 @@ wait_for() {
   cat "$1" >&2
   exit 1
 }
+
+# api PROFILE METHOD PATH [JSON]: a client-server API request with the
+# profile's access token (for what ratchet does not do on purpose: another
+# client's actions, or a raw claim); prints the JSON answer.
+api() {
+  python3 - "$RATCHET_HOMESERVER" "$RATCHET_DATA_DIR/$1/session.json" "$2" "$3" "${4:-}" <<'PY'
+import json, sys, urllib.request
+hs, session, method, path, body = sys.argv[1:]
+token = json.load(open(session))["access_token"]
+req = urllib.request.Request(hs + path, body.encode() if body else None, method=method,
+                             headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+print(json.dumps(json.load(urllib.request.urlopen(req))))
+PY
+}
+
+# enc TEXT: TEXT percent-encoded for a URL path segment.
+enc() { python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$1"; }

@@ -28,15 +28,7 @@ check "bob reads it" "$( (r bob messages "$ROOM" || true) | last_body)" "first"
 check "alice2 reads it" "$( (r alice2 --isolation all-devices messages "$ROOM" || true) | last_body)" "first"
 
 step "not cycled: bob changes his display name"
-python3 - "$RATCHET_HOMESERVER" "$RATCHET_DATA_DIR/bob/session.json" "$bob_ID" <<'PY'
-import json, sys, urllib.parse, urllib.request
-hs, session, user = sys.argv[1:]
-token = json.load(open(session))["access_token"]
-req = urllib.request.Request(f"{hs}/_matrix/client/v3/profile/{urllib.parse.quote(user)}/displayname",
-                             json.dumps({"displayname": "Little Bobby Tables"}).encode(), method="PUT",
-                             headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
-urllib.request.urlopen(req)
-PY
+api bob PUT "/_matrix/client/v3/profile/$(enc "$bob_ID")/displayname" '{"displayname": "Little Bobby Tables"}' >/dev/null
 r alice sync >/dev/null
 sent="$(send "after the rename")"
 check "same session" "$(echo "$sent" | session)" "$s1"
