@@ -6,6 +6,15 @@
 #
 #   scripts/run-synapse.sh DIR PORT
 #
+# With RATCHET_SYNAPSE_FEDERATION_PORT=FPORT and RATCHET_SYNAPSE_CA=CADIR (a
+# directory holding ca.crt and ca.key), it also federates: its server name is
+# the IP literal 127.0.0.1:FPORT (no DNS, no .well-known), it serves
+# federation over TLS on FPORT with a certificate signed by that CA, trusts
+# that CA for outgoing federation, and blocks no IP range (Synapse blocks IP-
+# literal server names in its blocklist even when allow-listed).
+# Two such servers sharing a CA federate with each other (examples/qa/lib.sh
+# `start_two_servers`).
+#
 # The server stops when this script receives SIGTERM/SIGINT, or when its stdin
 # reaches end-of-file if RATCHET_SYNAPSE_STOP_ON_EOF=1 (the test harness holds
 # the write end of a pipe, so Synapse dies with the test process, even on a
@@ -18,6 +27,31 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 venv="$("$root/scripts/setup-synapse.sh")"
 mkdir -p "$dir"
 dir="$(cd "$dir" && pwd)"
+
+fport="${RATCHET_SYNAPSE_FEDERATION_PORT:-}"
+server_name="localhost"
+federation=""
+if [ -n "$fport" ]; then
+  ca="${RATCHET_SYNAPSE_CA:?RATCHET_SYNAPSE_FEDERATION_PORT needs RATCHET_SYNAPSE_CA}"
+  server_name="127.0.0.1:$fport"
+  openssl req -new -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" \
+    -keyout "$dir/tls.key" -out "$dir/tls.csr" 2>/dev/null
+  printf 'subjectAltName=IP:127.0.0.1\n' > "$dir/tls.ext"
+  openssl x509 -req -in "$dir/tls.csr" -CA "$ca/ca.crt" -CAkey "$ca/ca.key" -CAcreateserial \
+    -days 2 -extfile "$dir/tls.ext" -out "$dir/tls.crt" 2>/dev/null
+  federation="
+  - port: $fport
+    bind_addresses: [\"127.0.0.1\"]
+    type: http
+    tls: true
+    resources:
+      - names: [federation, keys]
+tls_certificate_path: \"$dir/tls.crt\"
+tls_private_key_path: \"$dir/tls.key\"
+federation_custom_ca_list: [\"$ca/ca.crt\"]
+ip_range_blacklist: []
+rc_federation: {window_size: 1000, sleep_limit: 10000, sleep_delay: 0, reject_limit: 10000, concurrent: 100}"
+fi
 
 secret() { "$venv/bin/python" -c 'import secrets; print(secrets.token_hex(16))'; }
 
@@ -45,7 +79,7 @@ YAML
 # Rate limits are raised far above anything the tests do: the suite registers
 # many users and sends bursts of messages from one address.
 cat > "$dir/homeserver.yaml" <<YAML
-server_name: "localhost"
+server_name: "$server_name"
 public_baseurl: "http://127.0.0.1:$port/"
 pid_file: "$dir/homeserver.pid"
 listeners:
@@ -56,7 +90,7 @@ listeners:
     x_forwarded: false
     resources:
       - names: [client]
-        compress: false
+        compress: false$federation
 database:
   name: sqlite3
   args:

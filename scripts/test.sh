@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it (.ci/run calls exactly this).
 #
-# On a fresh machine it does all its own set-up: faketime (Debian), the
-# Synapse venv and the nio test peer's venv (pinned, from PyPI), then the
-# debug build. The
-# integration tests start their own throwaway Synapse on 127.0.0.1.
+# On a fresh machine it does all its own set-up: faketime (Debian); the
+# venvs of Synapse, the nio test peer and the QA fault proxy (mitmproxy), all
+# pinned, from PyPI; the js-sdk peer (pinned, npm); then the debug build. The
+# integration tests start their own throwaway Synapses on 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,10 +13,11 @@ step() { printf '\n==> %s\n' "$*" >&2; }
 step "System packages (faketime)"
 ./scripts/setup-system.sh
 
-step "Test dependencies (Synapse, nio peer, js peer)"
+step "Test dependencies (Synapse, nio peer, js peer, mitmproxy)"
 ./scripts/setup-synapse.sh >/dev/null
 ./scripts/setup-peer.sh >/dev/null
 ./scripts/setup-js-peer.sh >/dev/null
+./scripts/setup-mitmproxy.sh >/dev/null
 
 step "Formatting"
 cargo fmt --all -- --check

@@ -13,10 +13,16 @@ repo="$(cd "$here/../.." && pwd)"
 work="$(mktemp -d -t ratchet-qa-XXXXXX)"
 export RATCHET_DATA_DIR="$work/profiles"
 synapse_pid=""
+proxy_pid=""
+hs1_pid=""
+hs2_pid=""
 
 cleanup() {
-  if [ -n "$synapse_pid" ]; then kill "$synapse_pid" 2>/dev/null || true; wait "$synapse_pid" 2>/dev/null || true; fi
-  rm -rf "$work"
+  for pid in $proxy_pid $synapse_pid $hs1_pid $hs2_pid; do
+    kill -CONT "$pid" 2>/dev/null || true
+    kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
+  done
+  [ -n "${QA_KEEP:-}" ] || rm -rf "$work"; [ -z "${QA_KEEP:-}" ] || echo "kept $work" >&2
 }
 trap cleanup EXIT
 
@@ -50,9 +56,10 @@ check() {
   printf 'ok: %s (%s)\n' "$1" "$2" >&2
 }
 
-# register NAME: a new user NAME-<random> on the homeserver; prints the localpart.
+# register NAME [HOMESERVER]: a new user NAME-<random> on the homeserver
+# ($RATCHET_HOMESERVER by default); prints the localpart.
 register() {
-  python3 - "$RATCHET_HOMESERVER" "$1" <<'PY'
+  python3 - "${2:-$RATCHET_HOMESERVER}" "$1" <<'PY'
 import json, secrets, sys, urllib.request
 hs, name = sys.argv[1:]
 user = f"{name}-{secrets.token_hex(4)}"
@@ -64,19 +71,22 @@ print(user)
 PY
 }
 
-# login PROFILE LOCALPART; sets the variables <PROFILE>_ID and <PROFILE>_DEVICE.
+# login PROFILE LOCALPART [HOMESERVER]; sets the variables <PROFILE>_ID and
+# <PROFILE>_DEVICE. HOMESERVER defaults to $RATCHET_HOMESERVER ("$PROXY" for
+# a profile whose requests go through the fault proxy).
 login() {
   local rec
-  rec="$(echo "pw-$2" | r "$1" login --homeserver "$RATCHET_HOMESERVER" --user "$2" --password-stdin)"
+  rec="$(echo "pw-$2" | r "$1" login --homeserver "${3:-$RATCHET_HOMESERVER}" --user "$2" --password-stdin)"
   printf -v "${1}_ID" '%s' "$(echo "$rec" | q 'rs[0]["user_id"]')"
   printf -v "${1}_DEVICE" '%s' "$(echo "$rec" | q 'rs[0]["device_id"]')"
 }
 
-# alice_and_bob [ROOM CREATE OPTIONS...]: both logged in, in a new encrypted
-# room ($ROOM) created by alice with the given options.
+# alice_and_bob [ROOM CREATE OPTIONS...]: both logged in (through
+# $ALICE_HS and $BOB_HS when set), in a new encrypted room ($ROOM) created
+# by alice with the given options.
 alice_and_bob() {
-  login alice "$(register alice)"
-  login bob "$(register bob)"
+  login alice "$(register alice)" "${ALICE_HS:-}"
+  login bob "$(register bob)" "${BOB_HS:-}"
   ROOM="$(r alice room create --encrypted --invite "$bob_ID" "$@" | q 'rs[0]["room_id"]')"
   r bob room join "$ROOM" >/dev/null
 }
@@ -108,3 +118,97 @@ PY
 
 # enc TEXT: TEXT percent-encoded for a URL path segment.
 enc() { python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$1"; }
+
+# free_port: a free TCP port on 127.0.0.1.
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# start_proxy: the QA fault proxy (mitmproxy with examples/qa/faults.py, the
+# pinned version from scripts/setup-mitmproxy.sh) in front of the homeserver;
+# sets PROXY to its URL. Profiles that log in with `--homeserver "$PROXY"`
+# talk through it; rules are set with `fault`.
+start_proxy() {
+  local venv port
+  venv="$("$repo/scripts/setup-mitmproxy.sh")"
+  port="$(free_port)"
+  "$venv/bin/mitmdump" --quiet --listen-host 127.0.0.1 --listen-port "$port" \
+    --mode "reverse:$RATCHET_HOMESERVER" --set confdir="$work/mitmproxy" \
+    --set connection_strategy=lazy -s "$here/faults.py" >"$work/proxy.out" 2>&1 &
+  proxy_pid=$!
+  PROXY="http://127.0.0.1:$port"
+  for _ in $(seq 1 300); do
+    python3 -c "import urllib.request; urllib.request.urlopen('$PROXY/_matrix/client/versions')" 2>/dev/null && return 0
+    kill -0 "$proxy_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "FAIL: the fault proxy did not start:" >&2
+  cat "$work/proxy.out" >&2
+  exit 1
+}
+
+# control METHOD PATH [JSON]: the fault proxy's control endpoint (/_faults/PATH).
+control() {
+  python3 - "$PROXY/_faults/$2" "$1" "${3:-}" <<'PY'
+import json, sys, urllib.error, urllib.request
+url, method, body = sys.argv[1:]
+req = urllib.request.Request(url, body.encode() if body else None, method=method,
+                             headers={"Content-Type": "application/json"})
+try:
+    print(json.dumps(json.load(urllib.request.urlopen(req))))
+except urllib.error.HTTPError as e:
+    sys.exit(f"FAIL: fault proxy: {e.read().decode()}")
+PY
+}
+
+# fault PROFILE|- RULE: a rule (examples/qa/faults.py) for the requests of
+# PROFILE (its access token), or of anyone with -; prints the rule's id.
+fault() {
+  local rule="$2"
+  if [ "$1" != "-" ]; then
+    rule="$(python3 - "$RATCHET_DATA_DIR/$1/session.json" "$1" "$rule" <<'PY'
+import json, sys
+session, who, rule = sys.argv[1:]
+rule = json.loads(rule)
+rule.update(token=json.load(open(session))["access_token"], who=who)
+print(json.dumps(rule))
+PY
+)"
+  fi
+  control POST rules "$rule" | q 'rs[0]["id"]'
+}
+
+# proxy_log 'EXPR': a Python expression over the proxy's request log `rs`
+# (method, path, who, status, rules).
+proxy_log() { control GET log | python3 -c "import json,sys; rs=json.load(sys.stdin); print($1)"; }
+
+# wait_up URL: waits (up to 120 s) until a homeserver answers at URL.
+wait_up() {
+  for _ in $(seq 1 600); do
+    python3 -c "import urllib.request; urllib.request.urlopen('$1/_matrix/client/versions')" 2>/dev/null && return 0
+    sleep 0.2
+  done
+  echo "FAIL: no homeserver at $1" >&2
+  exit 1
+}
+
+# start_two_servers: two throwaway Synapses that federate over TLS (a CA
+# made here, IP-literal server names, scripts/run-synapse.sh). Sets HS1 and
+# HS2 (client URLs), HS1_NAME and HS2_NAME (server names), and hs1_pid and
+# hs2_pid (`kill -STOP "$hs2_pid"` pauses a server, as complement-crypto
+# pauses a container; `kill -CONT` resumes it).
+start_two_servers() {
+  local n port fport
+  mkdir -p "$work/ca"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=ratchet QA CA" \
+    -keyout "$work/ca/ca.key" -out "$work/ca/ca.crt" 2>/dev/null
+  for n in 1 2; do
+    port="$(free_port)"
+    fport="$(free_port)"
+    RATCHET_SYNAPSE_FEDERATION_PORT="$fport" RATCHET_SYNAPSE_CA="$work/ca" \
+      "$repo/scripts/run-synapse.sh" "$work/hs$n" "$port" >"$work/hs$n.out" 2>&1 &
+    printf -v "hs${n}_pid" '%s' "$!"
+    printf -v "HS$n" '%s' "http://127.0.0.1:$port"
+    printf -v "HS${n}_NAME" '%s' "127.0.0.1:$fport"
+  done
+  wait_up "$HS1"
+  wait_up "$HS2"
+}
