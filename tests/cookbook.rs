@@ -7,6 +7,17 @@ use std::process::Command;
 use crate::common::{synapse, TestEnv};
 
 fn run_script(name: &str) {
+    run_script_with(name, &[]);
+}
+
+/// The scripts that say so run a second time with bob on the js-sdk peer
+/// (Element's crypto), as complement-crypto runs each scenario across its
+/// client pairs.
+fn run_script_with_js_peer(name: &str) {
+    run_script_with(name, &[("QA_PEER", "js")]);
+}
+
+fn run_script_with(name: &str, vars: &[(&str, &str)]) {
     let env = TestEnv::new();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut cmd = Command::new("bash");
@@ -17,7 +28,8 @@ fn run_script(name: &str) {
         .env("TMPDIR", env.home())
         .env("RATCHET", env!("CARGO_BIN_EXE_ratchet"))
         .env("RATCHET_HOMESERVER", &synapse().url)
-        .env("NO_COLOR", "1");
+        .env("NO_COLOR", "1")
+        .envs(vars.iter().copied());
     let run = env.run_with(cmd, None);
     assert_eq!(run.code, 0, "examples/qa/{name} failed:\n{}\n{}", run.stdout, run.stderr);
     assert!(run.stderr.contains("ok: "), "{name} checked nothing:\n{}", run.stderr);
@@ -54,6 +66,10 @@ fn no_rotation_on_restart() {
     run_script("no-rotation-on-restart.sh");
 }
 
+fn entry_path(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/qa").join(name)
+}
+
 /// A script added to the cookbook without a test here would never run.
 #[test]
 fn every_script_has_a_test() {
@@ -63,6 +79,12 @@ fn every_script_has_a_test() {
         let name = entry.unwrap().file_name().into_string().unwrap();
         if name.ends_with(".sh") && name != "lib.sh" {
             assert!(this.contains(&format!("run_script(\"{name}\")")), "examples/qa/{name} has no test");
+            let both_ways = std::fs::read_to_string(entry_path(&name)).unwrap().contains("QA_PEER=js");
+            assert_eq!(
+                this.contains(&format!("run_script_with_js_peer(\"{name}\")")),
+                both_ways,
+                "examples/qa/{name}: a script that offers QA_PEER=js runs both ways, and only such a script"
+            );
         }
     }
 }
@@ -125,4 +147,24 @@ fn rejoin() {
 #[test]
 fn fallback_key() {
     run_script("fallback-key.sh");
+}
+
+#[test]
+fn send_to_device_504() {
+    run_script("send-to-device-504.sh");
+}
+
+#[test]
+fn send_to_device_504_js() {
+    run_script_with_js_peer("send-to-device-504.sh");
+}
+
+#[test]
+fn key_requests_504() {
+    run_script("key-requests-504.sh");
+}
+
+#[test]
+fn key_requests_504_js() {
+    run_script_with_js_peer("key-requests-504.sh");
 }

@@ -37,7 +37,8 @@ A rule (every field optional but the action):
                                           remove a value from a JSON list in the
                                           response body (phase "response" implied)
 
-Access tokens are never logged: the log names a request by its rule's "who",
+A login answer's `well_known` is rewritten to name the proxy, so clients
+stay behind it. Access tokens are never logged: the log names a request by its rule's "who",
 or "?" for a token no rule named.
 """
 
@@ -219,7 +220,23 @@ class Faults:
         if not flow.metadata.get("answered"):
             # Not when a request-phase rule answered it: the server never saw it.
             await self.apply(flow, "response")
+        self.keep_clients_here(flow)
         self.note(flow)
+
+    @staticmethod
+    def keep_clients_here(flow):
+        """A login answer's `well_known` names the homeserver's own URL, and
+        clients switch to it: it is rewritten to name this proxy."""
+        if flow.request.path.split("?")[0].endswith("/login") and flow.response is not None:
+            try:
+                doc = json.loads(flow.response.get_text())
+            except ValueError:
+                return
+            hs = doc.get("well_known", {}).get("m.homeserver")
+            if isinstance(hs, dict) and "base_url" in hs:
+                host, port = flow.client_conn.sockname[:2]
+                hs["base_url"] = f"http://{host}:{port}/"
+                flow.response.set_text(json.dumps(doc))
 
     def error(self, flow):
         if not flow.request.path.startswith(CONTROL):

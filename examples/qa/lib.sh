@@ -16,9 +16,10 @@ synapse_pid=""
 proxy_pid=""
 hs1_pid=""
 hs2_pid=""
+js_pids=""
 
 cleanup() {
-  for pid in $proxy_pid $synapse_pid $hs1_pid $hs2_pid; do
+  for pid in $js_pids $proxy_pid $synapse_pid $hs1_pid $hs2_pid; do
     kill -CONT "$pid" 2>/dev/null || true
     kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
   done
@@ -212,3 +213,87 @@ start_two_servers() {
   wait_up "$HS1"
   wait_up "$HS2"
 }
+
+# bodies_of PROFILE [ROOM]: the decrypted bodies PROFILE reads in ROOM
+# (default $ROOM), oldest first, as a Python list.
+bodies_of() { (r "$1" messages "${2:-$ROOM}" || true) | q '[m["body"] for m in rs if m["type"]=="message"]'; }
+
+# utds_of PROFILE [ROOM]: the event ids PROFILE cannot decrypt in ROOM.
+utds_of() { (r "$1" messages "${2:-$ROOM}" || true) | q '[u["event_id"] for u in rs if u["type"]=="utd"]'; }
+
+# start_js NAME LOCALPART [HOMESERVER] [ISOLATION]: NAME is a device on
+# Element's crypto stack (the pinned js-sdk peer, tests/peer/js), logged in as
+# LOCALPART with a cross-signing identity as Element makes one, in device-
+# isolation mode ISOLATION (exclude-insecure, Element's default, or
+# all-devices). Sets <NAME>_ID and <NAME>_DEVICE; drive it with `js`.
+start_js() {
+  local name="$1" dir fdi fdo rec
+  dir="$("$repo/scripts/setup-js-peer.sh")"
+  mkfifo "$work/$name.in" "$work/$name.out"
+  node "$dir/js_peer.mjs" <"$work/$name.in" >"$work/$name.out" 2>"$work/$name.log" &
+  js_pids="$js_pids $!"
+  exec {fdi}>"$work/$name.in"
+  exec {fdo}<"$work/$name.out"
+  printf -v "JS_IN_$name" '%s' "$fdi"
+  printf -v "JS_OUT_$name" '%s' "$fdo"
+  rec="$(js "$name" "$(python3 -c 'import json,sys; print(json.dumps({"cmd": "login", "homeserver": sys.argv[1], "user": sys.argv[2], "password": "pw-" + sys.argv[2], "isolation": sys.argv[3], "bootstrap": True}))' "${3:-$RATCHET_HOMESERVER}" "$2" "${4:-exclude-insecure}")")"
+  printf -v "${name}_ID" '%s' "$(echo "$rec" | q 'rs[0]["user_id"]')"
+  printf -v "${name}_DEVICE" '%s' "$(echo "$rec" | q 'rs[0]["device_id"]')"
+}
+
+# js NAME JSON: one command to the js peer NAME (tests/peer/js/js_peer.mjs
+# lists them); prints its answer, or fails the script with the peer's log.
+js() {
+  local in="JS_IN_$1" out="JS_OUT_$1" line=""
+  printf '%s\n' "$2" >&"${!in}"
+  if ! read -r -t 120 line <&"${!out}" || [ "$(echo "$line" | q 'rs[0]["ok"]')" != "True" ]; then
+    printf 'FAIL: js peer %s: %s -> %s\n' "$1" "$2" "$line" >&2
+    tail -n 40 "$work/$1.log" >&2
+    exit 1
+  fi
+  echo "$line"
+}
+
+is_js() { local in="JS_IN_$1"; [ -n "${!in:-}" ]; }
+
+# login_peer NAME LOCALPART [HOMESERVER]: NAME on ratchet, or on the js-sdk
+# peer when QA_PEER=js (the suite runs such scripts both ways, as
+# complement-crypto runs each scenario across its client pairs).
+login_peer() {
+  if [ "${QA_PEER:-ratchet}" = js ]; then start_js "$@"; else login "$@"; fi
+}
+
+# join NAME ROOM: NAME (ratchet or js) joins ROOM.
+join() {
+  if is_js "$1"; then
+    js "$1" '{"cmd": "join", "room_id": "'"$2"'"}' >/dev/null
+  else
+    r "$1" room join "$2" >/dev/null
+  fi
+}
+
+# text_of NAME EVENT_ID [ROOM]: what NAME reads for EVENT_ID in ROOM (default
+# $ROOM): its decrypted text, UTD when NAME sees it but cannot decrypt it, or
+# MISSING. The js peer waits up to 20 s for the event and its key.
+text_of() {
+  local room="${3:-$ROOM}"
+  if is_js "$1"; then
+    js "$1" '{"cmd": "messages", "room_id": "'"$room"'", "wait_for": ["'"$2"'"], "timeout_ms": 20000}' |
+      q '([("UTD" if m.get("utd") else m.get("body")) for m in rs[0]["messages"] if m["event_id"]=="'"$2"'"] or ["MISSING"])[0]'
+  else
+    (r "$1" messages "$room" || true) |
+      q '([("UTD" if m["type"]=="utd" else m.get("body")) for m in rs if m.get("event_id")=="'"$2"'" and m["type"] in ("message","utd")] or ["MISSING"])[0]'
+  fi
+}
+
+# alice_and_peer [ROOM CREATE OPTIONS...]: as alice_and_bob, but bob is on
+# ratchet or, with QA_PEER=js, on the js-sdk peer (Element's crypto).
+alice_and_peer() {
+  login alice "$(register alice)" "${ALICE_HS:-}"
+  login_peer bob "$(register bob)" "${BOB_HS:-}"
+  ROOM="$(r alice room create --encrypted --invite "$bob_ID" "$@" | q 'rs[0]["room_id"]')"
+  join bob "$ROOM"
+}
+
+# sent_id: the event id of the `sent` record on stdin.
+sent_id() { q '[x["event_id"] for x in rs if x["type"]=="sent"][0]'; }

@@ -57,8 +57,12 @@ pub(crate) async fn build(
     .map_err(|e| CliError::from(matrix_sdk::ClientBuildError::SqliteStore(e)))?;
     let stores = StoreConfig::new(CrossProcessLockConfig::SingleProcess).state_store(state).crypto_store(crypto);
     // A retry limit bounds how long an unreachable server can stall us; the
-    // SDK's default is to retry forever.
-    let requests = RequestConfig::new().timeout(request_timeout).retry_limit(2);
+    // SDK's default is to retry forever. Four attempts (three retries, after
+    // 0.5, 1 and 2 s: the SDK's backoff) ride out the transient 5xx a
+    // reverse proxy gives under load, as complement-crypto's
+    // TestFailedKeysClaimRetries / TestFailedOneTimeKeyUploadRetries expect
+    // (examples/qa/key-requests-504.sh). The SDK counts attempts, not retries.
+    let requests = RequestConfig::new().timeout(request_timeout).retry_limit(4);
     let mut builder = Client::builder()
         .homeserver_url(homeserver)
         .store_config(stores)
