@@ -154,7 +154,8 @@ impl Record for UtdRecord {
             _ => String::new(),
         };
         let withheld = self.withheld_code.as_ref().map(|c| format!(", withheld: {}", inert(c))).unwrap_or_default();
-        let trust = self.sender_trust.map(|t| format!(", sender: {t}")).unwrap_or_default();
+        let trust =
+            self.sender_trust.filter(|t| *t != self.reason).map(|t| format!(", sender: {t}")).unwrap_or_default();
         format!(
             "{}[{when}] {who}: ** unable to decrypt: {}{withheld}{trust}{session}",
             label(&self.room_label),
@@ -240,6 +241,35 @@ pub(crate) fn render(room_id: &str, event: &TimelineEvent, original: Option<&Val
                 room_label: None,
             })
         }
+        TimelineEventKind::Decrypted(_)
+            if event.encryption_info().is_some_and(|i| {
+                matches!(
+                    i.verification_state,
+                    matrix_sdk::deserialized_responses::VerificationState::Unverified(
+                        matrix_sdk::deserialized_responses::VerificationLevel::MismatchedSender
+                    )
+                )
+            }) =>
+        {
+            // Decrypted (all-devices mode), but from a device that is not the
+            // sender's: withheld as undecryptable rather than shown under a
+            // false name.
+            let info = event.encryption_info();
+            let device = original.and_then(|o| o["content"]["device_id"].as_str().map(str::to_owned));
+            Rendered::Utd(UtdRecord {
+                room_id: room_id.to_owned(),
+                event_id: common.event_id,
+                sender: common.sender,
+                origin_server_ts: common.ts,
+                session_id: info.and_then(|i| i.session_id().map(str::to_owned)).or(position.0),
+                message_index: position.1,
+                sender_device: device,
+                reason: MISMATCHED_SENDER.to_owned(),
+                withheld_code: None,
+                sender_trust: Some("mismatched_sender"),
+                room_label: None,
+            })
+        }
         TimelineEventKind::Decrypted(_) | TimelineEventKind::PlainText { .. } => {
             let info = event.encryption_info();
             let encrypted = info.is_some();
@@ -296,6 +326,11 @@ impl From<&Value> for Common {
     }
 }
 
+/// The `utd` reason of an event whose `sender` does not own the device that
+/// made its room key: a spoofed sender. ratchet never shows such a message's
+/// text, in any isolation mode, since the line would name the wrong author.
+pub(crate) const MISMATCHED_SENDER: &str = "mismatched_sender";
+
 /// Stable names for the SDK's reasons: part of the JSON contract.
 pub(crate) fn utd_reason_name(reason: &UnableToDecryptReason) -> &'static str {
     match reason {
@@ -306,6 +341,11 @@ pub(crate) fn utd_reason_name(reason: &UnableToDecryptReason) -> &'static str {
         UnableToDecryptReason::MalformedEncryptedEvent => "malformed_encrypted_event",
         UnableToDecryptReason::PayloadDeserializationFailure => "payload_deserialization_failure",
         UnableToDecryptReason::MismatchedIdentityKeys => "mismatched_identity_keys",
+        // Not a question of trust in the sender: the event's `sender` is not
+        // who made the key (complement-crypto's TestSpoofedEventSenderHandling).
+        UnableToDecryptReason::SenderIdentityNotTrusted(
+            matrix_sdk::deserialized_responses::VerificationLevel::MismatchedSender,
+        ) => MISMATCHED_SENDER,
         UnableToDecryptReason::SenderIdentityNotTrusted(_) => "sender_identity_not_trusted",
         _ => "unknown",
     }

@@ -168,3 +168,8 @@ fn key_requests_504() {
 fn key_requests_504_js() {
     run_script_with_js_peer("key-requests-504.sh");
 }
+
+#[test]
+fn spoofed_sender() {
+    run_script("spoofed-sender.sh");
+}

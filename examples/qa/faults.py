@@ -33,6 +33,11 @@ A rule (every field optional but the action):
     drop      true                        close the connection, no answer
     replace   [["old", "new"], ...]       rewrite the response body text (phase
                                           "response" is implied)
+    spoof     {"from": "@alice:hs", "to": "@carol:hs"}
+                                          in a /sync or /messages response, rewrite the
+                                          `sender` of every m.room.encrypted timeline
+                                          event from one user to another (phase
+                                          "response" implied)
     remove    {"path": "device_lists.changed", "value": "@bob:hs"}
                                           remove a value from a JSON list in the
                                           response body (phase "response" implied)
@@ -66,11 +71,11 @@ class Rule:
         self.seen = 0
         self.hits = 0
         self.held = []
-        actions = [a for a in ("status", "delay_ms", "hold", "drop", "replace", "remove") if a in spec]
+        actions = [a for a in ("status", "delay_ms", "hold", "drop", "replace", "remove", "spoof") if a in spec]
         if len(actions) != 1:
             raise ValueError(f"a rule needs exactly one action, got {actions or 'none'}")
         self.action = actions[0]
-        self.phase = "response" if self.action in ("replace", "remove") else spec.get("phase", "request")
+        self.phase = "response" if self.action in ("replace", "remove", "spoof") else spec.get("phase", "request")
         if self.phase not in ("request", "response"):
             raise ValueError(f"phase must be request or response, not {self.phase!r}")
 
@@ -200,6 +205,20 @@ class Faults:
                 for old, new in spec["replace"]:
                     text = text.replace(old, new)
                 flow.response.set_text(text)
+            elif rule.action == "spoof" and flow.response is not None:
+                try:
+                    doc = json.loads(flow.response.get_text())
+                except ValueError:
+                    continue
+                changed = False
+                timelines = [room.get("timeline", {}).get("events", []) for room in doc.get("rooms", {}).get("join", {}).values()]
+                for events in timelines + [doc.get("chunk", [])]:
+                    for event in events:
+                        if event.get("type") == "m.room.encrypted" and event.get("sender") == spec["spoof"]["from"]:
+                            event["sender"] = spec["spoof"]["to"]
+                            changed = True
+                if changed:
+                    flow.response.set_text(json.dumps(doc))
             elif rule.action == "remove" and flow.response is not None:
                 try:
                     doc = json.loads(flow.response.get_text())

@@ -400,6 +400,18 @@ async fn diagnose(
                 };
                 (cause, why, fix, reproduce)
             }
+            (crate::events::MISMATCHED_SENDER, _, _) => (
+                "spoofed_sender",
+                format!(
+                    "the event says it is from {sender}, but its room key was made by {}, which is not a device \
+                     of {sender}'s: the homeserver, or something between it and you, changed who sent it. \
+                     Its text is not shown, and nothing on this side can make it trustworthy: report it to the \
+                     homeserver's admins",
+                    if device.is_empty() { "another device".to_owned() } else { format!("device {device}") }
+                ),
+                Vec::new(),
+                None,
+            ),
             ("missing_megolm_session" | "unknown_megolm_message_index", _, _)
                 if crate::e2ee::recovery::predates_device(utd.origin_server_ts, here.created_ms) =>
             {
