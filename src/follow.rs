@@ -76,6 +76,15 @@ pub(crate) async fn follow(ctx: &mut CommandContext, mut how: Following, after_c
             }
         }
         if !pending.is_empty() {
+            // The room as it is now, before its key is shared: a member
+            // invited or joined since the last turn gets the key too. Without
+            // this sync, a line typed while the sync that brings an invite is
+            // still on its way goes out undecryptable for the invitee
+            // (complement-crypto's TestDelayedInviteResponse, rust-sdk#3622;
+            // examples/qa/delayed-invite.sh). `send` syncs first for the same
+            // reason.
+            sync_into_inbox(ctx, &client, &mut ledger, &mut watcher, how.no_recover).await?;
+            show(ctx)?;
             let room_id = how.room.as_ref().ok_or_else(|| CliError::internal("input without a room"))?;
             let room = client.get_room(room_id).ok_or_else(|| CliError::failed(format!("unknown room {room_id}")))?;
             let mut batch = Batch::open(ctx, room, Kind::Text, None).await?;

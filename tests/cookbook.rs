@@ -173,3 +173,13 @@ fn key_requests_504_js() {
 fn spoofed_sender() {
     run_script("spoofed-sender.sh");
 }
+
+#[test]
+fn delayed_invite() {
+    run_script("delayed-invite.sh");
+}
+
+#[test]
+fn delayed_invite_js() {
+    run_script_with_js_peer("delayed-invite.sh");
+}

@@ -20,6 +20,8 @@ A rule (every field optional but the action):
                                           (with its query string)
   token       "syt_..."                   only requests with this access token
   who         "alice"                     a name for that token in the log
+  contains    "\"membership\":\"invite\""  only responses whose body holds this text
+                                          (phase "response" implied)
   skip        2                           let this many matching requests pass first
   times       1                           apply this many times, then stop (default: always)
   phase       "request" | "response"      break the request before the server sees it
@@ -66,6 +68,7 @@ class Rule:
         self.method = spec.get("method")
         self.path = re.compile(spec["path"]) if spec.get("path") else None
         self.token = spec.get("token")
+        self.contains = spec.get("contains")
         self.skip = int(spec.get("skip", 0))
         self.times = spec.get("times")
         self.seen = 0
@@ -75,7 +78,8 @@ class Rule:
         if len(actions) != 1:
             raise ValueError(f"a rule needs exactly one action, got {actions or 'none'}")
         self.action = actions[0]
-        self.phase = "response" if self.action in ("replace", "remove", "spoof") else spec.get("phase", "request")
+        implied = self.action in ("replace", "remove", "spoof") or "contains" in spec
+        self.phase = "response" if implied else spec.get("phase", "request")
         if self.phase not in ("request", "response"):
             raise ValueError(f"phase must be request or response, not {self.phase!r}")
 
@@ -88,6 +92,8 @@ class Rule:
         if self.path and not self.path.search(req.path):
             return False
         if self.token and token_of(req) != self.token:
+            return False
+        if self.contains and (flow.response is None or self.contains not in flow.response.get_text()):
             return False
         if self.times is not None and self.hits >= int(self.times):
             return False
