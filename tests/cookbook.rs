@@ -183,3 +183,13 @@ fn delayed_invite() {
 fn delayed_invite_js() {
     run_script_with_js_peer("delayed-invite.sh");
 }
+
+#[test]
+fn kill_before_keys_upload() {
+    run_script("kill-before-keys-upload.sh");
+}
+
+#[test]
+fn kill_during_to_device() {
+    run_script("kill-during-to-device.sh");
+}

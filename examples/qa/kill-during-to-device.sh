@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# To-device events unprocessed at a kill (complement-crypto's
+# TestUnprocessedToDeviceMessagesArentLostOnRestart, element-web#23113). In a
+# room that rotates after every message, bob is away while alice floods him
+# with 60 to-device key-request cancellations and then sends a message, whose
+# new room key waits in his to-device queue behind them. Bob's next `sync`
+# gets the /sync response that carries it and is SIGKILLed at chosen moments
+# after it arrives (0 to 200 ms), then runs again on the same profile. The
+# server deletes to-device events only once a later /sync acknowledges them,
+# so none is lost: every message decrypts. QA_PEER has no effect: this is
+# about bob's own store.
+source "$(dirname "$0")/lib.sh"
+
+start_proxy
+BOB_HS="$PROXY" alice_and_bob --rotation-msgs 1
+first="$(r alice send "$ROOM" "Hello World!" | sent_id)"
+check "bob reads the first message" "$(text_of bob "$first")" "Hello World!"
+
+# flood TAG: 60 to-device key-request cancellations from alice to every
+# device of bob's, one request each.
+flood() {
+  python3 - "$RATCHET_HOMESERVER" "$RATCHET_DATA_DIR/alice/session.json" "$bob_ID" "$1" <<'PY'
+import json, sys, urllib.request
+hs, session, bob, tag = sys.argv[1:]
+token = json.load(open(session))["access_token"]
+for n in range(60):
+    body = {"messages": {bob: {"*": {"action": "request_cancellation", "request_id": f"r{tag}-{n}",
+                                     "requesting_device_id": "X"}}}}
+    urllib.request.urlopen(urllib.request.Request(
+        f"{hs}/_matrix/client/v3/sendToDevice/m.room_key_request/flood-{tag}-{n}", json.dumps(body).encode(),
+        method="PUT", headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"}))
+PY
+}
+
+for delay in 0 20 50 100 200; do
+  step "kill bob $delay ms after the /sync that brings the room key"
+  flood "$delay"
+  r alice send "$ROOM" "Kick to make a new room key! ($delay ms)" >/dev/null
+  rule="$(fault bob '{"method": "GET", "path": "/sync", "contains": "m.room.encrypted", "hold": true, "times": 1}')"
+  "$RATCHET" --profile bob --json sync >"$work/sync.out" 2>&1 &
+  pid=$!
+  for _ in $(seq 1 300); do
+    [ "$(control GET held | q 'sum(rs[0].values())')" = 1 ] && break
+    sleep 0.1
+  done
+  check "its response is held" "$(control GET held | q 'sum(rs[0].values())')" "1"
+  control POST "release/$rule" >/dev/null
+  sleep "$(python3 -c "print($delay / 1000)")"
+  kill -9 "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  control DELETE "rules/$rule" >/dev/null
+done
+
+step "bob runs again"
+bodies="$(bodies_of bob)"
+check "every message decrypts" "$bodies" "['Hello World!', 'Kick to make a new room key! (0 ms)', 'Kick to make a new room key! (20 ms)', 'Kick to make a new room key! (50 ms)', 'Kick to make a new room key! (100 ms)', 'Kick to make a new room key! (200 ms)']"
+check "each under its own room key" "$(r bob messages "$ROOM" | q 'len(set(m["session_id"] for m in rs if m["type"]=="message"))')" "6"
