@@ -193,3 +193,8 @@ fn kill_before_keys_upload() {
 fn kill_during_to_device() {
     run_script("kill-during-to-device.sh");
 }
+
+#[test]
+fn to_device_batching() {
+    run_script("to-device-batching.sh");
+}

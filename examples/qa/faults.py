@@ -10,7 +10,9 @@ over HTTP on the proxy's own port, under /_faults/ (never forwarded):
   DELETE /_faults/rules[/N]     clear every rule, or rule N
   POST   /_faults/release[/N]   let held requests or responses go (all, or rule N's)
   GET    /_faults/held          how many are held now, per rule
-  GET    /_faults/log           every request seen: method, path, who, status, rule
+  GET    /_faults/log           every request seen: method, path, who, status, rules,
+                                and for /sendToDevice how many users and devices it
+                                addresses
   DELETE /_faults/log           forget the log
 
 A rule (every field optional but the action):
@@ -270,15 +272,21 @@ class Faults:
     def note(self, flow):
         req = flow.request
         token = token_of(req)
-        self.log.append(
-            {
-                "method": req.method,
-                "path": req.path.split("?")[0],
-                "who": self.names.get(token, "?") if token else None,
-                "status": flow.response.status_code if flow.response else None,
-                "rules": flow.metadata.get("rules", []),
-            }
-        )
+        entry = {
+            "method": req.method,
+            "path": req.path.split("?")[0],
+            "who": self.names.get(token, "?") if token else None,
+            "status": flow.response.status_code if flow.response else None,
+            "rules": flow.metadata.get("rules", []),
+        }
+        if "/sendToDevice/" in req.path:
+            try:
+                messages = json.loads(req.get_text() or "{}").get("messages", {})
+                entry["users"] = len(messages)
+                entry["devices"] = sum(len(d) for d in messages.values())
+            except (ValueError, AttributeError):
+                pass
+        self.log.append(entry)
 
 
 addons = [Faults()]

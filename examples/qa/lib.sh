@@ -297,3 +297,9 @@ alice_and_peer() {
 
 # sent_id: the event id of the `sent` record on stdin.
 sent_id() { q '[x["event_id"] for x in rs if x["type"]=="sent"][0]'; }
+
+# crowd ROOM COUNT: COUNT users, each with one device that has real keys but
+# no client (examples/qa/devices.py), joined to the public room ROOM.
+crowd() {
+  "$("$repo/scripts/setup-synapse.sh")/bin/python" "$here/devices.py" "$RATCHET_HOMESERVER" "$1" "$2" crowd
+}
