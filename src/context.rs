@@ -16,6 +16,10 @@ use crate::profile::Profile;
 use crate::settings::Settings;
 use crate::ui::output::Output;
 
+/// At most this many syncs in a row for one command's catch-up on queued
+/// to-device events (a bound, in case a server keeps sending full pages).
+pub(crate) const MAX_TO_DEVICE_PAGES: usize = 50;
+
 pub(crate) struct CommandContext {
     pub(crate) settings: Settings,
     pub(crate) out: Output,
@@ -234,11 +238,25 @@ impl CommandContext {
     /// that could not be decrypted is kept too, and the next `sync` recovers
     /// from it (R9–R11, R13); this command does not, so that `doctor` and
     /// friends see a wedge as it is.
+    ///
+    /// A server hands out queued to-device events a page at a time (Synapse:
+    /// 100 per response), so while a response brings a full page, another
+    /// sync follows: otherwise the room keys behind the first page would
+    /// wait for the next command, and this one would show their messages as
+    /// undecryptable (complement-crypto's
+    /// TestToDeviceMessagesAreProcessedInOrder; examples/qa/many-room-keys.sh).
     pub(crate) async fn sync(&mut self, client: &Client) -> CliResult<matrix_sdk::sync::SyncResponse> {
         use crate::sdk::KeepSync;
-        let response = crate::sdk::sync_now(client).await?;
-        self.keeper().keep(client, &response).await?;
-        Ok(response)
+        let mut pages = 0;
+        loop {
+            let response = crate::sdk::sync_now(client).await?;
+            self.keeper().keep(client, &response).await?;
+            pages += 1;
+            if response.to_device.len() < crate::sdk::TO_DEVICE_PAGE || pages >= MAX_TO_DEVICE_PAGES {
+                return Ok(response);
+            }
+            tracing::debug!(pages, "a full page of to-device events: syncing again");
+        }
     }
 
     /// What keeps a sync's events for the next `sync`, for loops that sync

@@ -198,3 +198,8 @@ fn kill_during_to_device() {
 fn to_device_batching() {
     run_script("to-device-batching.sh");
 }
+
+#[test]
+fn many_room_keys() {
+    run_script("many-room-keys.sh");
+}

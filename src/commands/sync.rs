@@ -88,15 +88,25 @@ pub(crate) async fn cmd_sync(ctx: &mut CommandContext, args: &SyncArgs) -> CliRe
     }
     let mut ledger = ctx.olm_ledger()?;
     let mut watcher = Watcher::default();
-    let response = sync_into_inbox(ctx, &client, &mut ledger, &mut watcher, args.no_recover).await?;
     // A key request from one of our own devices is answered by matrix-sdk
     // once it has an Olm session with that device: when it had to claim one
     // in this sync, the forward goes out with the next. One more sync
     // delivers it, so a one-shot `sync` answers at once.
-    let asked = response
-        .to_device
-        .iter()
-        .any(|e| e.to_raw().deserialize_as::<Value>().is_ok_and(|j| j["type"] == "m.room_key_request"));
+    let key_request = |r: &matrix_sdk::sync::SyncResponse| {
+        r.to_device
+            .iter()
+            .any(|e| e.to_raw().deserialize_as::<Value>().is_ok_and(|j| j["type"] == "m.room_key_request"))
+    };
+    let mut response = sync_into_inbox(ctx, &client, &mut ledger, &mut watcher, args.no_recover).await?;
+    let mut asked = key_request(&response);
+    // A full page of to-device events may have left more queued: their room
+    // keys are fetched now, as `CommandContext::sync` does.
+    let mut pages = 1;
+    while response.to_device.len() >= crate::sdk::TO_DEVICE_PAGE && pages < crate::context::MAX_TO_DEVICE_PAGES {
+        response = sync_into_inbox(ctx, &client, &mut ledger, &mut watcher, args.no_recover).await?;
+        asked |= key_request(&response);
+        pages += 1;
+    }
     if asked {
         sync_into_inbox(ctx, &client, &mut ledger, &mut watcher, args.no_recover).await?;
     }

@@ -85,6 +85,10 @@ pub(crate) trait KeepSync {
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = CliResult<()>> + 'a>>;
 }
 
+/// How many to-device events Synapse puts in one /sync response at most: a
+/// response with this many may have left more in the queue.
+pub(crate) const TO_DEVICE_PAGE: usize = 100;
+
 /// One incremental sync that returns at once (never long-polls).
 pub(crate) async fn sync_now(client: &Client) -> CliResult<matrix_sdk::sync::SyncResponse> {
     Ok(client.sync_once(matrix_sdk::config::SyncSettings::default().timeout(std::time::Duration::ZERO)).await?)
