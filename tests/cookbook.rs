@@ -203,3 +203,13 @@ fn to_device_batching() {
 fn many_room_keys() {
     run_script("many-room-keys.sh");
 }
+
+#[test]
+fn device_after_invite() {
+    run_script("device-after-invite.sh");
+}
+
+#[test]
+fn wrong_recovery_key() {
+    run_script("wrong-recovery-key.sh");
+}

@@ -303,3 +303,13 @@ sent_id() { q '[x["event_id"] for x in rs if x["type"]=="sent"][0]'; }
 crowd() {
   "$("$repo/scripts/setup-synapse.sh")/bin/python" "$here/devices.py" "$RATCHET_HOMESERVER" "$1" "$2" crowd
 }
+
+# run_fix 'LINE': runs a command line ratchet suggested (a `doctor` fix or a
+# hint), as a user pastes it: with its "   (why)" note cut off, in bash,
+# where `ratchet` is $RATCHET.
+run_fix() {
+  mkdir -p "$work/bin"
+  ln -sf "$(realpath "$(command -v "$RATCHET")")" "$work/bin/ratchet"
+  printf 'running: %s\n' "${1%%   (*}" >&2
+  PATH="$work/bin:$PATH" bash -c "${1%%   (*}"
+}
