@@ -50,7 +50,16 @@ tls_certificate_path: \"$dir/tls.crt\"
 tls_private_key_path: \"$dir/tls.key\"
 federation_custom_ca_list: [\"$ca/ca.crt\"]
 ip_range_blacklist: []
-rc_federation: {window_size: 1000, sleep_limit: 10000, sleep_delay: 0, reject_limit: 10000, concurrent: 100}"
+rc_federation: {window_size: 1000, sleep_limit: 10000, sleep_delay: 0, reject_limit: 10000, concurrent: 100}
+# A paused peer is retried within seconds of coming back, not after
+# Synapse's ten-minute backoff; a request to it gives up after 10 s.
+federation:
+  client_timeout: 10s
+  max_long_retries: 2
+  max_short_retries: 1
+  destination_min_retry_interval: 1s
+  destination_retry_multiplier: 1.5
+  destination_max_retry_interval: 5s"
 fi
 
 secret() { "$venv/bin/python" -c 'import secrets; print(secrets.token_hex(16))'; }

@@ -166,7 +166,10 @@ impl<'a> Batch<'a> {
         // R4/R5: rotate first if the current session has reached a limit.
         let prepared = match &self.limits {
             Some(limits) => match megolm::before_send(&self.room, limits, &self.ledger).await {
-                Ok(prepared) => Some(prepared),
+                Ok(prepared) => {
+                    warn_unreachable(&self.ctx.out, &prepared.unreachable);
+                    Some(prepared)
+                }
                 Err(e) => return Err(self.stop(seq, e)),
             },
             None => None,
@@ -459,6 +462,25 @@ mod props {
         fn invalid_utf8_is_refused(raw in proptest::collection::vec(any::<u8>(), 0..64)) {
             let valid = std::str::from_utf8(&raw).is_ok();
             prop_assert_eq!(decode_line(raw).is_ok(), valid);
+        }
+    }
+}
+
+/// Says, once per server per process, that a server's devices may not get
+/// the room key: its one-time keys could not be claimed, so devices there
+/// with no Olm session with this one were left out of the share.
+pub(crate) fn warn_unreachable(out: &crate::ui::output::Output, servers: &[String]) {
+    static WARNED: std::sync::Mutex<std::collections::BTreeSet<String>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    for server in servers {
+        let first = WARNED.lock().map(|mut w| w.insert(server.clone())).unwrap_or(true);
+        if first {
+            out.warn(format!(
+                "{} did not answer for one-time keys: its users' devices that have no Olm session with this \
+                 one get no room key now, and cannot decrypt this message (they get the key of messages sent \
+                 once it answers)",
+                crate::ui::terminal::inert(server)
+            ));
         }
     }
 }

@@ -213,3 +213,8 @@ fn device_after_invite() {
 fn wrong_recovery_key() {
     run_script("wrong-recovery-key.sh");
 }
+
+#[test]
+fn offline_server() {
+    run_script("offline-server.sh");
+}

@@ -431,7 +431,8 @@ async fn diagnose(
                 "index_before_first_known",
                 format!(
                     "this device holds the session only from index {first}; the event is at index {index} \
-                     (sent before this device got the key: before it joined, or while its Olm session was broken)"
+                     (sent before this device got the key: before it joined, while its Olm session was broken, \
+                     or while the sender could not reach its server)"
                 ),
                 asked.clone(),
                 None,

@@ -83,7 +83,9 @@ pub(crate) async fn cmd_rotate(ctx: &mut CommandContext, args: &RotateArgs) -> C
     };
     if args.share {
         let started = crate::clock::now_ms();
-        record.to_device_requests = Some(megolm::preshare(&room).await?);
+        let shared = megolm::preshare(&room).await?;
+        crate::batch::warn_unreachable(&ctx.out, &shared.unreachable);
+        record.to_device_requests = Some(shared.requests);
         let new = megolm::outbound(&client, room.room_id(), &ledger)
             .await?
             .ok_or_else(|| CliError::internal("no outbound session after sharing one"))?;

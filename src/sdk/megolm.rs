@@ -175,8 +175,9 @@ pub(crate) async fn inbound_session(client: &Client, room_id: &RoomId, session_i
 /// sending a room event: matrix-sdk's `Room::preshare_room_key` done in the
 /// open (it is private in 0.18). Same steps as the SDK: load the members,
 /// claim one-time keys for devices without an Olm session, then share.
-/// Returns the number of to-device requests sent.
-pub(crate) async fn preshare(room: &Room) -> CliResult<usize> {
+/// Returns the number of to-device requests sent, and the servers that
+/// could not be asked for one-time keys.
+pub(crate) async fn preshare(room: &Room) -> CliResult<Shared> {
     let client = room.client();
     let members: Vec<OwnedUserId> =
         room.members(RoomMemberships::ACTIVE).await?.iter().map(|m| m.user_id().to_owned()).collect();
@@ -186,8 +187,12 @@ pub(crate) async fn preshare(room: &Room) -> CliResult<usize> {
             .ok_or_else(|| CliError::failed("the room's encryption settings cannot be used"))?;
     let machine = machine(&client).await?;
 
+    let mut unreachable = Vec::new();
     if let Some((txn_id, request)) = machine.get_missing_sessions(members.iter().map(|u| u.as_ref())).await? {
         let response = client.send(request).await?;
+        // A server that did not answer the claim (offline, or federation to
+        // it failing): its devices without an Olm session get no room key.
+        unreachable.extend(response.failures.keys().cloned());
         machine.mark_request_as_sent(&txn_id, &response).await.map_err(olm_error)?;
     }
     let requests = machine
@@ -204,7 +209,18 @@ pub(crate) async fn preshare(room: &Room) -> CliResult<usize> {
             .await?;
         machine.mark_request_as_sent(&request.txn_id, &response).await.map_err(olm_error)?;
     }
-    Ok(requests.len())
+    Ok(Shared { requests: requests.len(), unreachable })
+}
+
+/// What one key share did.
+pub(crate) struct Shared {
+    /// To-device requests sent.
+    pub(crate) requests: usize,
+    /// Servers whose one-time keys could not be claimed (the claim's
+    /// `failures`): their devices that had no Olm session with this one did
+    /// not get the room key (complement-crypto's
+    /// TestNewUserCannotGetKeysForOfflineServer; examples/qa/offline-server.sh).
+    pub(crate) unreachable: Vec<String>,
 }
 
 /// An Olm error from sharing a room key, classified like the SDK's own
@@ -221,6 +237,8 @@ pub(crate) struct Prepared {
     planned: Option<Rotation>,
     /// Taken before the send: the earliest the new session can be created.
     started_ms: u64,
+    /// Servers whose devices may have missed the room key (see `Shared`).
+    pub(crate) unreachable: Vec<String>,
 }
 
 /// R4/R5 before a send: discard the room's outbound session when a limit
@@ -239,7 +257,7 @@ pub(crate) async fn before_send(room: &Room, limits: &RoomLimits, ledger: &Megol
         tracing::debug!(reason = ?decision.planned, "rotation limit reached; discarding");
         room.discard_room_key().await?;
     }
-    preshare(room).await?;
+    let mut unreachable = preshare(room).await?.unreachable;
     let mut planned = decision.planned;
     if planned.is_none() {
         // The session is the one from before: it may have aged past the
@@ -249,12 +267,12 @@ pub(crate) async fn before_send(room: &Room, limits: &RoomLimits, ledger: &Megol
             if let Some(reason) = current.limit_reached(limits, now) {
                 tracing::debug!(?reason, "limit reached while sharing; discarding");
                 room.discard_room_key().await?;
-                preshare(room).await?;
+                unreachable = preshare(room).await?.unreachable;
                 planned = Some(reason);
             }
         }
     }
-    Ok(Prepared { before, planned, started_ms })
+    Ok(Prepared { before, planned, started_ms, unreachable })
 }
 
 /// After a send: was `session_id` a new session, and why? Records a new
