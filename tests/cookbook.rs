@@ -218,3 +218,13 @@ fn wrong_recovery_key() {
 fn offline_server() {
     run_script("offline-server.sh");
 }
+
+#[test]
+fn two_processes_olm() {
+    run_script("two-processes-olm.sh");
+}
+
+#[test]
+fn two_processes_otk_upload() {
+    run_script("two-processes-otk-upload.sh");
+}
