@@ -228,3 +228,18 @@ fn two_processes_olm() {
 fn two_processes_otk_upload() {
     run_script("two-processes-otk-upload.sh");
 }
+
+#[test]
+fn encryption_works() {
+    run_script("encryption-works.sh");
+}
+
+#[test]
+fn encryption_works_js() {
+    run_script_with_js_peer("encryption-works.sh");
+}
+
+#[test]
+fn two_processes_device_list() {
+    run_script("two-processes-device-list.sh");
+}

@@ -6,7 +6,9 @@
 # after bob was invited but before he joined decrypts for him; one sent
 # before he was in the room at all is shown but not decrypted, and `doctor`
 # says why; a new device of his sees the history but cannot decrypt it, and
-# `doctor` tells that from a lost key (no `unwedge`).
+# `doctor` tells that from a lost key (no `unwedge`); it decrypts what is
+# sent after it logged in, and once logged out and in again (a new device),
+# not what was sent in between.
 source "$(dirname "$0")/lib.sh"
 
 login alice "$(register alice)"
@@ -45,3 +47,14 @@ check "nothing decrypts" "$(echo "$out" | bodies)" "[]"
 diag="$(r bob2 doctor "$ROOM" || true)"
 check "cause" "$(echo "$diag" | q 'rs[0]["cause"]')" "sent_before_this_device"
 check "no unwedge" "$(echo "$diag" | q '"unwedge" in " ".join(rs[0]["fix"])')" "False"
+
+step "what is sent after the new device logged in reaches it; what is sent after it logged out does not"
+# all-devices: bob's new device is not cross-signed, as complement-crypto's clients' devices.
+msg2="$(r alice --isolation all-devices send "$ROOM" "Bob's new device can decrypt this" | sent_id)"
+check "the new device decrypts it" "$(text_of bob2 "$msg2")" "Bob's new device can decrypt this"
+r bob2 logout --yes >/dev/null 2>&1
+msg3="$(r alice --isolation all-devices send "$ROOM" "Bob's new device cannot decrypt this" | sent_id)"
+check "bob's first device decrypts it" "$(text_of bob "$msg3")" "Bob's new device cannot decrypt this"
+echo "pw-$bob_user" | r bob2 login --homeserver "$RATCHET_HOMESERVER" --user "$bob_user" --password-stdin >/dev/null 2>&1
+check "logged in again (a new device), bob cannot decrypt it there" "$(text_of bob2 "$msg3")" "UTD"
+check "doctor: sent before this device" "$( (r bob2 doctor "$ROOM" || true) | q '[d["cause"] for d in rs if d["type"]=="diagnosis" and "'"$msg3"'" in d["event_ids"]]')" "['sent_before_this_device']"

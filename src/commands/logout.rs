@@ -110,7 +110,7 @@ pub(crate) async fn cmd_logout(ctx: &mut CommandContext, args: &LogoutArgs) -> C
     let tell = |ctx: &CommandContext| if losing { ctx.out.warn(&told) } else { ctx.out.status(&told) };
     if !args.yes {
         if !prompt::can_prompt(ctx.settings.no_input) {
-            return Err(CliError::usage(format!("logout deletes this device's keys; {told}"))
+            return Err(CliError::usage(format!("logout deletes this device's keys. {told}"))
                 .with_hint("add --yes to log out off a terminal"));
         }
         tell(ctx);
