@@ -37,7 +37,8 @@ if [ -n "$fport" ]; then
   openssl req -new -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" \
     -keyout "$dir/tls.key" -out "$dir/tls.csr" 2>/dev/null
   printf 'subjectAltName=IP:127.0.0.1\n' > "$dir/tls.ext"
-  openssl x509 -req -in "$dir/tls.csr" -CA "$ca/ca.crt" -CAkey "$ca/ca.key" -CAcreateserial \
+  # A random serial: two servers signing at once share no serial file.
+  openssl x509 -req -in "$dir/tls.csr" -CA "$ca/ca.crt" -CAkey "$ca/ca.key" -set_serial "0x$(openssl rand -hex 16)" \
     -days 2 -extfile "$dir/tls.ext" -out "$dir/tls.crt" 2>/dev/null
   federation="
   - port: $fport

@@ -240,22 +240,24 @@ impl CommandContext {
     /// friends see a wedge as it is.
     ///
     /// A server hands out queued to-device events a page at a time (Synapse:
-    /// 100 per response), so while a response brings a full page, another
-    /// sync follows: otherwise the room keys behind the first page would
-    /// wait for the next command, and this one would show their messages as
+    /// 100 per response), so while a response brings any, another sync
+    /// follows: otherwise the room keys behind the first page would wait for
+    /// the next command, and this one would show their messages as
     /// undecryptable (complement-crypto's
     /// TestToDeviceMessagesAreProcessedInOrder; examples/qa/many-room-keys.sh).
+    /// One watcher spans the pages, so an event of an early page whose key
+    /// came on a later one is kept as decrypted late, not as undecryptable.
     pub(crate) async fn sync(&mut self, client: &Client) -> CliResult<matrix_sdk::sync::SyncResponse> {
-        use crate::sdk::KeepSync;
+        let mut watcher = crate::stream::Watcher::default();
         let mut pages = 0;
         loop {
             let response = crate::sdk::sync_now(client).await?;
-            self.keeper().keep(client, &response).await?;
+            self.keeper().keep_sync(client, &response, &mut watcher).await?;
             pages += 1;
-            if response.to_device.len() < crate::sdk::TO_DEVICE_PAGE || pages >= MAX_TO_DEVICE_PAGES {
+            if !crate::sdk::more_to_device(&response) || pages >= MAX_TO_DEVICE_PAGES {
                 return Ok(response);
             }
-            tracing::debug!(pages, "a full page of to-device events: syncing again");
+            tracing::debug!(pages, "to-device events came: syncing again for any left queued");
         }
     }
 

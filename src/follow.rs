@@ -83,8 +83,12 @@ pub(crate) async fn follow(ctx: &mut CommandContext, mut how: Following, after_c
             // (complement-crypto's TestDelayedInviteResponse, rust-sdk#3622;
             // examples/qa/delayed-invite.sh). `send` syncs first for the same
             // reason.
-            sync_into_inbox(ctx, &client, &mut ledger, &mut watcher, how.no_recover).await?;
-            show(ctx)?;
+            // If it fails, the lines still go (each is reported, sent or
+            // failed), with the member list this process has.
+            match sync_into_inbox(ctx, &client, &mut ledger, &mut watcher, how.no_recover).await {
+                Ok(_) => show(ctx)?,
+                Err(e) => ctx.out.warn(format!("could not sync before sending: {}", e.message)),
+            }
             let room_id = how.room.as_ref().ok_or_else(|| CliError::internal("input without a room"))?;
             let room = client.get_room(room_id).ok_or_else(|| CliError::failed(format!("unknown room {room_id}")))?;
             let mut batch = Batch::open(ctx, room, Kind::Text, None).await?;

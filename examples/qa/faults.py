@@ -142,14 +142,17 @@ class Faults:
 
     # --- the control endpoint -------------------------------------------
     def control(self, flow):
+        try:
+            return self.controlled(flow)
+        except (ValueError, KeyError, TypeError, AttributeError, re.error) as e:
+            return json_response(400, {"error": f"{type(e).__name__}: {e}"})
+
+    def controlled(self, flow):
         req = flow.request
         parts = req.path.split("?")[0][len(CONTROL):].strip("/").split("/")
         what, arg = parts[0], (int(parts[1]) if len(parts) > 1 and parts[1] else None)
         if what == "rules" and req.method == "POST":
-            try:
-                rule = Rule(json.loads(req.get_text() or "{}"))
-            except (ValueError, KeyError, re.error) as e:
-                return json_response(400, {"error": str(e)})
+            rule = Rule(json.loads(req.get_text() or "{}"))
             if rule.token and rule.spec.get("who"):
                 self.names[rule.token] = rule.spec["who"]
             self.rules.append(rule)
@@ -276,7 +279,8 @@ class Faults:
             "method": req.method,
             "path": req.path.split("?")[0],
             "who": self.names.get(token, "?") if token else None,
-            "status": flow.response.status_code if flow.response else None,
+            # A dropped or failed exchange: no status reached the client.
+            "status": flow.response.status_code if flow.response and not flow.error else None,
             "rules": flow.metadata.get("rules", []),
         }
         if "/sendToDevice/" in req.path:

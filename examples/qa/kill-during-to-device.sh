@@ -4,8 +4,10 @@
 # room that rotates after every message, bob is away while alice floods him
 # with 60 to-device key-request cancellations and then sends a message, whose
 # new room key waits in his to-device queue behind them. Bob's next `sync`
-# gets the /sync response that carries it and is SIGKILLed at chosen moments
-# after it arrives (0 to 200 ms), then runs again on the same profile. The
+# gets the first /sync response with an encrypted event (held by the fault
+# proxy, then released) and is SIGKILLed at a chosen moment after it
+# arrives (0 to 200 ms); each round adds to the queue, and at the end bob
+# runs again on the same profile. The
 # server deletes to-device events only once a later /sync acknowledges them,
 # so none is lost: every message decrypts. QA_PEER has no effect: this is
 # about bob's own store.

@@ -147,17 +147,19 @@ start_proxy() {
 }
 
 # control METHOD PATH [JSON]: the fault proxy's control endpoint (/_faults/PATH).
+# The body goes on stdin, not the command line (a rule may hold a token).
 control() {
-  python3 - "$PROXY/_faults/$2" "$1" "${3:-}" <<'PY'
+  printf '%s' "${3:-}" | python3 -c '
 import json, sys, urllib.error, urllib.request
-url, method, body = sys.argv[1:]
+url, method = sys.argv[1:]
+body = sys.stdin.read()
 req = urllib.request.Request(url, body.encode() if body else None, method=method,
                              headers={"Content-Type": "application/json"})
 try:
     print(json.dumps(json.load(urllib.request.urlopen(req))))
 except urllib.error.HTTPError as e:
     sys.exit(f"FAIL: fault proxy: {e.read().decode()}")
-PY
+' "$PROXY/_faults/$2" "$1"
 }
 
 # fault PROFILE|- RULE: a rule (examples/qa/faults.py) for the requests of
@@ -165,14 +167,13 @@ PY
 fault() {
   local rule="$2"
   if [ "$1" != "-" ]; then
-    rule="$(python3 - "$RATCHET_DATA_DIR/$1/session.json" "$1" "$rule" <<'PY'
+    rule="$(printf '%s' "$rule" | python3 -c '
 import json, sys
-session, who, rule = sys.argv[1:]
-rule = json.loads(rule)
+session, who = sys.argv[1:]
+rule = json.load(sys.stdin)
 rule.update(token=json.load(open(session))["access_token"], who=who)
 print(json.dumps(rule))
-PY
-)"
+' "$RATCHET_DATA_DIR/$1/session.json" "$1")"
   fi
   control POST rules "$rule" | q 'rs[0]["id"]'
 }
@@ -181,13 +182,16 @@ PY
 # (method, path, who, status, rules).
 proxy_log() { control GET log | python3 -c "import json,sys; rs=json.load(sys.stdin); print($1)"; }
 
-# wait_up URL: waits (up to 120 s) until a homeserver answers at URL.
+# wait_up URL PID LOG: waits (up to 120 s) until the homeserver PID answers
+# at URL; fails with its LOG if it dies or never answers.
 wait_up() {
   for _ in $(seq 1 600); do
     python3 -c "import urllib.request; urllib.request.urlopen('$1/_matrix/client/versions')" 2>/dev/null && return 0
+    kill -0 "$2" 2>/dev/null || break
     sleep 0.2
   done
-  echo "FAIL: no homeserver at $1" >&2
+  echo "FAIL: no homeserver at $1:" >&2
+  tail -n 30 "$3" >&2
   exit 1
 }
 
@@ -210,8 +214,8 @@ start_two_servers() {
     printf -v "HS$n" '%s' "http://127.0.0.1:$port"
     printf -v "HS${n}_NAME" '%s' "127.0.0.1:$fport"
   done
-  wait_up "$HS1"
-  wait_up "$HS2"
+  wait_up "$HS1" "$hs1_pid" "$work/hs1.out"
+  wait_up "$HS2" "$hs2_pid" "$work/hs2.out"
 }
 
 # bodies_of PROFILE [ROOM]: the decrypted bodies PROFILE reads in ROOM

@@ -30,6 +30,7 @@ check "the human line says so" "$(RATCHET_DATA_DIR="$RATCHET_DATA_DIR" "$RATCHET
 diag="$(r bob doctor "$ROOM" || true)"
 check "doctor: the cause" "$(echo "$diag" | q '[d["cause"] for d in rs if d["type"]=="diagnosis"]')" "['spoofed_sender']"
 check "doctor: no fix to run" "$(echo "$diag" | q '[d["fix"] for d in rs if d["type"]=="diagnosis"]')" "[[]]"
+check "doctor: it names who really made the key" "$(echo "$diag" | q '[("device '"$alice_DEVICE"' of '"$alice_ID"'" in d["explanation"]) for d in rs if d["type"]=="diagnosis"]')" "[True]"
 
 step "the network tells the truth again"
 control DELETE rules >/dev/null

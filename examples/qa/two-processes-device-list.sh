@@ -2,11 +2,12 @@
 # A device-list change seen by one process, acted on by the other (the CLI
 # analog of complement-crypto's
 # TestMultiprocessInitialE2EESyncDoesntDropDeviceListUpdates,
-# rust-sdk#3959). Bob keeps `ratchet chat` in the room with alice; it is
-# stopped, alice logs in a new device, and a one-shot `ratchet messages` of
-# bob's reads alice's next message: that sync carries the news of alice's
-# new device. Bob's chat, started again on the same profile, then writes:
-# alice's new device must be able to decrypt it.
+# rust-sdk#3959). Bob keeps `ratchet chat` running in the room with alice;
+# alice logs in a new device, and a one-shot `ratchet messages` of bob's, on
+# the same profile, reads alice's next message: its sync may be the one that
+# carries the news of alice's new device. Bob's chat then writes, and a
+# chat started again afterwards writes too: alice's new device must be able
+# to decrypt both.
 source "$(dirname "$0")/lib.sh"
 
 alice_and_bob
@@ -22,10 +23,8 @@ chat() {
   wait_for "$work/chat$1.err" "Chatting in"
 }
 
-step "bob's chat runs, then stops"
+step "bob's chat runs"
 chat 1
-exec 7>&-
-wait "$chat_pid"
 
 step "alice logs in a new device (cross-signed with her recovery key)"
 alice_user="${alice_ID#@}"; alice_user="${alice_user%%:*}"
@@ -33,6 +32,14 @@ login alice2 "$alice_user" 2>/dev/null
 echo "$key" | r alice2 recovery recover --key-stdin >/dev/null
 id="$(r alice send "$ROOM" "pre message 2" | sent_id)"
 check "bob's one-shot messages reads it" "$(text_of bob "$id")" "pre message 2"
+
+step "bob's running chat writes"
+echo "from the running chat" >&7
+wait_for "$work/chat1.out" '"type":"sent"'
+exec 7>&-
+wait "$chat_pid"
+id="$(sent_id <"$work/chat1.out")"
+check "alice's new device decrypts it" "$(text_of alice2 "$id")" "from the running chat"
 
 step "bob's chat starts again and writes"
 chat 2

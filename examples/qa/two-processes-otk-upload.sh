@@ -19,7 +19,7 @@ control DELETE log >/dev/null
 fault alice '{"method": "POST", "path": "/keys/upload$", "phase": "response", "delay_ms": 4000}' >/dev/null
 
 step "alice's follower and three one-shot syncs, at once"
-r alice sync --follow >"$work/follow.out" 2>"$work/follow.err" &
+"$RATCHET" --profile alice --json sync --follow >"$work/follow.out" 2>"$work/follow.err" &
 follower=$!
 pids=()
 for n in 1 2 3; do
@@ -27,12 +27,10 @@ for n in 1 2 3; do
   pids+=("$!")
 done
 wait "${pids[@]}"
-for _ in $(seq 1 100); do
-  [ "$(proxy_log 'sum(1 for x in rs if x["path"].endswith("/keys/upload"))')" -ge 1 ] && break
-  sleep 0.1
-done
-sleep 5
-kill -TERM "$follower"; wait "$follower" || true
+kill -TERM "$follower"
+code=0; wait "$follower" || code=$?
+check "the follower stopped cleanly" "$code" "0"
+check "so did the one-shot syncs" "$(cat "$work"/sync?.out | q 'sum(1 for x in rs if x["type"]=="error")')" "0"
 check "alice uploaded new one-time keys" "$(proxy_log 'sum(1 for x in rs if x["path"].endswith("/keys/upload")) >= 1')" "True"
 check "every upload was a 200 (no duplicate key)" "$(proxy_log 'sorted(set(x["status"] for x in rs if x["path"].endswith("/keys/upload")))')" "[200]"
 

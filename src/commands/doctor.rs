@@ -400,18 +400,28 @@ async fn diagnose(
                 };
                 (cause, why, fix, reproduce)
             }
-            (crate::events::MISMATCHED_SENDER, _, _) => (
-                "spoofed_sender",
-                format!(
-                    "the event says it is from {sender}, but its room key was made by {}, which is not a device \
-                     of {sender}'s: the homeserver, or something between it and you, changed who sent it. \
-                     Its text is not shown, and nothing on this side can make it trustworthy: report it to the \
-                     homeserver's admins",
-                    if device.is_empty() { "another device".to_owned() } else { format!("device {device}") }
-                ),
-                Vec::new(),
-                None,
-            ),
+            (crate::events::MISMATCHED_SENDER, _, _) => {
+                use crate::ui::terminal::inert;
+                // Who made the key, as this device recorded it when the key
+                // came over Olm (not the event's own `device_id`, which the
+                // same rewriter could have changed).
+                let maker = match held.as_ref().map(|h| (h.sender.as_deref(), h.sender_device.as_deref())) {
+                    Some((Some(user), Some(dev))) => format!("device {} of {}", inert(dev), inert(user)),
+                    Some((Some(user), None)) => format!("a device of {}", inert(user)),
+                    _ => "a device that is not theirs".to_owned(),
+                };
+                (
+                    "spoofed_sender",
+                    format!(
+                        "the event says it is from {}, but its room key was made by {maker}: the homeserver, or \
+                         something between it and you, changed who sent it. Its text is not shown, and nothing on \
+                         this side can make it trustworthy: report it to the homeserver's admins",
+                        inert(&sender)
+                    ),
+                    Vec::new(),
+                    None,
+                )
+            }
             ("missing_megolm_session" | "unknown_megolm_message_index", _, _)
                 if crate::e2ee::recovery::predates_device(utd.origin_server_ts, here.created_ms) =>
             {

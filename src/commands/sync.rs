@@ -99,10 +99,10 @@ pub(crate) async fn cmd_sync(ctx: &mut CommandContext, args: &SyncArgs) -> CliRe
     };
     let mut response = sync_into_inbox(ctx, &client, &mut ledger, &mut watcher, args.no_recover).await?;
     let mut asked = key_request(&response);
-    // A full page of to-device events may have left more queued: their room
-    // keys are fetched now, as `CommandContext::sync` does.
+    // To-device events may be left queued behind this page: their room keys
+    // are fetched now, as `CommandContext::sync` does.
     let mut pages = 1;
-    while response.to_device.len() >= crate::sdk::TO_DEVICE_PAGE && pages < crate::context::MAX_TO_DEVICE_PAGES {
+    while crate::sdk::more_to_device(&response) && pages < crate::context::MAX_TO_DEVICE_PAGES {
         response = sync_into_inbox(ctx, &client, &mut ledger, &mut watcher, args.no_recover).await?;
         asked |= key_request(&response);
         pages += 1;

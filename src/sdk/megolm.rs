@@ -267,7 +267,8 @@ pub(crate) async fn before_send(room: &Room, limits: &RoomLimits, ledger: &Megol
             if let Some(reason) = current.limit_reached(limits, now) {
                 tracing::debug!(?reason, "limit reached while sharing; discarding");
                 room.discard_room_key().await?;
-                unreachable = preshare(room).await?.unreachable;
+                // The SDK skips a server that just failed: keep the first list.
+                unreachable.extend(preshare(room).await?.unreachable);
                 planned = Some(reason);
             }
         }

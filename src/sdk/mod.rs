@@ -85,9 +85,14 @@ pub(crate) trait KeepSync {
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = CliResult<()>> + 'a>>;
 }
 
-/// How many to-device events Synapse puts in one /sync response at most: a
-/// response with this many may have left more in the queue.
-pub(crate) const TO_DEVICE_PAGE: usize = 100;
+/// Whether more to-device events may be queued after this response: a
+/// server hands them out a page at a time (Synapse: 100 per /sync; the spec
+/// sets no size), so any response that brought some may have left more. The
+/// next response, empty, says the queue is drained. The SDK's count (after
+/// processing) is not the server's, so no page size is assumed.
+pub(crate) fn more_to_device(response: &matrix_sdk::sync::SyncResponse) -> bool {
+    !response.to_device.is_empty()
+}
 
 /// One incremental sync that returns at once (never long-polls).
 pub(crate) async fn sync_now(client: &Client) -> CliResult<matrix_sdk::sync::SyncResponse> {
