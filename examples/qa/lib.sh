@@ -128,18 +128,26 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 # sets PROXY to its URL. Profiles that log in with `--homeserver "$PROXY"`
 # talk through it; rules are set with `fault`.
 start_proxy() {
-  local venv port
+  local venv port attempt
   venv="$("$repo/scripts/setup-mitmproxy.sh")"
-  port="$(free_port)"
-  "$venv/bin/mitmdump" --quiet --listen-host 127.0.0.1 --listen-port "$port" \
-    --mode "reverse:$RATCHET_HOMESERVER" --set confdir="$work/mitmproxy" \
-    --set connection_strategy=lazy -s "$here/faults.py" >"$work/proxy.out" 2>&1 &
-  proxy_pid=$!
-  PROXY="http://127.0.0.1:$port"
-  for _ in $(seq 1 300); do
-    python3 -c "import urllib.request; urllib.request.urlopen('$PROXY/_matrix/client/versions')" 2>/dev/null && return 0
-    kill -0 "$proxy_pid" 2>/dev/null || break
-    sleep 0.1
+  # A free port can be taken by another process before mitmdump binds it
+  # (scripts run side by side in the suite): then it tries another.
+  for attempt in 1 2 3; do
+    port="$(free_port)"
+    "$venv/bin/mitmdump" --quiet --listen-host 127.0.0.1 --listen-port "$port" \
+      --mode "reverse:$RATCHET_HOMESERVER" --set confdir="$work/mitmproxy" \
+      --set connection_strategy=lazy -s "$here/faults.py" >"$work/proxy.out" 2>&1 &
+    proxy_pid=$!
+    PROXY="http://127.0.0.1:$port"
+    for _ in $(seq 1 300); do
+      # The control endpoint answers only from our addon, not from a
+      # stranger that took the port.
+      python3 -c "import urllib.request; urllib.request.urlopen('$PROXY/_faults/held')" 2>/dev/null && return 0
+      kill -0 "$proxy_pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill "$proxy_pid" 2>/dev/null || true
+    wait "$proxy_pid" 2>/dev/null || true
   done
   echo "FAIL: the fault proxy did not start:" >&2
   cat "$work/proxy.out" >&2
