@@ -26,11 +26,7 @@ check "doctor: sent before this device" "$( (r bob2 doctor "$ROOM" || true) | q 
 check "bob's first device, invited at the time, reads it" "$(text_of bob "$id")" "Alice should re-encrypt this message for bob's new device"
 
 step "doctor's fix: a key request, answered by bob's first device once it trusts the new one"
-r bob2 verify --accept --from "$bob_ID" --yes --wait 60 >"$work/accept.out" 2>"$work/accept.err" &
-waiting=$!
-wait_for "$work/accept.err" "Waiting for a verification request"
-r bob verify --self "$bob2_DEVICE" --yes --wait 60 >/dev/null 2>&1
-wait "$waiting"
+verify_own bob2 bob "$bob2_DEVICE"
 fix="$( (r bob2 doctor "$ROOM" || true) | q '[f for d in rs if d["type"]=="diagnosis" for f in d["fix"] if "keys request" in f][0]')"
 run_fix "$fix" >/dev/null
 r bob sync >/dev/null

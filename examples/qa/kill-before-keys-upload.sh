@@ -16,11 +16,8 @@ step "alice logs in; the first /keys/upload answer is held, and ratchet is kille
 "$RATCHET" --profile alice --json login --homeserver "$PROXY" --user "$user" --password-stdin \
   <<<"pw-$user" >"$work/login1.out" 2>&1 &
 pid=$!
-for _ in $(seq 1 300); do
-  [ "$(control GET held | q 'sum(rs[0].values())')" = 1 ] && break
-  sleep 0.1
-done
-check "an upload is held" "$(control GET held | q 'sum(rs[0].values())')" "1"
+wait_held 1
+check "an upload is held" "$(held)" "1"
 kill -9 "$pid"; wait "$pid" 2>/dev/null || true
 control POST release >/dev/null
 check "the server stored it (the client never heard)" "$(proxy_log '[x["status"] for x in rs if x["path"].endswith("/keys/upload")]')" "[200]"

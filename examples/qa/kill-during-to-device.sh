@@ -41,11 +41,8 @@ for delay in 0 20 50 100 200; do
   rule="$(fault bob '{"method": "GET", "path": "/sync", "contains": "m.room.encrypted", "hold": true, "times": 1}')"
   "$RATCHET" --profile bob --json sync >"$work/sync.out" 2>&1 &
   pid=$!
-  for _ in $(seq 1 300); do
-    [ "$(control GET held | q 'sum(rs[0].values())')" = 1 ] && break
-    sleep 0.1
-  done
-  check "its response is held" "$(control GET held | q 'sum(rs[0].values())')" "1"
+  wait_held 1
+  check "its response is held" "$(held)" "1"
   control POST "release/$rule" >/dev/null
   sleep "$(python3 -c "print($delay / 1000)")"
   kill -9 "$pid" 2>/dev/null || true

@@ -325,3 +325,27 @@ run_fix() {
   printf 'running: %s\n' "${1%%   (*}" >&2
   PATH="$work/bin:$PATH" bash -c "${1%%   (*}"
 }
+
+# verify_own NEW OLD DEVICE: profile OLD (a verified device of the same user)
+# verifies OLD's fellow device DEVICE, whose profile is NEW, by emoji (SAS),
+# both answered on the command line.
+verify_own() {
+  local user waiting
+  user="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["user_id"])' "$RATCHET_DATA_DIR/$2/session.json")"
+  r "$1" verify --accept --from "$user" --yes --wait 60 >"$work/accept.out" 2>"$work/accept.err" &
+  waiting=$!
+  wait_for "$work/accept.err" "Waiting for a verification request"
+  r "$2" verify --self "$3" --yes --wait 60 >/dev/null 2>&1
+  wait "$waiting"
+}
+
+# held: how many requests or responses the fault proxy holds now.
+held() { control GET held | q 'sum(rs[0].values())'; }
+
+# wait_held N: waits (up to 30 s) until the fault proxy holds N.
+wait_held() {
+  for _ in $(seq 1 300); do
+    [ "$(held)" = "$1" ] && return 0
+    sleep 0.1
+  done
+}

@@ -9,11 +9,7 @@ bob_user="${bob_ID#@}"; bob_user="${bob_user%%:*}"
 second="$(echo "pw-$bob_user" | r bob2 login --homeserver "$RATCHET_HOMESERVER" --user "$bob_user" --password-stdin 2>/dev/null)"
 second_device="$(echo "$second" | q 'rs[0]["device_id"]')"
 step "bob verifies his second device"
-r bob2 verify --accept --from "$bob_ID" --yes --wait 60 >"$work/accept.out" 2>"$work/accept.err" &
-waiting=$!
-wait_for "$work/accept.err" "Waiting for a verification request"
-r bob verify --self "$second_device" --yes --wait 60 >/dev/null 2>&1
-wait "$waiting"
+verify_own bob2 bob "$second_device"
 r bob2 sync >/dev/null
 session="$(r alice send "$ROOM" "forward me" | q 'rs[0]["session_id"]')"
 r bob messages "$ROOM" >/dev/null
