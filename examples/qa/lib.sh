@@ -190,40 +190,55 @@ print(json.dumps(rule))
 # (method, path, who, status, rules).
 proxy_log() { control GET log | python3 -c "import json,sys; rs=json.load(sys.stdin); print($1)"; }
 
-# wait_up URL PID LOG: waits (up to 120 s) until the homeserver PID answers
-# at URL; fails with its LOG if it dies or never answers.
-wait_up() {
-  for _ in $(seq 1 600); do
-    python3 -c "import urllib.request; urllib.request.urlopen('$1/_matrix/client/versions')" 2>/dev/null && return 0
-    kill -0 "$2" 2>/dev/null || break
-    sleep 0.2
-  done
-  echo "FAIL: no homeserver at $1:" >&2
-  tail -n 30 "$3" >&2
-  exit 1
-}
-
 # start_two_servers: two throwaway Synapses that federate over TLS (a CA
 # made here, IP-literal server names, scripts/run-synapse.sh). Sets HS1 and
 # HS2 (client URLs), HS1_NAME and HS2_NAME (server names), and hs1_pid and
 # hs2_pid (`kill -STOP "$hs2_pid"` pauses a server, as complement-crypto
 # pauses a container; `kill -CONT` resumes it).
 start_two_servers() {
-  local n port fport
+  local n attempt
   mkdir -p "$work/ca"
   openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=ratchet QA CA" \
     -keyout "$work/ca/ca.key" -out "$work/ca/ca.crt" 2>/dev/null
   for n in 1 2; do
-    port="$(free_port)"
-    fport="$(free_port)"
-    RATCHET_SYNAPSE_FEDERATION_PORT="$fport" RATCHET_SYNAPSE_CA="$work/ca" \
-      "$repo/scripts/run-synapse.sh" "$work/hs$n" "$port" >"$work/hs$n.out" 2>&1 &
-    printf -v "hs${n}_pid" '%s' "$!"
-    printf -v "HS$n" '%s' "http://127.0.0.1:$port"
-    printf -v "HS${n}_NAME" '%s' "127.0.0.1:$fport"
+    launch_federating "$n"
   done
-  wait_up "$HS1" "$hs1_pid" "$work/hs1.out"
-  wait_up "$HS2" "$hs2_pid" "$work/hs2.out"
+  # A port taken by another process before Synapse bound it (scripts run
+  # side by side in the suite) ends that server at once: it starts again on
+  # other ports.
+  for n in 1 2; do
+    for attempt in 1 2 3; do
+      up "$n" && continue 2
+      launch_federating "$n"
+    done
+    echo "FAIL: homeserver $n did not start:" >&2
+    tail -n 30 "$work/hs$n.out" >&2
+    exit 1
+  done
+}
+
+# launch_federating N: starts server N of start_two_servers on free ports.
+launch_federating() {
+  local port fport
+  port="$(free_port)"
+  fport="$(free_port)"
+  rm -rf "$work/hs$1"
+  RATCHET_SYNAPSE_FEDERATION_PORT="$fport" RATCHET_SYNAPSE_CA="$work/ca" \
+    "$repo/scripts/run-synapse.sh" "$work/hs$1" "$port" >"$work/hs$1.out" 2>&1 &
+  printf -v "hs${1}_pid" '%s' "$!"
+  printf -v "HS$1" '%s' "http://127.0.0.1:$port"
+  printf -v "HS${1}_NAME" '%s' "127.0.0.1:$fport"
+}
+
+# up N: waits (up to 120 s) until server N answers; false if it died.
+up() {
+  local pid="hs${1}_pid" url="HS$1"
+  for _ in $(seq 1 600); do
+    python3 -c "import urllib.request; urllib.request.urlopen('${!url}/_matrix/client/versions')" 2>/dev/null && return 0
+    kill -0 "${!pid}" 2>/dev/null || return 1
+    sleep 0.2
+  done
+  return 1
 }
 
 # bodies_of PROFILE [ROOM]: the decrypted bodies PROFILE reads in ROOM
