@@ -243,3 +243,13 @@ fn encryption_works_js() {
 fn two_processes_device_list() {
     run_script("two-processes-device-list.sh");
 }
+
+#[test]
+fn fallback_key_js() {
+    run_script_with_js_peer("fallback-key.sh");
+}
+
+#[test]
+fn kill_before_keys_upload_js() {
+    run_script_with_js_peer("kill-before-keys-upload.sh");
+}

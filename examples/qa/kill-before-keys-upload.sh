@@ -6,6 +6,7 @@
 # resumes the same device and uploads again: every upload must be a 200 (a
 # different key under an id the server already has would be a 400), and the
 # device must work: bob's first message reaches it over a one-time key.
+# QA_PEER=js puts bob on the js-sdk peer (Element's crypto).
 source "$(dirname "$0")/lib.sh"
 
 start_proxy
@@ -31,8 +32,8 @@ check "there was a second one" "$(proxy_log 'sum(1 for x in rs if x["path"].ends
 check "one device on the account" "$(api alice GET /_matrix/client/v3/devices | q 'len(rs[0]["devices"])')" "1"
 
 step "the device works: bob writes to it first"
-login bob "$(register bob)"
-ROOM="$(r bob room create --encrypted --invite "$alice_ID" | q 'rs[0]["room_id"]')"
-r alice room join "$ROOM" >/dev/null
-id="$(r bob send "$ROOM" "after the kill" | sent_id)"
+login_peer bob "$(register bob)"
+ROOM="$(r alice room create --encrypted --invite "$bob_ID" | q 'rs[0]["room_id"]')"
+join bob "$ROOM"
+id="$(say bob "after the kill")"
 check "alice decrypts it" "$(text_of alice "$id")" "after the kill"

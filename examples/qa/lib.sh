@@ -364,3 +364,14 @@ wait_held() {
     sleep 0.1
   done
 }
+
+# say NAME TEXT [ROOM]: NAME (ratchet or js) sends TEXT to ROOM (default
+# $ROOM); prints the event id.
+say() {
+  local room="${3:-$ROOM}"
+  if is_js "$1"; then
+    js "$1" "$(python3 -c 'import json,sys; print(json.dumps({"cmd": "send", "room_id": sys.argv[1], "text": sys.argv[2]}))' "$room" "$2")" | q 'rs[0]["event_id"]'
+  else
+    r "$1" send "$room" "$2" | sent_id
+  fi
+}
