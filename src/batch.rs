@@ -15,7 +15,7 @@ use crate::profile::megolm_ledger::MegolmLedger;
 use crate::profile::state::{self, JournalEntry, Position};
 use crate::profile::Ledger;
 use crate::sdk::megolm;
-use crate::ui::output::Record;
+use crate::ui::output::{Output, Record};
 
 #[derive(Debug, Serialize, schemars::JsonSchema)]
 pub(crate) struct SentRecord {
@@ -57,6 +57,9 @@ static UNSIGNED_WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::Atomi
 /// into one room.
 pub(crate) struct Batch<'a> {
     pub(crate) ctx: &'a CommandContext,
+    /// Where records, status and warnings go: the command's own output, or
+    /// the warm path's relay to the process that asked (`warm`).
+    pub(crate) out: &'a Output,
     room: Room,
     /// The room's rotation limits; `None` for an unencrypted room.
     limits: Option<RoomLimits>,
@@ -73,7 +76,8 @@ pub(crate) struct Batch<'a> {
 }
 
 /// The msgtype of the messages.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub(crate) enum Kind {
     Text,
     Notice,
@@ -85,6 +89,7 @@ impl<'a> Batch<'a> {
     /// (R3), the journal opened for --txn-prefix.
     pub(crate) async fn open(
         ctx: &'a CommandContext,
+        out: &'a Output,
         room: Room,
         kind: Kind,
         txn_prefix: Option<String>,
@@ -92,11 +97,12 @@ impl<'a> Batch<'a> {
         let encrypted = room.latest_encryption_state().await?.is_encrypted();
         // Said once per command, in any mode: what this device sends is not
         // decrypted by Element users in its default mode (MSC4153).
+        // (Each process the warm path serves hears it too.)
         if encrypted
-            && !UNSIGNED_WARNED.swap(true, std::sync::atomic::Ordering::SeqCst)
+            && (out.is_relaying() || !UNSIGNED_WARNED.swap(true, std::sync::atomic::Ordering::SeqCst))
             && !crate::sdk::trust::own_device_cross_signed(&room.client()).await.unwrap_or(true)
         {
-            ctx.out.warn(format!(
+            out.warn(format!(
                 "this device is not cross-signed by your identity: Element users (who exclude insecure devices by \
                  default) will not decrypt what it sends; `{}` says how to verify it",
                 crate::ui::hint::ratchet("identity")
@@ -107,8 +113,7 @@ impl<'a> Batch<'a> {
             let limits = megolm::record_limits(&room, &mut ledger)
                 .ok_or_else(|| CliError::internal("encrypted room without settings"))?;
             if limits.kept_by_r3 {
-                ctx.out
-                    .warn("the room's encryption settings were loosened; keeping the stricter limits seen before (R3)");
+                out.warn("the room's encryption settings were loosened; keeping the stricter limits seen before (R3)");
             }
             ledger.save()?;
             Some(limits)
@@ -116,7 +121,7 @@ impl<'a> Batch<'a> {
             None
         };
         let journal = txn_prefix.as_ref().map(|_| room.client().device_id().map(|d| d.to_string()).unwrap_or_default());
-        Ok(Batch { ctx, room, limits, ledger, sent: 0, txn_prefix, journal, reader_gone: false, kind })
+        Ok(Batch { ctx, out, room, limits, ledger, sent: 0, txn_prefix, journal, reader_gone: false, kind })
     }
 
     pub(crate) async fn send(&mut self, seq: usize, text: &str) -> CliResult {
@@ -167,7 +172,7 @@ impl<'a> Batch<'a> {
         let prepared = match &self.limits {
             Some(limits) => match megolm::before_send(&self.room, limits, &self.ledger).await {
                 Ok(prepared) => {
-                    warn_unreachable(&self.ctx.out, &prepared.unreachable);
+                    warn_unreachable(&self.out, &prepared.unreachable);
                     Some(prepared)
                 }
                 Err(e) => return Err(self.stop(seq, e)),
@@ -315,11 +320,29 @@ impl<'a> Batch<'a> {
         Err(stopped)
     }
 
+    /// Sends one message per argument, in order; blank ones are skipped
+    /// (and said), as blank lines of stdin are. `send TEXT…` and the warm
+    /// path (`warm`) both end here.
+    pub(crate) async fn send_arguments(&mut self, texts: &[String]) -> CliResult {
+        for (i, text) in texts.iter().enumerate() {
+            if text.trim().is_empty() {
+                self.out.warn(format!("argument {} is empty; skipped", i + 1));
+                continue;
+            }
+            self.send(i + 1, text).await?;
+        }
+        if self.sent == 0 {
+            return Err(CliError::usage("every message given is empty; nothing was sent"));
+        }
+        self.finish();
+        Ok(())
+    }
+
     /// The end of a batch that went through: if stdout's reader left, say on
     /// stderr that the messages went out all the same.
     pub(crate) fn finish(&self) {
         if self.reader_gone {
-            self.ctx.out.status(format!(
+            self.out.status(format!(
                 "stdout was closed by its reader; all {} message(s) were sent (records not printed)",
                 self.sent
             ));
@@ -333,7 +356,7 @@ impl<'a> Batch<'a> {
         if self.reader_gone {
             return Ok(());
         }
-        match self.ctx.out.data(record) {
+        match self.out.data(record) {
             Err(e) if e.kind == ErrorKind::PipeClosed => {
                 self.reader_gone = true;
                 Ok(())

@@ -59,10 +59,26 @@ impl ErrorKind {
             ErrorKind::Declined => "declined",
         }
     }
+
+    /// The kind a [`ErrorKind::name`] names.
+    pub(crate) fn from_name(name: &str) -> Option<ErrorKind> {
+        [
+            ErrorKind::Failed,
+            ErrorKind::Usage,
+            ErrorKind::Partial,
+            ErrorKind::Auth,
+            ErrorKind::Refused,
+            ErrorKind::Internal,
+            ErrorKind::PipeClosed,
+            ErrorKind::Declined,
+        ]
+        .into_iter()
+        .find(|k| k.name() == name)
+    }
 }
 
 /// One of the rooms an ambiguous room name named.
-#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub(crate) struct Candidate {
     pub(crate) room_id: String,
     pub(crate) name: Option<String>,

@@ -64,6 +64,8 @@ pub(crate) async fn follow(ctx: &mut CommandContext, mut how: Following, after_c
     // Ctrl-C or a plain `kill` ends it between turns, never inside one:
     // the handlers are in place before the first turn starts.
     let mut stop = Stop::new()?;
+    // `send`s from other processes, served between turns (`warm`).
+    let warm = crate::warm::Listener::bind(&ctx.profile.paths().dir);
     let mut input_open = how.input.is_some();
     let mut pending: Vec<Line> = Vec::new();
     let mut seq = 0;
@@ -91,7 +93,7 @@ pub(crate) async fn follow(ctx: &mut CommandContext, mut how: Following, after_c
             }
             let room_id = how.room.as_ref().ok_or_else(|| CliError::internal("input without a room"))?;
             let room = client.get_room(room_id).ok_or_else(|| CliError::failed(format!("unknown room {room_id}")))?;
-            let mut batch = Batch::open(ctx, room, Kind::Text, None).await?;
+            let mut batch = Batch::open(ctx, &ctx.out, room, Kind::Text, None).await?;
             for line in pending.drain(..) {
                 seq += 1;
                 match line {
@@ -114,13 +116,31 @@ pub(crate) async fn follow(ctx: &mut CommandContext, mut how: Following, after_c
         let since = Some(response.next_batch);
         ctx.profile.unlock();
         let request_timeout = ctx.settings.request_timeout;
-        let woke = tokio::select! {
-            () = stop.wait() => {
-                ctx.out.status("Stopped.");
-                return Ok(());
+        // The wait goes on across warm sends (`warm`): each takes the
+        // profile for itself and gives it back. News comes first, so a send
+        // that arrives together with it waits for the turn.
+        let news_client = client.clone();
+        let news = crate::sdk::wait_for_news(&news_client, since, Duration::from_secs(30), request_timeout);
+        tokio::pin!(news);
+        let woke = loop {
+            let wake = tokio::select! {
+                biased;
+                () = stop.wait() => Wake::Stop,
+                () = &mut news => Wake::News,
+                line = async { how.input.as_mut().expect("input_open").recv().await }, if input_open => {
+                    Wake::Line(line)
+                }
+                Some(conn) = async { warm.as_ref()?.accept().await }, if warm.is_some() => Wake::Send(conn),
+            };
+            match wake {
+                Wake::Stop => {
+                    ctx.out.status("Stopped.");
+                    return Ok(());
+                }
+                Wake::News => break None,
+                Wake::Line(line) => break Some(line),
+                Wake::Send(conn) => crate::warm::serve(ctx, &mut client, &mut ledger, conn).await,
             }
-            () = crate::sdk::wait_for_news(&client, since, Duration::from_secs(30), request_timeout) => None,
-            line = async { how.input.as_mut().expect("input_open").recv().await }, if input_open => Some(line),
         };
         match woke {
             Some(Some(line)) => pending.push(line),
@@ -143,6 +163,14 @@ pub(crate) async fn follow(ctx: &mut CommandContext, mut how: Following, after_c
             show(ctx)?;
         }
     }
+}
+
+/// What ended a wait between turns.
+enum Wake {
+    Stop,
+    News,
+    Line(Option<Line>),
+    Send(tokio::net::UnixStream),
 }
 
 /// SIGINT (Ctrl-C) and SIGTERM, caught from the start of following.

@@ -18,6 +18,7 @@ mod sdk;
 mod settings;
 mod stream;
 mod ui;
+mod warm;
 
 use std::process::ExitCode;
 

@@ -328,7 +328,9 @@ fn a_follower_leaks_nothing_across_other_commands() {
     let others = |from: usize, to: usize| {
         for i in from..to {
             let body = format!("note {i}");
-            env.run("bob", &["send", &room, &body]).success();
+            // --standalone: a process of its own, which the follower's
+            // next turn notices (the warm path would send from the follower).
+            env.run("bob", &["send", "--standalone", &room, &body]).success();
             // Printed by the follower's next turn, after a rebuild.
             follower.wait_for(&body, |v| v["type"] == "message" && v["body"] == body.as_str());
         }
@@ -342,4 +344,100 @@ fn a_follower_leaks_nothing_across_other_commands() {
     assert!(fds_after <= fds + 5, "open files {fds} -> {fds_after} over 20 rebuilds");
     // A plain `kill` ends it as Ctrl-C does: between turns, exit 0.
     follower.stop_with("-TERM");
+}
+
+/// Issue 22, the warm path: while `sync --follow` runs, `send ROOM TEXT…`
+/// from another process is handed to the follower over `send.sock` (0600)
+/// and sent by its client; the asking process prints the same records,
+/// warnings and error, and exits with the same code, as a standalone send.
+/// The peer decrypting each message is the proof it went out right.
+#[test]
+fn a_send_is_handed_to_the_follower_with_the_same_answers() {
+    use std::os::unix::fs::PermissionsExt;
+    let (env, _alice, _bob, room) = TestEnv::alice_and_bob(&[]);
+    let follower = Follower::start(&env, "bob");
+    let socket = env.profile_dir("bob").join("send.sock");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !socket.exists() {
+        assert!(Instant::now() < deadline, "the follower made no {}", socket.display());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mode = std::fs::metadata(&socket).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "send.sock is {mode:o}");
+
+    // -v says which path a send took (a debug line; nothing else differs).
+    let warm = env.run("bob", &["--json", "-v", "send", &room, "warm one", "", "warm two"]).success();
+    assert!(warm.stderr.contains("warm path"), "not handed over: {}", warm.stderr);
+    let sent = warm.records("sent");
+    assert_eq!(sent.len(), 2, "{}", warm.stdout);
+    assert_eq!(sent.iter().map(|s| s["seq"].as_u64().unwrap()).collect::<Vec<_>>(), [1, 3]);
+    assert_eq!(sent[0]["session_id"], sent[1]["session_id"]);
+    assert_eq!(sent[1]["message_index"].as_u64().unwrap(), sent[0]["message_index"].as_u64().unwrap() + 1);
+    // The blank argument's warning came back to the asking process's stderr.
+    assert!(warm.stderr.contains(r#""message":"argument 2 is empty; skipped""#), "{}", warm.stderr);
+    let cold = env.run("bob", &["--json", "-v", "send", "--standalone", &room, "cold one"]).success();
+    assert!(!cold.stderr.contains("warm path"), "{}", cold.stderr);
+    let cold_sent = &cold.records("sent")[0];
+    assert_eq!(cold_sent["session_id"], sent[0]["session_id"]);
+    assert_eq!(cold_sent["message_index"].as_u64().unwrap(), sent[1]["message_index"].as_u64().unwrap() + 1);
+
+    // Failures: the same error line and exit code either way.
+    for args in [
+        vec!["--json", "send", "!nowhere:localhost", "x"],
+        vec!["--json", "send", &room, "", " "],
+        vec!["--json", "send", "--txn-prefix", "p", &room, "first"],
+        vec!["--json", "send", "--txn-prefix", "p", &room, "other text"],
+    ] {
+        let warm = env.run("bob", &args);
+        let mut standalone = args.clone();
+        standalone.insert(2, "--standalone");
+        let cold = env.run("bob", &standalone);
+        assert_eq!(warm.code, cold.code, "{args:?}: {} vs {}", warm.stderr, cold.stderr);
+        // The whole error record: kind, exit code, message, causes, hints.
+        let errors = |run: &crate::common::Run| -> Vec<Value> {
+            run.stderr
+                .lines()
+                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                .filter(|v| v["type"] == "error")
+                .collect()
+        };
+        if args.last() == Some(&"first") {
+            // The same batch twice: the standalone run finds it delivered.
+            assert_eq!(cold.records("sent")[0]["already_sent"], true, "{}", cold.stdout);
+        } else {
+            assert_ne!(warm.code, 0, "{args:?}");
+            assert_eq!(errors(&warm), errors(&cold), "{args:?}");
+            assert_eq!(errors(&warm).len(), 1, "{}", warm.stderr);
+        }
+    }
+
+    // Another isolation mode than the follower's: declined, sent from the
+    // asking process instead (and still delivered).
+    let other = env.run("bob", &["--json", "-v", "--isolation", "all-devices", "send", &room, "declined"]).success();
+    assert!(other.stderr.contains("declined"), "{}", other.stderr);
+    assert_eq!(other.records("sent").len(), 1);
+
+    // Printed once each by the follower, and decrypted by alice.
+    follower.collect_until("the declined one", |v| v["type"] == "message" && v["body"] == "declined");
+    let read = env.run("alice", &["--json", "messages", &room, "--limit", "10"]).success();
+    assert!(read.records("utd").is_empty(), "{}", read.stdout);
+    let bodies: Vec<String> = read.records("message").iter().map(|m| m["body"].as_str().unwrap().to_owned()).collect();
+    for body in ["warm one", "warm two", "cold one", "first", "declined"] {
+        assert_eq!(bodies.iter().filter(|b| *b == body).count(), 1, "{body}: {bodies:?}");
+    }
+
+    // A follower killed leaves its socket behind: sends go on without it.
+    let mut follower = follower;
+    follower.child.kill().unwrap();
+    follower.child.wait().unwrap();
+    assert!(socket.exists());
+    let after = env.run("bob", &["--json", "-v", "send", &room, "after the kill"]).success();
+    assert!(!after.stderr.contains("warm path"), "{}", after.stderr);
+    assert_eq!(after.records("sent").len(), 1);
+    // The next follower takes the socket over.
+    let follower = Follower::start(&env, "bob");
+    let again = env.run("bob", &["--json", "-v", "send", &room, "warm again"]).success();
+    assert!(again.stderr.contains("warm path"), "{}", again.stderr);
+    follower.stop();
+    assert!(!socket.exists(), "a follower that stopped left its socket");
 }

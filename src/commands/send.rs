@@ -31,6 +31,14 @@ use crate::rooms;
 /// Exit status 3 when some messages were sent and then one failed (the
 /// output lists those sent); 1 when none were.
 ///
+/// Warm path: while a `sync --follow` or `chat` runs on the same profile,
+/// messages given as arguments are handed to it over a socket in the
+/// profile directory (owner only), and sent by its client, which is
+/// already restored and kept in sync by its long-poll: the same records,
+/// warnings and exit status, without this process restoring and syncing a
+/// client of its own (about half a cold send's time). Lines from stdin are
+/// always sent by this process. --standalone never hands over.
+///
 /// Examples:
 ///
 ///   ratchet send '!room:example.org' 'hello' 'second message'
@@ -59,6 +67,11 @@ pub(crate) struct SendArgs {
     /// Send as m.emote (shown as "* alice waves")
     #[arg(long)]
     emote: bool,
+
+    /// Send from this process (restore the client, sync, send) even when a
+    /// follower of the profile could send for it (see "Warm path" above)
+    #[arg(long)]
+    standalone: bool,
 }
 
 #[instrument(skip_all)]
@@ -70,44 +83,44 @@ pub(crate) async fn cmd_send(ctx: &mut CommandContext, args: &SendArgs) -> CliRe
             crate::ui::hint::ratchet("send ROOM")
         )));
     }
-    let client = ctx.client().await?;
-    // One incremental sync first: new members, their devices and any
-    // to-device messages must be known before we encrypt for them.
-    ctx.sync(&client).await?;
-    let room = rooms::joined(&client, &args.room).await?;
     let kind = match (args.notice, args.emote) {
         (true, _) => Kind::Notice,
         (_, true) => Kind::Emote,
         _ => Kind::Text,
     };
-    let mut batch = Batch::open(ctx, room, kind, args.txn_prefix.clone()).await?;
+    if !from_stdin && !args.standalone {
+        let request = crate::warm::Request::new(
+            args.room.to_string(),
+            kind,
+            args.txn_prefix.clone(),
+            ctx.settings.isolation,
+            args.text.clone(),
+        );
+        if let Some(result) = crate::warm::hand_over(ctx, &request).await {
+            return result;
+        }
+    }
+    let client = ctx.client().await?;
+    // One incremental sync first: new members, their devices and any
+    // to-device messages must be known before we encrypt for them.
+    ctx.sync(&client).await?;
+    let room = rooms::joined(&client, &args.room).await?;
+    let mut batch = Batch::open(ctx, &ctx.out, room, kind, args.txn_prefix.clone()).await?;
 
     if !from_stdin {
-        // Blank arguments are skipped, as blank lines of stdin are.
-        for (i, text) in args.text.iter().enumerate() {
-            if text.trim().is_empty() {
-                batch.ctx.out.warn(format!("argument {} is empty; skipped", i + 1));
-                continue;
-            }
-            batch.send(i + 1, text).await?;
-        }
-        if batch.sent == 0 {
-            return Err(CliError::usage("every message given is empty; nothing was sent"));
-        }
-        batch.finish();
-        return Ok(());
+        return batch.send_arguments(&args.text).await;
     }
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).split(b'\n');
     let mut seq = 0;
     // A spinner for a bulk send, only when the records go elsewhere (stdout
     // is not the same terminal) and a person watches stderr.
-    let progress = if std::io::stdout().is_terminal() { None } else { batch.ctx.out.progress("sending from stdin") };
+    let progress = if std::io::stdout().is_terminal() { None } else { batch.out.progress("sending from stdin") };
     while let Some(line) = lines.next_segment().await? {
         seq += 1;
         let text = match decode_line(line) {
             Ok(Some(text)) => text,
             Ok(None) => {
-                batch.ctx.out.warn(format!("line {seq} is empty; skipped"));
+                batch.out.warn(format!("line {seq} is empty; skipped"));
                 continue;
             }
             Err(()) => {

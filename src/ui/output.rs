@@ -85,6 +85,19 @@ pub(crate) struct Output {
     /// When capturing (see [`Output::capturing`]), records go here, in
     /// both forms, instead of to stdout.
     captured: Option<std::sync::Mutex<Vec<Captured>>>,
+    /// When relaying (see [`Output::relaying`]), records, status and
+    /// warnings go here, for another process to print.
+    relayed: Option<tokio::sync::mpsc::UnboundedSender<Relayed>>,
+}
+
+/// What a relaying output was given, in order: printed by the process the
+/// work is done for (the warm path, `warm`), as if it had been its own.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
+pub(crate) enum Relayed {
+    Data { json: String, human: String },
+    Status { message: String },
+    Warn { message: String },
 }
 
 /// A record kept for later, in both of its forms.
@@ -104,13 +117,62 @@ impl Output {
             ColorChoice::Never => false,
             ColorChoice::Auto => anstream::AutoStream::choice(&io::stderr()) != anstream::ColorChoice::Never,
         };
-        Output { json, quiet, color, captured: None }
+        Output { json, quiet, color, captured: None, relayed: None }
     }
 
     /// An output whose records are kept (both forms) rather than printed;
     /// status, warnings and errors still go to stderr.
     pub(crate) fn capturing(&self) -> Output {
-        Output { json: self.json, quiet: self.quiet, color: self.color, captured: Some(Default::default()) }
+        Output {
+            json: self.json,
+            quiet: self.quiet,
+            color: self.color,
+            captured: Some(Default::default()),
+            relayed: None,
+        }
+    }
+
+    /// An output whose records, status lines and warnings go, in order, to
+    /// `to`, for another process to print ([`Output::print_relayed`]).
+    pub(crate) fn relaying(to: tokio::sync::mpsc::UnboundedSender<Relayed>) -> Output {
+        Output { json: false, quiet: false, color: false, captured: None, relayed: Some(to) }
+    }
+
+    /// Whether this output relays to another process.
+    pub(crate) fn is_relaying(&self) -> bool {
+        self.relayed.is_some()
+    }
+
+    /// Relays `item` if this output relays (a receiver gone is no error:
+    /// the work goes on, as it does when stdout's reader leaves).
+    fn relay(&self, item: Relayed) -> bool {
+        match &self.relayed {
+            Some(to) => {
+                let _ = to.send(item);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Prints what another process's relaying output was given, in this
+    /// output's form (the human form was made inert where it was made).
+    pub(crate) fn print_relayed(&self, item: Relayed) -> Result<(), CliError> {
+        match item {
+            Relayed::Data { json, human } => {
+                let line = if self.json { json } else { inert_text(&human) };
+                let mut stdout = io::stdout().lock();
+                writeln!(stdout, "{line}").and_then(|()| stdout.flush()).map_err(stdout_error)
+            }
+            Relayed::Status { message } => {
+                self.status(message);
+                Ok(())
+            }
+            Relayed::Warn { message } => {
+                self.warn(message);
+                Ok(())
+            }
+        }
     }
 
     /// What a capturing output kept.
@@ -142,6 +204,11 @@ impl Output {
     /// Writes one record to stdout and flushes it, so a pipeline sees each
     /// record as it is produced.
     pub(crate) fn data<R: Record>(&self, record: &R) -> Result<(), CliError> {
+        if self.relayed.is_some() {
+            let item = Relayed::Data { json: json_line(R::TYPE, record)?, human: inert_text(&record.human()) };
+            self.relay(item);
+            return Ok(());
+        }
         if let Some(kept) = &self.captured {
             let captured = Captured { json: json_line(R::TYPE, record)?, human: inert_text(&record.human()) };
             kept.lock().unwrap_or_else(|e| e.into_inner()).push(captured);
@@ -178,7 +245,7 @@ impl Output {
 
     /// Progress and status for a person: stderr, silenced by `-q`.
     pub(crate) fn status(&self, message: impl AsRef<str>) {
-        if self.quiet {
+        if self.relay(Relayed::Status { message: message.as_ref().to_owned() }) || self.quiet {
             return;
         }
         if self.json {
@@ -194,6 +261,9 @@ impl Output {
     /// Something the user should know even with `-q` (under `--json`, a
     /// `warning` record on stderr).
     pub(crate) fn warn(&self, message: impl AsRef<str>) {
+        if self.relay(Relayed::Warn { message: message.as_ref().to_owned() }) {
+            return;
+        }
         if self.json {
             let record = WarningRecord { message: message.as_ref().to_owned() };
             if let Ok(line) = json_line(WarningRecord::TYPE, &record) {

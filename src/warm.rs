@@ -1,0 +1,355 @@
+//! The warm path: `send ROOM TEXT…` handed to a follower of the same
+//! profile (`sync --follow`, `chat`), whose client is already restored and
+//! synced, over a socket in the profile directory (`send.sock`, 0600 in the
+//! 0700 profile directory: only its owner can connect).
+//!
+//! Like ssh-agent's or watchman's socket, it is an optimisation with the
+//! same answers: the process that asked prints the same `sent` records,
+//! warnings and error, and exits with the same code, as if it had sent
+//! them itself (`Batch` runs in the follower, its output relayed). With no
+//! follower, or one that declines (another `--isolation`), `send` works as
+//! it always did. Nothing is sent before the follower has said it takes
+//! the request, so falling back never sends a message twice.
+//!
+//! Kept to messages given as arguments: lines from stdin may take any time
+//! to come, and the follower does not sync while it sends.
+//!
+//! The follower sends with the room as its sync last left it. It long-polls
+//! the server between turns, so a new member or device reaches it as soon
+//! as the server has it, and a turn (which syncs) runs before a request
+//! that arrives together with news; a `send` of its own syncs first instead
+//! (`--standalone` asks for that).
+//!
+//! The protocol, one JSON object per line: the request; then `accepted` or
+//! `declined`; then, once accepted, the output as it happens (`out`), and
+//! `done` with the error, if any.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+
+use crate::batch::{Batch, Kind};
+use crate::context::CommandContext;
+use crate::e2ee::trust::Isolation;
+use crate::error::{Candidate, CliError, CliResult, ErrorKind};
+use crate::profile::olm_ledger::OlmLedger;
+use crate::profile::Ledger;
+use crate::ui::output::{Output, Relayed};
+
+/// The socket's name in the profile directory.
+pub(crate) const SOCKET: &str = "send.sock";
+
+/// What a follower waits for a request's first line before it goes back
+/// to following (a client that connected and said nothing).
+const REQUEST_WAIT: Duration = Duration::from_secs(5);
+
+const VERSION: u32 = 1;
+
+/// A `send` handed over.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Request {
+    v: u32,
+    /// The room as given (`RoomArg`'s display form).
+    room: String,
+    kind: Kind,
+    txn_prefix: Option<String>,
+    /// `--isolation` as given to the asking process.
+    isolation: Option<Isolation>,
+    texts: Vec<String>,
+}
+
+impl Request {
+    pub(crate) fn new(
+        room: String,
+        kind: Kind,
+        txn_prefix: Option<String>,
+        isolation: Option<Isolation>,
+        texts: Vec<String>,
+    ) -> Request {
+        Request { v: VERSION, room, kind, txn_prefix, isolation, texts }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "r", rename_all = "snake_case")]
+enum Reply {
+    Accepted,
+    Declined { why: String },
+    Out(Relayed),
+    Done { error: Option<Failure> },
+}
+
+/// A `CliError` on its way back to the asking process.
+#[derive(Debug, Serialize, Deserialize)]
+struct Failure {
+    kind: String,
+    message: String,
+    causes: Vec<String>,
+    hints: Vec<String>,
+    candidates: Vec<Candidate>,
+}
+
+impl Failure {
+    fn of(e: &CliError) -> Failure {
+        Failure {
+            kind: e.kind.name().to_owned(),
+            message: e.message.clone(),
+            causes: e.causes(),
+            hints: e.hints.clone(),
+            candidates: e.candidates.clone(),
+        }
+    }
+
+    fn into_error(self) -> CliError {
+        let kind = ErrorKind::from_name(&self.kind).unwrap_or(ErrorKind::Failed);
+        let mut err = CliError::new(kind, self.message);
+        // The causes as a chain again, outermost first (what `causes()` reads).
+        let mut chain: Option<anyhow::Error> = None;
+        for cause in self.causes.into_iter().rev() {
+            chain = Some(match chain {
+                None => anyhow::Error::msg(cause),
+                Some(inner) => inner.context(cause),
+            });
+        }
+        err.source = chain;
+        err.hints = self.hints;
+        err.candidates = self.candidates;
+        err
+    }
+}
+
+/// The asking side: hands `request` to a follower of this profile if one
+/// serves. `None` when none does (or it declined): nothing was sent, and
+/// the caller sends by itself.
+pub(crate) async fn hand_over(ctx: &CommandContext, request: &Request) -> Option<CliResult> {
+    let path = ctx.profile.paths().dir.join(SOCKET);
+    let stream = match UnixStream::connect(&path).await {
+        Ok(stream) => stream,
+        Err(e) => {
+            if path.exists() {
+                tracing::debug!(error = %e, "no follower answers on {}", path.display());
+            }
+            return None;
+        }
+    };
+    let (read, mut write) = stream.into_split();
+    let mut line = serde_json::to_vec(request).ok()?;
+    line.push(b'\n');
+    if let Err(e) = write.write_all(&line).await {
+        tracing::debug!(error = %e, "could not hand the messages to the follower");
+        return None;
+    }
+    let mut replies = BufReader::new(read).lines();
+    match read_reply(&mut replies).await {
+        Some(Reply::Accepted) => tracing::debug!("a follower of this profile sends them (warm path)"),
+        Some(Reply::Declined { why }) => {
+            tracing::debug!(why, "the follower declined; sending from this process");
+            return None;
+        }
+        // Gone before it took anything: nothing was sent.
+        _ => return None,
+    }
+    let mut sent = 0usize;
+    let mut reader_gone = false;
+    loop {
+        match read_reply(&mut replies).await {
+            Some(Reply::Out(item)) => {
+                if matches!(item, Relayed::Data { .. }) {
+                    sent += 1;
+                }
+                if reader_gone {
+                    continue;
+                }
+                match ctx.out.print_relayed(item) {
+                    Err(e) if e.kind == ErrorKind::PipeClosed => reader_gone = true,
+                    Err(e) => return Some(Err(e)),
+                    Ok(()) => {}
+                }
+            }
+            Some(Reply::Done { error: None }) => {
+                if reader_gone {
+                    ctx.out.status(format!(
+                        "stdout was closed by its reader; all {sent} message(s) were sent (records not printed)"
+                    ));
+                }
+                return Some(Ok(()));
+            }
+            Some(Reply::Done { error: Some(failure) }) => return Some(Err(failure.into_error())),
+            Some(Reply::Accepted | Reply::Declined { .. }) | None => {
+                let kind = if sent > 0 { ErrorKind::Partial } else { ErrorKind::Failed };
+                return Some(Err(CliError::new(
+                    kind,
+                    format!(
+                        "the follower sending these messages stopped before it finished: {sent} were reported sent \
+                         (the records above); whether the next one went out is unknown"
+                    ),
+                )
+                .with_hint("with --txn-prefix, the same command again delivers exactly what did not go out")));
+            }
+        }
+    }
+}
+
+async fn read_reply(lines: &mut tokio::io::Lines<BufReader<tokio::net::unix::OwnedReadHalf>>) -> Option<Reply> {
+    let line = lines.next_line().await.ok()??;
+    serde_json::from_str(&line).map_err(|e| tracing::debug!(error = %e, "a reply not understood")).ok()
+}
+
+/// The follower's socket; removed when dropped (if it is still this one's).
+pub(crate) struct Listener {
+    listener: UnixListener,
+    path: PathBuf,
+    inode: u64,
+}
+
+impl Listener {
+    /// Listens in `dir`, unless another follower of the profile already
+    /// does (one is enough) or the socket cannot be made (said in the log:
+    /// following works without it).
+    pub(crate) fn bind(dir: &Path) -> Option<Listener> {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let path = dir.join(SOCKET);
+        if path.exists() {
+            if std::os::unix::net::UnixStream::connect(&path).is_ok() {
+                tracing::debug!("another follower serves {}", path.display());
+                return None;
+            }
+            // Left by a follower that was killed.
+            let _ = std::fs::remove_file(&path);
+        }
+        let bound = std::os::unix::net::UnixListener::bind(&path)
+            .and_then(|l| {
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+                l.set_nonblocking(true)?;
+                Ok(l)
+            })
+            .and_then(UnixListener::from_std)
+            .and_then(|l| Ok((l, std::fs::metadata(&path)?.ino())));
+        match bound {
+            Ok((listener, inode)) => Some(Listener { listener, path, inode }),
+            Err(e) => {
+                tracing::debug!(error = %e, "no warm path: could not listen on {}", path.display());
+                None
+            }
+        }
+    }
+
+    pub(crate) async fn accept(&self) -> Option<UnixStream> {
+        match self.listener.accept().await {
+            Ok((stream, _)) => Some(stream),
+            Err(e) => {
+                tracing::debug!(error = %e, "accepting a warm-path connection failed");
+                None
+            }
+        }
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        use std::os::unix::fs::MetadataExt;
+        if std::fs::metadata(&self.path).is_ok_and(|m| m.ino() == self.inode) {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// The follower's side: one request, served between turns. It takes the
+/// profile lock for the send (restoring its client if another process had
+/// the profile meanwhile) and gives it back after, as a turn does.
+pub(crate) async fn serve(
+    ctx: &mut CommandContext,
+    client: &mut matrix_sdk::Client,
+    ledger: &mut Ledger<OlmLedger>,
+    stream: UnixStream,
+) {
+    let (read, mut write) = stream.into_split();
+    let mut lines = BufReader::new(read).lines();
+    let request = match tokio::time::timeout(REQUEST_WAIT, lines.next_line()).await {
+        Ok(Ok(Some(line))) => serde_json::from_str::<Request>(&line),
+        _ => return,
+    };
+    let decline = |why: String| Reply::Declined { why };
+    let taken = match request {
+        Ok(request) if request.v != VERSION => Err(decline(format!("protocol version {} not spoken", request.v))),
+        Ok(request) => take(ctx, client, ledger, &request).await.map(|room| (request, room)).map_err(decline),
+        Err(e) => Err(decline(format!("request not understood: {e}"))),
+    };
+    let (request, room) = match taken {
+        Ok(taken) => taken,
+        Err(reply) => {
+            let _ = write_reply(&mut write, &reply).await;
+            ctx.profile.unlock();
+            return;
+        }
+    };
+    if write_reply(&mut write, &Reply::Accepted).await.is_err() {
+        ctx.profile.unlock();
+        return;
+    }
+    // The output goes to the asking process as it happens.
+    let (to, mut relayed) = tokio::sync::mpsc::unbounded_channel();
+    let pump = tokio::spawn(async move {
+        while let Some(item) = relayed.recv().await {
+            if write_reply(&mut write, &Reply::Out(item)).await.is_err() {
+                // The asker is gone: the messages still go out, as they do
+                // when stdout's reader leaves.
+                while relayed.recv().await.is_some() {}
+                break;
+            }
+        }
+        write
+    });
+    let result = {
+        let out = Output::relaying(to);
+        let result = async {
+            let room = crate::rooms::joined(client, &room).await?;
+            let mut batch = Batch::open(ctx, &out, room, request.kind, request.txn_prefix.clone()).await?;
+            batch.send_arguments(&request.texts).await
+        }
+        .await;
+        drop(out);
+        result
+    };
+    // Keys made for the send go to the backup before the answer, as a
+    // `send` does before it exits.
+    let result = ctx.finish(result).await;
+    ctx.profile.unlock();
+    if let Ok(mut write) = pump.await {
+        let _ = write_reply(&mut write, &Reply::Done { error: result.as_ref().err().map(Failure::of) }).await;
+    }
+}
+
+/// Checks a request and takes the profile for it: the room it names, or
+/// why this follower does not serve it (the asking process then sends by
+/// itself).
+async fn take(
+    ctx: &mut CommandContext,
+    client: &mut matrix_sdk::Client,
+    ledger: &mut Ledger<OlmLedger>,
+    request: &Request,
+) -> Result<crate::rooms::RoomArg, String> {
+    let room = crate::rooms::parse_room(&request.room)?;
+    let mine = ctx.isolation();
+    let theirs = request.isolation.or(ctx.session().and_then(|s| s.isolation)).unwrap_or_default();
+    if mine != theirs {
+        return Err(format!("this follower runs in {mine:?} isolation, the request asks for {theirs:?}"));
+    }
+    let others = ctx.profile.lock_turn().await.map_err(|e| e.message)?;
+    if others {
+        tracing::debug!("another process had the profile: restoring the client before a warm send");
+        *client = ctx.reopen_client().await.map_err(|e| e.message)?;
+        *ledger = ctx.olm_ledger().map_err(|e| e.message)?;
+    }
+    Ok(room)
+}
+
+async fn write_reply(write: &mut tokio::net::unix::OwnedWriteHalf, reply: &Reply) -> std::io::Result<()> {
+    let mut line = serde_json::to_vec(reply)?;
+    line.push(b'\n');
+    write.write_all(&line).await?;
+    write.flush().await
+}
