@@ -17,6 +17,7 @@ user) that decrypts them: a send counts only if it arrived decryptable.
 from __future__ import annotations
 
 import argparse
+import collections
 import concurrent.futures
 import datetime
 import json
@@ -52,8 +53,9 @@ class BenchError(Exception):
 # ---------------------------------------------------------------- processes
 
 
-def timed(argv: list[str], stdin: bytes | None = None) -> float:
-    """Runs argv to completion; seconds from fork to reaped exit."""
+def timed(argv: list[str], stdin: bytes | None = None, ok: tuple[int, ...] = (0,)) -> float:
+    """Runs argv to completion; seconds from fork to reaped exit. An exit
+    code outside `ok` is a BenchError."""
     stdin_file = None
     if stdin is not None:
         # A file, not a pipe: the contender reads it at its own pace and the
@@ -72,7 +74,7 @@ def timed(argv: list[str], stdin: bytes | None = None) -> float:
     _, status, _ = os.wait4(proc.pid, 0)
     elapsed = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
+    if proc.returncode not in ok:
         err.seek(0)
         raise BenchError(f"{shlex.join(argv)[:300]} exited {proc.returncode}: {err.read().decode(errors='replace')[-2000:]}")
     return elapsed
@@ -105,6 +107,33 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@dataclass
+class Follower:
+    """A running `ratchet sync --follow` (ratchet (warm)'s), its stdout and
+    stderr in a log."""
+
+    proc: subprocess.Popen
+    log: Path
+
+    def tail(self) -> str:
+        return self.log.read_text(errors="replace")[-1000:]
+
+    def stop(self) -> str | None:
+        """Stops it with SIGTERM (it exits 0, between syncs); what went
+        wrong, if anything. A follower that had already exited, or exits
+        otherwise, may not have carried the warm sends."""
+        if self.proc.poll() is not None:
+            return f"the follower had exited ({self.proc.returncode}) before the scenario ended: {self.tail()}"
+        self.proc.terminate()
+        try:
+            code = self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            return f"the follower did not exit within 30 s of SIGTERM: {self.tail()}"
+        return None if code == 0 else f"the follower exited {code} on SIGTERM: {self.tail()}"
 
 
 # ---------------------------------------------------------------- Synapse
@@ -208,16 +237,38 @@ class Synapse:
             time.sleep(settle)
 
 
+def endpoint(method: str, path: str) -> str:
+    """'PUT /rooms/send' — a request's endpoint kind, ids elided."""
+    path = path.split("/_matrix/client/")[-1]
+    parts = [p for p in path.split("/") if p and not p.startswith(("!", "@", "%21", "%40", "$"))]
+    # v3/rooms/send/m.room.encrypted/TXN -> rooms/send; an id has a digit
+    # (sendToDevice, as long, has none).
+    keep = [p for p in parts[1:] if not re.fullmatch(r"(?=.*\d)[0-9a-zA-Z_.=-]{12,}|m\.[a-z_.]+|\d+", p)]
+    return f"{method} /{'/'.join(keep) or parts[-1]}"
+
+
 def summarize_requests(reqs: list[tuple[str, str]]) -> str:
-    """'GET /sync, PUT /send' — the endpoint kinds, ids elided."""
-    names = []
-    for method, path in reqs:
-        path = path.split("/_matrix/client/")[-1]
-        parts = [p for p in path.split("/") if p and not p.startswith(("!", "@", "%21", "%40", "$"))]
-        # v3/rooms/send/m.room.encrypted/TXN -> rooms/send
-        keep = [p for p in parts[1:] if not re.fullmatch(r"[0-9a-zA-Z_.=-]{12,}|m\.[a-z_.]+|\d+", p)]
-        names.append(f"{method} /{'/'.join(keep) or parts[-1]}")
-    return ", ".join(names)
+    """'GET /sync, PUT /send' — the endpoint kinds, in order."""
+    return ", ".join(endpoint(m, p) for m, p in reqs)
+
+
+def tally_requests(reqs: list[tuple[str, str]]) -> str:
+    """'GET /sync, 300× GET /rooms/members' — for a client whose requests
+    grow with its rooms, too many to list one by one."""
+    counts = collections.Counter(endpoint(m, p) for m, p in reqs)
+    return ", ".join(f"{n}× {e}" if n > 1 else e for e, n in counts.items())
+
+
+def fake_megolm_event() -> dict:
+    """An m.room.encrypted body the size of ratchet's ciphertext, which
+    nobody can decrypt."""
+    return {
+        "algorithm": "m.megolm.v1.aes-sha2",
+        "ciphertext": secrets.token_urlsafe(216),
+        "device_id": "FLOORDEVICE",
+        "sender_key": secrets.token_urlsafe(32)[:43],
+        "session_id": secrets.token_urlsafe(32)[:43],
+    }
 
 
 # ---------------------------------------------------------------- contenders
@@ -245,8 +296,14 @@ class Contender:
     def version(self) -> str:
         return "?"
 
-    def login(self, acct: Account, device: str) -> None:
+    def login_cmd(self, acct: Account, device: str) -> tuple[list[str], bytes | None]:
+        """argv and stdin that log acct in as a new device (a new store:
+        sets acct.home)."""
         raise NotImplementedError
+
+    def login(self, acct: Account, device: str) -> None:
+        argv, stdin = self.login_cmd(acct, device)
+        run(argv, stdin=stdin)
 
     def logout(self, acct: Account) -> None:
         raise NotImplementedError
@@ -289,12 +346,12 @@ class Ratchet(Contender):
     def version(self) -> str:
         return run([self.exe, "--version"]).strip()
 
-    def login(self, acct, device):
+    def login_cmd(self, acct, device):
         acct.home = self.data / re.sub(r"[^a-z0-9-]", "-", device.lower())
-        run(
+        return (
             self.base(acct)
             + ["login", "--homeserver", self.syn.url, "--user", acct.user_id, "--password-stdin", "--device-name", device],
-            stdin=(acct.password + "\n").encode(),
+            (acct.password + "\n").encode(),
         )
 
     def logout(self, acct):
@@ -321,6 +378,18 @@ class Ratchet(Contender):
         return [json.loads(line) for line in out.splitlines() if line.strip()]
 
 
+class RatchetWarm(Ratchet):
+    """ratchet's warm path: while a `sync --follow` runs for the profile, a
+    one-shot `send` (the same command line as ratchet's) hands its message to
+    that follower over `<profile>/send.sock` instead of restoring the session
+    and syncing itself. Bench.follow starts the follower."""
+
+    name = "ratchet (warm)"
+
+    def follower(self, acct: Account) -> list[str]:
+        return self.base(acct) + ["sync", "--follow"]
+
+
 class Floor(Contender):
     """The protocol floor: one curl process making exactly the requests a
     correct client must make (an incremental /sync, then the PUT), with a
@@ -333,14 +402,7 @@ class Floor(Contender):
         self.body = work / "encrypted-body.json"
         self.since: dict[str, str] = {}
         self.txn = 0
-        fake = {
-            "algorithm": "m.megolm.v1.aes-sha2",
-            "ciphertext": secrets.token_urlsafe(216),
-            "device_id": "FLOORDEVICE",
-            "sender_key": secrets.token_urlsafe(32)[:43],
-            "session_id": secrets.token_urlsafe(32)[:43],
-        }
-        self.body.write_text(json.dumps(fake))
+        self.body.write_text(json.dumps(fake_megolm_event()))
 
     def version(self) -> str:
         return run(["curl", "--version"]).splitlines()[0]
@@ -429,14 +491,15 @@ class MatrixCommanderFamily(Contender):
         assert acct.home is not None
         return [self.exe, "--credentials", str(acct.home / "credentials.json"), "--store", str(acct.home / "store")]
 
-    def login(self, acct, device):
+    def login_cmd(self, acct, device):
         acct.home = self.work / self.subdir / re.sub(r"[^a-z0-9-]", "-", device.lower())
         acct.home.mkdir(parents=True, exist_ok=True)  # each makes store/ itself
         default_room = self.room(acct.room) if acct.room else "none"
-        run(
+        return (
             self.base(acct)
             + ["--login", "password", "--homeserver", self.syn.url, "--user-login", acct.user_id]
-            + ["--password", acct.password, "--device", device, "--room-default", default_room]
+            + ["--password", acct.password, "--device", device, "--room-default", default_room],
+            None,
         )
 
     def logout(self, acct):
@@ -518,6 +581,7 @@ class Bench:
         self.syn = Synapse(self.work)
         log(f"Synapse {self.syn.version} on {self.syn.url}")
         self.ratchet = Ratchet(self.syn, self.work, Path(args.ratchet))
+        self.warm = RatchetWarm(self.syn, self.work, Path(args.ratchet))
         self.floor = Floor(self.syn, self.work)
         self.aliases: dict[str, str] = {}
         self.peers: list[Contender] = []
@@ -592,6 +656,45 @@ class Bench:
     def contenders(self) -> list[Contender]:
         return [self.ratchet, self.floor, *self.peers]
 
+    def follow(self, acct: Account) -> Follower:
+        """Starts ratchet (warm)'s follower for acct's profile, waits until
+        its send.sock exists, and sends one message through it, untimed (as
+        every contender's warm-up). A BenchError, the follower stopped, if
+        the socket does not appear within 30 s or that send fails."""
+        assert acct.home is not None
+        sock = acct.home / "send.sock"
+        log_path = self.work / f"follower-{acct.home.name}.log"
+        with open(log_path, "wb") as out:
+            proc = subprocess.Popen(self.warm.follower(acct), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+        f = Follower(proc, log_path)
+        try:
+            deadline = time.monotonic() + 30
+            while not sock.exists():
+                if proc.poll() is not None:
+                    raise BenchError(f"its follower exited {proc.returncode} before {sock} appeared: {f.tail()}")
+                if time.monotonic() > deadline:
+                    raise BenchError(f"its follower made no {sock} within 30 s: {f.tail()}")
+                time.sleep(0.05)
+            timed(self.warm.send(acct, acct.room, "warm-up (follower)"))
+        except BaseException:
+            f.stop()
+            raise
+        return f
+
+    def unfollow(self, f: Follower | None) -> None:
+        if f is not None:
+            err = f.stop()
+            self.check(err is None, f"ratchet (warm): {err}")
+
+    def with_warm(self, accts: dict[str, Account], cs: list[Contender]) -> tuple[list[Contender], Follower | None]:
+        """Starts ratchet (warm)'s follower; if it does not come up, the
+        failure is recorded and the scenario goes on without that contender."""
+        try:
+            return cs, self.follow(accts[self.warm.name])
+        except BenchError as e:
+            self.check(False, f"ratchet (warm): {e}")
+            return [c for c in cs if c is not self.warm], None
+
     def rounds(self, items: list, runs: int):
         """Yields (round, item) alternating, the order rotating by round."""
         for r in range(runs):
@@ -641,15 +744,24 @@ class Bench:
     # ---------------------------------------------------------------- 1, 5
 
     def one_shot(self) -> None:
-        a = self.args
         log("1. one-shot encrypted send, and 5. footprint")
         # Each has sent a first message outside the timing: its Megolm
         # session is created and shared then, as for a room in use.
-        accts = self.senders("one")
+        cs = [self.ratchet, self.warm, self.floor, *self.peers]
+        accts = self.senders("one", cs)
+        cs, follower = self.with_warm(accts, cs)
+        try:
+            self.one_shot_runs(cs, accts)
+        finally:
+            self.unfollow(follower)
+        self.one_shot_accts = accts
+
+    def one_shot_runs(self, cs: list[Contender], accts: dict[str, Account]) -> None:
+        a = self.args
         res = Result("one_shot", "One-shot encrypted send (whole process)", "s")
         rss = Result("rss", "Peak RSS of a one-shot send (GNU time, 3 runs each)", "KiB")
-        sent: dict[str, set[str]] = {c.name: set() for c in self.contenders()}
-        for r, c in self.rounds(self.contenders(), a.quick_runs):
+        sent: dict[str, set[str]] = {c.name: set() for c in cs}
+        for r, c in self.rounds(cs, a.quick_runs):
             acct = accts[c.name]
             c.before_run(acct)
             text = f"one-shot {r}"
@@ -657,7 +769,7 @@ class Bench:
             res.add(c.name, s)
             sent[c.name].add(text)
         # Peak RSS: three more sends each, under GNU time.
-        for r, c in self.rounds(self.contenders(), 3):
+        for r, c in self.rounds(cs, 3):
             acct = accts[c.name]
             c.before_run(acct)
             text = f"rss {r}"
@@ -666,7 +778,7 @@ class Bench:
                 rss.add(c.name, kib)
             sent[c.name].add(text)
         # Requests: one more run each, counted from the access log.
-        for c in self.contenders():
+        for c in cs:
             acct = accts[c.name]
             c.before_run(acct)
             off = self.syn.log_offset()
@@ -674,14 +786,18 @@ class Bench:
             sent[c.name].add("counted")
             reqs = self.syn.requests_since(off, acct.user_id)
             res.extra[c.name] = f"{len(reqs)} requests: {summarize_requests(reqs)}"
-        for c in self.contenders():
+        for c in cs:
             if c is self.floor:
                 continue
             n, utd = self.received(accts[c.name].room, sent[c.name], a.quick_runs + 20)
             self.check(n == len(sent[c.name]), f"one-shot: bob decrypted {n}/{len(sent[c.name])} of {c.name}'s messages")
             res.notes.append(f"{c.name}: bob decrypted {n}/{len(sent[c.name])} messages ({utd} undecryptable events)")
+        if self.warm in cs:
+            # The follower makes the requests: its own long-poll /sync, which
+            # the message wakes, lands among them.
+            res.notes.append(f"{self.warm.name}: a `sync --follow` ran for the profile throughout; "
+                             "its requests are the follower's; its RSS is the sending process's alone")
         self.results += [res] + ([rss] if rss.samples else [])
-        self.one_shot_accts = accts
 
     def footprint(self) -> None:
         a = self.args
@@ -713,15 +829,15 @@ class Bench:
 
     # ---------------------------------------------------------------- 2
 
-    def senders(self, prefix: str) -> dict[str, Account]:
-        """Per contender: a new user in an encrypted room with bob, logged
-        in, one message already sent."""
+    def senders(self, prefix: str, cs: list[Contender] | None = None) -> dict[str, Account]:
+        """Per contender (of cs, by default all): a new user in an encrypted
+        room with bob, logged in, one message already sent."""
         accts = {}
-        for c in self.contenders():
+        for c in cs or self.contenders():
             acct = self.account(prefix)
             acct.room = self.room_with_bob(acct)
             self.join(acct, acct.room)
-            c.login(acct, f"{prefix}-{c.name.split()[0]}")
+            c.login(acct, f"{prefix}-{re.sub(r'[^a-z0-9]+', '-', c.name.lower()).strip('-')}")
             self.warm_up(c, acct)
             accts[c.name] = acct
         return accts
@@ -755,10 +871,20 @@ class Bench:
         a = self.args
         n = a.invocations
         log(f"3. {n} one-shot sends from a shell loop")
+        cs = [self.ratchet, self.warm, self.floor, *self.peers]
+        accts = self.senders("loop", cs)
+        cs, follower = self.with_warm(accts, cs)
+        try:
+            self.invocations_runs(cs, accts)
+        finally:
+            self.unfollow(follower)
+
+    def invocations_runs(self, cs: list[Contender], accts: dict[str, Account]) -> None:
+        a = self.args
+        n = a.invocations
         res = Result("invocations", f"{n} one-shot sends from a shell loop", "s")
-        accts = self.senders("loop")
         last: dict[str, set[str]] = {}
-        for r, c in self.rounds(self.contenders(), a.runs):
+        for r, c in self.rounds(cs, a.runs):
             acct = accts[c.name]
             c.before_run(acct)
             if c is self.floor:
@@ -771,7 +897,7 @@ class Bench:
                 script = f"set -e\nfor i in $(seq {n}); do {tmpl} >/dev/null; done\n"
             res.add(c.name, timed(["bash", "-c", script]))
             last[c.name] = {f"loop {r} {i}" for i in range(1, n + 1)}
-        for c in self.contenders():
+        for c in cs:
             if c is self.floor:
                 continue
             got, utd = self.received(accts[c.name].room, last[c.name], n + 10)
@@ -837,11 +963,11 @@ class Bench:
             )
         self.results.append(res)
 
-    def received_by(self, acct: Account, room: str, bodies: set[str]) -> tuple[int, int]:
+    def received_by(self, acct: Account, room: str, bodies: set[str], limit: int = 10) -> tuple[int, int]:
         saved = self.bob
         self.bob = acct
         try:
-            return self.received(room, bodies, 10)
+            return self.received(room, bodies, limit)
         finally:
             self.bob = saved
 
@@ -885,10 +1011,122 @@ class Bench:
             self.check(got == len(sent[label]), f"growth: bob decrypted {got}/{len(sent[label])} from the {label} store")
         self.results.append(res)
 
+    # ---------------------------------------------------------------- 7
+
+    def large_account(self) -> None:
+        a = self.args
+        sizes, members = a.large_rooms, a.large_members
+        log(f"7. large account: login + first sync, then a send, in {sizes} rooms of {members} members")
+        owner = self.account("large")
+        # ratchet's login creates a cross-signing identity on an account
+        # without one: an untimed login first, so every timed login finds
+        # the account as one in use would be.
+        boot = Account(owner.user_id, owner.password)
+        self.ratchet.login(boot, "large-bootstrap")
+        self.ratchet.logout(boot)
+        # The same other members in every room. One, the reader, has a
+        # ratchet device, which must decrypt every send; the rest have only
+        # their registration's device (no keys), as many idle members do.
+        reader = self.account("large-reader")
+        self.ratchet.login(reader, "large-reader")
+        others = [reader] + [self.account("large-m") for _ in range(members - 2)]
+        # matrix-commander (Python) is left out: at hundreds of rooms it
+        # would take longer than the rest of the scenario.
+        contenders = [self.ratchet, *(p for p in self.peers if isinstance(p, MatrixCommanderRs))]
+        rooms: list[str] = []
+        first_sync: dict[str, dict[int, float]] = {c.name: {} for c in contenders}
+        for n in sizes:
+            t0 = time.perf_counter()
+            self.add_rooms(owner, others, rooms, n)
+            log(f"   {n} rooms of {members} members set up in {time.perf_counter() - t0:.1f} s")
+            first = Result(f"large_first_sync_{n}", f"Large account, {n} rooms of {members} members: login + first sync", "s")
+            send = Result(f"large_send_{n}", f"Large account, {n} rooms of {members} members: a send after the first sync", "s")
+            split: dict[str, list[tuple[float, float]]] = {}
+            sent: set[str] = set()
+            for r, c in self.rounds(contenders, a.runs):
+                # A new device every run, logged out after it: each timed
+                # login meets the same account, the same devices.
+                acct = Account(owner.user_id, owner.password, reg_token=owner.reg_token, room=rooms[0])
+                counted = r == 0  # the first round's requests, from the access log
+                off = self.syn.log_offset()
+                argv, stdin = c.login_cmd(acct, f"large{n}-{c.name.split()[0]}-{r}")
+                t_login = timed(argv, stdin)
+                login_reqs = self.syn.requests_since(off, acct.user_id) if counted else []
+                self.nudge(acct)
+                off = self.syn.log_offset()
+                # ratchet's sync exits 3 when it printed undecryptable events:
+                # the history, and the earlier runs' sends, are, to a new device.
+                t_sync = timed(c.idle_sync(acct), ok=(0, 3) if c is self.ratchet else (0,))
+                if counted:
+                    reqs = login_reqs + self.syn.requests_since(off, acct.user_id)
+                    first.extra[c.name] = f"{len(reqs)} requests (login, then sync): {tally_requests(reqs)}"
+                first.add(c.name, t_login + t_sync)
+                split.setdefault(c.name, []).append((t_login, t_sync))
+                self.nudge(acct)
+                text = f"large {n} {c.name} {r}"
+                off = self.syn.log_offset()
+                send.add(c.name, timed(c.send(acct, acct.room, text)))
+                if counted:
+                    reqs = self.syn.requests_since(off, acct.user_id)
+                    send.extra[c.name] = f"{len(reqs)} requests: {tally_requests(reqs)}"
+                sent.add(text)
+                c.logout(acct)
+            for c in contenders:
+                logins, syncs = zip(*split[c.name])
+                first.notes.append(
+                    f"{c.name}: login {fmt(statistics.median(logins), 's')} + sync {fmt(statistics.median(syncs), 's')} (medians)"
+                )
+                first_sync[c.name][n] = first.median(c.name)
+                if n != sizes[0]:
+                    x0 = first_sync[c.name][sizes[0]]
+                    per_room = (first.median(c.name) - x0) / (n - sizes[0])
+                    first.notes.append(
+                        f"{c.name}: {first.median(c.name) / x0:.1f}× its {sizes[0]}-room figure, "
+                        f"{per_room * 1000:+.1f} ms per added room"
+                    )
+            got, _ = self.received_by(reader, rooms[0], sent, len(sent) + a.large_history + 10)
+            self.check(got == len(sent), f"large account, {n} rooms: the reader decrypted {got}/{len(sent)} sends")
+            send.notes.append(f"the reader (a member's ratchet device) decrypted {got}/{len(sent)} sends")
+            self.results += [first, send]
+
+    def add_rooms(self, owner: Account, others: list[Account], rooms: list[str], n: int) -> None:
+        """Creates rooms until owner is in n, through the client-server API
+        with the registrations' tokens: each encrypted and public (the
+        others join without an invite), with the others joined and a little
+        history (undecryptable m.room.encrypted events, as old messages are
+        to a new device). Rooms in parallel: Synapse serialises each room's
+        events but not different rooms'."""
+        a = self.args
+
+        def make(i: int) -> str:
+            room = self.syn.api(
+                "POST",
+                "/_matrix/client/v3/createRoom",
+                owner.reg_token,
+                {
+                    "preset": "public_chat",
+                    "name": f"large {i}",
+                    "initial_state": [
+                        {"type": "m.room.encryption", "state_key": "", "content": {"algorithm": "m.megolm.v1.aes-sha2"}}
+                    ],
+                },
+            )["room_id"]
+            q = urllib.parse.quote(room)
+            for m in others:
+                self.syn.api("POST", f"/_matrix/client/v3/join/{q}", m.reg_token, {})
+            for k in range(a.large_history):
+                m = others[(i + k) % len(others)]
+                self.syn.api("PUT", f"/_matrix/client/v3/rooms/{q}/send/m.room.encrypted/history-{k}", m.reg_token, fake_megolm_event())
+            return room
+
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            rooms += pool.map(make, range(len(rooms), n))
+
     # ---------------------------------------------------------------- report
 
     def run_all(self) -> None:
-        for step in (self.one_shot, self.footprint, self.bulk, self.invocations, self.key_sharing, self.growth):
+        steps = (self.one_shot, self.footprint, self.bulk, self.invocations, self.key_sharing, self.growth, self.large_account)
+        for step in steps:
             if self.args.only and step.__name__ not in self.args.only:
                 continue
             try:
@@ -949,7 +1187,7 @@ def report(b: Bench, started: datetime.datetime, elapsed: float) -> tuple[str, d
         + ".",
         "",
         "All figures are whole processes (fork to exit) against one local Synapse (SQLite), "
-        f"medians of {a.quick_runs} runs (one-shot, footprint, growth) or {a.runs} runs (bulk, loops, key sharing) "
+        f"medians of {a.quick_runs} runs (one-shot, footprint, growth) or {a.runs} runs (bulk, loops, key sharing, large account) "
         "with min–max; contenders alternate run by run, in an order that rotates each round. "
         "Requests are counted from Synapse's access log. "
         "Every message a client sent was checked to decrypt at a receiver (another user's ratchet device).",
@@ -962,6 +1200,7 @@ def report(b: Bench, started: datetime.datetime, elapsed: float) -> tuple[str, d
     for s in b.skipped:
         lines.append(f"- skipped {s}")
     targets: list[tuple[str, str, bool | None]] = []
+    R, W, F, MR = "ratchet", "ratchet (warm)", "floor (curl)", "matrix-commander-rs"
 
     def ratio(x, y):
         return x / y if y else float("nan")
@@ -970,42 +1209,62 @@ def report(b: Bench, started: datetime.datetime, elapsed: float) -> tuple[str, d
         r = res.get(scn)
         return r.median(who) if r and who in r.samples else None
 
-    one_r, one_f, one_mr = get("one_shot", "ratchet"), get("one_shot", "floor (curl)"), get("one_shot", "matrix-commander-rs")
-    if one_r and one_f:
-        targets.append(("one-shot send ≤ 1.2× the floor", f"{ratio(one_r, one_f):.2f}×", ratio(one_r, one_f) <= 1.2))
-    if one_r and one_mr:
-        targets.append(("one-shot send below matrix-commander-rs", f"{ratio(one_r, one_mr):.2f}×", one_r < one_mr))
-    bulk_r, bulk_f = get("bulk_rate", "ratchet"), get("bulk_rate", "floor (curl)")
-    if bulk_r and bulk_f:
-        targets.append(("bulk rate ≥ 0.9× the floor's", f"{ratio(bulk_r, bulk_f):.2f}×", ratio(bulk_r, bulk_f) >= 0.9))
-    inv_r, inv_mr = get("invocations", "ratchet"), get("invocations", "matrix-commander-rs")
-    if inv_r and inv_mr:
-        targets.append((f"{a.invocations} invocations below matrix-commander-rs", f"{ratio(inv_r, inv_mr):.2f}×", inv_r < inv_mr))
-    rss_r = get("rss", "ratchet")
-    if rss_r:
-        targets.append(("peak RSS of a one-shot send ≤ 30 MiB", fmt(rss_r, "KiB"), rss_r <= 30 * 1024))
-    help_r = get("help", "ratchet")
-    if help_r:
-        targets.append(("`--help` ≤ 5 ms", fmt(help_r, "s"), help_r <= 0.005))
-    idle_r, idle_f = get("idle_sync", "ratchet"), get("idle_sync", "floor (curl)")
-    if idle_r and idle_f:
-        targets.append(("`sync` with nothing waiting ≤ 2× one curl request", f"{ratio(idle_r, idle_f):.2f}×", ratio(idle_r, idle_f) <= 2))
+    def row(what: str, value: str | None = None, ok: bool | None = None) -> None:
+        """Every target has its row: one whose figures are missing (a peer
+        not run, a scenario skipped) shows "–", met unknown (None)."""
+        targets.append((what, "–", None) if value is None else (what, value, ok))
+
+    def at_most(what, scn, who, than, limit):
+        """who's median in scn ≤ limit × than's."""
+        x, y = get(scn, who), get(scn, than)
+        if x is not None and y:
+            row(what, f"{x / y:.2f}×", x / y <= limit)
+        else:
+            row(what)
+
+    bulk_r, bulk_f = get("bulk_rate", R), get("bulk_rate", F)
+    if bulk_r is not None and bulk_f:
+        row("bulk rate ≥ 0.95× the floor's", f"{bulk_r / bulk_f:.2f}×", bulk_r / bulk_f >= 0.95)
+    else:
+        row("bulk rate ≥ 0.95× the floor's")
+    devices = a.share_users * 2
+    at_most(f"first message to {devices} devices ≤ 0.9× matrix-commander-rs", "key_sharing", R, MR, 0.9)
     ks = res.get("key_sharing")
-    if ks and "ratchet" in ks.samples:
-        todev = [n for n in ks.extra.get("ratchet:to-device", "").split(",") if n]
-        if todev:
-            worst = max(int(n) for n in todev)
-            targets.append(
-                (f"first message to {a.share_users * 2} devices: to-device requests batched", f"{worst} request(s)", worst <= 1)
-            )
+    todev = [int(n) for n in (ks.extra.get("ratchet:to-device", "") if ks else "").split(",") if n]
+    if todev:
+        row(f"first message to {devices} devices: to-device requests batched", f"{max(todev)} request(s)", max(todev) <= 1)
+    else:
+        row(f"first message to {devices} devices: to-device requests batched")
+    at_most("cold one-shot send ≤ 0.9× matrix-commander-rs", "one_shot", R, MR, 0.9)
+    at_most("cold one-shot send ≤ 1.6× the floor", "one_shot", R, F, 1.6)
+    at_most("warm one-shot send ≤ 1.0× the floor", "one_shot", W, F, 1.0)
+    # The loop's target is ratchet's either way it runs: the better of the
+    # two, named.
+    loops = [(x, who) for who in (R, W) if (x := get("invocations", who)) is not None]
+    inv_mr = get("invocations", MR)
+    if loops and inv_mr:
+        x, who = min(loops)
+        row(f"{a.invocations} one-shot sends ≤ 0.8× matrix-commander-rs", f"{x / inv_mr:.2f}× ({who})", x / inv_mr <= 0.8)
+    else:
+        row(f"{a.invocations} one-shot sends ≤ 0.8× matrix-commander-rs")
+    at_most("`sync` with nothing waiting ≤ 1.2× the floor", "idle_sync", R, F, 1.2)
+    rss_r = get("rss", R)
+    if rss_r:
+        row("peak RSS of a one-shot send ≤ 25 MiB", fmt(rss_r, "KiB"), rss_r <= 25 * 1024)
+    else:
+        row("peak RSS of a one-shot send ≤ 25 MiB")
     gr = res.get("growth")
     if gr and len(gr.samples) == 2:
         (k1, v1), (k2, v2) = list(gr.samples.items())
         g = statistics.median(v1) / statistics.median(v2)
-        targets.append(("growth: grown store within 1.2× of a fresh one", f"{g:.2f}×", g <= 1.2))
+        row("growth: grown store within 1.2× of a fresh one", f"{g:.2f}×", g <= 1.2)
+    else:
+        row("growth: grown store within 1.2× of a fresh one")
+    for n in a.large_rooms:
+        at_most(f"large account, {n} rooms: login + first sync below matrix-commander-rs", f"large_first_sync_{n}", R, MR, 1.0)
     lines += ["", "## Targets", "", "| target | ratchet | met |", "|---|---|---|"]
     for t, v, ok in targets:
-        lines.append(f"| {t} | {v} | {'yes' if ok else '**no**'} |")
+        lines.append(f"| {t} | {v} | {'–' if ok is None else 'yes' if ok else '**no**'} |")
     lines += ["", "## Results", ""]
     for r in b.results:
         lines += [f"### {r.title}", ""]
@@ -1063,6 +1322,14 @@ def main() -> int:
     p.add_argument("--share-users", type=int, default=50)
     p.add_argument("--grow-messages", type=int, default=10_000)
     p.add_argument("--grow-sessions", type=int, default=200)
+    p.add_argument(
+        "--large-rooms",
+        type=lambda v: sorted({int(x) for x in v.split(",")}),
+        default=[10, 100, 300],
+        help="large account: the room counts measured, comma-separated (the account grows from one to the next)",
+    )
+    p.add_argument("--large-members", type=int, default=20, help="large account: members per room, the account included")
+    p.add_argument("--large-history", type=int, default=3, help="large account: earlier messages per room")
     p.add_argument("--smoke", action="store_true", help="tiny sizes, one run: checks the script works")
     p.add_argument("--only", action="append", help="run only this scenario (method name); repeatable")
     p.add_argument("--out", help="write the Markdown report here")
@@ -1073,8 +1340,11 @@ def main() -> int:
     p.add_argument("--keep", action="store_true", help="keep the work dir (Synapse log, profiles) for a look")
     a = p.parse_args()
     a.skip_note = dict(x.split("=", 1) for x in a.skip_note)
+    if a.large_members < 2:
+        p.error("--large-members counts the account and its reader: at least 2")
     if a.smoke:
         a.runs, a.quick_runs, a.bulk, a.invocations, a.share_users, a.grow_messages, a.grow_sessions = 1, 1, 20, 3, 3, 120, 5
+        a.large_rooms, a.large_members = [2, 4], 3
     started = datetime.datetime.now(datetime.timezone.utc)
     t0 = time.perf_counter()
     b = Bench(a)

@@ -172,7 +172,7 @@ impl<'a> Batch<'a> {
         let prepared = match &self.limits {
             Some(limits) => match megolm::before_send(&self.room, limits, &self.ledger).await {
                 Ok(prepared) => {
-                    warn_unreachable(&self.out, &prepared.unreachable);
+                    warn_unreachable(self.out, &prepared.unreachable);
                     Some(prepared)
                 }
                 Err(e) => return Err(self.stop(seq, e)),
