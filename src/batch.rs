@@ -72,6 +72,8 @@ pub(crate) struct Batch<'a> {
     journal: Option<String>,
     /// stdout's reader went away: records are no longer printed.
     reader_gone: bool,
+    /// The Megolm session this batch shared (see `megolm::before_send`).
+    shared: Option<String>,
     kind: Kind,
 }
 
@@ -121,7 +123,19 @@ impl<'a> Batch<'a> {
             None
         };
         let journal = txn_prefix.as_ref().map(|_| room.client().device_id().map(|d| d.to_string()).unwrap_or_default());
-        Ok(Batch { ctx, out, room, limits, ledger, sent: 0, txn_prefix, journal, reader_gone: false, kind })
+        Ok(Batch {
+            ctx,
+            out,
+            room,
+            limits,
+            ledger,
+            sent: 0,
+            txn_prefix,
+            journal,
+            reader_gone: false,
+            shared: None,
+            kind,
+        })
     }
 
     pub(crate) async fn send(&mut self, seq: usize, text: &str) -> CliResult {
@@ -170,7 +184,7 @@ impl<'a> Batch<'a> {
         }
         // R4/R5: rotate first if the current session has reached a limit.
         let prepared = match &self.limits {
-            Some(limits) => match megolm::before_send(&self.room, limits, &self.ledger).await {
+            Some(limits) => match megolm::before_send(&self.room, limits, &self.ledger, self.shared.as_deref()).await {
                 Ok(prepared) => {
                     warn_unreachable(self.out, &prepared.unreachable);
                     Some(prepared)
@@ -184,9 +198,7 @@ impl<'a> Batch<'a> {
             Kind::Notice => RoomMessageEventContent::notice_plain(text),
             Kind::Emote => RoomMessageEventContent::emote_plain(text),
         };
-        let mut request = self.room.send(content);
         if let (Some(device), Some(txn)) = (&self.journal, &txn_id) {
-            request = request.with_transaction_id(txn.as_str().into());
             // The intent, before the request: see `interrupted`.
             let intent = JournalEntry {
                 room_id: self.room.room_id().to_string(),
@@ -200,21 +212,38 @@ impl<'a> Batch<'a> {
                 return Err(self.stop(seq, e));
             }
         }
-        let result = request.await;
-        let result = match result {
+        // Encrypted: straight to the PUT, as the key share is done (see
+        // `megolm::send_encrypted`). The session and index are the ones the
+        // ciphertext says.
+        let result = if self.limits.is_some() {
+            megolm::send_encrypted(&self.room, &content, txn_id.as_deref())
+                .await
+                .map(|s| (s.event_id, s.session_id, s.message_index))
+        } else {
+            let mut request = self.room.send(content);
+            if let Some(txn) = &txn_id {
+                request = request.with_transaction_id(txn.as_str().into());
+            }
+            request.await.map(|r| (r.response.event_id, None, None)).map_err(CliError::from)
+        };
+        let (event, mut session_id, mut message_index) = match result {
             Ok(r) => r,
-            Err(e) => return Err(self.stop(seq, CliError::from(e))),
+            Err(e) => return Err(self.stop(seq, e)),
         };
         crate::process::kill_point("sent");
         // The server has the message: from here on nothing may fail the
         // message itself. What could not be recorded is said, the record is
         // printed all the same, and the batch stops partial (exit 3), as
         // the rules' state may be behind.
-        let event_id = result.response.event_id.to_string();
+        let event_id = event.to_string();
         let mut trouble: Vec<String> = Vec::new();
-        let mut session_id = result.encryption_info.as_ref().and_then(|i| i.session_id().map(str::to_owned));
-        if self.limits.is_some() && session_id.is_none() {
-            trouble.push("the SDK returned no encryption info for an encrypted room's message".into());
+        if self.limits.is_some() && (session_id.is_none() || message_index.is_none()) {
+            trouble.push("the encrypted message's session or index could not be read from its ciphertext".into());
+        }
+        // This batch shared the session it encrypted with (its key share
+        // ran for this message, or for an earlier one in the same session).
+        if session_id.is_some() {
+            self.shared.clone_from(&session_id);
         }
         let rotation = match (&prepared, &session_id) {
             (Some(p), Some(sid)) => match megolm::after_send(&self.room, p, sid, &mut self.ledger).await {
@@ -233,18 +262,6 @@ impl<'a> Batch<'a> {
             },
             _ => None,
         };
-        // We hold the profile lock, so nothing else encrypted in between: the
-        // session's next index minus one is the index this message used.
-        let mut message_index = match &session_id {
-            Some(sid) => match megolm::outbound_position(&self.room.client(), self.room.room_id()).await {
-                Ok(position) => position.filter(|p| &p.session_id == sid && p.next_index > 0).map(|p| p.next_index - 1),
-                Err(e) => {
-                    trouble.push(format!("its message index could not be read: {}", e.message));
-                    None
-                }
-            },
-            None => None,
-        };
         let mut rotation = rotation;
         let mut deduplicated = false;
         if interrupted {
@@ -252,7 +269,7 @@ impl<'a> Batch<'a> {
             // sent (same transaction id): its own ciphertext says which
             // session and index it used, not this run's encryption (which
             // the server threw away: what it rotated is not this event's).
-            match crate::sdk::event_json(&self.room, &result.response.event_id).await {
+            match crate::sdk::event_json(&self.room, &event).await {
                 Ok(original) => {
                     let (sid, index) = crate::events::megolm_position(&original);
                     if sid.is_some() && (sid != session_id || index != message_index) {

@@ -17,6 +17,8 @@
 use std::collections::BTreeSet;
 
 use matrix_sdk::ruma::api::client::to_device::send_event_to_device;
+use matrix_sdk::ruma::events::room::history_visibility::HistoryVisibility;
+use matrix_sdk::ruma::events::room::message::RoomMessageEventContent;
 use matrix_sdk::ruma::{OwnedUserId, RoomId};
 use matrix_sdk::{Client, Room, RoomMemberships};
 use matrix_sdk_crypto::olm::{InboundGroupSession, SenderData, ShareInfo};
@@ -92,29 +94,6 @@ pub(crate) async fn outbound(client: &Client, room_id: &RoomId, ledger: &MegolmL
     }))
 }
 
-/// The room's current outbound Megolm session: its id and the index the
-/// *next* message will use.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct OutboundPosition {
-    pub(crate) session_id: String,
-    pub(crate) next_index: u32,
-}
-
-pub(crate) async fn outbound_position(client: &Client, room_id: &RoomId) -> CliResult<Option<OutboundPosition>> {
-    let machine = machine(client).await?;
-    let session = machine
-        .store()
-        .get_outbound_group_session(room_id)
-        .await
-        .map_err(|e| CliError::failed("could not read the outbound Megolm session").with_source(e))?;
-    Ok(match session {
-        Some(s) => {
-            Some(OutboundPosition { session_id: s.session_id().to_owned(), next_index: s.message_index().await })
-        }
-        None => None,
-    })
-}
-
 /// An inbound Megolm session this device holds, without its key.
 #[derive(Debug, Clone)]
 pub(crate) struct Inbound {
@@ -172,44 +151,161 @@ pub(crate) async fn inbound_session(client: &Client, room_id: &RoomId, session_i
 
 /// Creates the room's outbound Megolm session (if it has none, or it was
 /// discarded) and shares it with every device in the room now, without
-/// sending a room event: matrix-sdk's `Room::preshare_room_key` done in the
-/// open (it is private in 0.18). Same steps as the SDK: load the members,
-/// claim one-time keys for devices without an Olm session, then share.
-/// Returns the number of to-device requests sent, and the servers that
-/// could not be asked for one-time keys.
+/// sending a room event: matrix-sdk's `Room::preshare_room_key` and the
+/// readiness steps of its send (`ensure_room_encryption_ready`) done in the
+/// open (they are private in 0.18), so that a send can encrypt and PUT at
+/// once (see [`send_encrypted`]). The same steps as the SDK: the member list
+/// loaded once, `/keys/query` for members whose devices are unknown or
+/// out of date, one-time keys claimed for devices without an Olm session,
+/// the key shared with the members history visibility allows (joined only,
+/// under `joined`) — and, as the SDK does, the session discarded when a
+/// share fails, since messages in it would be undecryptable for those
+/// devices. Member ids are read from the state store, not built into
+/// member objects. Returns the number of to-device requests sent, and the
+/// servers that could not be asked for one-time keys.
 pub(crate) async fn preshare(room: &Room) -> CliResult<Shared> {
     let client = room.client();
-    let members: Vec<OwnedUserId> =
-        room.members(RoomMemberships::ACTIVE).await?.iter().map(|m| m.user_id().to_owned()).collect();
+    let room_id = room.room_id();
+    if !room.are_members_synced() {
+        room.sync_members().await?;
+    }
     let content = room.encryption_settings().ok_or_else(|| CliError::failed("the room is not encrypted"))?;
-    let settings =
-        EncryptionSettings::from_possibly_redacted(content, room.history_visibility_or_default(), recipient_strategy())
-            .ok_or_else(|| CliError::failed("the room's encryption settings cannot be used"))?;
+    let visibility = room.history_visibility_or_default();
+    let active = member_ids(&client, room_id, RoomMemberships::ACTIVE).await?;
+    let recipients = if visibility == HistoryVisibility::Joined {
+        member_ids(&client, room_id, RoomMemberships::JOIN).await?
+    } else {
+        active.clone()
+    };
+    let settings = EncryptionSettings::from_possibly_redacted(content, visibility, recipient_strategy())
+        .ok_or_else(|| CliError::failed("the room's encryption settings cannot be used"))?;
     let machine = machine(&client).await?;
+    query_unknown_devices(&client, &machine, &active).await?;
 
     let mut unreachable = Vec::new();
-    if let Some((txn_id, request)) = machine.get_missing_sessions(members.iter().map(|u| u.as_ref())).await? {
+    if let Some((txn_id, request)) = machine.get_missing_sessions(active.iter().map(|u| u.as_ref())).await? {
         let response = client.send(request).await?;
         // A server that did not answer the claim (offline, or federation to
         // it failing): its devices without an Olm session get no room key.
         unreachable.extend(response.failures.keys().cloned());
         machine.mark_request_as_sent(&txn_id, &response).await.map_err(olm_error)?;
     }
-    let requests = machine
-        .share_room_key(room.room_id(), members.iter().map(|u| u.as_ref()), settings)
-        .await
-        .map_err(olm_error)?;
+    let requests =
+        machine.share_room_key(room_id, recipients.iter().map(|u| u.as_ref()), settings).await.map_err(olm_error)?;
     for request in &requests {
-        let response = client
-            .send(send_event_to_device::v3::Request::new_raw(
-                request.event_type.clone(),
-                request.txn_id.clone(),
-                request.messages.clone(),
-            ))
-            .await?;
-        machine.mark_request_as_sent(&request.txn_id, &response).await.map_err(olm_error)?;
+        let sent = async {
+            let response = client
+                .send(send_event_to_device::v3::Request::new_raw(
+                    request.event_type.clone(),
+                    request.txn_id.clone(),
+                    request.messages.clone(),
+                ))
+                .await?;
+            machine.mark_request_as_sent(&request.txn_id, &response).await.map_err(olm_error)
+        }
+        .await;
+        if let Err(e) = sent {
+            // Some devices may lack the key: no message may use it.
+            if let Err(discard) = machine.discard_room_key(room_id).await {
+                tracing::warn!(error = %discard, "could not discard a session whose share failed");
+            }
+            return Err(e);
+        }
     }
     Ok(Shared { requests: requests.len(), unreachable })
+}
+
+/// The room's member ids with `memberships`, from the state store.
+async fn member_ids(client: &Client, room_id: &RoomId, memberships: RoomMemberships) -> CliResult<Vec<OwnedUserId>> {
+    client
+        .state_store()
+        .get_user_ids(room_id, memberships)
+        .await
+        .map_err(|e| CliError::failed("could not read the room's members").with_source(e))
+}
+
+/// `/keys/query` for the members whose devices this device does not track
+/// yet, or whose device list changed since it last asked: the SDK's
+/// `query_keys_for_untracked_or_dirty_users`, which its send runs first.
+async fn query_unknown_devices(
+    client: &Client,
+    machine: &matrix_sdk_crypto::OlmMachine,
+    members: &[OwnedUserId],
+) -> CliResult<()> {
+    use matrix_sdk::ruma::api::client::keys::get_keys;
+    let tracked: std::collections::HashMap<OwnedUserId, bool> = machine
+        .store()
+        .load_tracked_users()
+        .await
+        .map_err(|e| CliError::failed("could not read the tracked users").with_source(e))?
+        .into_iter()
+        .map(|t| (t.user_id, t.dirty))
+        .collect();
+    let unknown = members.iter().filter(|m| tracked.get(*m).is_none_or(|dirty| *dirty));
+    let (txn_id, request) = machine.query_keys_for_users(unknown.map(|u| u.as_ref()));
+    if request.device_keys.is_empty() {
+        return Ok(());
+    }
+    let mut query = get_keys::v3::Request::new();
+    query.device_keys = request.device_keys;
+    let response = client.send(query).await?;
+    machine.mark_request_as_sent(&txn_id, &response).await.map_err(olm_error)?;
+    Ok(())
+}
+
+/// One message encrypted in the room's outbound session and sent: what the
+/// SDK's `Room::send` does after its readiness pass, which [`before_send`]
+/// already did (a second pass found nothing to do, at the cost of reading
+/// members, devices and the session again). The session must be shared,
+/// and not expired by the SDK's own clamped limits (the SDK's encryption
+/// panics otherwise): then it is used, else an error, never a panic.
+pub(crate) async fn send_encrypted(
+    room: &Room,
+    content: &RoomMessageEventContent,
+    txn_id: Option<&str>,
+) -> CliResult<SentEncrypted> {
+    use matrix_sdk::ruma::api::client::message::send_message_event;
+    use matrix_sdk::ruma::events::AnyMessageLikeEventContent;
+    use matrix_sdk::ruma::serde::Raw;
+    use matrix_sdk::ruma::TransactionId;
+
+    let client = room.client();
+    let room_id = room.room_id();
+    let machine = machine(&client).await?;
+    let session = machine
+        .store()
+        .get_outbound_group_session(room_id)
+        .await
+        .map_err(|e| CliError::failed("could not read the outbound Megolm session").with_source(e))?;
+    if !session.as_ref().is_some_and(|s| s.shared() && !s.expired() && !s.invalidated()) {
+        return Err(CliError::internal("no shared Megolm session to encrypt with after the key share"));
+    }
+    let raw: Raw<AnyMessageLikeEventContent> = Raw::new(content)
+        .map_err(|e| CliError::internal("could not serialise the message").with_source(e))?
+        .cast_unchecked();
+    let encrypted = machine
+        .encrypt_room_event_raw(room_id, "m.room.message", &raw)
+        .await
+        .map_err(|e| CliError::from(matrix_sdk::Error::from(e)))?;
+    let json: serde_json::Value = encrypted.content.deserialize_as().unwrap_or(serde_json::Value::Null);
+    let (session_id, message_index) = crate::events::megolm_position(&serde_json::json!({ "content": json }));
+    let txn_id = txn_id.map_or_else(TransactionId::new, |t| t.into());
+    let request = send_message_event::v3::Request::new_raw(
+        room_id.to_owned(),
+        txn_id,
+        "m.room.encrypted".into(),
+        encrypted.content.cast_unchecked(),
+    );
+    let response = client.send(request).await?;
+    Ok(SentEncrypted { event_id: response.event_id, session_id, message_index })
+}
+
+/// What [`send_encrypted`] sent: the event, and the session and index its
+/// ciphertext says.
+pub(crate) struct SentEncrypted {
+    pub(crate) event_id: matrix_sdk::ruma::OwnedEventId,
+    pub(crate) session_id: Option<String>,
+    pub(crate) message_index: Option<u32>,
 }
 
 /// What one key share did.
@@ -244,18 +340,40 @@ pub(crate) struct Prepared {
 /// R4/R5 before a send: discard the room's outbound session when a limit
 /// has been reached, share the room key (a new session's, or the current
 /// one's with devices that lack it), and then check the age once more: the
-/// claim and share take time, and R5 says no message after the limit. The
-/// SDK's own send then only encrypts.
-pub(crate) async fn before_send(room: &Room, limits: &RoomLimits, ledger: &MegolmLedger) -> CliResult<Prepared> {
+/// claim and share take time, and R5 says no message after the limit.
+/// [`send_encrypted`] then only encrypts and sends.
+///
+/// `shared_in_batch` is the session this batch (one `send`, one turn of
+/// `chat`, one warm request) already shared. No sync happens inside a
+/// batch, so who should have the key cannot have changed since: while the
+/// session is still that one, it is read without its sharing record and
+/// not shared again — the same decision, without reading every member and
+/// device per message.
+pub(crate) async fn before_send(
+    room: &Room,
+    limits: &RoomLimits,
+    ledger: &MegolmLedger,
+    shared_in_batch: Option<&str>,
+) -> CliResult<Prepared> {
     let client = room.client();
     let room_id = room.room_id();
-    let before = outbound(&client, room_id, ledger).await?;
+    let light = match shared_in_batch {
+        Some(session_id) => outbound_in_batch(&client, room_id, ledger, session_id).await?,
+        None => None,
+    };
+    let reuse = light.is_some();
+    let before = match light {
+        Some(session) => Some(session),
+        None => outbound(&client, room_id, ledger).await?,
+    };
     let started_ms = crate::clock::now_ms();
     let discarded = before.as_ref().and_then(|s| ledger.discard_reason(room_id, &s.session_id));
     let decision = rotation::before_send(before.as_ref(), limits, discarded, ledger.distrust_before, started_ms);
     if decision.discard {
         tracing::debug!(reason = ?decision.planned, "rotation limit reached; discarding");
         room.discard_room_key().await?;
+    } else if reuse {
+        return Ok(Prepared { before, planned: decision.planned, started_ms, unreachable: Vec::new() });
     }
     let mut unreachable = preshare(room).await?.unreachable;
     let mut planned = decision.planned;
@@ -276,6 +394,41 @@ pub(crate) async fn before_send(room: &Room, limits: &RoomLimits, ledger: &Megol
     Ok(Prepared { before, planned, started_ms, unreachable })
 }
 
+/// The room's outbound session when it is still `session_id` (shared by
+/// this batch), usable, and its creation time is in the ledger: read
+/// without pickling it (its sharing record is not needed, see
+/// [`before_send`]). An outbound session's message count is its ratchet's
+/// index, as it starts at 0 and advances once per message. `None` sends
+/// the caller to the full read.
+async fn outbound_in_batch(
+    client: &Client,
+    room_id: &RoomId,
+    ledger: &MegolmLedger,
+    session_id: &str,
+) -> CliResult<Option<Outbound>> {
+    let machine = machine(client).await?;
+    let session = machine
+        .store()
+        .get_outbound_group_session(room_id)
+        .await
+        .map_err(|e| CliError::failed("could not read the outbound Megolm session").with_source(e))?;
+    let Some(session) =
+        session.filter(|s| s.session_id() == session_id && s.shared() && !s.invalidated() && !s.expired())
+    else {
+        return Ok(None);
+    };
+    let Some(created_ms) = ledger.created_ms(room_id, session_id) else { return Ok(None) };
+    Ok(Some(Outbound {
+        session_id: session_id.to_owned(),
+        created_ms,
+        created_precise: true,
+        message_count: u64::from(session.message_index().await),
+        invalidated: false,
+        shared: true,
+        shared_with: Vec::new(),
+    }))
+}
+
 /// After a send: was `session_id` a new session, and why? Records a new
 /// session in the ledger.
 pub(crate) async fn after_send(
@@ -291,8 +444,11 @@ pub(crate) async fn after_send(
     ledger.record_new(room.room_id(), session_id, prepared.started_ms);
     let recipient_left = match (&prepared.planned, &prepared.before) {
         (None, Some(before)) => {
-            let members: BTreeSet<String> =
-                room.members(RoomMemberships::ACTIVE).await?.iter().map(|m| m.user_id().to_string()).collect();
+            let members: BTreeSet<String> = member_ids(&room.client(), room.room_id(), RoomMemberships::ACTIVE)
+                .await?
+                .iter()
+                .map(|m| m.to_string())
+                .collect();
             before.shared_with.iter().any(|s| !members.contains(&s.user_id))
         }
         _ => false,
