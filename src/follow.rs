@@ -27,6 +27,9 @@ pub(crate) struct Following {
     /// Lines to send into `room`, each at the next turn. Following ends
     /// once this ends and everything in it went out.
     pub(crate) input: Option<UnboundedReceiver<Line>>,
+    /// Print what arrives (`sync --follow`, `chat`); without, every
+    /// record stays for the next `sync` (`agent`).
+    pub(crate) deliver: bool,
 }
 
 /// A line of input for `chat`: its text, or the number of a line that was
@@ -54,8 +57,10 @@ pub(crate) async fn follow(ctx: &mut CommandContext, mut how: Following, after_c
     // undelivered records, shown, not consumed).
     let mut shown = ctx.state()?.before_pending()?;
     let room = how.room.clone();
+    let printing = how.deliver;
     let mut show = |ctx: &CommandContext| -> CliResult {
         match room.as_deref() {
+            _ if !printing => Ok(()),
             Some(room) => view(ctx, room, &mut shown),
             None => deliver(ctx, &mut SyncSummary::default()),
         }

@@ -434,10 +434,27 @@ fn a_send_is_handed_to_the_follower_with_the_same_answers() {
     let after = env.run("bob", &["--json", "-v", "send", &room, "after the kill"]).success();
     assert!(!after.stderr.contains("warm path"), "{}", after.stderr);
     assert_eq!(after.records("sent").len(), 1);
-    // The next follower takes the socket over.
-    let follower = Follower::start(&env, "bob");
+    // The next one takes the socket over: `agent`, which prints nothing it
+    // receives and consumes nothing.
+    env.run("bob", &["sync"]).success();
+    let mut agent = env.spawn("bob", &["--json", "agent"]);
+    agent.wait_for_stderr("Agent running", Duration::from_secs(30));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::os::unix::net::UnixStream::connect(&socket).is_err() {
+        assert!(Instant::now() < deadline, "the agent does not answer on {}", socket.display());
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let again = env.run("bob", &["--json", "-v", "send", &room, "warm again"]).success();
     assert!(again.stderr.contains("warm path"), "{}", again.stderr);
-    follower.stop();
-    assert!(!socket.exists(), "a follower that stopped left its socket");
+    env.run("alice", &["send", &room, "to the agent"]).success();
+    std::thread::sleep(Duration::from_secs(2));
+    agent.signal("-INT");
+    let stopped = agent.finish(Duration::from_secs(30));
+    assert_eq!(stopped.code, 0, "{}", stopped.stderr);
+    assert!(stopped.stdout.is_empty(), "the agent printed: {}", stopped.stdout);
+    assert!(!socket.exists(), "an agent that stopped left its socket");
+    let bodies = |run: crate::common::Run| -> Vec<String> {
+        run.records("message").iter().map(|m| m["body"].as_str().unwrap().to_owned()).collect()
+    };
+    assert_eq!(bodies(env.run("bob", &["--json", "sync"]).success()), ["warm again", "to the agent"]);
 }

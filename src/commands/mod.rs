@@ -6,6 +6,7 @@ use clap::Subcommand;
 use crate::context::CommandContext;
 use crate::error::CliResult;
 
+pub(crate) mod agent;
 pub(crate) mod backup;
 pub(crate) mod chat;
 pub(crate) mod completions;
@@ -41,6 +42,7 @@ pub(crate) enum Command {
     #[command(subcommand)]
     Room(room::RoomCommand),
     Send(send::SendArgs),
+    Agent(agent::AgentArgs),
     Chat(chat::ChatArgs),
     Messages(messages::MessagesArgs),
     Encrypt(encrypt::EncryptArgs),
@@ -74,6 +76,7 @@ pub(crate) async fn run_command(ctx: &mut CommandContext, command: &Command) -> 
         Command::Sync(args) => sync::cmd_sync(ctx, args).await,
         Command::Room(cmd) => room::run(ctx, cmd).await,
         Command::Send(args) => send::cmd_send(ctx, args).await,
+        Command::Agent(args) => agent::cmd_agent(ctx, args).await,
         Command::Chat(args) => chat::cmd_chat(ctx, args).await,
         Command::Messages(args) => messages::cmd_messages(ctx, args).await,
         Command::Encrypt(args) => encrypt::cmd_encrypt(ctx, args).await,

@@ -31,7 +31,8 @@ use crate::rooms;
 /// Exit status 3 when some messages were sent and then one failed (the
 /// output lists those sent); 1 when none were.
 ///
-/// Warm path: while a `sync --follow` or `chat` runs on the same profile,
+/// Warm path: while `ratchet agent`, `sync --follow` or `chat` runs on the
+/// same profile,
 /// messages given as arguments are handed to it over a socket in the
 /// profile directory (owner only), and sent by its client, which is
 /// already restored and kept in sync by its long-poll: the same records,

@@ -79,7 +79,7 @@ pub(crate) async fn cmd_sync(ctx: &mut CommandContext, args: &SyncArgs) -> CliRe
     }
     if args.follow {
         ctx.out.status("Following; Ctrl-C to stop.");
-        let how = Following { no_recover: args.no_recover, room: None, input: None };
+        let how = Following { no_recover: args.no_recover, room: None, input: None, deliver: true };
         return follow(ctx, how, args.after_cursor.as_deref()).await;
     }
     let mut summary = SyncSummary::default();
