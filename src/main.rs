@@ -1,4 +1,5 @@
-//! ratchet's entry point: parse → logging → runtime → dispatch → exit code.
+//! ratchet's entry point: parse → logging → runtime → dispatch → exit code
+//! (a command handed to a warm follower answers before the runtime).
 //! Nothing else lives here.
 
 mod batch;
@@ -48,6 +49,9 @@ fn main() -> ExitCode {
         Err(e) => return exit(&out, Err(e)),
     };
     let mut ctx = CommandContext::new(settings, out);
+    if let Some(result) = commands::run_before_runtime(&ctx, &cli.command) {
+        return exit(&ctx.out, result);
+    }
     let outcome = process::run(async {
         let result = commands::run_command(&mut ctx, &cli.command).await;
         let result = ctx.finish(result).await;

@@ -123,10 +123,13 @@ impl Failure {
 
 /// The asking side: hands `request` to a follower of this profile if one
 /// serves. `None` when none does (or it declined): nothing was sent, and
-/// the caller sends by itself.
-pub(crate) async fn hand_over(ctx: &CommandContext, request: &Request) -> Option<CliResult> {
+/// the caller sends by itself. Plain blocking I/O, run before the async
+/// runtime exists: the asking process only waits, and starting a runtime
+/// and its threads would be most of its own time.
+pub(crate) fn hand_over(ctx: &CommandContext, request: &Request) -> Option<CliResult> {
+    use std::io::{BufRead, Write};
     let path = ctx.profile.paths().dir.join(SOCKET);
-    let stream = match UnixStream::connect(&path).await {
+    let mut stream = match std::os::unix::net::UnixStream::connect(&path) {
         Ok(stream) => stream,
         Err(e) => {
             if path.exists() {
@@ -135,15 +138,17 @@ pub(crate) async fn hand_over(ctx: &CommandContext, request: &Request) -> Option
             return None;
         }
     };
-    let (read, mut write) = stream.into_split();
     let mut line = serde_json::to_vec(request).ok()?;
     line.push(b'\n');
-    if let Err(e) = write.write_all(&line).await {
+    if let Err(e) = stream.write_all(&line) {
         tracing::debug!(error = %e, "could not hand the messages to the follower");
         return None;
     }
-    let mut replies = BufReader::new(read).lines();
-    match read_reply(&mut replies).await {
+    let mut replies = std::io::BufReader::new(stream).lines().map(|line| {
+        let line = line.ok()?;
+        serde_json::from_str::<Reply>(&line).map_err(|e| tracing::debug!(error = %e, "a reply not understood")).ok()
+    });
+    match replies.next().flatten() {
         Some(Reply::Accepted) => tracing::debug!("a follower of this profile sends them (warm path)"),
         Some(Reply::Declined { why }) => {
             tracing::debug!(why, "the follower declined; sending from this process");
@@ -155,7 +160,7 @@ pub(crate) async fn hand_over(ctx: &CommandContext, request: &Request) -> Option
     let mut sent = 0usize;
     let mut reader_gone = false;
     loop {
-        match read_reply(&mut replies).await {
+        match replies.next().flatten() {
             Some(Reply::Out(item)) => {
                 if matches!(item, Relayed::Data { .. }) {
                     sent += 1;
@@ -191,11 +196,6 @@ pub(crate) async fn hand_over(ctx: &CommandContext, request: &Request) -> Option
             }
         }
     }
-}
-
-async fn read_reply(lines: &mut tokio::io::Lines<BufReader<tokio::net::unix::OwnedReadHalf>>) -> Option<Reply> {
-    let line = lines.next_line().await.ok()??;
-    serde_json::from_str(&line).map_err(|e| tracing::debug!(error = %e, "a reply not understood")).ok()
 }
 
 /// The follower's socket; removed when dropped (if it is still this one's).

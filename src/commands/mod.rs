@@ -68,6 +68,15 @@ pub(crate) enum Command {
     Man(completions::ManArgs),
 }
 
+/// What a command can answer before the async runtime starts: a `send`
+/// handed to a warm follower (`warm`). `None`: run it as usual.
+pub(crate) fn run_before_runtime(ctx: &CommandContext, command: &Command) -> Option<CliResult> {
+    match command {
+        Command::Send(args) => send::hand_over(ctx, args),
+        _ => None,
+    }
+}
+
 pub(crate) async fn run_command(ctx: &mut CommandContext, command: &Command) -> CliResult {
     match command {
         Command::Login(args) => login::cmd_login(ctx, args).await,

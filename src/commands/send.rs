@@ -75,6 +75,31 @@ pub(crate) struct SendArgs {
     standalone: bool,
 }
 
+/// The warm path (`warm`): messages given as arguments, handed to a
+/// follower of the profile if one serves; `None` when this process is to
+/// send them itself. Tried before the async runtime starts.
+pub(crate) fn hand_over(ctx: &CommandContext, args: &SendArgs) -> Option<CliResult> {
+    if args.text.is_empty() || args.standalone {
+        return None;
+    }
+    let request = crate::warm::Request::new(
+        args.room.to_string(),
+        kind(args),
+        args.txn_prefix.clone(),
+        ctx.settings.isolation,
+        args.text.clone(),
+    );
+    crate::warm::hand_over(ctx, &request)
+}
+
+fn kind(args: &SendArgs) -> Kind {
+    match (args.notice, args.emote) {
+        (true, _) => Kind::Notice,
+        (_, true) => Kind::Emote,
+        _ => Kind::Text,
+    }
+}
+
 #[instrument(skip_all)]
 pub(crate) async fn cmd_send(ctx: &mut CommandContext, args: &SendArgs) -> CliResult {
     let from_stdin = args.text.is_empty();
@@ -84,29 +109,12 @@ pub(crate) async fn cmd_send(ctx: &mut CommandContext, args: &SendArgs) -> CliRe
             crate::ui::hint::ratchet("send ROOM")
         )));
     }
-    let kind = match (args.notice, args.emote) {
-        (true, _) => Kind::Notice,
-        (_, true) => Kind::Emote,
-        _ => Kind::Text,
-    };
-    if !from_stdin && !args.standalone {
-        let request = crate::warm::Request::new(
-            args.room.to_string(),
-            kind,
-            args.txn_prefix.clone(),
-            ctx.settings.isolation,
-            args.text.clone(),
-        );
-        if let Some(result) = crate::warm::hand_over(ctx, &request).await {
-            return result;
-        }
-    }
     let client = ctx.client().await?;
     // One incremental sync first: new members, their devices and any
     // to-device messages must be known before we encrypt for them.
     ctx.sync(&client).await?;
     let room = rooms::joined(&client, &args.room).await?;
-    let mut batch = Batch::open(ctx, &ctx.out, room, kind, args.txn_prefix.clone()).await?;
+    let mut batch = Batch::open(ctx, &ctx.out, room, kind(args), args.txn_prefix.clone()).await?;
 
     if !from_stdin {
         return batch.send_arguments(&args.text).await;
