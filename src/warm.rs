@@ -21,8 +21,11 @@
 //! (`--standalone` asks for that).
 //!
 //! The protocol, one JSON object per line: the request; then `accepted` or
-//! `declined`; then, once accepted, the output as it happens (`out`), and
-//! `done` with the error, if any.
+//! `declined`; then the asking process's `go` (or it hangs up: a follower
+//! too slow to take the request is passed over, and then never sends);
+//! then the output as it happens (`out`), and `done` with the error, if
+//! any. Either side decides alone at each step, so a message is sent by
+//! exactly one of them.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -42,9 +45,14 @@ use crate::ui::output::{Output, Relayed};
 /// The socket's name in the profile directory.
 pub(crate) const SOCKET: &str = "send.sock";
 
-/// What a follower waits for a request's first line before it goes back
-/// to following (a client that connected and said nothing).
+/// What a follower waits for a request's first line, or for `go`, before it
+/// goes back to following (a client that connected and said nothing).
 const REQUEST_WAIT: Duration = Duration::from_secs(5);
+
+/// What the asking process waits for the follower to take its request
+/// (it may be in a turn, or waiting for the profile) before it sends by
+/// itself.
+const ACCEPT_WAIT: Duration = Duration::from_secs(10);
 
 const VERSION: u32 = 1;
 
@@ -77,9 +85,15 @@ impl Request {
 #[serde(tag = "r", rename_all = "snake_case")]
 enum Reply {
     Accepted,
-    Declined { why: String },
+    /// The asking process's go-ahead, after `accepted`.
+    Go,
+    Declined {
+        why: String,
+    },
     Out(Relayed),
-    Done { error: Option<Failure> },
+    Done {
+        error: Option<Failure>,
+    },
 }
 
 /// A `CliError` on its way back to the asking process.
@@ -140,23 +154,35 @@ pub(crate) fn hand_over(ctx: &CommandContext, request: &Request) -> Option<CliRe
     };
     let mut line = serde_json::to_vec(request).ok()?;
     line.push(b'\n');
-    if let Err(e) = stream.write_all(&line) {
+    if let Err(e) = stream.write_all(&line).and_then(|()| stream.set_read_timeout(Some(ACCEPT_WAIT))) {
         tracing::debug!(error = %e, "could not hand the messages to the follower");
         return None;
     }
+    let mut writer = stream.try_clone().ok()?;
     let mut replies = std::io::BufReader::new(stream).lines().map(|line| {
         let line = line.ok()?;
         serde_json::from_str::<Reply>(&line).map_err(|e| tracing::debug!(error = %e, "a reply not understood")).ok()
     });
     match replies.next().flatten() {
-        Some(Reply::Accepted) => tracing::debug!("a follower of this profile sends them (warm path)"),
+        Some(Reply::Accepted) => {}
         Some(Reply::Declined { why }) => {
             tracing::debug!(why, "the follower declined; sending from this process");
             return None;
         }
-        // Gone before it took anything: nothing was sent.
-        _ => return None,
+        // Gone, or too slow, before it took anything: nothing was sent,
+        // and hanging up (the socket closes with this process's handle)
+        // means it never will.
+        _ => {
+            tracing::debug!("the follower did not take the messages; sending from this process");
+            return None;
+        }
     }
+    // From here on the follower sends, and only it.
+    if writer.write_all(b"{\"r\":\"go\"}\n").is_err() {
+        return None;
+    }
+    tracing::debug!("a follower of this profile sends them (warm path)");
+    let _ = writer.set_read_timeout(None);
     let mut sent = 0usize;
     let mut reader_gone = false;
     loop {
@@ -183,7 +209,7 @@ pub(crate) fn hand_over(ctx: &CommandContext, request: &Request) -> Option<CliRe
                 return Some(Ok(()));
             }
             Some(Reply::Done { error: Some(failure) }) => return Some(Err(failure.into_error())),
-            Some(Reply::Accepted | Reply::Declined { .. }) | None => {
+            Some(Reply::Accepted | Reply::Go | Reply::Declined { .. }) | None => {
                 let kind = if sent > 0 { ErrorKind::Partial } else { ErrorKind::Failed };
                 return Some(Err(CliError::new(
                     kind,
@@ -286,7 +312,16 @@ pub(crate) async fn serve(
             return;
         }
     };
-    if write_reply(&mut write, &Reply::Accepted).await.is_err() {
+    let go = match write_reply(&mut write, &Reply::Accepted).await {
+        Ok(()) => tokio::time::timeout(REQUEST_WAIT, lines.next_line()).await,
+        Err(_) => {
+            ctx.profile.unlock();
+            return;
+        }
+    };
+    if !matches!(go, Ok(Ok(Some(line))) if matches!(serde_json::from_str(&line), Ok(Reply::Go))) {
+        // It went its own way (or away): it sends, not this follower.
+        tracing::debug!("the asking process did not say go; nothing sent");
         ctx.profile.unlock();
         return;
     }

@@ -181,3 +181,45 @@ fn notices_emotes_blank_arguments_and_json_only_errors() {
     let human = again("once\n").success();
     assert!(human.stdout.contains("(already sent)"), "{}", human.stdout);
 }
+
+/// Issue 22: ratchet shares room keys itself before it encrypts (no second
+/// SDK pass), so it must share with exactly whom matrix-sdk would: under
+/// history visibility `joined`, members who are only invited get no key
+/// (they may not read what is sent before they join); once they join, they
+/// do. Checked at the invitee's device: which room keys arrived.
+#[test]
+fn under_joined_visibility_an_invitee_gets_no_room_key_until_it_joins() {
+    let (env, _alice, _bob, room) = TestEnv::alice_and_bob(&[]);
+    let (status, reply) = api(
+        "PUT",
+        &env.token("alice"),
+        &format!("/_matrix/client/v3/rooms/{}/state/m.room.history_visibility/", enc(&room)),
+        Some(serde_json::json!({"history_visibility": "joined"})),
+    );
+    assert_eq!(status, 200, "{reply}");
+    let dave = register("dave");
+    env.login("dave", &dave);
+    env.run("alice", &["room", "invite", &room, &dave.user_id]).success();
+    let before = env.run("alice", &["--json", "send", &room, "before dave joins"]).success().records("sent").remove(0);
+    env.run("dave", &["room", "join", &room]).success();
+    let after = env.run("alice", &["--json", "send", &room, "after dave joined"]).success().records("sent").remove(0);
+    env.run("dave", &["sync"]).success();
+    // The SDK may share the same session with a new member, from the index
+    // of the next message: what dave holds must start after `before`.
+    let inbound = env.run("dave", &["--json", "sessions", &room]).success().records("inbound_session");
+    let index = |r: &Value, field: &str| r[field].as_u64().unwrap();
+    for s in inbound.iter().filter(|s| s["session_id"] == before["session_id"]) {
+        assert!(
+            index(s, "first_known_index") > index(&before, "message_index"),
+            "the invitee got the key of what was sent before it joined: {s} / {before}"
+        );
+    }
+    let got = inbound.iter().find(|s| s["session_id"] == after["session_id"]).expect("the member got no key");
+    assert!(index(got, "first_known_index") <= index(&after, "message_index"), "{got} / {after}");
+    let read = env.run("dave", &["--json", "messages", &room, "--limit", "5"]).success();
+    assert!(
+        read.records("message").iter().any(|m| m["body"] == "after dave joined"),
+        "dave does not read what came after his join: {}",
+        read.stdout
+    );
+}

@@ -458,3 +458,61 @@ fn a_send_is_handed_to_the_follower_with_the_same_answers() {
     };
     assert_eq!(bodies(env.run("bob", &["--json", "sync"]).success()), ["warm again", "to the agent"]);
 }
+
+/// The warm path's hand-over, against followers that misbehave (a stand-in
+/// listening on `send.sock`): one that never answers is passed over after a
+/// while and the send goes out from the asking process, once; one that
+/// takes the messages and dies before answering is a failed send (exit 1),
+/// never a silent success or a second send from the asking process.
+#[test]
+fn a_follower_that_does_not_answer_is_passed_over_and_one_that_dies_fails_the_send() {
+    use std::io::{BufRead, Write};
+    use std::os::unix::net::UnixListener;
+    let (env, _alice, _bob, room) = TestEnv::alice_and_bob(&[]);
+    let socket = env.profile_dir("bob").join("send.sock");
+
+    // Silent: reads the request, says nothing.
+    let listener = UnixListener::bind(&socket).unwrap();
+    let silent = std::thread::spawn(move || {
+        let (conn, _) = listener.accept().unwrap();
+        let mut request = String::new();
+        BufReader::new(&conn).read_line(&mut request).unwrap();
+        // Held open until the asking process hangs up.
+        let mut rest = String::new();
+        let _ = BufReader::new(&conn).read_line(&mut rest);
+        (request, rest)
+    });
+    let started = Instant::now();
+    let run = env.run("bob", &["--json", "-v", "send", &room, "passed over"]).success();
+    let (request, rest) = silent.join().unwrap();
+    assert!(request.contains("passed over"), "{request}");
+    assert!(rest.is_empty(), "the asking process said more than its request: {rest}");
+    assert!(started.elapsed() >= Duration::from_secs(10), "it did not wait for the follower");
+    assert!(run.stderr.contains("did not take the messages"), "{}", run.stderr);
+    assert_eq!(run.records("sent").len(), 1);
+    std::fs::remove_file(&socket).unwrap();
+
+    // Dies after `accepted` and the go-ahead.
+    let listener = UnixListener::bind(&socket).unwrap();
+    let dying = std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        let mut reader = BufReader::new(conn.try_clone().unwrap());
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        conn.write_all(b"{\"r\":\"accepted\"}\n").unwrap();
+        line.clear();
+        reader.read_line(&mut line).unwrap();
+        line
+    });
+    let run = env.run("bob", &["--json", "send", &room, "lost with the follower"]).code(1);
+    assert_eq!(dying.join().unwrap().trim(), r#"{"r":"go"}"#);
+    assert!(run.records("sent").is_empty(), "{}", run.stdout);
+    assert!(run.stderr.contains("stopped before it finished"), "{}", run.stderr);
+    std::fs::remove_file(&socket).unwrap();
+
+    // alice reads "passed over" once, and nothing of the second.
+    let read = env.run("alice", &["--json", "messages", &room, "--limit", "5"]).success();
+    let bodies: Vec<String> = read.records("message").iter().map(|m| m["body"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(bodies.iter().filter(|b| *b == "passed over").count(), 1, "{bodies:?}");
+    assert!(!bodies.iter().any(|b| b == "lost with the follower"), "{bodies:?}");
+}
