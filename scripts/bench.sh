@@ -3,7 +3,7 @@
 # and matrix-commander, in one run on a throwaway local Synapse. Writes
 # BENCHMARKS.md (and BENCHMARKS.json, the raw samples).
 #
-#   scripts/bench.sh            # the full run (about 35 min once installed)
+#   scripts/bench.sh            # the full run (about 40 min once installed)
 #   scripts/bench.sh --smoke    # tiny sizes, one run, no peers: CI runs this
 #                               # so the script cannot rot; writes to target/
 #
