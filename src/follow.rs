@@ -30,6 +30,9 @@ pub(crate) struct Following {
     /// Print what arrives (`sync --follow`, `chat`); without, every
     /// record stays for the next `sync` (`agent`).
     pub(crate) deliver: bool,
+    /// Said on stderr once Ctrl-C and SIGTERM are caught: a script that
+    /// waits for it may signal from then on.
+    pub(crate) started: String,
 }
 
 /// A line of input for `chat`: its text, or the number of a line that was
@@ -47,6 +50,10 @@ pub(crate) type Line = Result<String, usize>;
 /// position in memory are behind. Lines of input wake it too, and are sent
 /// at the start of the turn, by the same code as `send` (R4, R5).
 pub(crate) async fn follow(ctx: &mut CommandContext, mut how: Following, after_cursor: Option<&str>) -> CliResult {
+    // Ctrl-C or a plain `kill` ends it between turns, never inside one:
+    // the handlers are in place before anything else, and said to be.
+    let mut stop = Stop::new()?;
+    ctx.out.status(&how.started);
     let mut client = ctx.client().await?;
     let mut ledger = ctx.olm_ledger()?;
     let mut watcher = Watcher::default();
@@ -66,9 +73,6 @@ pub(crate) async fn follow(ctx: &mut CommandContext, mut how: Following, after_c
         }
     };
     show(ctx)?;
-    // Ctrl-C or a plain `kill` ends it between turns, never inside one:
-    // the handlers are in place before the first turn starts.
-    let mut stop = Stop::new()?;
     // `send`s from other processes, served between turns (`warm`).
     let warm = crate::warm::Listener::bind(&ctx.profile.paths().dir);
     let mut input_open = how.input.is_some();

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
-use crate::common::{api, enc, register, TestEnv};
+use crate::common::{register, TestEnv};
 
 fn keys(v: &Value) -> BTreeSet<String> {
     v.as_object().unwrap().keys().cloned().collect()
@@ -160,13 +160,7 @@ fn sessions_shows_expired_and_invalidated_and_sends_say_why() {
 
     // ... and when the room's history visibility changes (a setting of the
     // session that ratchet does not track): sdk.
-    let (status, reply) = api(
-        "PUT",
-        &env.token("alice"),
-        &format!("/_matrix/client/v3/rooms/{}/state/m.room.history_visibility/", enc(&room)),
-        Some(serde_json::json!({"history_visibility": "joined"})),
-    );
-    assert_eq!(status, 200, "{reply}");
+    env.set_history_visibility("alice", &room, "joined");
     assert_eq!(send("7")["rotation"], "sdk");
 
     // Each of these messages decrypts at bob.

@@ -190,13 +190,7 @@ fn notices_emotes_blank_arguments_and_json_only_errors() {
 #[test]
 fn under_joined_visibility_an_invitee_gets_no_room_key_until_it_joins() {
     let (env, _alice, _bob, room) = TestEnv::alice_and_bob(&[]);
-    let (status, reply) = api(
-        "PUT",
-        &env.token("alice"),
-        &format!("/_matrix/client/v3/rooms/{}/state/m.room.history_visibility/", enc(&room)),
-        Some(serde_json::json!({"history_visibility": "joined"})),
-    );
-    assert_eq!(status, 200, "{reply}");
+    env.set_history_visibility("alice", &room, "joined");
     let dave = register("dave");
     env.login("dave", &dave);
     env.run("alice", &["room", "invite", &room, &dave.user_id]).success();

@@ -27,6 +27,8 @@ for n in 1 2 3; do
   pids+=("$!")
 done
 wait "${pids[@]}"
+# SIGTERM is caught (and it stops between turns) once it says it follows.
+wait_for "$work/follow.err" "Following"
 kill -TERM "$follower"
 code=0; wait "$follower" || code=$?
 check "the follower stopped cleanly" "$code" "0"

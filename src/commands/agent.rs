@@ -37,7 +37,12 @@ pub(crate) struct AgentArgs {}
 #[instrument(skip_all)]
 pub(crate) async fn cmd_agent(ctx: &mut CommandContext, _args: &AgentArgs) -> CliResult {
     ctx.client().await?;
-    ctx.out.status("Agent running: `send` on this profile goes through it; Ctrl-C to stop.");
-    let how = Following { no_recover: false, room: None, input: None, deliver: false };
+    let how = Following {
+        no_recover: false,
+        room: None,
+        input: None,
+        deliver: false,
+        started: "Agent running: `send` on this profile goes through it; Ctrl-C to stop.".into(),
+    };
     follow(ctx, how, None).await
 }

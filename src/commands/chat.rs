@@ -42,12 +42,12 @@ pub(crate) async fn cmd_chat(ctx: &mut CommandContext, args: &ChatArgs) -> CliRe
     let client = ctx.client().await?;
     ctx.sync(&client).await?;
     let room = rooms::joined(&client, &args.room).await?;
-    ctx.out.status(format!("Chatting in {}: each line is sent; Ctrl-D to end.", rooms::label(&room)));
     let following = Following {
         no_recover: false,
         room: Some(room.room_id().to_owned()),
         input: Some(stdin_lines()),
         deliver: true,
+        started: format!("Chatting in {}: each line is sent; Ctrl-D to end.", rooms::label(&room)),
     };
     follow(ctx, following, None).await
 }

@@ -78,8 +78,13 @@ pub(crate) async fn cmd_sync(ctx: &mut CommandContext, args: &SyncArgs) -> CliRe
         ctx.state()?.resolve_cursor(cursor)?;
     }
     if args.follow {
-        ctx.out.status("Following; Ctrl-C to stop.");
-        let how = Following { no_recover: args.no_recover, room: None, input: None, deliver: true };
+        let how = Following {
+            no_recover: args.no_recover,
+            room: None,
+            input: None,
+            deliver: true,
+            started: "Following; Ctrl-C to stop.".into(),
+        };
         return follow(ctx, how, args.after_cursor.as_deref()).await;
     }
     let mut summary = SyncSummary::default();

@@ -209,6 +209,18 @@ impl TestEnv {
         v["access_token"].as_str().expect("token").to_owned()
     }
 
+    /// Sets the room's history visibility as `profile` (through the server,
+    /// not ratchet: ratchet has no command for it).
+    pub fn set_history_visibility(&self, profile: &str, room: &str, visibility: &str) {
+        let (status, reply) = api(
+            "PUT",
+            &self.token(profile),
+            &format!("/_matrix/client/v3/rooms/{}/state/m.room.history_visibility/", enc(room)),
+            Some(serde_json::json!({ "history_visibility": visibility })),
+        );
+        assert_eq!(status, 200, "{reply}");
+    }
+
     /// A new environment with alice and bob logged in (profiles "alice" and
     /// "bob") and both in a new encrypted room created by alice with
     /// `extra` options; returns the room id too.
