@@ -3,6 +3,7 @@
 
 use std::path::Path;
 use std::process::Command;
+use std::time::Duration;
 
 use crate::common::{synapse, TestEnv};
 
@@ -30,7 +31,10 @@ fn run_script_with(name: &str, vars: &[(&str, &str)]) {
         .env("RATCHET_HOMESERVER", &synapse().url)
         .env("NO_COLOR", "1")
         .envs(vars.iter().copied());
-    let run = env.run_with(cmd, None);
+    // A script is dozens of commands and helper processes: in a full suite
+    // on two cores it runs several times slower than alone
+    // (kill-during-to-device.sh: 21 s alone, past 120 s in a full suite).
+    let run = env.run_with_limit(cmd, None, Duration::from_secs(300));
     assert_eq!(run.code, 0, "examples/qa/{name} failed:\n{}\n{}", run.stdout, run.stderr);
     assert!(run.stderr.contains("ok: "), "{name} checked nothing:\n{}", run.stderr);
     assert!(!run.stderr.contains("FAIL"), "{}", run.stderr);

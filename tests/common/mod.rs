@@ -137,7 +137,13 @@ impl TestEnv {
     }
 
     /// Runs a prepared command to completion (killed after COMMAND_LIMIT).
-    pub fn run_with(&self, mut cmd: Command, stdin: Option<&[u8]>) -> Run {
+    pub fn run_with(&self, cmd: Command, stdin: Option<&[u8]>) -> Run {
+        self.run_with_limit(cmd, stdin, COMMAND_LIMIT)
+    }
+
+    /// [`TestEnv::run_with`], killed after `limit`; a command killed so
+    /// shows what it had written to stderr.
+    pub fn run_with_limit(&self, mut cmd: Command, stdin: Option<&[u8]>, limit: Duration) -> Run {
         let out_path = tempfile::NamedTempFile::new_in(self.home.path()).expect("stdout file");
         let err_path = tempfile::NamedTempFile::new_in(self.home.path()).expect("stderr file");
         cmd.stdout(File::create(out_path.path()).expect("stdout"))
@@ -153,9 +159,13 @@ impl TestEnv {
             if let Some(status) = child.try_wait().expect("wait") {
                 break status;
             }
-            if start.elapsed() > COMMAND_LIMIT {
+            if start.elapsed() > limit {
                 let _ = child.kill();
-                panic!("ratchet {:?} did not finish within {COMMAND_LIMIT:?}", cmd.get_args().collect::<Vec<_>>());
+                let stderr = std::fs::read_to_string(err_path.path()).unwrap_or_default();
+                panic!(
+                    "ratchet {:?} did not finish within {limit:?}; its stderr:\n{stderr}",
+                    cmd.get_args().collect::<Vec<_>>()
+                );
             }
             std::thread::sleep(Duration::from_millis(10));
         };
