@@ -51,15 +51,23 @@ pub(crate) fn record_limits(room: &Room, ledger: &mut MegolmLedger) -> Option<Ro
     Some(limits)
 }
 
-/// Reads the room's outbound Megolm session from the crypto store.
-pub(crate) async fn outbound(client: &Client, room_id: &RoomId, ledger: &MegolmLedger) -> CliResult<Option<Outbound>> {
-    let machine = machine(client).await?;
-    let Some(session) = machine
+/// The room's outbound Megolm session in the crypto store, as the SDK
+/// keeps it.
+async fn outbound_session(
+    client: &Client,
+    room_id: &RoomId,
+) -> CliResult<Option<matrix_sdk_crypto::olm::OutboundGroupSession>> {
+    machine(client)
+        .await?
         .store()
         .get_outbound_group_session(room_id)
         .await
-        .map_err(|e| CliError::failed("could not read the outbound Megolm session").with_source(e))?
-    else {
+        .map_err(|e| CliError::failed("could not read the outbound Megolm session").with_source(e))
+}
+
+/// Reads the room's outbound Megolm session from the crypto store.
+pub(crate) async fn outbound(client: &Client, room_id: &RoomId, ledger: &MegolmLedger) -> CliResult<Option<Outbound>> {
+    let Some(session) = outbound_session(client, room_id).await? else {
         return Ok(None);
     };
     let pickle = session.pickle().await;
@@ -272,11 +280,7 @@ pub(crate) async fn send_encrypted(
     let client = room.client();
     let room_id = room.room_id();
     let machine = machine(&client).await?;
-    let session = machine
-        .store()
-        .get_outbound_group_session(room_id)
-        .await
-        .map_err(|e| CliError::failed("could not read the outbound Megolm session").with_source(e))?;
+    let session = outbound_session(&client, room_id).await?;
     if !session.as_ref().is_some_and(|s| s.shared() && !s.expired() && !s.invalidated()) {
         return Err(CliError::internal("no shared Megolm session to encrypt with after the key share"));
     }
@@ -406,12 +410,7 @@ async fn outbound_in_batch(
     ledger: &MegolmLedger,
     session_id: &str,
 ) -> CliResult<Option<Outbound>> {
-    let machine = machine(client).await?;
-    let session = machine
-        .store()
-        .get_outbound_group_session(room_id)
-        .await
-        .map_err(|e| CliError::failed("could not read the outbound Megolm session").with_source(e))?;
+    let session = outbound_session(client, room_id).await?;
     let Some(session) =
         session.filter(|s| s.session_id() == session_id && s.shared() && !s.invalidated() && !s.expired())
     else {
