@@ -370,17 +370,42 @@ impl Keeper<'_> {
         use crate::process::kill_point;
         kill_point("synced");
         let db = self.profile.state()?;
+        let first = !db.has_synced()?;
         let staged = crate::stream::stage(client, self.out, response, watcher, db).await;
-        let seqs = db.append_sync(&staged.records, &staged.failures)?;
+        let write = crate::profile::state::SyncWrite {
+            records: &staged.records,
+            failures: &staged.failures,
+            utds: staged.utds.clone(),
+            marks: staged.marks.clone(),
+            gaps: staged.gaps.clone(),
+            synced: first,
+        };
+        let mut seqs = db.append_sync(&write)?;
         kill_point("kept");
         // What follows only adds to what is kept: a failure of it is said,
         // and ends nothing (the follower goes on).
+        // The gaps of limited timelines, before anything is delivered; the
+        // sync's own records of those rooms move after the fill.
+        match crate::gapfill::fill_open(client, self.out, db).await {
+            Ok(moved) => seqs.iter_mut().for_each(|s| *s = moved.get(s).copied().unwrap_or(*s)),
+            Err(e) => self.out.warn(format!("a gap in a room's timeline could not be filled: {}", e.message)),
+        }
+        kill_point("filled");
         if let Err(e) = crate::stream::enrich(client, self.out, response, &staged, &seqs, db).await {
             self.out.warn(format!("message indexes of this sync not filled in: {}", e.message));
         }
         kill_point("enriched");
-        let late = crate::stream::late_decryptions(client, self.out, response, watcher).await;
-        db.append(&late)?;
+        // Undecryptable events (this sync's, and those any process kept)
+        // are retried when something may have made them decryptable.
+        let queried = crate::stream::query_senders(client, &staged).await;
+        // After to-device events (room keys, forwards) or a key query, all
+        // of them; otherwise those refused for trust in their sender, whose
+        // keys the SDK may have fetched since (matrix-sdk 0.18's sync
+        // response does not say when it did).
+        let news = queried || !response.to_device.is_empty();
+        if let Err(e) = crate::stream::retry_utds(client, self.out, db, !news).await {
+            tracing::debug!(error = %e.message, "retrying undecryptable events failed");
+        }
         Ok(())
     }
 }

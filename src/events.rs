@@ -41,6 +41,13 @@ pub(crate) struct MessageRecord {
     /// `insecure_source` (the key came from an import, the backup or a
     /// forward: who sent the message cannot be proven), `mismatched_sender`.
     pub(crate) sender_trust: Option<&'static str>,
+    /// In `sync`'s stream, for an event that could not be decrypted when it
+    /// came and decrypts now (its key, or its sender's keys, arrived
+    /// later): the `cursor` of the `utd` record this message replaces
+    /// (null otherwise).
+    pub(crate) replaces: Option<String>,
+    /// With `replaces`: how long it stayed undecryptable here (ms).
+    pub(crate) waited_ms: Option<u64>,
     /// In a stream of several rooms (`sync`): the room's name or short id,
     /// for the human line. Not part of the JSON record (`room_id` is).
     #[serde(skip)]
@@ -94,13 +101,16 @@ impl Record for MessageRecord {
             _ => "  [not encrypted]".into(),
         };
         let trust = trust_marker(self.sender_trust);
+        let late = match self.waited_ms.filter(|_| self.replaces.is_some()) {
+            Some(ms) => format!("  (decrypted late: undecryptable for {:.1} s)", ms as f64 / 1000.0),
+            None => String::new(),
+        };
+        let tail = format!("{lock}{trust}{from_backup}{late}");
         match self.msgtype.as_deref() {
             // As clients show them: `* alice waves`; a notice (bots) marked.
-            Some("m.emote") => format!("{}[{when}] * {who} {what}{lock}{trust}{from_backup}", label(&self.room_label)),
-            Some("m.notice") => {
-                format!("{}[{when}] {who} (notice): {what}{lock}{trust}{from_backup}", label(&self.room_label))
-            }
-            _ => format!("{}[{when}] {who}: {what}{lock}{trust}{from_backup}", label(&self.room_label)),
+            Some("m.emote") => format!("{}[{when}] * {who} {what}{tail}", label(&self.room_label)),
+            Some("m.notice") => format!("{}[{when}] {who} (notice): {what}{tail}", label(&self.room_label)),
+            _ => format!("{}[{when}] {who}: {what}{tail}", label(&self.room_label)),
         }
     }
 }
@@ -300,6 +310,8 @@ pub(crate) fn render(room_id: &str, event: &TimelineEvent, original: Option<&Val
                 sender_device: info.and_then(|i| i.sender_device.as_ref().map(|d| d.to_string())),
                 key_from_backup: false,
                 sender_trust: info.map(|i| verification_name(&i.verification_state)),
+                replaces: None,
+                waited_ms: None,
                 room_label: None,
             })
         }

@@ -33,6 +33,10 @@ pub(crate) struct Following {
     /// Said on stderr once Ctrl-C and SIGTERM are caught: a script that
     /// waits for it may signal from then on.
     pub(crate) started: String,
+    /// For a view (`chat`): show the room's records after this one (what
+    /// came since it started); `None`, its undelivered ones first
+    /// (`chat --replay`).
+    pub(crate) view_after: Option<i64>,
 }
 
 /// A line of input for `chat`: its text, or the number of a line that was
@@ -62,7 +66,10 @@ pub(crate) async fn follow(ctx: &mut CommandContext, mut how: Following, after_c
     }
     // What other commands received comes first (for `chat`: its room's
     // undelivered records, shown, not consumed).
-    let mut shown = ctx.state()?.before_pending()?;
+    let mut shown = match how.view_after {
+        Some(seq) => seq,
+        None => ctx.state()?.before_pending()?,
+    };
     let room = how.room.clone();
     let printing = how.deliver;
     let mut show = |ctx: &CommandContext| -> CliResult {
@@ -256,6 +263,9 @@ pub(crate) fn deliver(ctx: &CommandContext, summary: &mut SyncSummary) -> CliRes
         ctx.out.data(&crate::stream::InboxGapRecord { dropped })?;
         db.forget_dropped()?;
     }
+    // The first record this run writes: a reader that goes away may not
+    // have read any of them.
+    let mut first_written = None;
     loop {
         let chunk = db.pending(CHUNK)?;
         let (Some(first), Some(last)) = (chunk.first(), chunk.last()) else { return Ok(()) };
@@ -264,8 +274,17 @@ pub(crate) fn deliver(ctx: &CommandContext, summary: &mut SyncSummary) -> CliRes
                 if i > 0 {
                     db.mark_delivered(first.seq, chunk[i - 1].seq)?;
                 }
+                if e.kind == crate::error::ErrorKind::PipeClosed {
+                    let from = db.cursor(first_written.unwrap_or(kept.seq) - 1);
+                    ctx.out.warn(format!(
+                        "stdout was closed: the records written after cursor {from} may not all have been read; \
+                         `{}` prints them again",
+                        crate::ui::hint::ratchet("sync").arg("--after-cursor").arg(&from)
+                    ));
+                }
                 return Err(e);
             }
+            first_written.get_or_insert(kept.seq);
             summary.count(&kept.record);
         }
         db.mark_delivered(first.seq, last.seq)?;

@@ -11,6 +11,7 @@ mod e2ee;
 mod error;
 mod events;
 mod follow;
+mod gapfill;
 mod ids;
 mod process;
 mod profile;

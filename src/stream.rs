@@ -21,7 +21,7 @@ use serde_json::Value;
 use crate::clock::now_ms;
 use crate::error::CliResult;
 use crate::events::{as_encrypted, render, LeftRecord, Rendered};
-use crate::profile::state::{OlmFailure, Position, StateDb};
+use crate::profile::state::{Gap, OlmFailure, PendingUtd, Position, StateDb};
 use crate::ui::output::{Captured, Output, Record};
 use crate::ui::terminal::inert;
 
@@ -133,46 +133,12 @@ impl Record for SyncSummary {
     }
 }
 
-/// An event that could not be decrypted when it arrived, kept to retry.
-pub(crate) struct Pending {
-    room_id: OwnedRoomId,
-    raw: Raw<AnySyncTimelineEvent>,
-    session_id: Option<String>,
-    seen_ms: u64,
-}
-
-/// State carried across the syncs of one run: undecryptable events to retry
-/// when keys arrive (late decryptions), and the Megolm session each sender
-/// last used in each room (rotations seen).
+/// State carried across the syncs of one run: the Megolm session each
+/// sender last used in each room (rotations seen). Undecryptable events
+/// are kept in the state database (`PendingUtd`), across processes.
 #[derive(Default)]
 pub(crate) struct Watcher {
-    pending: BTreeMap<String, Pending>,
     sessions: BTreeMap<(String, String, String), String>,
-}
-
-/// An event that became decryptable after it arrived.
-#[derive(Debug, Serialize, schemars::JsonSchema)]
-pub(crate) struct LateDecryptionRecord {
-    room_id: String,
-    event_id: String,
-    sender: Option<String>,
-    session_id: Option<String>,
-    body: Option<String>,
-    /// How long it stayed undecryptable, from its arrival here.
-    waited_ms: u64,
-}
-
-impl Record for LateDecryptionRecord {
-    const TYPE: &'static str = "late_decryption";
-    fn human(&self) -> String {
-        format!(
-            "decrypted late ({} ms): {} {}: {}",
-            self.waited_ms,
-            self.event_id,
-            crate::ui::terminal::inert(self.sender.as_deref().unwrap_or("?")),
-            crate::ui::terminal::inert_lines(self.body.as_deref().unwrap_or(""), "    ")
-        )
-    }
 }
 
 /// A sender moved to a new Megolm session in a room.
@@ -216,30 +182,6 @@ impl Watcher {
         }
         Ok(())
     }
-
-    /// Retries every pending event; prints those that now decrypt.
-    async fn retry(&mut self, client: &Client, out: &Output) -> CliResult<()> {
-        let mut done = Vec::new();
-        for (event_id, p) in &self.pending {
-            let Some(room) = client.get_room(&p.room_id) else { continue };
-            let event = room.decrypt_event(as_encrypted(&p.raw), None).await?;
-            if let Rendered::Message(m) = render(p.room_id.as_str(), &event, None) {
-                done.push(event_id.clone());
-                out.data(&LateDecryptionRecord {
-                    room_id: p.room_id.to_string(),
-                    event_id: event_id.clone(),
-                    sender: m.sender,
-                    session_id: m.session_id.or_else(|| p.session_id.clone()),
-                    body: m.body,
-                    waited_ms: now_ms().saturating_sub(p.seen_ms),
-                })?;
-            }
-        }
-        for id in done {
-            self.pending.remove(&id);
-        }
-        Ok(())
-    }
 }
 
 /// Printed first by `sync` when undelivered records had to go (see
@@ -272,6 +214,13 @@ pub(crate) struct Staged {
     unindexed: Vec<(usize, OwnedRoomId, usize)>,
     /// Positions of this device's own messages among them.
     own: HashMap<String, Position>,
+    /// The undecryptable events among them, by place, kept to retry.
+    pub(crate) utds: Vec<(usize, PendingUtd)>,
+    /// Each room's last timeline event.
+    pub(crate) marks: Vec<(String, String)>,
+    /// Limited timelines: the gaps before them, with the places of their
+    /// rooms' records.
+    pub(crate) gaps: Vec<(Gap, Vec<usize>)>,
 }
 
 /// A sync's records, from what the response holds and the local stores
@@ -288,6 +237,15 @@ pub(crate) async fn stage(
     let keep = out.capturing();
     let mut failures = Vec::new();
     let mut unindexed = Vec::new();
+    let mut utds = Vec::new();
+    let mut marks = Vec::new();
+    let mut gaps = Vec::new();
+    // The first sync kept after login fills no gap: nothing before it was
+    // delivered, and the server's timeline is where the stream starts.
+    let fills = db.has_synced().unwrap_or_else(|e| {
+        tracing::debug!(error = %e.message, "could not read whether this profile synced before");
+        false
+    });
     // The positions of this device's own messages, for the decrypted
     // events only (an idle sync reads nothing).
     let decrypted: Vec<String> = response
@@ -346,6 +304,22 @@ pub(crate) async fn stage(
         // Every human line of the stream names its room.
         let name = client.get_room(room_id).and_then(|r| r.name());
         let room_label = Some(format!("[{}]", name.unwrap_or_else(|| crate::events::short(room_id.as_str()))));
+        let first_place = keep.captured_len();
+        if let Some(last) = update.timeline.events.last().and_then(|e| e.event_id()) {
+            marks.push((room_id.to_string(), last.to_string()));
+        }
+        // A limited timeline left out what came between the last sync and
+        // its first event: fetched right after this is kept (`gapfill`).
+        let gap = match &update.timeline.prev_batch {
+            Some(from) if update.timeline.limited && fills => {
+                let until = db.mark(room_id.as_str()).unwrap_or_else(|e| {
+                    tracing::debug!(error = %e.message, "could not read the room's last kept event");
+                    None
+                });
+                Some(Gap { room_id: room_id.to_string(), from: from.clone(), until, after: Vec::new(), fetched: 0 })
+            }
+            _ => None,
+        };
         for (at, event) in update.timeline.events.iter().enumerate() {
             let mut rendered = render(room_id.as_str(), event, None);
             if let Rendered::Message(r) = &mut rendered {
@@ -368,21 +342,16 @@ pub(crate) async fn stage(
                     }
                 }
                 Rendered::Utd(r) => {
-                    if let Some(id) = &r.event_id {
-                        watcher.pending.insert(
-                            id.clone(),
-                            Pending {
-                                room_id: room_id.clone(),
-                                raw: event.raw().clone(),
-                                session_id: r.session_id.clone(),
-                                seen_ms: now_ms(),
-                            },
-                        );
+                    if let Some(utd) = pending_utd(room_id.as_str(), &r, event.raw().deserialize_as().ok()) {
+                        utds.push((keep.captured_len(), utd));
                     }
                     logged(keep.data(&r))
                 }
                 Rendered::Other(r) => logged(keep.data(&r)),
             }
+        }
+        if let Some(gap) = gap {
+            gaps.push((gap, (first_place..keep.captured_len()).collect()));
         }
     }
     for room_id in response.rooms.invited.keys() {
@@ -391,7 +360,7 @@ pub(crate) async fn stage(
     for room_id in response.rooms.left.keys() {
         logged(keep.data(&LeftRecord { room_id: room_id.to_string() }));
     }
-    Staged { records: keep.take_captured(), failures, unindexed, own }
+    Staged { records: keep.take_captured(), failures, unindexed, own, utds, marks, gaps }
 }
 
 /// A record that cannot be serialised is a bug, not a lost message: said
@@ -450,23 +419,84 @@ pub(crate) async fn enrich(
     Ok(())
 }
 
-/// Events that were undecryptable when they arrived and decrypt now that
-/// keys came (`late_decryption` records), for a stream of syncs.
-pub(crate) async fn late_decryptions(
-    client: &Client,
-    out: &Output,
-    response: &SyncResponse,
-    watcher: &mut Watcher,
-) -> Vec<Captured> {
-    let keep = out.capturing();
-    // Keys that arrived now may open events that arrived before. What was
-    // captured before a failure is kept all the same.
-    if !watcher.pending.is_empty() && !response.to_device.is_empty() {
-        if let Err(e) = watcher.retry(client, &keep).await {
-            tracing::debug!(error = %e.message, "retrying undecryptable events failed");
+/// A `utd` record's event, kept to retry (its JSON as the server sent it).
+pub(crate) fn pending_utd(room_id: &str, r: &crate::events::UtdRecord, event: Option<Value>) -> Option<PendingUtd> {
+    Some(PendingUtd {
+        room_id: room_id.to_owned(),
+        event_id: r.event_id.clone()?,
+        event: event?,
+        seen_ms: now_ms(),
+        seq: 0,
+        trust: r.sender_trust.is_some(),
+    })
+}
+
+/// Undecryptable events retried at most per attempt (the newest).
+const RETRY_AT_MOST: usize = 500;
+
+/// Retries the undecryptable events kept (by any process); each that
+/// decrypts now becomes a `message` record: in place of its `utd` record
+/// when that was not delivered yet, else a new one that names the `utd` it
+/// replaces (`replaces`, its cursor). Returns how many decrypted.
+///
+/// Called whenever something may have made them decryptable: a sync that
+/// brought to-device events (room keys, forwards), a key query for their senders, a backup restore, `recovery recover`, a
+/// key import.
+///
+/// `trust_only`: only those refused for trust in their sender.
+pub(crate) async fn retry_utds(client: &Client, out: &Output, db: &StateDb, trust_only: bool) -> CliResult<usize> {
+    let mut pending = db.pending_utds(RETRY_AT_MOST)?;
+    if trust_only {
+        pending.retain(|p| p.trust);
+    }
+    if pending.is_empty() {
+        return Ok(0);
+    }
+    let mut settled = Vec::new();
+    for p in pending {
+        let Ok(room_id) = <&matrix_sdk::ruma::RoomId>::try_from(p.room_id.as_str()) else { continue };
+        let Some(room) = client.get_room(room_id) else { continue };
+        let Ok(raw) = serde_json::value::to_raw_value(&p.event) else { continue };
+        let raw: Raw<AnySyncTimelineEvent> = Raw::from_json(raw);
+        let event = room.decrypt_event(as_encrypted(&raw), None).await?;
+        let Rendered::Message(mut m) = render(&p.room_id, &event, Some(&p.event)) else { continue };
+        let name = room.name().unwrap_or_else(|| crate::events::short(&p.room_id));
+        m.room_label = Some(format!("[{name}]"));
+        let keep = out.capturing();
+        keep.data(&m)?;
+        m.replaces = Some(db.cursor(p.seq));
+        m.waited_ms = Some(now_ms().saturating_sub(p.seen_ms));
+        keep.data(&m)?;
+        let mut both = keep.take_captured();
+        let (Some(late), Some(in_place)) = (both.pop(), both.pop()) else { continue };
+        settled.push((p, in_place, late));
+    }
+    db.settle_utds(&settled)?;
+    Ok(settled.len())
+}
+
+/// Before this sync's undecryptable events are judged: the senders of
+/// those refused for trust (MSC4153) whose keys this device may not have
+/// fetched yet (a sender of a room just joined) are queried, so that "keys
+/// not fetched yet" is not reported as an unsigned or unknown device.
+/// Returns whether any was queried (the events are then retried).
+pub(crate) async fn query_senders(client: &Client, staged: &Staged) -> bool {
+    let mut senders: Vec<matrix_sdk::ruma::OwnedUserId> = staged
+        .utds
+        .iter()
+        .filter(|(_, u)| u.trust)
+        .filter_map(|(_, u)| u.event["sender"].as_str().and_then(|s| s.try_into().ok()))
+        .collect();
+    senders.sort();
+    senders.dedup();
+    let mut queried = false;
+    for sender in senders.iter().take(20) {
+        match client.encryption().request_user_identity(sender).await {
+            Ok(_) => queried = true,
+            Err(e) => tracing::debug!(error = %e, %sender, "could not query a sender's keys"),
         }
     }
-    keep.take_captured()
+    queried
 }
 
 pub(crate) fn to_device_record(event: &ProcessedToDeviceEvent) -> ToDeviceRecord {

@@ -43,6 +43,7 @@ pub(crate) async fn cmd_agent(ctx: &mut CommandContext, _args: &AgentArgs) -> Cl
         input: None,
         deliver: false,
         started: "Agent running: `send` on this profile goes through it; Ctrl-C to stop.".into(),
+        view_after: None,
     };
     follow(ctx, how, None).await
 }

@@ -19,7 +19,10 @@ use crate::rooms;
 /// everything read went out, or at Ctrl-C or SIGTERM, between syncs (exit 0).
 ///
 /// chat is a view: it shows this room's records (with their cursors under
-/// --json) but consumes none. Everything it shows, and the events of other
+/// --json) but consumes none. At start it shows what its own first sync
+/// brings, then what arrives; --replay first shows the room's records that
+/// `sync` has not delivered yet (otherwise a second start would show them
+/// again). Everything it shows, and the events of other
 /// rooms, to-device events and recovery steps, stays for the next
 /// `ratchet sync`, which prints each record once. Like a follower,
 /// chat holds the profile only while it syncs or sends, so other ratchet
@@ -35,11 +38,16 @@ pub(crate) struct ChatArgs {
     /// Room: id (!…), alias (#name or #name:server), or the room's name
     #[arg(value_parser = rooms::parse_room)]
     room: rooms::RoomArg,
+
+    /// First show the room's records not yet delivered by `sync`
+    #[arg(long)]
+    replay: bool,
 }
 
 #[instrument(skip_all)]
 pub(crate) async fn cmd_chat(ctx: &mut CommandContext, args: &ChatArgs) -> CliResult {
     let client = ctx.client().await?;
+    let before = ctx.state()?.last_seq()?;
     ctx.sync(&client).await?;
     let room = rooms::joined(&client, &args.room).await?;
     let following = Following {
@@ -48,6 +56,7 @@ pub(crate) async fn cmd_chat(ctx: &mut CommandContext, args: &ChatArgs) -> CliRe
         input: Some(stdin_lines()),
         deliver: true,
         started: format!("Chatting in {}: each line is sent; Ctrl-D to end.", rooms::label(&room)),
+        view_after: if args.replay { None } else { Some(before) },
     };
     follow(ctx, following, None).await
 }

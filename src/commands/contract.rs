@@ -78,9 +78,9 @@ fn entries() -> Vec<Entry> {
         entry::<events::EventRecord>("messages --all, sync", "also `cursor` when sync or chat prints it"),
         entry::<crate::stream::InviteRecord>("sync", "also `cursor` when sync or chat prints it"),
         entry::<crate::stream::ToDeviceRecord>("sync", "also `cursor` when sync or chat prints it"),
-        entry::<crate::stream::LateDecryptionRecord>(
-            "sync --follow",
-            "an event that decrypted once its key arrived; also `cursor` when sync or chat prints it",
+        entry::<crate::gapfill::GapRecord>(
+            "sync",
+            "a room's gap that one sync did not fetch (past its budget, or the server failed); also `cursor`",
         ),
         entry::<crate::stream::RotationSeenRecord>("sync --follow", "also `cursor` when sync or chat prints it"),
         entry::<crate::stream::SyncSummary>("sync", "a closing summary"),

@@ -19,12 +19,26 @@ use crate::stream::{SyncSummary, Watcher};
 /// until interrupted; Ctrl-C (or SIGTERM) exits 0, between syncs, so the
 /// store never holds half of one.
 ///
-/// Each record is delivered once: what any command's sync received is kept
-/// (encrypted) in the profile until a `sync` prints it, in order, whatever
-/// else ran (`chat` only shows its room's). Under --json every record
-/// carries a `cursor`; a script that stopped reading early (`| head`) or
-/// crashed resumes with --after-cursor, which prints again what came after
-/// that record (the last 10,000 records or 7 days are kept).
+/// Each event is delivered once, in order: what any command's sync received
+/// is kept (encrypted) in the profile until a `sync` prints it, whatever
+/// else ran (`chat` only shows its room's). One `sync` (or `sync --follow`)
+/// delivers a profile's records at a time; a second is refused (exit 2).
+/// Under --json every record carries a `cursor`; a reader that stopped
+/// early (`| head`) or crashed resumes with --after-cursor, which prints
+/// again what came after that record (the last 10,000 records or 7 days
+/// are kept); a closed stdout names the cursor on stderr, in both modes.
+///
+/// No event is skipped when more arrived than one sync response holds (50
+/// per room): the gap is fetched with /messages, back to the last event
+/// delivered, and delivered before what came after it. Past 1,000 events
+/// (RATCHET_GAP_LIMIT) or 30 s per gap, a `gap` record says so and names
+/// the command that fetches the rest (--fill-gap). The first sync after
+/// login starts the stream with each room's last 50 events.
+///
+/// An event that cannot be decrypted is delivered as `utd` and retried by
+/// every later command that syncs when keys come (a room key, a forward, a
+/// backup restore, its sender's device keys): once it decrypts, it is
+/// delivered as a `message` whose `replaces` names the `utd`'s cursor.
 ///
 /// A follower holds the profile only for each short sync, so every other
 /// command on the same profile (send, rotate, unwedge, messages…) runs
@@ -38,19 +52,19 @@ use crate::stream::{SyncSummary, Watcher};
 /// undecryptable in the same sync (R13). Each step is a `recovery` record.
 /// --no-recover leaves it to matrix-sdk, which (0.18) never sends the m.dummy.
 ///
-/// With --follow it also reports, across syncs: events that could not be
-/// decrypted on arrival and decrypt once their key comes (late_decryption,
-/// with how long that took), and senders moving to a new Megolm session
+/// With --follow it also reports senders moving to a new Megolm session
 /// (rotation_seen).
 ///
 /// Record types under --json: message, utd, event, invite, left, to_device,
-/// recovery, late_decryption, rotation_seen, and a closing sync summary.
+/// recovery, gap, rotation_seen, identity_reset, inbox_gap, and a closing
+/// sync summary.
 ///
 /// Examples:
 ///
 ///   ratchet sync
 ///   ratchet --json sync --follow | jq -c 'select(.type == "utd")'
 ///   ratchet --json sync --after-cursor "$(cat last-cursor)"
+///   ratchet sync --fill-gap 3
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub(crate) struct SyncArgs {
@@ -64,14 +78,23 @@ pub(crate) struct SyncArgs {
     no_recover: bool,
 
     /// First print again, in order, what was delivered after the record
-    /// with this cursor (the `cursor` field of a JSON record): how a
-    /// script that stopped reading early, or crashed, resumes
+    /// with this cursor (the `cursor` field of a JSON record, or the one a
+    /// closed stdout names on stderr): how a reader that stopped early, or
+    /// crashed, resumes
     #[arg(long, value_name = "CURSOR")]
     after_cursor: Option<String>,
+
+    /// Fetch the rest of a gap in a room's timeline that a sync stopped
+    /// short of (the `gap` number of a `gap` record), then sync as usual;
+    /// its events are printed with the rest
+    #[arg(long, value_name = "GAP", conflicts_with = "follow")]
+    fill_gap: Option<i64>,
 }
 
 #[instrument(skip_all)]
 pub(crate) async fn cmd_sync(ctx: &mut CommandContext, args: &SyncArgs) -> CliResult {
+    // One delivering process per profile: never two splitting the stream.
+    let _delivery = crate::profile::lock::acquire_delivery(&ctx.profile.paths().dir.join("deliver.lock"))?;
     let client = ctx.client().await?;
     // A cursor that cannot be resumed from fails before anything is synced.
     if let Some(cursor) = &args.after_cursor {
@@ -84,12 +107,16 @@ pub(crate) async fn cmd_sync(ctx: &mut CommandContext, args: &SyncArgs) -> CliRe
             input: None,
             deliver: true,
             started: "Following; Ctrl-C to stop.".into(),
+            view_after: None,
         };
         return follow(ctx, how, args.after_cursor.as_deref()).await;
     }
     let mut summary = SyncSummary::default();
     if let Some(cursor) = &args.after_cursor {
         redeliver(ctx, cursor, &mut summary)?;
+    }
+    if let Some(gap) = args.fill_gap {
+        crate::gapfill::fill_rest(&client, &ctx.out, ctx.state()?, gap).await?;
     }
     let mut ledger = ctx.olm_ledger()?;
     let mut watcher = Watcher::default();

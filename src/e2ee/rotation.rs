@@ -159,6 +159,12 @@ pub(crate) enum Rotation {
     Invalidated,
     /// The SDK rotated it because someone it was shared with left the room.
     MemberLeft,
+    /// matrix-sdk reloaded the room's full member list before this send (it
+    /// is marked incomplete after a sync whose timeline was `limited`, and
+    /// in a room whose members were never loaded) and, since 0.17 (MSC4268),
+    /// discards the room key after every such reload, as a precaution
+    /// against a join and leave it may have missed.
+    MemberListReload,
     /// The SDK rotated it for a reason of its own (device deleted or
     /// blacklisted, history visibility changed).
     Sdk,
@@ -177,6 +183,7 @@ impl Rotation {
             Rotation::SettingsChanged => "settings_changed",
             Rotation::Invalidated => "invalidated",
             Rotation::MemberLeft => "member_left",
+            Rotation::MemberListReload => "member_list_reload",
             Rotation::Sdk => "sdk",
             Rotation::RecordDamaged => "record_damaged",
         }

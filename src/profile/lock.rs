@@ -132,3 +132,41 @@ fn holder(file: &mut File) -> Option<(u32, u64)> {
     let turn = words.next().and_then(|t| t.parse().ok()).unwrap_or(0);
     Some((pid, turn))
 }
+
+/// The one process per profile that delivers `sync`'s records: `sync` and
+/// `sync --follow` hold an exclusive `flock` on `<profile>/deliver.lock`
+/// for their whole run, so two of them never split the stream between
+/// them (issue 28). `chat` is a view and `agent` delivers nothing: neither
+/// takes it. The OS releases it when the process exits, however it exits.
+#[derive(Debug)]
+pub(crate) struct DeliveryLock {
+    _file: File,
+}
+
+/// Takes the delivery lock, or refuses (exit 2) naming the process that
+/// holds it: waiting would be forever, as a follower never gives it back.
+pub(crate) fn acquire_delivery(path: &Path) -> Result<DeliveryLock, CliError> {
+    let mut file = open(path)?;
+    match file.try_lock() {
+        Ok(()) => {
+            file.set_len(0)
+                .and_then(|()| file.rewind())
+                .and_then(|()| write!(file, "{}", std::process::id()))
+                .and_then(|()| file.flush())
+                .map_err(|e| CliError::failed("could not record this process in the delivery lock").with_source(e))?;
+            Ok(DeliveryLock { _file: file })
+        }
+        Err(TryLockError::WouldBlock) => {
+            let pid = holder(&mut file).map(|(p, _)| p.to_string()).unwrap_or_else(|| "?".into());
+            Err(CliError::usage(format!(
+                "another `ratchet sync` (pid {pid}) is delivering this profile's records; a second one would split \
+                 them"
+            ))
+            .with_hint(format!(
+                "stop it first (Ctrl-C in its terminal, or kill -TERM {pid}); `chat ROOM` shows a room's events \
+                 without taking them"
+            )))
+        }
+        Err(TryLockError::Error(e)) => Err(CliError::failed("could not lock the profile's delivery").with_source(e)),
+    }
+}

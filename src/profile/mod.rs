@@ -17,7 +17,6 @@
 //! `commands` update, kept in the state database.
 
 pub(crate) mod files;
-pub(crate) mod legacy;
 pub(crate) mod lock;
 pub(crate) mod megolm_ledger;
 pub(crate) mod olm_ledger;
@@ -297,7 +296,7 @@ impl Profile {
         }
         // The files of the layout before the state database, if a profile
         // was never opened since.
-        for name in legacy::FILES {
+        for name in state::LEGACY_FILES {
             let file = paths.dir.join(name);
             if file.exists() {
                 fs::remove_file(&file).map_err(|source| io(&file, source))?;

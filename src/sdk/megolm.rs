@@ -379,6 +379,9 @@ pub(crate) async fn before_send(
     } else if reuse {
         return Ok(Prepared { before, planned: decision.planned, started_ms, unreachable: Vec::new() });
     }
+    // matrix-sdk discards the room key after a full member-list reload,
+    // which the share below does when the list is marked incomplete.
+    let reload = before.is_some() && !room.are_members_synced();
     let mut unreachable = preshare(room).await?.unreachable;
     let mut planned = decision.planned;
     if planned.is_none() {
@@ -394,6 +397,9 @@ pub(crate) async fn before_send(
                 planned = Some(reason);
             }
         }
+    }
+    if planned.is_none() && reload {
+        planned = Some(Rotation::MemberListReload);
     }
     Ok(Prepared { before, planned, started_ms, unreachable })
 }

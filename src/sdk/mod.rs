@@ -94,9 +94,33 @@ pub(crate) fn more_to_device(response: &matrix_sdk::sync::SyncResponse) -> bool 
     !response.to_device.is_empty()
 }
 
-/// One incremental sync that returns at once (never long-polls).
+/// One incremental sync that returns at once (never long-polls), with
+/// ratchet's filter ([`sync_filter`]).
 pub(crate) async fn sync_now(client: &Client) -> CliResult<matrix_sdk::sync::SyncResponse> {
-    Ok(client.sync_once(matrix_sdk::config::SyncSettings::default().timeout(std::time::Duration::ZERO)).await?)
+    let settings = matrix_sdk::config::SyncSettings::default()
+        .timeout(std::time::Duration::ZERO)
+        .filter(matrix_sdk::ruma::api::client::sync::sync_events::v3::Filter::FilterDefinition(sync_filter()));
+    Ok(client.sync_once(settings).await?)
+}
+
+/// ratchet's sync filter, sent inline with every sync: members
+/// lazy-loaded (the senders of the timeline's events come with it; the
+/// full list is loaded before a room key is shared), and a timeline of
+/// [`crate::gapfill::TIMELINE_LIMIT`] events per room. A timeline that
+/// still comes back `limited` is filled (`gapfill`).
+fn sync_filter() -> matrix_sdk::ruma::api::client::filter::FilterDefinition {
+    use matrix_sdk::ruma::api::client::filter::{FilterDefinition, LazyLoadOptions, RoomEventFilter, RoomFilter};
+    let mut timeline = RoomEventFilter::default();
+    timeline.limit = Some(matrix_sdk::ruma::UInt::from(crate::gapfill::TIMELINE_LIMIT));
+    timeline.lazy_load_options = LazyLoadOptions::Enabled { include_redundant_members: false };
+    let mut state = RoomEventFilter::default();
+    state.lazy_load_options = LazyLoadOptions::Enabled { include_redundant_members: false };
+    let mut room = RoomFilter::default();
+    room.timeline = timeline;
+    room.state = state;
+    let mut filter = FilterDefinition::default();
+    filter.room = room;
+    filter
 }
 
 /// Waits until the server has something new after `since`, or `timeout`

@@ -21,10 +21,12 @@ use matrix_sdk_store_encryption::StoreCipher;
 use rusqlite::{params, Transaction};
 use serde::Deserialize;
 
-use super::megolm_ledger::MegolmLedger;
-use super::olm_ledger::OlmLedger;
-use super::state::{seal, JournalEntry, OlmFailure, Position};
+use super::journal::{JournalEntry, Position};
+use super::records::OlmFailure;
+use super::sealed::seal;
 use crate::error::{CliError, CliResult};
+use crate::profile::megolm_ledger::MegolmLedger;
+use crate::profile::olm_ledger::OlmLedger;
 use crate::ui::output::Captured;
 
 /// The old files, by name.
