@@ -261,6 +261,23 @@ impl CommandContext {
         }
     }
 
+    /// After room keys came by another way than a sync (a backup restore,
+    /// a key import, recovery): the undecryptable events kept for `sync`
+    /// are retried now, so that the next `sync` delivers them decrypted
+    /// (each naming the `utd` it replaces). Best effort: a failure leaves
+    /// them for the next command that syncs.
+    pub(crate) async fn retry_undecryptable(&self, client: &Client) {
+        let Ok(db) = self.state() else { return };
+        match crate::stream::retry_utds(client, &self.out, db, false).await {
+            Ok(0) => {}
+            Ok(n) => self.out.status(format!(
+                "{n} event(s) kept undecryptable decrypt now; the next `{}` delivers them",
+                crate::ui::hint::ratchet("sync")
+            )),
+            Err(e) => tracing::debug!(error = %e.message, "retrying undecryptable events failed"),
+        }
+    }
+
     /// What keeps a sync's events for the next `sync`, for loops that sync
     /// by themselves.
     pub(crate) fn keeper(&self) -> Keeper<'_> {

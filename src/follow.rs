@@ -76,7 +76,7 @@ pub(crate) async fn follow(ctx: &mut CommandContext, mut how: Following, after_c
         match room.as_deref() {
             _ if !printing => Ok(()),
             Some(room) => view(ctx, room, &mut shown),
-            None => deliver(ctx, &mut SyncSummary::default()),
+            None => deliver(ctx, &mut SyncSummary::default()).map(|_| ()),
         }
     };
     show(ctx)?;
@@ -256,7 +256,9 @@ const CHUNK: usize = 32;
 /// for the next `sync`; what it was written but did not read, it gets
 /// back with `--after-cursor`. The `inbox_gap` record comes first when
 /// undelivered records had to go.
-pub(crate) fn deliver(ctx: &CommandContext, summary: &mut SyncSummary) -> CliResult {
+///
+/// Returns the sequence number of the first record it wrote, if any.
+pub(crate) fn deliver(ctx: &CommandContext, summary: &mut SyncSummary) -> CliResult<Option<i64>> {
     let db = ctx.state()?;
     let dropped = db.dropped()?;
     if dropped > 0 {
@@ -268,7 +270,7 @@ pub(crate) fn deliver(ctx: &CommandContext, summary: &mut SyncSummary) -> CliRes
     let mut first_written = None;
     loop {
         let chunk = db.pending(CHUNK)?;
-        let (Some(first), Some(last)) = (chunk.first(), chunk.last()) else { return Ok(()) };
+        let (Some(first), Some(last)) = (chunk.first(), chunk.last()) else { return Ok(first_written) };
         for (i, kept) in chunk.iter().enumerate() {
             if let Err(e) = ctx.out.replay(&kept.record, &db.cursor(kept.seq)) {
                 if i > 0 {

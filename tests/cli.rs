@@ -26,6 +26,7 @@ mod rotation;
 mod send;
 mod snapshots;
 mod state;
+mod stream;
 mod sync;
 mod terminal;
 mod trust;

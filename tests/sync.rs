@@ -155,7 +155,7 @@ impl Follower {
 }
 
 #[test]
-fn follow_reports_late_decryptions_and_rotations() {
+fn follow_delivers_late_decryptions_and_reports_rotations() {
     use crate::common::peer::NioPeer;
     let env = TestEnv::new();
     let (alice, bob, nina) = (register("alice"), register("bob"), register("nina"));
@@ -172,9 +172,10 @@ fn follow_reports_late_decryptions_and_rotations() {
     let event_id = sent.records("sent")[0]["event_id"].clone();
     let utd = follower.wait_for("utd", |v| v["type"] == "utd" && v["event_id"] == event_id);
     assert_eq!(utd["reason"], "missing_megolm_session");
-    let late = follower.wait_for("late_decryption", |v| v["type"] == "late_decryption");
-    assert_eq!(late["event_id"], event_id);
+    // Issue 28: once its key comes, the full message, naming the utd.
+    let late = follower.wait_for("the late message", |v| v["type"] == "message" && v["event_id"] == event_id);
     assert_eq!(late["body"], "the key comes later");
+    assert_eq!(late["replaces"], utd["cursor"], "{late}");
     assert!(late["waited_ms"].as_u64().unwrap() >= 1000, "{late}");
 
     // A rotation by alice, seen from bob's side.

@@ -144,6 +144,17 @@ pub(crate) async fn cmd_sync(ctx: &mut CommandContext, args: &SyncArgs) -> CliRe
     }
     // What other commands received comes first: the records are delivered
     // in the order they were kept.
-    deliver(ctx, &mut summary)?;
+    let first = deliver(ctx, &mut summary)?;
+    // A human reader in a pipe may stop early without closing it (`| {
+    // head -1; sleep 2; }`), which ratchet cannot see: say where this
+    // delivery began, so what it printed can be printed again. (Under
+    // --json every record carries its cursor.)
+    if let Some(first) = first.filter(|_| !ctx.out.is_json() && !std::io::IsTerminal::is_terminal(&std::io::stdout())) {
+        let from = ctx.state()?.cursor(first - 1);
+        ctx.out.status(format!(
+            "delivered after cursor {from}; `{}` prints them again",
+            crate::ui::hint::ratchet("sync").arg("--after-cursor").arg(&from)
+        ));
+    }
     ctx.out.data(&summary)
 }

@@ -132,6 +132,25 @@ impl TestEnv {
         self.run_with(self.command(profile, args), None)
     }
 
+    /// A command line ratchet suggested (`ratchet …`), pasted into bash as
+    /// it was printed, with this environment (and `ratchet` on the PATH).
+    pub fn paste(&self, line: &str) -> Run {
+        assert!(line.starts_with("ratchet "), "a suggested command starts with ratchet: {line}");
+        let bin_dir = Path::new(env!("CARGO_BIN_EXE_ratchet")).parent().expect("bin dir").to_owned();
+        let mut cmd = self.command("", &[]);
+        cmd.env_remove("RATCHET_PROFILE");
+        let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
+        let mut bash = Command::new("bash");
+        bash.args(["--norc", "--noprofile", "-c", line]).env_clear();
+        for (k, v) in cmd.get_envs() {
+            if let (Some(k), Some(v)) = (k.to_str(), v) {
+                bash.env(k, v);
+            }
+        }
+        bash.env("PATH", path);
+        self.run_with(bash, None)
+    }
+
     pub fn run_stdin(&self, profile: &str, args: &[&str], stdin: &[u8]) -> Run {
         self.run_with(self.command(profile, args), Some(stdin))
     }

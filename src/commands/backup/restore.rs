@@ -63,5 +63,6 @@ pub(crate) async fn cmd_restore(ctx: &mut CommandContext, args: &RestoreArgs) ->
     };
     let ids: Vec<&RoomId> = rooms.iter().map(|r| r.as_ref()).collect();
     let imported = sdk::backup::restore(&client, &ids).await?;
+    ctx.retry_undecryptable(&client).await;
     ctx.out.data(&RestoredRecord { backup_version: version, rooms: rooms.len(), imported })
 }

@@ -61,6 +61,7 @@ pub(crate) async fn cmd_import(ctx: &mut CommandContext, args: &ImportArgs) -> C
     if let Some(bar) = progress {
         bar.finish_and_clear();
     }
+    ctx.retry_undecryptable(&client).await;
     ctx.out.data(&ImportedRecord {
         file: args.file.display().to_string(),
         imported: result.imported_count,

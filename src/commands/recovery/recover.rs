@@ -57,6 +57,9 @@ pub(crate) async fn cmd_recover(ctx: &mut CommandContext, args: &RecoverArgs) ->
     if let Err(e) = ctx.upload_backup(&client).await {
         ctx.out.warn(format!("room keys not uploaded to the backup yet: {}", e.message));
     }
+    // Keys (and trust) that came with recovery may open events kept
+    // undecryptable.
+    ctx.retry_undecryptable(&client).await;
     let status = super::status_of(&client).await?;
     let cross_signed = status.cross_signed;
     ctx.out.data(&status)?;
