@@ -1136,8 +1136,54 @@ class Bench:
 
     # ---------------------------------------------------------------- report
 
+    # ---------------------------------------------------------------- 8
+
+    def gap_fill(self) -> None:
+        """A `sync` that fills a gap of n events (more than one sync
+        response holds: 50 per room) against `messages --limit n` reading the
+        same n events, the same reader, alternated. Both decrypt the n
+        messages; the sync also keeps each record in its state database."""
+        a = self.args
+        n = a.gap
+        log(f"8. a sync that fills a {n}-event gap vs messages fetching {n}")
+        sync_name, msgs_name = "ratchet sync (fills the gap)", "ratchet messages"
+        res = Result("gap_fill", f"A sync that fills a {n}-event gap vs `messages --limit {n}`", "s")
+        sender = self.senders("gapsend", [self.ratchet])["ratchet"]
+        reader = self.account("gapread")
+        self.ratchet.json(self.bob, "room", "invite", sender.room, reader.user_id)
+        self.join(reader, sender.room)
+        self.ratchet.login(reader, "gap-reader")
+        run(self.ratchet.base(reader) + ["sync"])
+        base = self.ratchet.base(reader)[:-1] + ["--json"]
+        for r in range(a.runs):
+            lines = [f"gap {r} {i}" for i in range(n)]
+            run(self.ratchet.bulk(sender, sender.room), stdin=("\n".join(lines) + "\n").encode())
+            order = [sync_name, msgs_name] if r % 2 == 0 else [msgs_name, sync_name]
+            for who in order:
+                argv = base + (["sync"] if who == sync_name else ["messages", sender.room, "--limit", str(n)])
+                t0 = time.perf_counter()
+                p = subprocess.run(argv, capture_output=True)
+                res.add(who, time.perf_counter() - t0)
+                if p.returncode != 0:
+                    raise BenchError(f"{who} exited {p.returncode}: {p.stderr.decode(errors='replace')[-800:]}")
+                got = [json.loads(x).get("body") for x in p.stdout.decode().splitlines()]
+                got = [b for b in got if isinstance(b, str) and b.startswith(f"gap {r} ")]
+                self.check(got == lines, f"gap_fill: {who} gave {len(got)}/{n} messages of round {r} in order")
+        ratio = res.median(sync_name) / res.median(msgs_name)
+        res.notes.append(f"the sync took {ratio:.2f}× the time of `messages` for the same {n} events")
+        self.results.append(res)
+
     def run_all(self) -> None:
-        steps = (self.one_shot, self.footprint, self.bulk, self.invocations, self.key_sharing, self.growth, self.large_account)
+        steps = (
+            self.one_shot,
+            self.footprint,
+            self.bulk,
+            self.invocations,
+            self.key_sharing,
+            self.growth,
+            self.large_account,
+            self.gap_fill,
+        )
         for step in steps:
             if self.args.only and step.__name__ not in self.args.only:
                 continue
@@ -1330,6 +1376,7 @@ def main() -> int:
     p.add_argument("--runs", type=int, default=5, help="runs per contender for the long scenarios (2, 3, 4)")
     p.add_argument("--quick-runs", type=int, default=11, help="runs per contender for the short ones (1, 5, 6)")
     p.add_argument("--bulk", type=int, default=1000)
+    p.add_argument("--gap", type=int, default=300, help="gap fill: events between the reader's two syncs")
     p.add_argument("--invocations", type=int, default=100)
     p.add_argument("--share-users", type=int, default=50)
     p.add_argument("--grow-messages", type=int, default=10_000)
@@ -1357,6 +1404,7 @@ def main() -> int:
     if a.smoke:
         a.runs, a.quick_runs, a.bulk, a.invocations, a.share_users, a.grow_messages, a.grow_sessions = 1, 1, 20, 3, 3, 120, 5
         a.large_rooms, a.large_members = [2, 4], 3
+        a.gap = 80
     started = datetime.datetime.now(datetime.timezone.utc)
     t0 = time.perf_counter()
     b = Bench(a)

@@ -423,6 +423,9 @@ impl Keeper<'_> {
         if let Err(e) = crate::stream::retry_utds(client, self.out, db, !news).await {
             tracing::debug!(error = %e.message, "retrying undecryptable events failed");
         }
+        if let Err(e) = crate::stream::watch_own_identity(client, self.out, db).await {
+            tracing::debug!(error = %e.message, "could not compare our own identity with the last one seen");
+        }
         Ok(())
     }
 }

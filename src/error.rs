@@ -347,22 +347,3 @@ impl From<matrix_sdk::encryption::CryptoStoreError> for CliError {
         CliError::failed("the crypto store failed").with_source(err)
     }
 }
-
-impl From<crate::profile::ProfileError> for CliError {
-    fn from(err: crate::profile::ProfileError) -> Self {
-        use crate::profile::ProfileError as P;
-        match err {
-            P::Missing(ref dir) => CliError::auth(format!("not logged in (no session in {})", dir.display()))
-                .with_hint(format!(
-                    "run `{}` first",
-                    crate::ui::hint::ratchet("login --homeserver https://HOMESERVER --user USER")
-                )),
-            P::Corrupt { .. } => CliError::auth(err.to_string()).with_hint(format!(
-                "run `{}` and `{}` to start this profile afresh",
-                crate::ui::hint::ratchet("logout"),
-                crate::ui::hint::ratchet("login")
-            )),
-            P::Io { .. } => CliError::failed(err.to_string()),
-        }
-    }
-}

@@ -12,6 +12,7 @@ mod error;
 mod events;
 mod follow;
 mod gapfill;
+mod global;
 mod ids;
 mod process;
 mod profile;

@@ -4,9 +4,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::cli::GlobalArgs;
 use crate::e2ee::trust::Isolation;
 use crate::error::CliError;
+use crate::global::GlobalArgs;
 use crate::profile::session::Secret;
 
 #[derive(Debug, Clone)]

@@ -431,6 +431,69 @@ pub(crate) fn pending_utd(room_id: &str, r: &crate::events::UtdRecord, event: Op
     })
 }
 
+/// Your own cross-signing identity was replaced elsewhere (Element's "reset
+/// cryptographic identity", `recovery reset` on another device): this
+/// device is no longer verified, and says how to be again.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(crate) struct IdentityResetRecord {
+    pub(crate) user_id: String,
+    /// The master key this device knew, and the new one (base64).
+    pub(crate) old_master_key: String,
+    pub(crate) new_master_key: String,
+    /// Whether the new identity signs this device (false until it is
+    /// verified again).
+    pub(crate) this_device_cross_signed: bool,
+    /// Commands that verify this device again, to paste.
+    pub(crate) fixes: Vec<String>,
+}
+
+impl Record for IdentityResetRecord {
+    const TYPE: &'static str = "identity_reset";
+    fn human(&self) -> String {
+        format!(
+            "your cryptographic identity was reset on another device (master key {} -> {}): this device is {}. \
+             To verify it again: `{}` with the new recovery key, or `{}` and verify from the other device",
+            crate::events::short(&self.old_master_key),
+            crate::events::short(&self.new_master_key),
+            if self.this_device_cross_signed { "signed by it" } else { "no longer verified" },
+            self.fixes.first().map(String::as_str).unwrap_or_default(),
+            self.fixes.get(1).map(String::as_str).unwrap_or_default(),
+        )
+    }
+}
+
+/// After a sync: whether our own identity changed since the last one this
+/// profile saw (the store only, no request); a change is kept as an
+/// `identity_reset` record for `sync`. The first identity seen is only
+/// remembered, and so is a new one that signs this device (made here by
+/// `recovery reset` or `identity --create`, or recovered already).
+pub(crate) async fn watch_own_identity(client: &Client, out: &Output, db: &StateDb) -> CliResult<()> {
+    let (Some(now), signed) = crate::sdk::trust::own_master_key(client).await? else { return Ok(()) };
+    let before = match db.ledger::<String>("own_master_key")? {
+        crate::profile::state::Loaded::Present(key, _) => Some(key),
+        _ => None,
+    };
+    if before.as_deref() == Some(now.as_str()) {
+        return Ok(());
+    }
+    if let Some(old) = before.filter(|_| !signed) {
+        let keep = out.capturing();
+        keep.data(&IdentityResetRecord {
+            user_id: client.user_id().map(|u| u.to_string()).unwrap_or_default(),
+            old_master_key: old,
+            new_master_key: now.clone(),
+            this_device_cross_signed: signed,
+            fixes: vec![
+                crate::ui::hint::ratchet("recovery recover").to_string(),
+                crate::ui::hint::ratchet("verify --accept").to_string(),
+            ],
+        })?;
+        db.append(&keep.take_captured())?;
+    }
+    let plain = serde_json::to_vec(&now).map_err(|e| crate::error::CliError::internal("serialise").with_source(e))?;
+    db.save_ledger("own_master_key", &plain)
+}
+
 /// Undecryptable events retried at most per attempt (the newest).
 const RETRY_AT_MOST: usize = 500;
 

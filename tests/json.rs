@@ -138,6 +138,9 @@ records! {
         step: S, user_id: S, device_id: O<S>, session_id: O<S>, room_id: O<S>, created_by: O<S>,
         wait_ms: O<u64>, request_id: O<S>, message: O<S>, cursor: O<S>,
     }
+    "identity_reset" => IdentityReset {
+        user_id: S, old_master_key: S, new_master_key: S, this_device_cross_signed: bool, fixes: Vec<S>, cursor: O<S>,
+    }
     "gap" => Gap {
         room_id: S, gap: i64, fetched: u64, after_event_id: O<S>, reason: S, command: S, cursor: O<S>,
     }
@@ -313,7 +316,7 @@ fn every_command_s_json_matches_the_documented_records() {
     // Produced by `sync --follow` and a fill past its budget (tests/sync.rs
     // and tests/stream.rs check their content), and by undelivered records
     // past 50,000 (unit-tested in profile::state).
-    let follow_only = ["gap", "rotation_seen", "inbox_gap"];
+    let follow_only = ["gap", "identity_reset", "rotation_seen", "inbox_gap"];
     let missing: Vec<&&str> = ALL_TYPES.iter().filter(|t| !seen.contains(**t) && !follow_only.contains(t)).collect();
     assert!(missing.is_empty(), "record types never produced here: {missing:?}");
 }

@@ -324,3 +324,52 @@ fn a_key_imported_by_another_process_turns_the_utd_into_a_message() {
     assert_eq!(messages[0]["replaces"], utd["cursor"]);
     assert_eq!(messages[0]["message_index"], second[0]["message_index"]);
 }
+
+/// Issue 28, item 7: your own identity reset on another device (as
+/// Element's "reset cryptographic identity") is said by `sync` as a record
+/// and a human line, with a fix that works when pasted: `recovery recover`
+/// with the new recovery key, typed at its prompt, signs this device again.
+#[test]
+fn an_identity_reset_elsewhere_is_said_with_a_fix_that_works() {
+    let env = TestEnv::new();
+    let alice = register("alice");
+    env.login("alice", &alice);
+    env.run("alice", &["sync"]).success();
+    let master = |profile: &str| {
+        env.run(profile, &["--json", "identity"]).success().records("identity").remove(0)["master_key"].clone()
+    };
+    let before = master("alice");
+    // Another device of alice's resets the identity and makes a new key.
+    env.login("alice2", &alice);
+    let password = format!("{}\n", alice.password);
+    env.run_stdin("alice2", &["recovery", "reset", "--yes", "--password-stdin"], password.as_bytes()).success();
+    let enabled = env.run("alice2", &["--json", "recovery", "enable"]).success();
+    let key = enabled.records("recovery_key")[0]["recovery_key"].as_str().unwrap().to_owned();
+    let after = master("alice2");
+    assert_ne!(after, before);
+    let here = env.run("alice2", &["--json", "sync"]).success();
+    assert!(here.records("identity_reset").is_empty(), "not on the device that made it: {}", here.stdout);
+
+    let mut said = None;
+    for _ in 0..3 {
+        let run = env.run("alice", &["--json", "sync"]).success();
+        if let Some(r) = run.records("identity_reset").pop() {
+            said = Some(r);
+            break;
+        }
+    }
+    let said = said.expect("sync says the identity was reset");
+    assert_eq!(said["old_master_key"], before);
+    assert_eq!(said["new_master_key"], after);
+    assert_eq!(said["this_device_cross_signed"], false, "{said}");
+    assert!(env.run("alice", &["--json", "sync"]).success().records("identity_reset").is_empty(), "said once");
+    // The fix, pasted into a terminal, the new key typed at its prompt.
+    let fix = said["fixes"][0].as_str().unwrap();
+    let words: Vec<&str> = fix.split_whitespace().skip(1).collect();
+    assert!(words.contains(&"recover"), "{fix}");
+    let (code, screen) = crate::common::run_in_pty_typing(&env, "alice", &words, &[("Recovery key: ", &key)]);
+    assert_eq!(code, 0, "{screen}");
+    let identity = env.run("alice", &["--json", "identity"]).success().records("identity").remove(0);
+    assert_eq!(identity["master_key"], after);
+    assert_eq!(identity["this_device_cross_signed"], true, "{identity}");
+}

@@ -6,8 +6,11 @@
 # in only now. No one re-encrypts for a new device, so the message stays
 # undecryptable there, as complement-crypto asserts. `doctor` says why
 # (`sent_before_this_device`), and its fix works: bob verifies the new
-# device from his first one, which got the key while invited, and the key
-# request that `doctor` names is answered by it.
+# device from his first one, which got the key while invited. Once
+# verified, the new device's next retry of the event (ratchet retries kept
+# undecryptable events when to-device events come, issue 28) makes
+# matrix-sdk request the key from bob's devices, and the first one answers:
+# no `keys request` by hand is needed any more.
 source "$(dirname "$0")/lib.sh"
 
 login alice "$(register alice)"
@@ -25,10 +28,8 @@ check "the new device cannot decrypt it (complement-crypto's expected failure)" 
 check "doctor: sent before this device" "$( (r bob2 doctor "$ROOM" || true) | q '[d["cause"] for d in rs if d["type"]=="diagnosis"]')" "['sent_before_this_device']"
 check "bob's first device, invited at the time, reads it" "$(text_of bob "$id")" "Alice should re-encrypt this message for bob's new device"
 
-step "doctor's fix: a key request, answered by bob's first device once it trusts the new one"
+step "doctor's fix: verify the new device; its key request is answered by bob's first device"
 verify_own bob2 bob "$bob2_DEVICE"
-fix="$( (r bob2 doctor "$ROOM" || true) | q '[f for d in rs if d["type"]=="diagnosis" for f in d["fix"] if "keys request" in f][0]')"
-run_fix "$fix" >/dev/null
-r bob sync >/dev/null
-r bob2 sync >/dev/null
+{ r bob2 sync; r bob sync >/dev/null; r bob2 sync; } >"$work/bob2.sync"
 check "the new device decrypts it now" "$(text_of bob2 "$id")" "Alice should re-encrypt this message for bob's new device"
+check "its sync delivers it decrypted (the utd kept undelivered became the message)" "$(q '[(m["type"], m.get("body")) for m in rs if m.get("event_id")=="'"$id"'"]' <"$work/bob2.sync")" "[('message', \"Alice should re-encrypt this message for bob's new device\")]"

@@ -82,6 +82,10 @@ fn entries() -> Vec<Entry> {
             "sync",
             "a room's gap that one sync did not fetch (past its budget, or the server failed); also `cursor`",
         ),
+        entry::<crate::stream::IdentityResetRecord>(
+            "sync",
+            "your identity was reset on another device; `fixes` verify this device again; also `cursor`",
+        ),
         entry::<crate::stream::RotationSeenRecord>("sync --follow", "also `cursor` when sync or chat prints it"),
         entry::<crate::stream::SyncSummary>("sync", "a closing summary"),
         entry::<crate::ui::output::StatusRecord>("any, on **stderr**", "under `--json`; silenced by `-q`"),

@@ -93,9 +93,9 @@ pub(crate) struct SyncArgs {
 
 #[instrument(skip_all)]
 pub(crate) async fn cmd_sync(ctx: &mut CommandContext, args: &SyncArgs) -> CliResult {
+    let client = ctx.client().await?;
     // One delivering process per profile: never two splitting the stream.
     let _delivery = crate::profile::lock::acquire_delivery(&ctx.profile.paths().dir.join("deliver.lock"))?;
-    let client = ctx.client().await?;
     // A cursor that cannot be resumed from fails before anything is synced.
     if let Some(cursor) = &args.after_cursor {
         ctx.state()?.resolve_cursor(cursor)?;

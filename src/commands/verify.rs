@@ -77,7 +77,7 @@ pub(crate) struct VerifyArgs {
     yes: bool,
 
     /// Give up (and cancel) after this many seconds
-    #[arg(long, value_name = "SECS", default_value = "120", value_parser = crate::cli::parse_seconds)]
+    #[arg(long, value_name = "SECS", default_value = "120", value_parser = crate::global::parse_seconds)]
     wait: u64,
 }
 

@@ -380,6 +380,28 @@ impl<T> std::ops::DerefMut for Ledger<T> {
     }
 }
 
+/// A profile's failure as the command's error (the error module knows
+/// nothing of profiles).
+impl From<ProfileError> for crate::error::CliError {
+    fn from(err: ProfileError) -> Self {
+        use crate::error::CliError;
+        use ProfileError as P;
+        match err {
+            P::Missing(ref dir) => CliError::auth(format!("not logged in (no session in {})", dir.display()))
+                .with_hint(format!(
+                    "run `{}` first",
+                    crate::ui::hint::ratchet("login --homeserver https://HOMESERVER --user USER")
+                )),
+            P::Corrupt { .. } => CliError::auth(err.to_string()).with_hint(format!(
+                "run `{}` and `{}` to start this profile afresh",
+                crate::ui::hint::ratchet("logout"),
+                crate::ui::hint::ratchet("login")
+            )),
+            P::Io { .. } => CliError::failed(err.to_string()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::os::unix::fs::PermissionsExt;

@@ -119,6 +119,16 @@ impl Identity {
     }
 }
 
+/// Our own master key as this device's store knows it (no request), and
+/// whether this device is signed by that identity.
+pub(crate) async fn own_master_key(client: &Client) -> CliResult<(Option<String>, bool)> {
+    let own = client.user_id().ok_or_else(|| CliError::internal("no user id"))?.to_owned();
+    let identity = client.encryption().get_user_identity(&own).await?;
+    let key = identity.as_ref().and_then(|i| i.master_key().get_first_key().map(|k| k.to_base64()));
+    let signed = client.encryption().get_own_device().await?.is_some_and(|d| d.is_cross_signed_by_owner());
+    Ok((key, signed))
+}
+
 /// `user`'s identity, after asking the server for it (a keys query).
 pub(crate) async fn identity(client: &Client, user: &UserId) -> CliResult<Identity> {
     let found = client.encryption().request_user_identity(user).await?;
@@ -187,7 +197,7 @@ pub(crate) async fn own_facts(client: &Client) -> CliResult<crate::e2ee::trust::
     let own = client.user_id().ok_or_else(|| CliError::internal("no user id"))?.to_owned();
     let this = client.device_id().map(|d| d.to_owned());
     let identity = client.encryption().request_user_identity(&own).await?.is_some();
-    let secret_storage = super::secrets::storage_exists(client).await?;
+    let secret_storage = client.encryption().secret_storage().is_enabled().await?;
     let devices = client.encryption().get_user_devices(&own).await?;
     let verified_siblings = devices
         .devices()
