@@ -373,3 +373,30 @@ fn an_identity_reset_elsewhere_is_said_with_a_fix_that_works() {
     assert_eq!(identity["master_key"], after);
     assert_eq!(identity["this_device_cross_signed"], true, "{identity}");
 }
+
+/// A kill between keeping a limited sync's records and filling its gap
+/// (`RATCHET_KILL_AT=kept`): the gap is kept with the records, the next
+/// command that syncs fills it, and `sync` delivers every message once, in
+/// order.
+#[test]
+fn a_kill_between_keeping_a_sync_and_filling_its_gap_loses_nothing() {
+    let env = TestEnv::new();
+    let (_alice, _nina, nio, room) = env.alice_and_nio();
+    env.run("alice", &["sync"]).success();
+    let sent = texts("killed", 80);
+    burst(&env, &nio, &room, &sent);
+    let mut killed = env.command("alice", &["--json", "sync"]);
+    killed.env("RATCHET_KILL_AT", "kept");
+    let killed = env.run_with(killed, None);
+    assert_eq!(killed.code, -1, "{}", killed.stderr);
+    // Another command syncs first: it fills the gap left open.
+    env.run("alice", &["room", "list"]).success();
+    let next = env.run("alice", &["--json", "sync"]).success();
+    let mut seen = bodies(&killed.json());
+    seen.extend(bodies(&next.json()));
+    seen.retain(|b| b.starts_with("killed"));
+    assert_eq!(seen, sent, "{}", next.stdout);
+    // A gap number this profile does not have is a usage error.
+    let bad = env.run("alice", &["sync", "--fill-gap", "999"]).code(2);
+    assert!(bad.stderr.contains("no gap 999"), "{}", bad.stderr);
+}
