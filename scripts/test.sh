@@ -19,6 +19,9 @@ step "Test dependencies (Synapse, nio peer, js peer, mitmproxy)"
 ./scripts/setup-js-peer.sh >/dev/null
 ./scripts/setup-mitmproxy.sh >/dev/null
 
+step "Vendored matrix-sdk-crypto: the published crate plus the R7 patch, nothing else"
+./scripts/check-vendor.sh
+
 step "Formatting"
 cargo fmt --all -- --check
 

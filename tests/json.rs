@@ -70,6 +70,7 @@ struct OlmSession {
     created_ms: u64,
     last_used_ms: u64,
     last_received_ms: O<u64>,
+    sdk_last_received_ms: O<u64>,
     created_using_fallback_key: bool,
 }
 

@@ -226,21 +226,30 @@ fn matrix_sdk_alone_sends_no_m_dummy() {
     assert!(at_alice.records("to_device").is_empty(), "{}", at_alice.stdout);
 }
 
-/// R7 against matrix-sdk's choice, made to differ on purpose: alice makes a
-/// newer session with a nio device (unwedge), but nio keeps writing to her
-/// over the older one. R7 says use the one that last received: the older;
-/// matrix-sdk keeps encrypting with the newest created.
+/// R7 applied to what ratchet sends (issue 29), against the libolm peer:
+/// alice's first message opens S1 with the nio device; `unwedge --force`
+/// makes S2 (announced by an m.dummy); nio keeps writing over S1 and then
+/// loses S2 (as a restore from an older backup would). R7 says use the
+/// session that last received: S1. matrix-sdk-crypto 0.18 as published
+/// encrypts with the newest created (S2, which nio no longer has: a wedge);
+/// with ratchet's patch (`patches/matrix-sdk-crypto-r7.diff`) the next room
+/// key goes over S1 and nio decrypts the next message. `olm` shows R7's
+/// choice and the SDK's as the same.
 #[test]
-fn r7_and_the_sdk_choose_differently_when_the_peer_keeps_an_older_session() {
+fn r7_the_next_room_key_goes_over_the_session_that_last_received() {
     let env = TestEnv::new();
     let (alice, nina, nio, room) = env.alice_and_nio();
     env.run("alice", &["send", &room, "opens S1"]).success();
     nio.messages(&env, &room).success();
-    let newer = env.run("alice", &["--json", "unwedge", &nina.user_id, &nio.device_id]).success().records("unwedged");
+    let newer = env
+        .run("alice", &["--json", "unwedge", &nina.user_id, &nio.device_id, "--force"])
+        .success()
+        .records("unwedged");
     let newer = newer[0]["session_id"].as_str().unwrap().to_owned();
-    // The SDK keeps a session's last use in whole seconds, and ratchet
-    // tells which session just received by that time: let a second pass so
-    // the two sessions' times differ (see e2ee::olm::just_received).
+    // nio takes S2 up (the m.dummy), as a peer does.
+    nio.messages(&env, &room).success();
+    // The SDK keeps the times in whole seconds: let a second pass so that
+    // S1's receipt comes after S2's creation.
     std::thread::sleep(std::time::Duration::from_millis(1100));
 
     let dummy = nio.run(&env, &["olm-dummy-oldest", &alice.user_id, &env_device(&env, "alice")]).success();
@@ -251,10 +260,19 @@ fn r7_and_the_sdk_choose_differently_when_the_peer_keeps_an_older_session() {
     let view = olm_view(&env, "alice", &nina, &nio.device_id);
     assert_eq!(view["session_count"], 2, "{view}");
     assert_eq!(view["r7_choice"].as_str(), Some(older.as_str()), "{view}");
-    assert_eq!(view["sdk_choice"].as_str(), Some(newer.as_str()), "{view}");
-    assert_eq!(view["choices_differ"], true);
+    assert_eq!(view["sdk_choice"].as_str(), Some(older.as_str()), "R7 applied: {view}");
+    assert_eq!(view["choices_differ"], false);
     let human = env.run("alice", &["olm", &nina.user_id, &nio.device_id]).success();
-    assert!(human.stdout.contains("R7"), "{}", human.stdout);
+    assert!(human.stdout.contains("sdk uses, R7 choice"), "{}", human.stdout);
+
+    // nio loses S2; alice's next room key must go over S1.
+    let forgot = nio.run(&env, &["olm-forget-newest", &alice.user_id, &env_device(&env, "alice")]).success();
+    assert_eq!(forgot.records("olm_forgot")[0]["session_id"].as_str(), Some(newer.as_str()));
+    env.run("alice", &["rotate", &room]).success();
+    env.run("alice", &["send", &room, "over S1"]).success();
+    let at_nio = nio.messages(&env, &room).success();
+    let got = at_nio.records("message").into_iter().find(|m| m["body"] == "over S1");
+    assert!(got.is_some(), "nio decrypts the message whose key went over S1: {}", at_nio.stdout);
 }
 
 fn env_device(env: &TestEnv, profile: &str) -> String {

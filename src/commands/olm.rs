@@ -19,8 +19,11 @@ use crate::ui::output::Record;
 /// received and decrypted a message, where ratchet saw it), the session
 /// rule R7 says to use (the one that last received and decrypted a message;
 /// one that received nothing counts its creation time), and the session
-/// matrix-sdk will actually encrypt with (the newest created:
-/// matrix-rust-sdk#3356). They are flagged when they differ. The count is
+/// matrix-sdk will actually encrypt with. ratchet carries a patch to
+/// matrix-sdk-crypto 0.18 that makes the SDK choose by R7 too (the
+/// published crate took the newest created: matrix-rust-sdk#3356), so the
+/// two agree; they are flagged when they differ (ratchet's receipts and
+/// the SDK's are kept apart, the SDK's in whole seconds). The count is
 /// shown against R8's cap (keep at least 4 per device).
 ///
 /// Examples:

@@ -18,6 +18,9 @@ pub(crate) struct SessionInfo {
     pub(crate) last_used_ms: u64,
     /// When it last received and decrypted a message, as far as ratchet saw.
     pub(crate) last_received_ms: Option<u64>,
+    /// The same, as matrix-sdk-crypto records it (whole seconds; null: it
+    /// received nothing, or before the patched crate recorded it).
+    pub(crate) sdk_last_received_ms: Option<u64>,
     pub(crate) created_using_fallback_key: bool,
 }
 
@@ -34,13 +37,17 @@ pub(crate) fn r7_choice(sessions: &[SessionInfo]) -> Option<&SessionInfo> {
     sessions.iter().max_by_key(|s| s.r7_time())
 }
 
-/// matrix-sdk 0.18's choice: the most recently *created* session
-/// (`DeviceData::get_most_recent_session`, a stable sort by creation time,
-/// so the last of equals wins). Upstream: matrix-rust-sdk#3356.
+/// The session matrix-sdk-crypto encrypts with, as ratchet builds it
+/// (`DeviceData::get_most_recent_session`, patched for R7: see
+/// `patches/matrix-sdk-crypto-r7.diff`): the one it last received and
+/// decrypted a message over, a session that received nothing counting its
+/// creation time; a stable sort, so of equal times the newest created, and
+/// the last of equals, wins. The published 0.18 took the newest *created*
+/// (matrix-rust-sdk#3356).
 pub(crate) fn sdk_choice(sessions: &[SessionInfo]) -> Option<&SessionInfo> {
-    let mut by_creation: Vec<&SessionInfo> = sessions.iter().collect();
-    by_creation.sort_by_key(|s| s.created_ms);
-    by_creation.last().copied()
+    let mut ordered: Vec<&SessionInfo> = sessions.iter().collect();
+    ordered.sort_by_key(|s| (s.sdk_last_received_ms.unwrap_or(s.created_ms), s.created_ms));
+    ordered.last().copied()
 }
 
 /// The session that just received a message: decryption has just moved its
@@ -77,6 +84,7 @@ mod tests {
             created_ms: created,
             last_used_ms: created,
             last_received_ms: received,
+            sdk_last_received_ms: received.map(|ms| ms / 1000 * 1000),
             created_using_fallback_key: false,
         }
     }
@@ -86,10 +94,14 @@ mod tests {
         let id = |v: &[SessionInfo]| r7_choice(v).map(|s| s.session_id.clone());
         // A newer session that never received loses to an older one that
         // received after it was created.
-        let sessions = [s("old", 100, Some(500)), s("new", 300, None)];
+        let sessions = [s("old", 100_000, Some(500_000)), s("new", 300_000, None)];
         assert_eq!(id(&sessions).as_deref(), Some("old"));
-        // ... while the SDK picks the newest created.
-        assert_eq!(sdk_choice(&sessions).map(|s| s.session_id.as_str()), Some("new"));
+        // ... and so does the patched SDK (the published one took "new").
+        assert_eq!(sdk_choice(&sessions).map(|s| s.session_id.as_str()), Some("old"));
+        // Of equal times, the newest created (a session just made by
+        // unwedge wins over one that received in the same second).
+        let same = [s("old", 100_000, Some(300_000)), s("new", 300_000, None)];
+        assert_eq!(sdk_choice(&same).map(|s| s.session_id.as_str()), Some("new"));
         // Without receipts, creation time decides.
         assert_eq!(id(&[s("old", 100, None), s("new", 300, None)]).as_deref(), Some("new"));
     }

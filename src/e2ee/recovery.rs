@@ -83,6 +83,7 @@ mod tests {
             created_ms,
             last_used_ms: created_ms,
             last_received_ms: None,
+            sdk_last_received_ms: None,
             created_using_fallback_key: false,
         }
     }

@@ -10,7 +10,7 @@
 //! | deviation | rule | ratchet | where |
 //! |---|---|---|---|
 //! | `rotation_period_ms` below one hour is taken as one hour (`OutboundGroupSession::safe_rotation_period`); `rotation_period_msgs` clamped to 1..=10000 | R5 | rotates itself, exactly, before each send, and checks the age again right before encrypting | [`megolm`] |
-//! | encrypts with the newest *created* Olm session, not the one that last received (matrix-rust-sdk#3356) | R7 | shows both choices; the unwedging session is made the newest | [`olm`] |
+//! | encrypts with the newest *created* Olm session, not the one that last received (matrix-rust-sdk#3356) | R7 | a minimal patch to matrix-sdk-crypto (`vendor/`, `patches/matrix-sdk-crypto-r7.diff`) makes it choose by R7; `olm` shows both choices | [`olm`] |
 //! | on an undecryptable Olm message it creates a session only if its newest is over an hour old, and never sends the `m.dummy` it queues; with no session it does nothing (matrix-rust-sdk#3427) | R9–R11 | does the recovery itself | [`recovery`] |
 //! | sends `m.room_key_request` only to our own devices, once one is verified | R13 | asks the sender's devices too | [`keys`] |
 //! | the crypto store has no delete API | — | QA's deliberate deletions open the SQLite store directly | [`rawstore`] |

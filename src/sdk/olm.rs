@@ -39,7 +39,8 @@ pub(crate) struct DeviceSessions {
     pub(crate) sessions: Vec<SessionInfo>,
     /// The session R7 says to use.
     pub(crate) r7_choice: Option<String>,
-    /// The session matrix-sdk will encrypt with (newest created).
+    /// The session matrix-sdk will encrypt with (R7's, with the vendored
+    /// patch; the published 0.18 took the newest created).
     pub(crate) sdk_choice: Option<String>,
 }
 
@@ -62,6 +63,7 @@ pub(crate) async fn device_sessions(
             created_ms: u64::from(s.creation_time.get()) * 1000,
             last_used_ms: u64::from(s.last_use_time.get()) * 1000,
             last_received_ms: ledger.last_received.get(&*s.session_id).copied(),
+            sdk_last_received_ms: s.last_received_time.map(|t| u64::from(t.get()) * 1000),
             created_using_fallback_key: s.created_using_fallback_key,
         });
     }
@@ -132,8 +134,8 @@ pub(crate) async fn force_new_session(client: &Client, user: &UserId, device: &D
         return Err(CliError::internal(format!("expected one new Olm session, found {}", new.len())));
     };
     if after.sdk_choice.as_deref() != Some(new.session_id.as_str()) {
-        // The SDK encrypts with the newest-created session; if that is not
-        // the new one, the m.dummy would not announce it.
+        // A session just created is the SDK's choice (none received after
+        // it); if it is not, the m.dummy would not announce it.
         return Err(CliError::internal("the new Olm session is not the one matrix-sdk will encrypt with"));
     }
     Ok(NewSession {
@@ -145,7 +147,8 @@ pub(crate) async fn force_new_session(client: &Client, user: &UserId, device: &D
 }
 
 /// Sends an empty `m.dummy` to the device, Olm-encrypted with the session
-/// matrix-sdk picks (the newest created).
+/// matrix-sdk picks (see `e2ee::olm::sdk_choice`: a session just created
+/// wins, as none received after it).
 pub(crate) async fn send_dummy(client: &Client, user: &UserId, device: &DeviceId) -> CliResult<()> {
     // Encrypt right before sending: encryption advances the session.
     let encrypted = machine(client)

@@ -14,6 +14,7 @@ claims against an outside view.
     nio_peer.py STATE_DIR send ROOM_ID TEXT...
     nio_peer.py STATE_DIR send-late ROOM_ID TEXT SECONDS   (the key follows later)
     nio_peer.py STATE_DIR olm-dummy-oldest USER DEVICE      (m.dummy over the oldest Olm session)
+    nio_peer.py STATE_DIR olm-forget-newest USER DEVICE     (lose the newest Olm session, as an old backup would)
 
 Output: JSON lines on stdout (types: login, joined, message, utd, sent, and
 withheld for each m.room_key.withheld a sync brought).
@@ -247,6 +248,24 @@ async def cmd_olm_dummy_oldest(client, user, device_id):
     out({"type": "olm_dummy", "session_id": oldest.id, "sessions": len(sessions)})
 
 
+async def cmd_olm_forget_newest(client, user, device_id):
+    """Loses the *newest* Olm session nio holds with one device, from memory
+    and from its store, as a restore from an older backup would: the peer
+    still holds its older sessions."""
+    from nio.store.models import OlmSessions
+
+    await sync(client)
+    device = client.device_store[user][device_id]
+    sessions = list(client.olm.session_store[device.curve25519])
+    if len(sessions) < 2:
+        fail(f"fewer than two Olm sessions with {user} {device_id}")
+    newest = max(sessions, key=lambda s: s.creation_time)
+    client.olm.session_store[device.curve25519].remove(newest)
+    with client.store.database.bind_ctx([OlmSessions]):
+        OlmSessions.delete().where(OlmSessions.session_id == newest.id).execute()
+    out({"type": "olm_forgot", "session_id": newest.id, "left": len(sessions) - 1})
+
+
 async def main(argv):
     if len(argv) < 3:
         fail(__doc__)
@@ -268,6 +287,9 @@ async def main(argv):
             return 0
         if command == "olm-dummy-oldest":
             await cmd_olm_dummy_oldest(client, args[0], args[1])
+            return 0
+        if command == "olm-forget-newest":
+            await cmd_olm_forget_newest(client, args[0], args[1])
             return 0
         if command == "send-late":
             await cmd_send_late(client, args[0], args[1], float(args[2]))
