@@ -205,3 +205,34 @@ fn a_bare_accept_takes_requests_from_your_own_devices_only() {
     let seen = env.run("alice", &["--json", "identity", &mallory.user_id]).success().records("identity").remove(0);
     assert_eq!(seen["verified"], false, "{seen}");
 }
+
+/// Issue 29 (element-meta#2709): a script certifies another device of its
+/// own account by its Ed25519 key, no emoji; a different key signs nothing
+/// and exits 1; a device signed already is not signed again.
+#[test]
+fn certify_cross_signs_an_own_device_by_its_key_and_a_mismatch_signs_nothing() {
+    let env = TestEnv::new();
+    let alice = register("alice");
+    env.login("alice", &alice);
+    env.login("bot", &alice);
+    let who = env.run("bot", &["--json", "whoami"]).success().records("whoami").remove(0);
+    let (device, key) = (who["device_id"].as_str().unwrap().to_owned(), who["ed25519"].as_str().unwrap().to_owned());
+    let signed = || {
+        env.run("bot", &["--json", "identity"]).success().records("identity").remove(0)["this_device_cross_signed"]
+            .clone()
+    };
+    assert_eq!(signed(), false, "a second device starts unverified");
+
+    let mut wrong_key = key.clone();
+    wrong_key.replace_range(0..4, if key.starts_with("AAAA") { "BBBB" } else { "AAAA" });
+    let wrong = env.run("alice", &["--json", "certify", &device, "--ed25519", &wrong_key]).code(1);
+    assert!(wrong.stderr.contains("nothing was signed"), "{}", wrong.stderr);
+    assert_eq!(signed(), false, "a mismatch signs nothing");
+
+    let stdin = format!("{key}\n");
+    let done = env.run_stdin("alice", &["--json", "certify", &device, "--ed25519-stdin"], stdin.as_bytes()).success();
+    assert_eq!(done.records("certified")[0]["already"], false, "{}", done.stdout);
+    assert_eq!(signed(), true, "cross-signed by its owner now");
+    let again = env.run("alice", &["--json", "certify", &device, "--ed25519", &key]).success();
+    assert_eq!(again.records("certified")[0]["already"], true);
+}

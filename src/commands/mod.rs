@@ -8,6 +8,7 @@ use crate::error::CliResult;
 
 pub(crate) mod agent;
 pub(crate) mod backup;
+pub(crate) mod certify;
 pub(crate) mod chat;
 pub(crate) mod completions;
 #[cfg(test)]
@@ -53,6 +54,7 @@ pub(crate) enum Command {
     Identity(identity::IdentityArgs),
     Trust(trust::TrustArgs),
     Verify(verify::VerifyArgs),
+    Certify(certify::CertifyArgs),
     Olm(olm::OlmArgs),
     Unwedge(unwedge::UnwedgeArgs),
     Doctor(doctor::DoctorArgs),
@@ -95,6 +97,7 @@ pub(crate) async fn run_command(ctx: &mut CommandContext, command: &Command) -> 
         Command::Identity(args) => identity::cmd_identity(ctx, args).await,
         Command::Trust(args) => trust::cmd_trust(ctx, args).await,
         Command::Verify(args) => verify::cmd_verify(ctx, args).await,
+        Command::Certify(args) => certify::cmd_certify(ctx, args).await,
         Command::Olm(args) => olm::cmd_olm(ctx, args).await,
         Command::Unwedge(args) => unwedge::cmd_unwedge(ctx, args).await,
         Command::Doctor(args) => doctor::cmd_doctor(ctx, args).await,

@@ -223,3 +223,46 @@ pub(crate) async fn withdraw_verification(client: &Client, user: &UserId) -> Cli
         .map_err(|e| CliError::failed("could not withdraw the verification").with_source(e))?;
     Ok(true)
 }
+
+/// What [`certify_own_device`] found.
+pub(crate) struct Certified {
+    /// The device's Ed25519 key as the server lists it (base64).
+    pub(crate) ed25519: String,
+    /// It was cross-signed already: nothing was uploaded.
+    pub(crate) already: bool,
+}
+
+/// Cross-signs another device of our own account with our self-signing key
+/// once its Ed25519 key, as the server lists it (after a keys query), is
+/// `expected` (element-meta#2709: a bot operator certifies a device without
+/// emoji). A different key signs nothing.
+pub(crate) async fn certify_own_device(client: &Client, device: &DeviceId, expected: &str) -> CliResult<Certified> {
+    let own = client.user_id().ok_or_else(|| CliError::internal("no user id"))?.to_owned();
+    if client.device_id() == Some(device) {
+        return Err(CliError::usage("that is this device: certify another device of your account")
+            .with_hint("this device is cross-signed by `recovery recover` or `verify --accept`"));
+    }
+    client.encryption().request_user_identity(&own).await?;
+    let found = client.encryption().get_device(&own, device).await?.filter(|d| !d.is_deleted());
+    let Some(found) = found else {
+        return Err(CliError::failed(format!("your account has no device {device}"))
+            .with_hint(format!("`{}` lists your devices", crate::ui::hint::ratchet("devices").arg(own.as_str()))));
+    };
+    let actual = found.ed25519_key().map(|k| k.to_base64()).unwrap_or_default();
+    if actual != expected.trim() {
+        return Err(CliError::failed(format!(
+            "device {device}'s Ed25519 key is {actual} on the server, not the one given: nothing was signed"
+        ))
+        .with_hint("compare the key the device itself shows (`ratchet whoami` there, or Element's session details)"));
+    }
+    if found.is_cross_signed_by_owner() {
+        return Ok(Certified { ed25519: actual, already: true });
+    }
+    found.verify().await.map_err(|e| {
+        CliError::failed(format!("could not cross-sign device {device}")).with_source(e).with_hint(format!(
+            "this device needs your self-signing key: `{}` with your recovery key brings it",
+            crate::ui::hint::ratchet("recovery recover")
+        ))
+    })?;
+    Ok(Certified { ed25519: actual, already: false })
+}

@@ -35,6 +35,7 @@ pub const COMMANDS: &[&[&str]] = &[
     &["identity"],
     &["trust"],
     &["verify"],
+    &["certify"],
     &["olm"],
     &["unwedge"],
     &["doctor"],
