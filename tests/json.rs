@@ -178,7 +178,7 @@ records! {
     }
     "backup_status" => BackupStatus {
         server_version: O<S>, keys_on_server: O<u64>, version_here: O<S>, keys_here: usize, backed_up: usize,
-        pending: usize,
+        pending: usize, account_enabled: O<bool>,
     }
     "backup_restored" => BackupRestored { backup_version: S, rooms: usize, imported: usize }
     "olm_device" => OlmDevice {

@@ -465,3 +465,34 @@ fn an_account_without_an_identity_is_pointed_at_identity_create_and_nothing_dest
     assert_eq!(same["master_key"], me["master_key"], "the identity was not replaced");
     env.run("alice", &["recovery", "enable"]).success();
 }
+
+/// Issue 29: `m.key_backup` (spec v1.19, "clients MUST"): another client of
+/// the account set `enabled: false`; this device then uploads no room key
+/// (and `backup status` says why) until one sets it on again.
+#[test]
+fn backup_set_off_by_another_client_uploads_nothing_until_on_again() {
+    let env = TestEnv::new();
+    let alice = register("alice");
+    env.login("alice", &alice);
+    env.run("alice", &["recovery", "enable"]).success();
+    let room = env.encrypted_room("alice", &[], &[]);
+    env.run("alice", &["send", &room, "backed up"]).success();
+    let (_, before) = server_backup(&env, "alice").unwrap();
+    assert!(before >= 1, "{before}");
+    assert_eq!(backup_status(&env, "alice")["account_enabled"], true, "recovery enable turned it on");
+
+    let path = format!("/_matrix/client/v3/user/{}/account_data/m.key_backup", alice.user_id);
+    let (status, _) = api("PUT", &env.token("alice"), &path, Some(json!({"enabled": false})));
+    assert_eq!(status, 200);
+    env.run("alice", &["rotate", &room]).success();
+    env.run("alice", &["send", &room, "not backed up"]).success();
+    assert_eq!(server_backup(&env, "alice").unwrap().1, before, "nothing uploaded while it is off");
+    let off = backup_status(&env, "alice");
+    assert_eq!(off["account_enabled"], false, "{off}");
+    assert!(off["pending"].as_u64().unwrap() >= 1, "{off}");
+
+    let (status, _) = api("PUT", &env.token("alice"), &path, Some(json!({"enabled": true})));
+    assert_eq!(status, 200);
+    env.run("alice", &["room", "list"]).success();
+    assert!(server_backup(&env, "alice").unwrap().1 > before, "uploaded once on again");
+}

@@ -82,6 +82,10 @@ pub(crate) async fn upload_pending(client: &Client) -> CliResult<Upload> {
     if !backups.enabled().await {
         return Ok(Upload::Sent(0));
     }
+    if account_setting(client, false).await? == Some(false) {
+        tracing::debug!("m.key_backup says backup is off for this account: nothing uploaded");
+        return Ok(Upload::Sent(0));
+    }
     let mut uploaded = 0;
     while let Some((id, request)) = backups.backup().await.map_err(store_error)? {
         let count: usize = request.rooms.values().map(|r| r.sessions.len()).sum();
@@ -216,4 +220,37 @@ pub(crate) async fn adopt_received_key(client: &Client) -> CliResult<Option<Stri
     }
     store.delete_secrets_from_inbox(&SecretName::RecoveryKey).await.map_err(store_error)?;
     Ok(adopted)
+}
+
+/// The account's `m.key_backup` setting (spec v1.19: "clients MUST" honour
+/// it): whether key backup is on, as any client of the account last set it
+/// (null: never set). `Some(false)`: another client turned backup off, and
+/// this device uploads nothing until one turns it on again. From the state
+/// store (what the last sync brought), or, with `fetch`, the server.
+pub(crate) async fn account_setting(client: &Client, fetch: bool) -> CliResult<Option<bool>> {
+    use matrix_sdk::ruma::events::GlobalAccountDataEventType;
+    let kind = GlobalAccountDataEventType::from("m.key_backup");
+    let raw = if fetch {
+        client.account().fetch_account_data(kind).await?
+    } else {
+        client.account().account_data_raw(kind).await?
+    };
+    let content: Option<serde_json::Value> = raw.and_then(|r| r.deserialize_as().ok());
+    Ok(content.and_then(|c| c["enabled"].as_bool()))
+}
+
+/// Turns backup on for the account (`m.key_backup` `enabled: true`), as
+/// Element does when its user turns it on: `recovery enable`.
+pub(crate) async fn set_account_setting(client: &Client, enabled: bool) -> CliResult<()> {
+    use matrix_sdk::ruma::events::GlobalAccountDataEventType;
+    let content = serde_json::value::to_raw_value(&serde_json::json!({ "enabled": enabled }))
+        .map_err(|e| CliError::internal("could not serialise m.key_backup").with_source(e))?;
+    client
+        .account()
+        .set_account_data_raw(
+            GlobalAccountDataEventType::from("m.key_backup"),
+            matrix_sdk::ruma::serde::Raw::from_json(content),
+        )
+        .await?;
+    Ok(())
 }

@@ -36,6 +36,10 @@ pub(crate) struct BackupStatusRecord {
     backed_up: usize,
     /// Room keys held here that are not in the backup yet.
     pending: usize,
+    /// The account's `m.key_backup` setting (spec v1.19; null: never set).
+    /// false: a client of the account turned backup off, and this device
+    /// uploads nothing until one turns it on.
+    account_enabled: Option<bool>,
 }
 
 impl Record for BackupStatusRecord {
@@ -45,8 +49,14 @@ impl Record for BackupStatusRecord {
             (Some(v), Some(n)) => format!("version {v}, {n} room key(s)"),
             _ => "none".into(),
         };
+        let setting = match self.account_enabled {
+            Some(true) => "on",
+            Some(false) => "OFF (turned off by a client of this account: nothing is uploaded)",
+            None => "not set (on)",
+        };
         format!(
-            "backup on server  {server}\nbackup here       {}\nroom keys here    {} ({} backed up, {} pending)",
+            "backup on server  {server}\nbackup here       {}\nroom keys here    {} ({} backed up, {} pending)\n\
+             account setting   {setting}",
             self.version_here.as_deref().map(|v| format!("version {v}")).unwrap_or_else(|| "off".into()),
             self.keys_here,
             self.backed_up,
@@ -61,7 +71,9 @@ pub(crate) async fn cmd_status(ctx: &mut CommandContext, _args: &StatusArgs) -> 
     let server = sdk::backup::on_server(&client).await?;
     let (keys_here, backed_up) = sdk::backup::counts(&client).await?;
     let version_here = sdk::backup::version_here(&client).await?;
+    let account_enabled = sdk::backup::account_setting(&client, true).await?;
     ctx.out.data(&BackupStatusRecord {
+        account_enabled,
         server_version: server.as_ref().map(|(v, _)| v.clone()),
         keys_on_server: server.map(|(_, n)| n),
         pending: if version_here.is_some() { keys_here.saturating_sub(backed_up) } else { 0 },
