@@ -286,18 +286,19 @@ fn recipient_problem(err: &matrix_sdk::Error) -> Option<CliError> {
             users.iter().map(|u| u.as_str()).collect::<Vec<_>>().join(", ")
         ))
         .with_hint(format!(
-            "verify the new identity with them: {}",
+            "accept the new identity, unverified, and the message goes: {}",
             users
                 .iter()
-                .map(|u| format!("`{}`", crate::ui::hint::ratchet("verify").arg(u)))
+                .map(|u| format!("`{}`", crate::ui::hint::ratchet("identity").arg(u).word("--withdraw-verification")))
                 .collect::<Vec<_>>()
                 .join(", ")
         ))
         .with_hint(format!(
-            "or accept it unverified: {}",
+            "then, to verify them again, with them: {} (the request goes into your direct chat, which the changed \
+             identity blocks until it is accepted)",
             users
                 .iter()
-                .map(|u| format!("`{}`", crate::ui::hint::ratchet("identity").arg(u).word("--withdraw-verification")))
+                .map(|u| format!("`{}`", crate::ui::hint::ratchet("verify").arg(u)))
                 .collect::<Vec<_>>()
                 .join(", ")
         )),

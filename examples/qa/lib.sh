@@ -341,6 +341,15 @@ run_fix() {
   PATH="$work/bin:$PATH" bash -c "${1%%   (*}"
 }
 
+# run_fix_tty 'ratchet …' ANSWER: a suggested command pasted into a
+# terminal (a pty, as `script` gives), ANSWER typed at its prompt.
+run_fix_tty() {
+  mkdir -p "$work/bin"
+  ln -sf "$(realpath "$(command -v "$RATCHET")")" "$work/bin/ratchet"
+  printf 'running in a terminal: %s\n' "$1" >&2
+  printf '%s\n' "$2" | PATH="$work/bin:$PATH" script -qec "$1" /dev/null
+}
+
 # verify_own NEW OLD DEVICE: profile OLD (a verified device of the same user)
 # verifies OLD's fellow device DEVICE, whose profile is NEW, by emoji (SAS),
 # both answered on the command line.
