@@ -383,10 +383,14 @@ async fn diagnose(
                         "sender_identity_changed",
                         format!("{sender}'s cross-signing identity changed since you verified them"),
                         vec![
-                            format!("{}   (verify the new identity with them)", ratchet("verify").arg(&sender)),
                             format!(
-                                "{}   (accept it, unverified)",
+                                "{}   (accept it, unverified: its messages decrypt)",
                                 ratchet("identity").arg(&sender).word("--withdraw-verification")
+                            ),
+                            format!(
+                                "{}   (then verify the new identity with them: the request goes into your direct \
+                                 chat, which the changed identity blocks until it is accepted)",
+                                ratchet("verify").arg(&sender)
                             ),
                         ],
                         None,
