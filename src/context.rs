@@ -27,12 +27,15 @@ pub(crate) struct CommandContext {
     client: Option<(Client, SessionFile, crate::sdk::client::Parked)>,
     /// `login` is finishing an interrupted login (no warning about it).
     pub(crate) finishing_login: bool,
+    /// This command turned key backup on for the account (`m.key_backup`,
+    /// `recovery enable`): the store's copy of the setting is older.
+    pub(crate) backup_turned_on: bool,
 }
 
 impl CommandContext {
     pub(crate) fn new(settings: Settings, out: Output) -> Self {
         let profile = Profile::new(settings.profile_dir.clone());
-        CommandContext { settings, out, profile, client: None, finishing_login: false }
+        CommandContext { settings, out, profile, client: None, finishing_login: false, backup_turned_on: false }
     }
 
     /// Takes the profile lock (once); every command that opens the store or
@@ -189,7 +192,7 @@ impl CommandContext {
     /// turns it back on, and one warning names the fix.
     pub(crate) async fn upload_backup(&mut self, client: &Client) -> CliResult<usize> {
         use crate::sdk::backup::Upload;
-        match crate::sdk::backup::upload_pending(client).await? {
+        match crate::sdk::backup::upload_pending(client, !self.backup_turned_on).await? {
             Upload::Sent(n) => Ok(n),
             Upload::Gone { version, current, sent } => {
                 self.state()?.set_backup_gone(Some(&version))?;

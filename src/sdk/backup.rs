@@ -75,14 +75,17 @@ pub(crate) enum Upload {
 /// module notes), so it must too. The backup key stays in the store: the
 /// old version may still exist (replaced, not deleted) and `recovery
 /// recover` can replace it.
-pub(crate) async fn upload_pending(client: &Client) -> CliResult<Upload> {
+///
+/// With `honour_setting`, nothing goes up while the account's
+/// `m.key_backup` says backup is off ([`account_setting`]).
+pub(crate) async fn upload_pending(client: &Client, honour_setting: bool) -> CliResult<Upload> {
     use matrix_sdk::ruma::api::error::ErrorKind;
     let olm = machine(client).await?;
     let backups = olm.backup_machine();
     if !backups.enabled().await {
         return Ok(Upload::Sent(0));
     }
-    if account_setting(client, false).await? == Some(false) {
+    if honour_setting && account_setting(client, false).await? == Some(false) {
         tracing::debug!("m.key_backup says backup is off for this account: nothing uploaded");
         return Ok(Upload::Sent(0));
     }

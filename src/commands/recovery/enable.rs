@@ -80,12 +80,13 @@ pub(crate) async fn cmd_enable(ctx: &mut CommandContext, args: &EnableArgs) -> C
     }
     // Turning backup on is the user's choice for the whole account
     // (`m.key_backup`, spec v1.19), over another client's "off".
-    // A sync brings the setting into the store, for this command's own
-    // upload at its end.
-    if let Err(e) = sdk::backup::set_account_setting(&client, true).await {
-        ctx.out.warn(format!("could not record that backup is on for the account (m.key_backup): {}", e.message));
-    } else if let Err(e) = ctx.sync(&client).await {
-        tracing::debug!(error = %e.message, "sync after setting m.key_backup failed");
+    // This command's own upload at its end goes by it, not by the store's
+    // older copy (the next sync brings the new one).
+    match sdk::backup::set_account_setting(&client, true).await {
+        Ok(()) => ctx.backup_turned_on = true,
+        Err(e) => {
+            ctx.out.warn(format!("could not record that backup is on for the account (m.key_backup): {}", e.message))
+        }
     }
     // This device's room keys go up as every command's do, at its end
     // (`CommandContext::finish`): a failure there is exit 3, and the next
