@@ -79,6 +79,11 @@ pub(crate) async fn follow(ctx: &mut CommandContext, mut how: Following, after_c
             None => deliver(ctx, &mut SyncSummary::default()).map(|_| ()),
         }
     };
+    // A gap a killed command left open is filled before anything of its
+    // room is shown (`gapfill`).
+    if let Err(e) = crate::gapfill::fill_open(&client, &ctx.out, ctx.state()?).await {
+        ctx.out.warn(format!("a gap in a room's timeline could not be filled: {}", e.message));
+    }
     show(ctx)?;
     // `send`s from other processes, served between turns (`warm`).
     let warm = crate::warm::Listener::bind(&ctx.profile.paths().dir);

@@ -103,7 +103,12 @@ impl Record for GapRecord {
 pub(crate) async fn fill_open(client: &Client, out: &Output, db: &StateDb) -> CliResult<HashMap<i64, i64>> {
     let mut moved = HashMap::new();
     for (id, gap) in db.gaps(GAP_OPEN)? {
-        moved.extend(fill(client, out, db, id, &gap, Budget::automatic()).await?);
+        // One gap that fails (it stays open for the next command) does
+        // not hold up the others, nor lose what they moved.
+        match fill(client, out, db, id, &gap, Budget::automatic()).await {
+            Ok(m) => moved.extend(m),
+            Err(e) => out.warn(format!("a gap in {} could not be filled yet: {}", inert(&gap.room_id), e.message)),
+        }
     }
     Ok(moved)
 }
@@ -118,6 +123,10 @@ pub(crate) async fn fill_rest(client: &Client, out: &Output, db: &StateDb, id: i
     };
     if state == GAP_CLOSED {
         out.status(format!("gap {id} was filled already"));
+        return Ok(());
+    }
+    if state == GAP_OPEN {
+        // Not yet tried: this sync's own fill takes it, in its place.
         return Ok(());
     }
     let rest = Gap { after: Vec::new(), ..gap };
@@ -144,6 +153,7 @@ async fn fill(
     let started = Instant::now();
     // Newest first, as the server pages backward.
     let mut fetched: Vec<Value> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     let mut token = gap.from.clone();
     let mut stopped: Option<&'static str> = None;
     'pages: loop {
@@ -168,16 +178,23 @@ async fn fill(
             if gap.until.is_some() && event["event_id"].as_str() == gap.until.as_deref() {
                 break 'pages;
             }
+            // A server that hands a page out twice gives nothing twice.
+            if !seen.insert(event["event_id"].as_str().unwrap_or_default().to_owned()) {
+                continue;
+            }
             let joined = event["type"] == "m.room.member"
                 && event["state_key"].as_str() == Some(own.as_str())
-                && event["content"]["membership"] == "join";
+                && event["content"]["membership"] == "join"
+                && event["unsigned"]["prev_content"]["membership"] != "join";
             fetched.push(event);
-            if gap.until.is_none() && joined {
+            if joined {
                 break 'pages;
             }
         }
         match response.end {
-            Some(end) if !response.chunk.is_empty() => token = end,
+            // An empty page with a way on (history visibility hid it all)
+            // goes on; a token that does not move ends it.
+            Some(end) if end != token => token = end,
             // The start of the room.
             _ => break,
         }

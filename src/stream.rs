@@ -310,13 +310,31 @@ pub(crate) async fn stage(
         }
         // A limited timeline left out what came between the last sync and
         // its first event: fetched right after this is kept (`gapfill`).
+        // A room with no event kept yet (joined since the last sync, or
+        // quiet since the stream began) starts its stream here: nothing
+        // before it was missed. Nor does a timeline that holds this
+        // account's join.
+        let me = client.user_id().map(|u| u.to_string()).unwrap_or_default();
+        let joins_here = update.timeline.events.iter().any(|e| {
+            let v: Value = e.raw().deserialize_as().unwrap_or(Value::Null);
+            v["type"] == "m.room.member"
+                && v["state_key"].as_str() == Some(me.as_str())
+                && v["content"]["membership"] == "join"
+                && v["unsigned"]["prev_content"]["membership"] != "join"
+        });
         let gap = match &update.timeline.prev_batch {
-            Some(from) if update.timeline.limited && fills => {
+            Some(from) if update.timeline.limited && fills && !joins_here => {
                 let until = db.mark(room_id.as_str()).unwrap_or_else(|e| {
                     tracing::debug!(error = %e.message, "could not read the room's last kept event");
                     None
                 });
-                Some(Gap { room_id: room_id.to_string(), from: from.clone(), until, after: Vec::new(), fetched: 0 })
+                until.map(|until| Gap {
+                    room_id: room_id.to_string(),
+                    from: from.clone(),
+                    until: Some(until),
+                    after: Vec::new(),
+                    fetched: 0,
+                })
             }
             _ => None,
         };
@@ -342,7 +360,11 @@ pub(crate) async fn stage(
                     }
                 }
                 Rendered::Utd(r) => {
-                    if let Some(utd) = pending_utd(room_id.as_str(), &r, event.raw().deserialize_as().ok()) {
+                    // Only what did not decrypt is retried (a decrypted one
+                    // refused as a spoof never will be).
+                    let undecrypted = matches!(event.kind, TimelineEventKind::UnableToDecrypt { .. });
+                    let raw = event.raw().deserialize_as().ok().filter(|_| undecrypted);
+                    if let Some(utd) = pending_utd(room_id.as_str(), &r, raw) {
                         utds.push((keep.captured_len(), utd));
                     }
                     logged(keep.data(&r))
@@ -508,10 +530,7 @@ const RETRY_AT_MOST: usize = 500;
 ///
 /// `trust_only`: only those refused for trust in their sender.
 pub(crate) async fn retry_utds(client: &Client, out: &Output, db: &StateDb, trust_only: bool) -> CliResult<usize> {
-    let mut pending = db.pending_utds(RETRY_AT_MOST)?;
-    if trust_only {
-        pending.retain(|p| p.trust);
-    }
+    let pending = db.pending_utds(RETRY_AT_MOST, trust_only)?;
     if pending.is_empty() {
         return Ok(0);
     }
@@ -522,20 +541,39 @@ pub(crate) async fn retry_utds(client: &Client, out: &Output, db: &StateDb, trus
         let Ok(raw) = serde_json::value::to_raw_value(&p.event) else { continue };
         let raw: Raw<AnySyncTimelineEvent> = Raw::from_json(raw);
         let event = room.decrypt_event(as_encrypted(&raw), None).await?;
-        let Rendered::Message(mut m) = render(&p.room_id, &event, Some(&p.event)) else { continue };
+        if matches!(event.kind, TimelineEventKind::UnableToDecrypt { .. }) {
+            continue;
+        }
         let name = room.name().unwrap_or_else(|| crate::events::short(&p.room_id));
-        m.room_label = Some(format!("[{name}]"));
         let keep = out.capturing();
-        keep.data(&m)?;
-        m.replaces = Some(db.cursor(p.seq));
-        m.waited_ms = Some(now_ms().saturating_sub(p.seen_ms));
-        keep.data(&m)?;
+        match render(&p.room_id, &event, Some(&p.event)) {
+            Rendered::Message(mut m) => {
+                m.room_label = Some(format!("[{name}]"));
+                keep.data(&m)?;
+                m.replaces = Some(db.cursor(p.seq));
+                m.waited_ms = Some(now_ms().saturating_sub(p.seen_ms));
+                keep.data(&m)?;
+            }
+            // Another kind of event (a reaction, a call): shown as such in
+            // place of its `utd`, or once after it.
+            Rendered::Other(mut r) => {
+                r.room_label = Some(format!("[{name}]"));
+                keep.data(&r)?;
+                keep.data(&r)?;
+            }
+            // Decrypted, and refused all the same (a spoofed sender): its
+            // `utd` stands, and it is not retried again.
+            Rendered::Utd(_) => {
+                settled.push((p, None));
+                continue;
+            }
+        }
         let mut both = keep.take_captured();
         let (Some(late), Some(in_place)) = (both.pop(), both.pop()) else { continue };
-        settled.push((p, in_place, late));
+        settled.push((p, Some((in_place, late))));
     }
     db.settle_utds(&settled)?;
-    Ok(settled.len())
+    Ok(settled.iter().filter(|(_, r)| r.is_some()).count())
 }
 
 /// Before this sync's undecryptable events are judged: the senders of
@@ -554,6 +592,11 @@ pub(crate) async fn query_senders(client: &Client, staged: &Staged) -> bool {
     senders.dedup();
     let mut queried = false;
     for sender in senders.iter().take(20) {
+        // Known already (a device not signed by a known identity is what it
+        // looks like): no query.
+        if client.encryption().get_user_identity(sender).await.ok().flatten().is_some() {
+            continue;
+        }
         match client.encryption().request_user_identity(sender).await {
             Ok(_) => queried = true,
             Err(e) => tracing::debug!(error = %e, %sender, "could not query a sender's keys"),

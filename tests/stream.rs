@@ -400,3 +400,25 @@ fn a_kill_between_keeping_a_sync_and_filling_its_gap_loses_nothing() {
     let bad = env.run("alice", &["sync", "--fill-gap", "999"]).code(2);
     assert!(bad.stderr.contains("no gap 999"), "{}", bad.stderr);
 }
+
+/// A room joined with more history than one response holds: its stream
+/// starts at the join's sync (the server's timeline), with no gap fill
+/// back into history from before the join and no `gap` record.
+#[test]
+fn a_room_joined_with_long_history_is_not_filled_back_before_the_join() {
+    let env = TestEnv::new();
+    let (alice, bob) = (register("alice"), register("bob"));
+    env.login("alice", &alice);
+    env.login("bob", &bob);
+    env.run("bob", &["sync"]).success();
+    let room = env.encrypted_room("alice", &[], &[]);
+    let earlier = texts("before bob", 70);
+    let stdin = earlier.join("\n") + "\n";
+    env.run_stdin("alice", &["send", &room], stdin.as_bytes()).success();
+    env.run("alice", &["room", "invite", &room, &bob.user_id]).success();
+    env.run("bob", &["room", "join", &room]).success();
+    let run = env.run("bob", &["--json", "sync"]).success();
+    assert!(run.records("gap").is_empty(), "{}", run.stdout);
+    let got: Vec<String> = bodies(&run.json()).into_iter().filter(|b| b.starts_with("before bob")).collect();
+    assert!(got.len() < 50, "history before the join is not delivered as new: {} of it", got.len());
+}

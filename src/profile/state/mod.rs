@@ -94,7 +94,7 @@ const MIGRATIONS: [&str; SCHEMA as usize] = [
      CREATE TABLE olm_failures (key BLOB PRIMARY KEY, at_ms INTEGER NOT NULL, value BLOB NOT NULL);",
     // 1 → 2 (issue 28): undecryptable events kept to retry, each room's
     // last kept event, and the gaps of limited timelines.
-    "CREATE TABLE utds (event BLOB PRIMARY KEY, at_ms INTEGER NOT NULL, value BLOB NOT NULL);
+    "CREATE TABLE utds (event BLOB PRIMARY KEY, at_ms INTEGER NOT NULL, trust INTEGER NOT NULL, value BLOB NOT NULL);
      CREATE INDEX utds_age ON utds(at_ms);
      CREATE TABLE marks (room BLOB PRIMARY KEY, value BLOB NOT NULL);
      CREATE TABLE gaps (id INTEGER PRIMARY KEY AUTOINCREMENT, state INTEGER NOT NULL, value BLOB NOT NULL);",

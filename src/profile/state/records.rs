@@ -178,8 +178,8 @@ impl StateDb {
             let mut utd = utd.clone();
             utd.seq = seqs.get(*place).copied().unwrap_or(0);
             txn.execute(
-                "INSERT OR REPLACE INTO utds (event, at_ms, value) VALUES (?1, ?2, ?3)",
-                params![self.hash("utds", &utd.event_id), utd.seen_ms as i64, self.seal(&utd)?],
+                "INSERT OR REPLACE INTO utds (event, at_ms, trust, value) VALUES (?1, ?2, ?3, ?4)",
+                params![self.hash("utds", &utd.event_id), utd.seen_ms as i64, utd.trust, self.seal(&utd)?],
             )
             .map_err(|e| self.io(e))?;
         }
@@ -195,39 +195,44 @@ impl StateDb {
 
     // ---- undecryptable events, kept to retry -------------------------------
 
-    /// The undecryptable events kept to retry, newest first, at most `limit`.
-    pub(crate) fn pending_utds(&self, limit: usize) -> CliResult<Vec<PendingUtd>> {
+    /// The undecryptable events kept to retry, newest first, at most
+    /// `limit`; with `trust_only`, those refused for trust in their sender.
+    pub(crate) fn pending_utds(&self, limit: usize, trust_only: bool) -> CliResult<Vec<PendingUtd>> {
         let conn = self.conn();
-        let mut stmt =
-            conn.prepare_cached("SELECT value FROM utds ORDER BY at_ms DESC LIMIT ?1").map_err(|e| self.io(e))?;
+        let mut stmt = conn
+            .prepare_cached("SELECT value FROM utds WHERE (?2 = 0 OR trust = 1) ORDER BY at_ms DESC LIMIT ?1")
+            .map_err(|e| self.io(e))?;
         let rows = stmt
-            .query_map([limit as i64], |r| r.get::<_, Vec<u8>>(0))
+            .query_map(params![limit as i64, trust_only], |r| r.get::<_, Vec<u8>>(0))
             .map_err(|e| self.io(e))?
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| self.io(e))?;
         rows.iter().map(|b| self.open_value(b)).collect()
     }
 
-    /// Events that decrypt now, each with its message record in two
-    /// forms: `in_place` replaces its `utd` record when that was not
-    /// delivered yet; otherwise `late` (naming the `utd`) is appended. They
-    /// are no longer retried. One transaction.
-    pub(crate) fn settle_utds(&self, settled: &[(PendingUtd, Captured, Captured)]) -> CliResult<()> {
+    /// Events that decrypt now, each with its record in two forms:
+    /// `in_place` replaces its `utd` record when that was not delivered
+    /// yet; otherwise `late` (naming the `utd`) is appended. None: it
+    /// decrypted into nothing to deliver again. They are no longer retried.
+    /// One transaction.
+    pub(crate) fn settle_utds(&self, settled: &[(PendingUtd, Option<(Captured, Captured)>)]) -> CliResult<()> {
         if settled.is_empty() {
             return Ok(());
         }
         let now = crate::clock::now_ms();
         let mut conn = self.conn();
         let txn = conn.transaction().map_err(|e| self.io(e))?;
-        for (utd, in_place, late) in settled {
-            let replaced = txn
-                .execute(
-                    "UPDATE records SET value = ?1 WHERE seq = ?2 AND delivered_ms IS NULL",
-                    params![self.seal(in_place)?, utd.seq],
-                )
-                .map_err(|e| self.io(e))?;
-            if replaced == 0 {
-                self.insert_records(&txn, std::slice::from_ref(late), now)?;
+        for (utd, records) in settled {
+            if let Some((in_place, late)) = records {
+                let replaced = txn
+                    .execute(
+                        "UPDATE records SET value = ?1 WHERE seq = ?2 AND delivered_ms IS NULL",
+                        params![self.seal(in_place)?, utd.seq],
+                    )
+                    .map_err(|e| self.io(e))?;
+                if replaced == 0 {
+                    self.insert_records(&txn, std::slice::from_ref(late), now)?;
+                }
             }
             txn.execute("DELETE FROM utds WHERE event = ?1", [self.hash("utds", &utd.event_id)])
                 .map_err(|e| self.io(e))?;
@@ -294,6 +299,9 @@ impl StateDb {
         let now = crate::clock::now_ms();
         let mut conn = self.conn();
         let txn = conn.transaction().map_err(|e| self.io(e))?;
+        // What this transaction adds comes after everything already kept.
+        let first_new: i64 =
+            txn.query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM records", [], |r| r.get(0)).map_err(|e| self.io(e))?;
         match &rest {
             Some((rest, record)) => {
                 self.insert_records(&txn, std::slice::from_ref(record), now)?;
@@ -307,23 +315,34 @@ impl StateDb {
         .map_err(|e| self.io(e))?;
         let seqs = self.insert_records(&txn, fill, now)?;
         self.insert_utds(&txn, utds, &seqs)?;
+        // Every undelivered record of the room from the first that came
+        // after the gap moves after the fill: the sync's own, and those of
+        // any later sync kept before this fill (a kill in between).
         let mut moved = std::collections::HashMap::new();
-        for old in &gap.after {
-            let row: Option<(Option<Vec<u8>>, Vec<u8>)> = txn
-                .query_row("SELECT room, value FROM records WHERE seq = ?1 AND delivered_ms IS NULL", [old], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                })
-                .optional()
+        if let Some(from) = gap.after.iter().min() {
+            let mut stmt = txn
+                .prepare(
+                    "SELECT seq, room, value FROM records \
+                     WHERE room = ?1 AND seq >= ?2 AND delivered_ms IS NULL ORDER BY seq",
+                )
                 .map_err(|e| self.io(e))?;
-            let Some((room, value)) = row else { continue };
-            txn.execute("DELETE FROM records WHERE seq = ?1", [old]).map_err(|e| self.io(e))?;
-            txn.execute(
-                "INSERT INTO records (room, at_ms, value) VALUES (?1, ?2, ?3)",
-                params![room, now as i64, value],
-            )
-            .map_err(|e| self.io(e))?;
-            let new = txn.last_insert_rowid();
-            moved.insert(*old, new);
+            let rows = stmt
+                .query_map(params![self.hash("records", &gap.room_id), from], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, Option<Vec<u8>>>(1)?, r.get::<_, Vec<u8>>(2)?))
+                })
+                .map_err(|e| self.io(e))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| self.io(e))?;
+            drop(stmt);
+            for (old, room, value) in rows.into_iter().filter(|(seq, _, _)| *seq < first_new) {
+                txn.execute("DELETE FROM records WHERE seq = ?1", [old]).map_err(|e| self.io(e))?;
+                txn.execute(
+                    "INSERT INTO records (room, at_ms, value) VALUES (?1, ?2, ?3)",
+                    params![room, now as i64, value],
+                )
+                .map_err(|e| self.io(e))?;
+                moved.insert(old, txn.last_insert_rowid());
+            }
         }
         // Undecryptable events among the moved records name the new ones.
         if !moved.is_empty() {
