@@ -493,6 +493,9 @@ fn backup_set_off_by_another_client_uploads_nothing_until_on_again() {
 
     let (status, _) = api("PUT", &env.token("alice"), &path, Some(json!({"enabled": true})));
     assert_eq!(status, 200);
+    // The command whose sync brings the change, then the next, which
+    // starts with backup on and uploads.
+    env.run("alice", &["room", "list"]).success();
     env.run("alice", &["room", "list"]).success();
     assert!(server_backup(&env, "alice").unwrap().1 > before, "uploaded once on again");
 }

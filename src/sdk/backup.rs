@@ -31,6 +31,17 @@ fn store_error(e: matrix_sdk::encryption::CryptoStoreError) -> CliError {
 pub(crate) async fn resume(client: &Client, gone: Option<&str>) -> CliResult<Option<String>> {
     let olm = machine(client).await?;
     let backups = olm.backup_machine();
+    // The account's `m.key_backup` says off (another client set it): not
+    // on in this process, so that the SDK's own background upload, which
+    // runs after every sync and knows nothing of the setting, uploads
+    // nothing either. (Turning it off clears the backed-up flags: once on
+    // again, every key goes up.)
+    if account_setting(client, false).await? == Some(false) {
+        if backups.backup_version().await.is_some() {
+            backups.disable_backup().await.map_err(store_error)?;
+        }
+        return Ok(None);
+    }
     if let Some(version) = backups.backup_version().await {
         // The crypto machine turns on, at start-up, whatever version its
         // store names (it has no way to forget a version but a new one).

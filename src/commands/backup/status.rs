@@ -76,7 +76,12 @@ pub(crate) async fn cmd_status(ctx: &mut CommandContext, _args: &StatusArgs) -> 
         account_enabled,
         server_version: server.as_ref().map(|(v, _)| v.clone()),
         keys_on_server: server.map(|(_, n)| n),
-        pending: if version_here.is_some() { keys_here.saturating_sub(backed_up) } else { 0 },
+        // Keys wait while the account's setting is off, too.
+        pending: if version_here.is_some() || account_enabled == Some(false) {
+            keys_here.saturating_sub(backed_up)
+        } else {
+            0
+        },
         version_here,
         keys_here,
         backed_up,

@@ -59,6 +59,16 @@ impl Record for RecoveryKeyRecord {
 pub(crate) async fn cmd_enable(ctx: &mut CommandContext, args: &EnableArgs) -> CliResult {
     let client = ctx.client().await?;
     ctx.sync(&client).await?;
+    // Backup on for the whole account (`m.key_backup`, spec v1.19), over
+    // another client's "off": before the enabling, so that no request runs
+    // between it and this command's own upload at its end, which goes by
+    // this setting, not by the store's older copy.
+    match sdk::backup::set_account_setting(&client, true).await {
+        Ok(()) => ctx.backup_turned_on = true,
+        Err(e) => {
+            ctx.out.warn(format!("could not record that backup is on for the account (m.key_backup): {}", e.message))
+        }
+    }
     let (key, trouble) = sdk::secrets::enable(&client, args.replace_key).await?;
     // The key first: nothing before it may fail. (Never on stderr, which
     // ends up in logs: if stdout is gone, say how to get a new one.)
@@ -77,16 +87,6 @@ pub(crate) async fn cmd_enable(ctx: &mut CommandContext, args: &EnableArgs) -> C
     }
     if let Err(e) = ctx.state().and_then(|db| db.set_backup_gone(None)) {
         ctx.out.warn(format!("could not clear the note of a gone backup: {}", e.message));
-    }
-    // Turning backup on is the user's choice for the whole account
-    // (`m.key_backup`, spec v1.19), over another client's "off".
-    // This command's own upload at its end goes by it, not by the store's
-    // older copy (the next sync brings the new one).
-    match sdk::backup::set_account_setting(&client, true).await {
-        Ok(()) => ctx.backup_turned_on = true,
-        Err(e) => {
-            ctx.out.warn(format!("could not record that backup is on for the account (m.key_backup): {}", e.message))
-        }
     }
     // This device's room keys go up as every command's do, at its end
     // (`CommandContext::finish`): a failure there is exit 3, and the next
