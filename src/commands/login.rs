@@ -2,7 +2,6 @@
 //! encrypted store and its session file, and uploads the device keys.
 
 use clap::Args;
-use matrix_sdk::config::SyncSettings;
 use serde::Serialize;
 use tracing::instrument;
 
@@ -299,7 +298,11 @@ async fn set_up(
         ctx.out.status("Uploading device keys…");
     }
     sdk::keys::upload_device_keys(client).await?;
-    client.sync_once(SyncSettings::default().timeout(std::time::Duration::ZERO)).await?;
+    // The first sync starts the stream `sync` delivers (each room's last
+    // events, and every room's last kept event for gap filling later):
+    // kept like every other.
+    let first = sdk::sync_now(client).await?;
+    ctx.keeper().keep_sync(client, &first, &mut crate::stream::Watcher::default()).await?;
     let cross_signing = if args.no_bootstrap {
         CrossSigningAtLogin::Skipped
     } else {
