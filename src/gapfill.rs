@@ -182,10 +182,7 @@ async fn fill(
             if !seen.insert(event["event_id"].as_str().unwrap_or_default().to_owned()) {
                 continue;
             }
-            let joined = event["type"] == "m.room.member"
-                && event["state_key"].as_str() == Some(own.as_str())
-                && event["content"]["membership"] == "join"
-                && event["unsigned"]["prev_content"]["membership"] != "join";
+            let joined = is_join_of(&event, &own);
             fetched.push(event);
             if joined {
                 break 'pages;
@@ -258,4 +255,13 @@ async fn fill(
         }
     };
     db.fill_gap(id, gap, &records, &utds, rest.as_ref().map(|(g, r)| (g, r.clone())))
+}
+
+/// Whether an event (its JSON) is `user`'s join of the room: a membership
+/// that becomes `join` (not a profile change while joined).
+pub(crate) fn is_join_of(event: &Value, user: &str) -> bool {
+    event["type"] == "m.room.member"
+        && event["state_key"].as_str() == Some(user)
+        && event["content"]["membership"] == "join"
+        && event["unsigned"]["prev_content"]["membership"] != "join"
 }

@@ -315,13 +315,11 @@ pub(crate) async fn stage(
         // before it was missed. Nor does a timeline that holds this
         // account's join.
         let me = client.user_id().map(|u| u.to_string()).unwrap_or_default();
-        let joins_here = update.timeline.events.iter().any(|e| {
-            let v: Value = e.raw().deserialize_as().unwrap_or(Value::Null);
-            v["type"] == "m.room.member"
-                && v["state_key"].as_str() == Some(me.as_str())
-                && v["content"]["membership"] == "join"
-                && v["unsigned"]["prev_content"]["membership"] != "join"
-        });
+        let joins_here = update
+            .timeline
+            .events
+            .iter()
+            .any(|e| crate::gapfill::is_join_of(&e.raw().deserialize_as().unwrap_or(Value::Null), &me));
         let gap = match &update.timeline.prev_batch {
             Some(from) if update.timeline.limited && fills && !joins_here => {
                 let until = db.mark(room_id.as_str()).unwrap_or_else(|e| {
