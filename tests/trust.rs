@@ -264,3 +264,39 @@ fn a_message_from_a_device_its_owner_never_signed_is_not_decrypted_and_doctor_sa
     let legacy = env.run("alice", &["--json", "--isolation", "all-devices", "messages", &room]).success();
     assert!(legacy.records("message").iter().any(|m| m["body"] == "from an unsigned device"), "{}", legacy.stdout);
 }
+
+/// Issue 29: the identity of someone you never verified changes (bob
+/// resets it): `identity` says so (`identity_changed`, Element's "their
+/// identity was reset"), and the command it names, pasted, acknowledges it.
+#[test]
+fn a_changed_identity_of_a_user_never_verified_can_be_acknowledged() {
+    let (env, _alice, bob, room) = TestEnv::alice_and_bob(&[]);
+    let before = identity(&env, "alice", Some(&bob.user_id));
+    assert_eq!(before["identity_changed"], false, "{before}");
+    let password = format!("{}\n", bob.password);
+    env.run_stdin("bob", &["recovery", "reset", "--yes", "--password-stdin"], password.as_bytes()).success();
+    env.run("alice", &["sync"]).success();
+
+    let run = env.run("alice", &["identity", &bob.user_id]).success();
+    assert!(run.stdout.contains("IDENTITY CHANGED"), "{}", run.stdout);
+    let hint = run
+        .stderr
+        .lines()
+        .find_map(|l| l.split('`').nth(1).filter(|c| c.contains("--acknowledge")))
+        .unwrap_or_else(|| panic!("a command to acknowledge: {}", run.stderr))
+        .to_owned();
+    let changed = identity(&env, "alice", Some(&bob.user_id));
+    assert_eq!(changed["identity_changed"], true, "{changed}");
+    assert_eq!(changed["verification_violation"], false, "never verified: no violation");
+    // Nothing is refused meanwhile: bob still reads alice.
+    env.run("alice", &["send", &room, "still reaches bob"]).success();
+    let got = env.run("bob", &["--json", "messages", &room]).success().records("message");
+    assert!(got.iter().any(|m| m["body"] == "still reaches bob"), "{got:?}");
+
+    // The hint names this profile (it is not the default one).
+    let pasted = env.paste(&hint).success();
+    assert!(pasted.stderr.contains("acknowledged"), "{}", pasted.stderr);
+    let after = identity(&env, "alice", Some(&bob.user_id));
+    assert_eq!(after["identity_changed"], false, "{after}");
+    assert_ne!(after["master_key"], before["master_key"]);
+}

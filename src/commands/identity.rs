@@ -27,6 +27,12 @@ use crate::ui::output::Record;
 /// unverified, and messages to them flow again). Asks for confirmation on
 /// a terminal; --yes otherwise.
 ///
+/// The identity of someone you never verified can change too (a reset, a
+/// new account on another client; or a server that lies). Nothing is
+/// refused then, but `identity_changed` says so until you acknowledge the
+/// new identity (--acknowledge, Element's "OK" on "their identity was
+/// reset") or verify it.
+///
 /// --create makes your account's cross-signing identity when it has none
 /// (an account logged in with --no-bootstrap, or set up by a client that
 /// does not cross-sign) and signs this device with it, as `login` does; the
@@ -38,6 +44,7 @@ use crate::ui::output::Record;
 ///   ratchet identity
 ///   ratchet --json identity @bob:example.org | jq .verification_violation
 ///   ratchet identity @bob:example.org --withdraw-verification
+///   ratchet identity @bob:example.org --acknowledge
 ///   ratchet identity --create --password-stdin < password.txt
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
@@ -49,6 +56,11 @@ pub(crate) struct IdentityArgs {
     /// verification of them (after a verification violation)
     #[arg(long, requires = "user")]
     withdraw_verification: bool,
+
+    /// Accept USER's changed identity (never verified by you) as theirs:
+    /// `identity_changed` is cleared
+    #[arg(long, requires = "user", conflicts_with = "withdraw_verification")]
+    acknowledge: bool,
 
     /// Do not ask for confirmation (with --withdraw-verification)
     #[arg(long, requires = "withdraw_verification")]
@@ -76,6 +88,11 @@ pub(crate) struct IdentityRecord {
     previously_verified: bool,
     /// Verified once, and the identity changed since.
     verification_violation: bool,
+    /// Never verified by you, and the identity changed since this device
+    /// first saw it (Element: "their identity was reset"): `identity USER
+    /// --acknowledge` accepts it, `verify USER` verifies it. Always false
+    /// for your own identity.
+    identity_changed: bool,
     /// Own identity only: whether this device is signed by it.
     this_device_cross_signed: Option<bool>,
     /// Own identity only: the private keys this device holds.
@@ -111,6 +128,9 @@ impl Record for IdentityRecord {
             s.push_str(&format!("\n  verified by you: {}", if self.verified { "yes" } else { "no" }));
             if self.verification_violation {
                 s.push_str("\n  VERIFICATION VIOLATION: their identity changed since you verified them");
+            }
+            if self.identity_changed {
+                s.push_str("\n  IDENTITY CHANGED since this device first saw it (you never verified them)");
             }
         }
         s
@@ -160,6 +180,19 @@ pub(crate) async fn cmd_identity(ctx: &mut CommandContext, args: &IdentityArgs) 
             }
         }
     }
+    if args.acknowledge {
+        if own {
+            return Err(CliError::usage("--acknowledge is for another user's identity"));
+        }
+        if trust::acknowledge_identity(&client, &user).await? {
+            ctx.out.status(format!("{user}'s new identity acknowledged: this device takes it as theirs from now on."));
+        } else {
+            ctx.out.status(format!(
+                "{user}'s identity has not changed since this device first saw it (or you verified it): nothing to \
+                 acknowledge."
+            ));
+        }
+    }
     let found = trust::identity(&client, &user).await?;
     let (this_device_cross_signed, private_keys) = if own {
         let (signed, keys) = trust::own_state(&client).await?;
@@ -175,10 +208,20 @@ pub(crate) async fn cmd_identity(ctx: &mut CommandContext, args: &IdentityArgs) 
         verified: found.verified,
         previously_verified: found.previously_verified,
         verification_violation: found.verification_violation,
+        identity_changed: found.identity_changed,
         this_device_cross_signed,
         private_keys,
     };
+    let changed = record.identity_changed;
     ctx.out.data(&record)?;
+    if changed {
+        ctx.out.status(format!(
+            "{user}'s identity changed since this device first saw it. Check with them (another channel), then \
+             `{}` accepts it, or `{}` verifies it.",
+            crate::ui::hint::ratchet("identity").arg(user.as_str()).word("--acknowledge"),
+            crate::ui::hint::ratchet("verify").arg(user.as_str())
+        ));
+    }
     if unverified_here {
         for how in crate::e2ee::trust::how_to_verify_this_device(trust::own_facts(&client).await?) {
             ctx.out.status(format!("To verify this device: {how}"));

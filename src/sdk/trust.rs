@@ -98,6 +98,9 @@ pub(crate) struct Identity {
     pub(crate) previously_verified: bool,
     /// We verified them once and their identity changed since.
     pub(crate) verification_violation: bool,
+    /// Never verified by us, and their identity changed since this device
+    /// first saw it (a "pin violation", Element's "identity was reset").
+    pub(crate) identity_changed: bool,
 }
 
 impl Identity {
@@ -108,12 +111,14 @@ impl Identity {
                 verified: i.is_verified(),
                 previously_verified: i.was_previously_verified(),
                 verification_violation: i.has_verification_violation(),
+                identity_changed: false,
             },
             None => Identity {
                 master_key: None,
                 verified: false,
                 previously_verified: false,
                 verification_violation: false,
+                identity_changed: false,
             },
         }
     }
@@ -132,7 +137,32 @@ pub(crate) async fn own_master_key(client: &Client) -> CliResult<(Option<String>
 /// `user`'s identity, after asking the server for it (a keys query).
 pub(crate) async fn identity(client: &Client, user: &UserId) -> CliResult<Identity> {
     let found = client.encryption().request_user_identity(user).await?;
-    Ok(Identity::of(found.as_ref()))
+    let mut identity = Identity::of(found.as_ref());
+    identity.identity_changed = needs_approval(client, user).await?;
+    Ok(identity)
+}
+
+/// Whether USER's identity changed since this device first saw it, and was
+/// never verified by us (matrix-sdk's `identity_needs_user_approval`,
+/// reached through the crypto machine: matrix-sdk 0.18 does not re-export it).
+async fn needs_approval(client: &Client, user: &UserId) -> CliResult<bool> {
+    let machine = super::machine(client).await?;
+    Ok(match machine.get_identity(user, None).await? {
+        Some(matrix_sdk_crypto::UserIdentity::Other(other)) => other.identity_needs_user_approval(),
+        _ => false,
+    })
+}
+
+/// Accepts USER's changed identity, unverified (Element's "OK" on "their
+/// identity was reset"): this device remembers it as theirs from now on.
+/// False when there was nothing to accept.
+pub(crate) async fn acknowledge_identity(client: &Client, user: &UserId) -> CliResult<bool> {
+    if !needs_approval(client, user).await? {
+        return Ok(false);
+    }
+    let Some(identity) = client.encryption().get_user_identity(user).await? else { return Ok(false) };
+    identity.pin().await?;
+    Ok(true)
 }
 
 /// Our own side: whether this device is cross-signed by our identity, and
