@@ -272,3 +272,39 @@ fn a_follower_backs_up_the_room_keys_it_receives() {
     follower.signal("-INT");
     assert_eq!(follower.finish(wait).code, 0);
 }
+
+/// Issue 29: a second device on an account without secret storage (its
+/// first device, ratchet's, never ran `recovery enable`) is told one way
+/// that works, not bounced from `recovery recover` to `recovery enable` to
+/// `identity --create`: verifying it with the first device. That way,
+/// taken, makes it cross-signed.
+#[test]
+fn a_second_device_without_secret_storage_is_sent_to_verification() {
+    let env = TestEnv::new();
+    let alice = register("alice");
+    env.login("alice", &alice);
+    let second = env.login_with("alice2", &alice, &synapse().url, &["--json"], &[]).success().records("login");
+    assert_eq!(second[0]["cross_signed"], false);
+    let second_device = second[0]["device_id"].as_str().unwrap().to_owned();
+
+    let hints = |run: &crate::common::Run| run.stderr.clone();
+    // No prompt for a key that cannot exist.
+    let recover = env.run_stdin("alice2", &["recovery", "recover", "--key-stdin"], b"EsTc abcd\n").code(1);
+    let said = hints(&recover);
+    assert!(said.contains("no secret storage"), "{said}");
+    assert!(said.contains("verify --accept"), "{said}");
+    let enable = env.run("alice2", &["recovery", "enable"]).code(1);
+    let said = hints(&enable);
+    assert!(said.contains("verify --accept"), "{said}");
+    assert!(!said.contains("identity --create") && !said.contains("recovery recover"), "{said}");
+    let create = env.run("alice2", &["identity", "--create"]).code(1);
+    assert!(hints(&create).contains("verify --accept"), "{}", hints(&create));
+
+    // The way named: verify this device with the first one.
+    let mut waiting =
+        env.spawn("alice2", &["--json", "verify", "--accept", "--from", &alice.user_id, "--yes", "--wait", "60"]);
+    waiting.wait_for_stderr("Waiting for a verification request", std::time::Duration::from_secs(120));
+    env.run("alice", &["--json", "verify", "--self", &second_device, "--yes", "--wait", "60"]).success();
+    let other_side = waiting.finish(std::time::Duration::from_secs(120)).success();
+    assert_eq!(other_side.records("verified")[0]["this_device_cross_signed"], true, "{}", other_side.stdout);
+}

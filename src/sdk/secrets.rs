@@ -90,14 +90,30 @@ pub(crate) async fn enable(client: &Client, replace: bool) -> CliResult<(Secret,
             .with_hint(format!("`{}` sets it up", crate::ui::hint::ratchet("recovery enable"))));
     }
     if !all_keys {
-        return Err(CliError::failed("this device does not hold the account's cross-signing keys").with_hint(format!(
-            "secret storage without them would verify nothing: create the identity first \
-             (`{}`), or `{}` / `{}` on an \
-             account that has one",
-            crate::ui::hint::ratchet("identity --create"),
-            crate::ui::hint::ratchet("recovery recover"),
-            crate::ui::hint::ratchet("verify --accept")
-        )));
+        let facts = super::trust::own_facts(client).await?;
+        if !facts.identity {
+            return Err(CliError::failed("this account has no cross-signing identity to keep in secret storage")
+                .with_hint(format!(
+                    "`{}` makes one and signs this device; then `{}`",
+                    crate::ui::hint::ratchet("identity --create"),
+                    crate::ui::hint::ratchet("recovery enable")
+                )));
+        }
+        // Another device holds the keys (the account's first one, say): the
+        // way out is verifying this one with it, or setting up secret
+        // storage there. Not `recovery recover` (there is no secret storage
+        // to recover from) nor `identity --create` (there is an identity).
+        let mut e = CliError::failed(
+            "this device does not hold the account's cross-signing keys: another device of yours does",
+        )
+        .with_hint(format!(
+            "`{}` on a device that holds them sets up secret storage for the account",
+            crate::ui::hint::theirs("recovery enable")
+        ));
+        for how in crate::e2ee::trust::how_to_verify_this_device(facts) {
+            e = e.with_hint(format!("or verify this device: {how}"));
+        }
+        return Err(e);
     }
     let recovery = encryption.recovery();
     let enable = recovery.enable();

@@ -36,17 +36,46 @@ pub(crate) struct RecoverArgs {
 
 #[instrument(skip_all)]
 pub(crate) async fn cmd_recover(ctx: &mut CommandContext, args: &RecoverArgs) -> CliResult {
-    let key = prompt::read_secret(prompt::SecretSources {
+    let env = ctx.settings.recovery_key_env.clone();
+    let no_input = ctx.settings.no_input;
+    let sources = || prompt::SecretSources {
         from_stdin: args.key_stdin,
         stdin_flag: "--key-stdin",
         what: "recovery key",
-        env: (ctx.settings.recovery_key_env.as_ref(), "RATCHET_RECOVERY_KEY"),
+        env: (env.as_ref(), "RATCHET_RECOVERY_KEY"),
         prompt: "Recovery key: ",
-        no_input: ctx.settings.no_input,
+        no_input,
         echo: true,
-    })?;
+    };
+    // A key given (stdin, environment) or none to be had (no terminal to
+    // ask on: a usage error) is settled first; a prompt waits until it is
+    // known that there is secret storage to open with it.
+    let prompting = !args.key_stdin && env.is_none() && prompt::can_prompt(no_input);
+    let given = if prompting { None } else { Some(prompt::read_secret(sources())?) };
     let client = ctx.client().await?;
     ctx.sync(&client).await?;
+    // No secret storage, no recovery key to ask for: say what works instead
+    // (before a prompt for a key that cannot exist).
+    if !sdk::secrets::storage_exists(&client).await? {
+        let facts = sdk::trust::own_facts(&client).await?;
+        let mut e = CliError::failed(
+            "this account has no secret storage: no recovery key was ever set up for it (by Element or `recovery \
+             enable`)",
+        );
+        let (cross_signed, _) = sdk::trust::own_state(&client).await?;
+        if cross_signed {
+            e = e.with_hint(format!("`{}` sets it up", crate::ui::hint::ratchet("recovery enable")));
+        } else {
+            for how in crate::e2ee::trust::how_to_verify_this_device(facts) {
+                e = e.with_hint(format!("to verify this device: {how}"));
+            }
+        }
+        return Err(e);
+    }
+    let key = match given {
+        Some(key) => key,
+        None => prompt::read_secret(sources())?,
+    };
     let made = sdk::secrets::recover(&client, &key).await?;
     ctx.state()?.set_backup_gone(None)?;
     if made {
