@@ -422,7 +422,33 @@ impl Keeper<'_> {
         // of them; otherwise those refused for trust in their sender, whose
         // keys the SDK may have fetched since (matrix-sdk 0.18's sync
         // response does not say when it did).
-        let news = queried || !response.to_device.is_empty();
+        let mut news = queried || !response.to_device.is_empty();
+        if let Err(e) = crate::sdk::history::note_refused(client, db, response).await {
+            tracing::debug!(error = %e.message, "could not note a refused to-device message");
+        }
+        // History shared on invite (MSC4268) that came after the join.
+        match crate::sdk::history::accept_pending(client).await {
+            Ok(accepted) => {
+                for a in &accepted {
+                    let who = crate::ui::terminal::inert(a.inviter.as_str());
+                    self.out.status(if a.keys > 0 {
+                        format!(
+                            "took {} room keys of {} that {who} shared when inviting you (history from before you \
+                             joined)",
+                            a.keys, a.room_id
+                        )
+                    } else {
+                        format!(
+                            "the history {who} shared for {} added no room key (this device had them all, or their \
+                             device is not cross-signed by them)",
+                            a.room_id
+                        )
+                    });
+                }
+                news |= !accepted.is_empty();
+            }
+            Err(e) => self.out.warn(format!("history shared on invite could not be taken yet: {}", e.message)),
+        }
         if let Err(e) = crate::stream::retry_utds(client, self.out, db, !news).await {
             tracing::debug!(error = %e.message, "retrying undecryptable events failed");
         }

@@ -33,6 +33,12 @@ pub(crate) struct MessageRecord {
     pub(crate) sender_device: Option<String>,
     /// The room key came from the server-side key backup just now.
     pub(crate) key_from_backup: bool,
+    /// The room key came in history shared on invite (MSC4268): the user
+    /// who shared it when inviting you (null otherwise). Who sent the
+    /// message then rests on their word, as Element marks it.
+    pub(crate) shared_by: Option<String>,
+    /// With `shared_by`: the device that shared it.
+    pub(crate) shared_by_device: Option<String>,
     /// What the SDK could establish about the sender when it decrypted
     /// (null: not encrypted): `verified`, `unverified_identity` (the user
     /// is not verified by you; the device is cross-signed by them),
@@ -101,11 +107,15 @@ impl Record for MessageRecord {
             _ => "  [not encrypted]".into(),
         };
         let trust = trust_marker(self.sender_trust);
+        let shared = match &self.shared_by {
+            Some(by) => format!("  [? history shared by {} when you were invited]", inert(by)),
+            None => String::new(),
+        };
         let late = match self.waited_ms.filter(|_| self.replaces.is_some()) {
             Some(ms) => format!("  (decrypted late: undecryptable for {:.1} s)", ms as f64 / 1000.0),
             None => String::new(),
         };
-        let tail = format!("{lock}{trust}{from_backup}{late}");
+        let tail = format!("{lock}{trust}{shared}{from_backup}{late}");
         match self.msgtype.as_deref() {
             // As clients show them: `* alice waves`; a notice (bots) marked.
             Some("m.emote") => format!("{}[{when}] * {who} {what}{tail}", label(&self.room_label)),
@@ -309,6 +319,8 @@ pub(crate) fn render(room_id: &str, event: &TimelineEvent, original: Option<&Val
                 message_index: position.1,
                 sender_device: info.and_then(|i| i.sender_device.as_ref().map(|d| d.to_string())),
                 key_from_backup: false,
+                shared_by: info.and_then(|i| i.forwarder.as_ref().map(|f| f.user_id.to_string())),
+                shared_by_device: info.and_then(|i| i.forwarder.as_ref().map(|f| f.device_id.to_string())),
                 sender_trust: info.map(|i| verification_name(&i.verification_state)),
                 replaces: None,
                 waited_ms: None,
@@ -389,6 +401,14 @@ pub(crate) fn as_encrypted<T>(
     raw.cast_ref_unchecked()
 }
 
+/// Decrypts an event of ROOM as ratchet reads it: matrix-sdk's decryption,
+/// then history whose imported key it refuses read and marked
+/// ([`crate::sdk::history::read_as_history`]).
+pub(crate) async fn decrypt<T>(room: &matrix_sdk::Room, raw: &Raw<T>) -> crate::error::CliResult<TimelineEvent> {
+    let event = room.decrypt_event(as_encrypted(raw), None).await?;
+    Ok(crate::sdk::history::read_as_history(room, event).await)
+}
+
 /// The first 10 characters of an id, for people.
 pub(crate) fn short(id: &str) -> String {
     id.chars().take(10).collect()
@@ -418,13 +438,15 @@ pub(crate) async fn recent_history(room: &matrix_sdk::Room, limit: u32) -> crate
     // of theirs decrypted with it says so, not only the first (which
     // fetched it).
     let mut fetched: std::collections::HashSet<String> = Default::default();
+    // Senders whose keys were queried in this call (see below).
+    let mut queried: std::collections::HashSet<String> = Default::default();
     // The server returns newest first.
     for raw in response.chunk.iter().rev() {
         let original: Value = raw.deserialize_as().unwrap_or(Value::Null);
         let session = original["content"]["session_id"].as_str().map(str::to_owned);
         let mut key_from_backup = session.as_ref().is_some_and(|s| fetched.contains(s));
         let event = if original["type"] == "m.room.encrypted" {
-            let mut event = room.decrypt_event(as_encrypted(raw), None).await?;
+            let mut event = decrypt(room, raw).await?;
             if let (TimelineEventKind::UnableToDecrypt { utd_info, .. }, Some(session)) =
                 (&event.kind, original["content"]["session_id"].as_str())
             {
@@ -433,8 +455,24 @@ pub(crate) async fn recent_history(room: &matrix_sdk::Room, limit: u32) -> crate
                     UnableToDecryptReason::MissingMegolmSession { .. }
                         | UnableToDecryptReason::UnknownMegolmMessageIndex
                 );
+                // Refused for trust, from a sender whose identity this
+                // device never fetched (a member it met only in history
+                // shared on invite, or one lazy loading left out): their
+                // keys first, then judged again, as a sync does.
+                let untrusted = matches!(utd_info.reason, UnableToDecryptReason::SenderIdentityNotTrusted(_));
+                let sender = original["sender"].as_str().and_then(|s| matrix_sdk::ruma::UserId::parse(s).ok());
+                if let (true, Some(sender)) = (untrusted, sender) {
+                    let client = room.client();
+                    let known = client.encryption().get_user_identity(&sender).await.ok().flatten().is_some();
+                    if !known && queried.insert(sender.to_string()) {
+                        if let Err(e) = client.encryption().request_user_identity(&sender).await {
+                            tracing::debug!(error = %e, %sender, "could not query a sender's keys");
+                        }
+                        event = decrypt(room, raw).await?;
+                    }
+                }
                 if missing && crate::sdk::backup::download_one(&room.client(), room.room_id(), session).await? {
-                    event = room.decrypt_event(as_encrypted(raw), None).await?;
+                    event = decrypt(room, raw).await?;
                     key_from_backup = !matches!(event.kind, TimelineEventKind::UnableToDecrypt { .. });
                     if key_from_backup {
                         fetched.insert(session.to_owned());

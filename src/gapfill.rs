@@ -27,7 +27,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::error::{CliError, CliResult};
-use crate::events::{as_encrypted, render, Rendered};
+use crate::events::{render, Rendered};
 use crate::profile::state::{Gap, StateDb, GAP_CLOSED, GAP_OPEN};
 use crate::ui::output::{Output, Record};
 use crate::ui::terminal::inert;
@@ -205,7 +205,7 @@ async fn fill(
         let event = if original["type"] == "m.room.encrypted" {
             let Ok(raw) = serde_json::value::to_raw_value(original) else { continue };
             let raw = matrix_sdk::ruma::serde::Raw::<matrix_sdk::ruma::events::AnySyncTimelineEvent>::from_json(raw);
-            room.decrypt_event(as_encrypted(&raw), None).await?
+            crate::events::decrypt(&room, &raw).await?
         } else {
             let Ok(raw) = serde_json::value::to_raw_value(original) else { continue };
             TimelineEvent::from_plaintext(matrix_sdk::ruma::serde::Raw::from_json(raw))

@@ -20,7 +20,7 @@ use serde_json::Value;
 
 use crate::clock::now_ms;
 use crate::error::CliResult;
-use crate::events::{as_encrypted, render, LeftRecord, Rendered};
+use crate::events::{render, LeftRecord, Rendered};
 use crate::profile::state::{Gap, OlmFailure, PendingUtd, Position, StateDb};
 use crate::ui::output::{Captured, Output, Record};
 use crate::ui::terminal::inert;
@@ -336,7 +336,17 @@ pub(crate) async fn stage(
             }
             _ => None,
         };
+        let sdk_room = client.get_room(room_id);
         for (at, event) in update.timeline.events.iter().enumerate() {
+            // History refused by matrix-sdk only for its imported key's
+            // unprovable device: read, and marked (sdk::history).
+            let reread = match (&sdk_room, &event.kind) {
+                (Some(room), TimelineEventKind::UnableToDecrypt { .. }) => {
+                    Some(crate::sdk::history::read_as_history(room, event.clone()).await)
+                }
+                _ => None,
+            };
+            let event = reread.as_ref().unwrap_or(event);
             let mut rendered = render(room_id.as_str(), event, None);
             if let Rendered::Message(r) = &mut rendered {
                 fill_own_index(r, &own);
@@ -538,7 +548,7 @@ pub(crate) async fn retry_utds(client: &Client, out: &Output, db: &StateDb, trus
         let Some(room) = client.get_room(room_id) else { continue };
         let Ok(raw) = serde_json::value::to_raw_value(&p.event) else { continue };
         let raw: Raw<AnySyncTimelineEvent> = Raw::from_json(raw);
-        let event = room.decrypt_event(as_encrypted(&raw), None).await?;
+        let event = crate::events::decrypt(&room, &raw).await?;
         if matches!(event.kind, TimelineEventKind::UnableToDecrypt { .. }) {
             continue;
         }

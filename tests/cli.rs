@@ -10,6 +10,7 @@ mod doctor;
 mod encrypt;
 mod errors;
 mod help;
+mod history;
 mod interop;
 mod json;
 mod key_safety;

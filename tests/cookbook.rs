@@ -144,6 +144,11 @@ fn history_before_join() {
 }
 
 #[test]
+fn history_on_invite() {
+    run_script("history-on-invite.sh");
+}
+
+#[test]
 fn rejoin() {
     run_script("rejoin.sh");
 }

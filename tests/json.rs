@@ -101,8 +101,14 @@ records! {
         room_keys_backed_up: O<usize>,
     }
     "whoami" => Whoami { user_id: S, device_id: S, homeserver: S, profile: S, curve25519: S, ed25519: S }
-    "room" => Room { room_id: S, name: O<S>, state: S, encrypted: bool }
-    "invited" => Invited { room_id: S, user_id: S, already: O<S> }
+    "room" => Room {
+        room_id: S, name: O<S>, state: S, encrypted: bool, history_keys: O<usize>, history_shared_by: O<S>,
+        history_refused_from: O<S>,
+    }
+    "invited" => Invited {
+        room_id: S, user_id: S, already: O<S>, history: O<S>, history_keys: O<usize>, history_not_shared: O<usize>,
+        history_reason: O<S>,
+    }
     "member" => Member { room_id: S, user_id: S, display_name: O<S>, membership: S }
     "left" => Left { room_id: S, cursor: O<S> }
     "inbox_gap" => InboxGap { dropped: u64 }
@@ -119,7 +125,8 @@ records! {
     "message" => Message {
         room_id: S, event_id: O<S>, sender: O<S>, origin_server_ts: O<u64>, event_type: S, msgtype: O<S>,
         body: O<S>, encrypted: bool, session_id: O<S>, message_index: O<u32>, sender_device: O<S>,
-        key_from_backup: bool, sender_trust: O<S>, replaces: O<S>, waited_ms: O<u64>, cursor: O<S>,
+        key_from_backup: bool, shared_by: O<S>, shared_by_device: O<S>, sender_trust: O<S>, replaces: O<S>,
+        waited_ms: O<u64>, cursor: O<S>,
     }
     "utd" => Utd {
         room_id: S, event_id: O<S>, sender: O<S>, origin_server_ts: O<u64>, session_id: O<S>,
@@ -159,7 +166,7 @@ records! {
     }
     "inbound_session" => Inbound {
         room_id: S, session_id: S, sender_key: S, sender: O<S>, sender_device: O<S>, first_known_index: u32,
-        imported: bool,
+        imported: bool, shared_by: O<S>,
     }
     "rotated" => Rotated { room_id: S, old_session_id: O<S>, new_session_id: O<S>, to_device_requests: O<usize> }
     "device" => Device {
@@ -168,7 +175,8 @@ records! {
     }
     "identity" => Identity {
         user_id: S, own: bool, master_key: O<S>, verified: bool, previously_verified: bool,
-        verification_violation: bool, this_device_cross_signed: O<bool>, private_keys: O<PrivateKeys>,
+        verification_violation: bool, identity_changed: bool, this_device_cross_signed: O<bool>,
+        private_keys: O<PrivateKeys>,
     }
     "local_trust" => LocalTrust { user_id: S, device_id: S, local_trust: S, previous: S }
     "recovery_key" => RecoveryKey { recovery_key: S, backup_version: O<S> }

@@ -308,3 +308,54 @@ fn a_second_device_without_secret_storage_is_sent_to_verification() {
     let other_side = waiting.finish(std::time::Duration::from_secs(120)).success();
     assert_eq!(other_side.records("verified")[0]["this_device_cross_signed"], true, "{}", other_side.stdout);
 }
+
+/// Issue 29: a second device reads history from the backup; then the first
+/// device resets the identity. matrix-sdk-crypto 0.18 would now refuse
+/// every message of those imported keys (`sender_identity_not_trusted`,
+/// `unknown_device`), its own account's included, before and after
+/// `recovery recover` with the new key; a fresh Element device reads them.
+/// ratchet reads them as Element does: readable, marked.
+#[test]
+fn history_read_from_the_backup_stays_readable_after_an_identity_reset_elsewhere() {
+    let env = TestEnv::new();
+    let (alice, bob) = (register("alice"), register("bob"));
+    env.login("alice", &alice);
+    env.login("bob", &bob);
+    let room = env.encrypted_room("alice", &[("bob", &bob)], &[]);
+    let enabled = env.run("alice", &["--json", "recovery", "enable"]).success();
+    let key = enabled.records("recovery_key")[0]["recovery_key"].as_str().unwrap().to_owned();
+    env.run("alice", &["send", &room, "alice, in the backup"]).success();
+    env.run("bob", &["send", &room, "bob, in the backup"]).success();
+    env.run("alice", &["sync"]).success();
+
+    env.login("alice2", &alice);
+    env.run_stdin("alice2", &["recovery", "recover", "--key-stdin"], format!("{key}\n").as_bytes()).success();
+    env.run("alice2", &["backup", "restore", &room]).success();
+    let read = |when: &str| {
+        let run = env.run("alice2", &["--json", "messages", &room]);
+        let bodies: Vec<Value> = run.records("message").iter().map(|m| m["body"].clone()).collect();
+        assert!(run.records("utd").is_empty(), "{when}: {}", run.stdout);
+        for body in ["alice, in the backup", "bob, in the backup"] {
+            assert!(bodies.contains(&Value::from(body)), "{when}: {body}: {}", run.stdout);
+        }
+        run
+    };
+    read("before the reset");
+
+    // The first device resets the identity and sets up a new recovery key.
+    let password = format!("{}\n", alice.password);
+    env.run_stdin("alice", &["recovery", "reset", "--yes", "--password-stdin"], password.as_bytes()).success();
+    let enabled = env.run("alice", &["--json", "recovery", "enable"]).success();
+    let new_key = enabled.records("recovery_key")[0]["recovery_key"].as_str().unwrap().to_owned();
+    env.run("alice2", &["sync"]).success();
+    let after = read("after the reset");
+    // Marked: the key came from the backup, its device unprovable.
+    let marked = after.records("message");
+    assert!(marked.iter().all(|m| m["sender_trust"] != "verified"), "{marked:?}");
+    let human = env.run("alice2", &["messages", &room]).success();
+    assert!(human.stdout.contains("[? "), "the human lines are marked: {}", human.stdout);
+
+    env.run_stdin("alice2", &["recovery", "recover", "--key-stdin"], format!("{new_key}\n").as_bytes()).success();
+    env.run("alice2", &["backup", "restore", &room]).success();
+    read("after recover with the new key and restore");
+}

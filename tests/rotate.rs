@@ -113,11 +113,20 @@ fn sessions_reports_counts_against_the_limits_and_no_key_material() {
     let s = inbound.iter().find(|s| s["session_id"] == sent[0]["session_id"]).expect("bob has alice's session");
     assert_eq!(s["first_known_index"], 0);
     assert_eq!(s["imported"], false);
-    let expected: BTreeSet<String> =
-        ["type", "room_id", "session_id", "sender_key", "sender", "sender_device", "first_known_index", "imported"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+    let expected: BTreeSet<String> = [
+        "type",
+        "room_id",
+        "session_id",
+        "sender_key",
+        "sender",
+        "sender_device",
+        "first_known_index",
+        "imported",
+        "shared_by",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     assert_eq!(keys(s), expected);
 
     // Human output, too, carries the counts.

@@ -354,6 +354,22 @@ async fn diagnose(
                                 .word("blacklisted")
                         )),
                     ),
+                    "m.history_not_shared" => (
+                        "it was sent before you joined, while the room's history visibility was `joined` or \
+                         `invited`: its key is not handed to members who come later, so the history shared with \
+                         your invite (MSC4268) said so instead of carrying it. Nothing on this side gets it; only \
+                         a device that had it can give it (a key file)"
+                            .to_owned(),
+                        vec![format!(
+                            "{}   (on the side of a member who can read it; then `{}` here)",
+                            theirs("keys export").arg("FILE"),
+                            ratchet("keys import").arg("FILE")
+                        )],
+                        Some(format!(
+                            "{}, a message, `room invite` of a new member (history visibility `joined` at the time)",
+                            theirs("room create --encrypted")
+                        )),
+                    ),
                     _ => ("the sender declined to share the key".to_owned(), asked.clone(), None),
                 };
                 ("key_withheld", format!("the key was withheld ({code}): {why}"), fix, reproduce)

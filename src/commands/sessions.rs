@@ -105,7 +105,11 @@ pub(crate) struct InboundRecord {
     sender: Option<String>,
     sender_device: Option<String>,
     first_known_index: u32,
+    /// From the backup, a key file, a forward, or history shared on invite.
     imported: bool,
+    /// From history shared on invite (MSC4268): the user who shared it
+    /// (null otherwise).
+    shared_by: Option<String>,
 }
 
 impl Record for InboundRecord {
@@ -116,7 +120,11 @@ impl Record for InboundRecord {
             (Some(u), None) => u.clone(),
             _ => format!("key {}", short(&self.sender_key)),
         };
-        let imported = if self.imported { ", imported" } else { "" };
+        let imported = match (&self.shared_by, self.imported) {
+            (Some(by), _) => format!(", history shared by {}", crate::ui::terminal::inert(by)),
+            (None, true) => ", imported".to_owned(),
+            (None, false) => String::new(),
+        };
         format!("inbound  {}  from {who}, first known index {}{imported}", self.session_id, self.first_known_index)
     }
 }
@@ -178,6 +186,7 @@ pub(crate) async fn cmd_sessions(ctx: &mut CommandContext, args: &SessionsArgs) 
             sender_device: s.sender_device,
             first_known_index: s.first_known_index,
             imported: s.imported,
+            shared_by: s.shared_by,
         })?;
     }
     Ok(())

@@ -69,9 +69,11 @@ pub(crate) async fn build(
         .request_config(requests)
         .with_room_key_recipient_strategy(super::recipient_strategy())
         .with_decryption_settings(super::decryption_settings(isolation))
-        // History sharing on invite (MSC4268) needs cross-signing, which
-        // ratchet does not set up: the SDK would only warn on every invite.
-        .with_enable_share_history_on_invite(false);
+        // History sharing on invite (MSC4268, spec v1.19), as Element does:
+        // `room invite` shares the room's keys, a join takes the inviter's
+        // (`sdk::history`). Every ratchet device is cross-signed at login,
+        // which sharing needs.
+        .with_enable_share_history_on_invite(true);
     if homeserver.starts_with("http://") {
         // Plain HTTP uses no certificates; loading the platform's roots
         // (hundreds of files) would be the slowest part of start-up.

@@ -111,6 +111,8 @@ pub(crate) struct Inbound {
     pub(crate) sender_device: Option<String>,
     pub(crate) first_known_index: u32,
     pub(crate) imported: bool,
+    /// For a key from history shared on invite (MSC4268): who shared it.
+    pub(crate) shared_by: Option<String>,
 }
 
 impl Inbound {
@@ -131,6 +133,7 @@ impl Inbound {
             sender_device,
             first_known_index: s.first_known_index(),
             imported: s.has_been_imported(),
+            shared_by: s.forwarder_data.as_ref().map(|f| f.user_id().to_string()),
         }
     }
 }

@@ -15,12 +15,15 @@
 //! | sends `m.room_key_request` only to our own devices, once one is verified | R13 | asks the sender's devices too | [`keys`] |
 //! | the crypto store has no delete API | — | QA's deliberate deletions open the SQLite store directly | [`rawstore`] |
 //! | the crypto machine re-enables the stored backup version at every start-up, also one the server deleted; a backup key received after verification waits in the secret inbox for the (parked) start-up task | — | remembers a gone version and turns it off; takes a received key up | [`backup`] |
+//! | in exclude-insecure mode, drops a history bundle (MSC4268) from an inviter whose identity it has not fetched (matrix-rust-sdk#5770); a bundle after the join waits for a background task that restore parks | — | remembers who was refused and says so at `room join` (the inviter's `room invite` shares again); takes late bundles after each sync | [`history`] |
+//! | in exclude-insecure mode, refuses an imported key's messages once the sender's device is known (an imported key cannot prove its device) | — | reads them marked `insecure_source`, as Element shows them | [`history`] |
 //! | `Recovery::reset_identity` deletes the backup and secret storage before the password is checked | — | checks the password first | [`secrets`] |
 //!
 //! Nothing here returns secret key material: only ids, counters and times.
 
 pub(crate) mod backup;
 pub(crate) mod client;
+pub(crate) mod history;
 pub(crate) mod keys;
 pub(crate) mod megolm;
 pub(crate) mod names;

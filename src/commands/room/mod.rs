@@ -48,6 +48,18 @@ pub(crate) struct RoomRecord {
     /// joined, invited, left, knocked or banned
     state: &'static str,
     encrypted: bool,
+    /// `room join` only: room keys of the history before you joined that
+    /// the inviter shared (MSC4268); absent when none came.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) history_keys: Option<usize>,
+    /// With `history_keys`: who shared them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) history_shared_by: Option<String>,
+    /// `room join` only: the inviter whose history this device refused
+    /// (exclude-insecure mode, their identity not known yet when it came:
+    /// matrix-rust-sdk#5770); they can share it again with `room invite`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) history_refused_from: Option<String>,
 }
 
 impl RoomRecord {
@@ -65,6 +77,9 @@ impl RoomRecord {
             // An invited room's state is the stripped state of the invite:
             // its m.room.encryption counts too.
             encrypted: room.encryption_state().is_encrypted() || room.encryption_settings().is_some(),
+            history_keys: None,
+            history_shared_by: None,
+            history_refused_from: None,
         }
     }
 }
