@@ -1,11 +1,26 @@
 #!/usr/bin/env bash
-# Installs the js test peer's packages (matrix-js-sdk 37.5.0 and its Rust
-# crypto, pinned by tests/peer/js/package-lock.json) with `npm ci`, once per
-# lock file, and prints the peer's directory. matrix-js-sdk 37.5.0 is the
-# newest release whose `engines` allows Node 20.
+# Installs a js test peer's packages with `npm ci`, once per lock file, and
+# prints the peer's directory.
+#
+#   scripts/setup-js-peer.sh          tests/peer/js: matrix-js-sdk 37.5.0 and
+#                                     its Rust crypto, the newest release whose
+#                                     `engines` allows Node 20
+#   scripts/setup-js-peer.sh next     tests/peer/js-next: matrix-js-sdk 43.0.0
+#                                     and crypto-wasm 18.9.0 (history sharing
+#                                     on invite, MSC4268); their `engines` ask
+#                                     for Node 22, which npm only warns about:
+#                                     on Node 20 they run with one polyfill
+#                                     (Promise.withResolvers, in js_peer.mjs)
+#
+# Both run the same tests/peer/js/js_peer.mjs: it is copied into js-next,
+# where Node resolves its imports from js-next's own node_modules.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-dir="$root/tests/peer/js"
+case "${1:-}" in
+  "") dir="$root/tests/peer/js" ;;
+  next) dir="$root/tests/peer/js-next"; cp "$root/tests/peer/js/js_peer.mjs" "$dir/js_peer.mjs" ;;
+  *) echo "usage: setup-js-peer.sh [next]" >&2; exit 2 ;;
+esac
 stamp="$dir/node_modules/.ratchet-installed"
 want="$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then

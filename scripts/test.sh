@@ -17,6 +17,7 @@ step "Test dependencies (Synapse, nio peer, js peer, mitmproxy)"
 ./scripts/setup-synapse.sh >/dev/null
 ./scripts/setup-peer.sh >/dev/null
 ./scripts/setup-js-peer.sh >/dev/null
+./scripts/setup-js-peer.sh next >/dev/null
 ./scripts/setup-mitmproxy.sh >/dev/null
 
 step "Vendored matrix-sdk-crypto: the published crate plus the R7 patch, nothing else"

@@ -7,8 +7,9 @@
 //! downloaded from the backup first, and the room key rotated when a
 //! member leaves or is banned.
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
+use crate::common::js_peer::JsPeer;
 use crate::common::{api, enc, register, TestEnv};
 
 fn send(env: &TestEnv, profile: &str, room: &str, texts: &[&str]) -> Vec<Value> {
@@ -269,4 +270,37 @@ fn first_contact_in_all_devices_mode_takes_the_history_at_the_join() {
     assert_eq!(joined.records("room")[0]["history_shared_by"], alice.user_id.as_str(), "{}", joined.stderr);
     let (messages, _) = history(&env, "carol", &room);
     assert_eq!(body_of(&messages, "all devices").expect("read")["shared_by"], alice.user_id.as_str());
+}
+
+/// With Element's newest crypto stack (matrix-js-sdk 43.0.0 and
+/// crypto-wasm 18.9.0, `tests/peer/js-next`), both ways, in exclude-insecure
+/// mode: Element's invite shares its history and ratchet reads it, marked;
+/// ratchet's invite shares and Element reads it.
+#[test]
+fn element_s_newest_stack_and_ratchet_share_history_both_ways() {
+    let env = TestEnv::new();
+    let (bob, jo, kim) = (register("bob"), register("jo"), register("kim"));
+    env.login("bob", &bob);
+    let mut jo = JsPeer::login_next(&jo, "exclude-insecure", true);
+    knows(&env, "bob", &jo.user_id);
+    let room = jo.call(json!({"cmd": "create_room"}))["room_id"].as_str().expect("room").to_owned();
+    jo.send(&room, "from Element, before the invite");
+    jo.call(json!({"cmd": "invite", "room_id": room, "user_id": bob.user_id}));
+    let joined = env.run("bob", &["--json", "room", "join", &room]).success();
+    assert_eq!(joined.records("room")[0]["history_shared_by"], jo.user_id.as_str(), "{}", joined.stderr);
+    let (messages, utds) = history(&env, "bob", &room);
+    assert!(utds.is_empty(), "{utds:?}");
+    let m = body_of(&messages, "from Element, before the invite").unwrap_or_else(|| panic!("{messages:?}"));
+    assert_eq!(m["shared_by"], jo.user_id.as_str());
+
+    // The other way: ratchet invites another Element user.
+    let sent = send(&env, "bob", &room, &["from ratchet, before kim"]);
+    let event = sent[0]["event_id"].as_str().unwrap().to_owned();
+    let mut kim = JsPeer::login_next(&kim, "exclude-insecure", true);
+    let invited = env.run("bob", &["--json", "room", "invite", &room, &kim.user_id]).success().records("invited");
+    assert_eq!(invited[0]["history"], "shared", "{invited:?}");
+    kim.join(&room);
+    let seen = kim.messages(&room, &[&event], 30_000);
+    let got = seen.iter().find(|m| m["event_id"] == event.as_str()).expect("kim sees it");
+    assert_eq!(got["body"], "from ratchet, before kim", "{seen:?}");
 }

@@ -16,12 +16,22 @@ use super::{synapse, TestUser};
 
 fn peer_dir() -> &'static PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let out = Command::new(root.join("scripts/setup-js-peer.sh")).output().expect("scripts/setup-js-peer.sh runs");
-        assert!(out.status.success(), "setting up the js peer failed:\n{}", String::from_utf8_lossy(&out.stderr));
-        PathBuf::from(String::from_utf8(out.stdout).expect("utf-8 path").trim())
-    })
+    DIR.get_or_init(|| setup(&[]))
+}
+
+/// The newest matrix-js-sdk (43.0.0, `tests/peer/js-next`), for history
+/// sharing on invite (MSC4268), which 37.5.0 predates.
+fn next_peer_dir() -> &'static PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| setup(&["next"]))
+}
+
+fn setup(args: &[&str]) -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out =
+        Command::new(root.join("scripts/setup-js-peer.sh")).args(args).output().expect("scripts/setup-js-peer.sh runs");
+    assert!(out.status.success(), "setting up the js peer failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    PathBuf::from(String::from_utf8(out.stdout).expect("utf-8 path").trim())
 }
 
 pub struct JsPeer {
@@ -43,9 +53,18 @@ impl JsPeer {
     /// Element) or "all-devices"; `bootstrap` creates and uploads a
     /// cross-signing identity, as Element does on a first login.
     pub fn login(user: &TestUser, isolation: &str, bootstrap: bool) -> JsPeer {
+        Self::login_in(peer_dir(), user, isolation, bootstrap)
+    }
+
+    /// The same, on the newest matrix-js-sdk (`tests/peer/js-next`).
+    pub fn login_next(user: &TestUser, isolation: &str, bootstrap: bool) -> JsPeer {
+        Self::login_in(next_peer_dir(), user, isolation, bootstrap)
+    }
+
+    fn login_in(dir: &Path, user: &TestUser, isolation: &str, bootstrap: bool) -> JsPeer {
         let log = tempfile::Builder::new().prefix("js-peer-").suffix(".log").tempfile().expect("log file");
         let mut child = Command::new("node")
-            .arg(peer_dir().join("js_peer.mjs"))
+            .arg(dir.join("js_peer.mjs"))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(log.reopen().expect("log file"))

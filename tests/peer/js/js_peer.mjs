@@ -7,12 +7,26 @@
 // stdin and reads one JSON answer per line on stdout. js-sdk's own logs go
 // to stderr.
 //
-// Commands: login, join, send, messages, device, identity, verify_request,
-// verify_accept, verify_wait, setup_recovery, backup_now, restore_backup,
-// delete_backup, reset_backup, quit. Every
+// The same file runs matrix-js-sdk 43.0.0 (tests/peer/js-next, copied there
+// by scripts/setup-js-peer.sh), whose invite shares the room's history
+// (MSC4268); it wants Promise.withResolvers (Node 22), added below.
+//
+// Commands: login, join, send, messages, create_room, invite, device,
+// identity, verify_request, verify_accept, verify_wait, setup_recovery,
+// backup_now, restore_backup, delete_backup, reset_backup, quit. Every
 // answer has "ok": true and the command's fields, or "ok": false and "error".
 
 import * as readline from "node:readline";
+
+// Node 20 lacks Promise.withResolvers, which matrix-js-sdk 43's sync needs
+// (without it the sync stops after its first response).
+if (!Promise.withResolvers) {
+    Promise.withResolvers = function () {
+        let resolve, reject;
+        const promise = new Promise((a, b) => { resolve = a; reject = b; });
+        return { promise, resolve, reject };
+    };
+}
 
 // The SDK logs to the console: keep stdout for answers.
 for (const level of ["log", "info", "debug", "warn", "trace"]) console[level] = console.error;
@@ -112,6 +126,24 @@ async function send({ room_id, text }) {
     await until("the room", 20000, () => client.getRoom(room_id));
     const { event_id } = await client.sendTextMessage(room_id, text);
     return { event_id };
+}
+
+// An encrypted private room made by this client, as Element makes one.
+async function create_room({ invite = [] }) {
+    const { room_id } = await client.createRoom({
+        preset: "private_chat",
+        invite,
+        initial_state: [{ type: "m.room.encryption", state_key: "", content: { algorithm: "m.megolm.v1.aes-sha2" } }],
+    });
+    await until("the room", 20000, () => client.getRoom(room_id));
+    await until("its encryption", 20000, () => client.getCrypto().isEncryptionEnabledInRoom(room_id));
+    return { room_id };
+}
+
+// An invite as Element sends it (matrix-js-sdk 43 shares the history first).
+async function invite({ room_id, user_id }) {
+    await client.invite(room_id, user_id);
+    return {};
 }
 
 function view(ev) {
@@ -278,7 +310,7 @@ async function reset_backup() {
 }
 
 const commands = {
-    login, join, send, messages, device, identity, verify_request, verify_accept, verify_wait,
+    login, join, send, messages, create_room, invite, device, identity, verify_request, verify_accept, verify_wait,
     setup_recovery, backup_now, restore_backup, delete_backup, reset_backup,
 };
 
