@@ -54,6 +54,40 @@ const REQUEST_WAIT: Duration = Duration::from_secs(5);
 /// itself.
 const ACCEPT_WAIT: Duration = Duration::from_secs(10);
 
+/// What it waits instead for a follower that let the last request wait
+/// out `ACCEPT_WAIT` (stopped, say: SIGSTOP, a suspended terminal): once
+/// passed over, each later `send` asks it only this long, until it answers
+/// again (issue 30: a stopped follower made every send wait 10 s).
+const PASSED_OVER_WAIT: Duration = Duration::from_millis(250);
+
+/// The note that a follower was passed over, beside its socket: the
+/// socket's inode (a new follower makes a new socket) and when.
+const PASSED_OVER: &str = "send.sock.passed";
+
+/// How long a note of being passed over counts.
+const PASSED_OVER_FOR: Duration = Duration::from_secs(600);
+
+/// Whether the follower listening on `socket` was passed over recently.
+fn passed_over(dir: &Path, socket: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(inode) = std::fs::metadata(socket).map(|m| m.ino()) else { return false };
+    let Ok(note) = std::fs::read_to_string(dir.join(PASSED_OVER)) else { return false };
+    let mut words = note.split_whitespace().map(str::parse::<u64>);
+    match (words.next(), words.next()) {
+        (Some(Ok(noted)), Some(Ok(at))) => {
+            noted == inode && crate::clock::now_ms().saturating_sub(at) < PASSED_OVER_FOR.as_millis() as u64
+        }
+        _ => false,
+    }
+}
+
+fn note_passed_over(dir: &Path, socket: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    if let Ok(inode) = std::fs::metadata(socket).map(|m| m.ino()) {
+        let _ = std::fs::write(dir.join(PASSED_OVER), format!("{inode} {}\n", crate::clock::now_ms()));
+    }
+}
+
 const VERSION: u32 = 1;
 
 /// A `send` handed over.
@@ -142,7 +176,10 @@ impl Failure {
 /// and its threads would be most of its own time.
 pub(crate) fn hand_over(ctx: &CommandContext, request: &Request) -> Option<CliResult> {
     use std::io::{BufRead, Write};
-    let path = ctx.profile.paths().dir.join(SOCKET);
+    let dir = ctx.profile.paths().dir.clone();
+    let path = dir.join(SOCKET);
+    let was_passed_over = passed_over(&dir, &path);
+    let wait = if was_passed_over { PASSED_OVER_WAIT } else { ACCEPT_WAIT };
     let mut stream = match std::os::unix::net::UnixStream::connect(&path) {
         Ok(stream) => stream,
         Err(e) => {
@@ -154,7 +191,7 @@ pub(crate) fn hand_over(ctx: &CommandContext, request: &Request) -> Option<CliRe
     };
     let mut line = serde_json::to_vec(request).ok()?;
     line.push(b'\n');
-    if let Err(e) = stream.write_all(&line).and_then(|()| stream.set_read_timeout(Some(ACCEPT_WAIT))) {
+    if let Err(e) = stream.write_all(&line).and_then(|()| stream.set_read_timeout(Some(wait))) {
         tracing::debug!(error = %e, "could not hand the messages to the follower");
         return None;
     }
@@ -163,7 +200,12 @@ pub(crate) fn hand_over(ctx: &CommandContext, request: &Request) -> Option<CliRe
         let line = line.ok()?;
         serde_json::from_str::<Reply>(&line).map_err(|e| tracing::debug!(error = %e, "a reply not understood")).ok()
     });
-    match replies.next().flatten() {
+    let first = replies.next();
+    if was_passed_over && matches!(first, Some(Some(_))) {
+        // It answers again.
+        let _ = std::fs::remove_file(dir.join(PASSED_OVER));
+    }
+    match first.flatten() {
         Some(Reply::Accepted) => {}
         Some(Reply::Declined { why }) => {
             tracing::debug!(why, "the follower declined; sending from this process");
@@ -172,8 +214,21 @@ pub(crate) fn hand_over(ctx: &CommandContext, request: &Request) -> Option<CliRe
         // Gone, or too slow, before it took anything: nothing was sent,
         // and hanging up (the socket closes with this process's handle)
         // means it never will.
+        _ if was_passed_over => {
+            tracing::debug!(
+                wait_ms = wait.as_millis() as u64,
+                "the follower passed over before did not answer at once either; sending from this process"
+            );
+            return None;
+        }
         _ => {
-            tracing::debug!("the follower did not take the messages; sending from this process");
+            note_passed_over(&dir, &path);
+            ctx.out.status(format!(
+                "the follower of this profile (`sync --follow` or `chat`) did not take the messages within {} s \
+                 (stopped, or stuck): sending from this process; later sends ask it for {} ms only, until it answers",
+                ACCEPT_WAIT.as_secs(),
+                PASSED_OVER_WAIT.as_millis()
+            ));
             return None;
         }
     }

@@ -517,3 +517,60 @@ fn a_follower_that_does_not_answer_is_passed_over_and_one_that_dies_fails_the_se
     assert_eq!(bodies.iter().filter(|b| *b == "passed over").count(), 1, "{bodies:?}");
     assert!(!bodies.iter().any(|b| b == "lost with the follower"), "{bodies:?}");
 }
+
+/// Issue 30: a follower stopped with SIGSTOP. The first `send` waits for it
+/// (it may only be busy), says once why it sends by itself, and later sends
+/// ask the stopped follower only briefly, saying nothing more; once it runs
+/// again it takes the next send (the warm path), and the note is gone.
+#[test]
+fn a_stopped_follower_is_said_once_and_not_waited_for_again() {
+    let (env, _alice, _bob, room) = TestEnv::alice_and_bob(&[]);
+    let follower = Follower::start(&env, "bob");
+    let socket = env.profile_dir("bob").join("send.sock");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !socket.exists() {
+        assert!(Instant::now() < deadline, "the follower made no {}", socket.display());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let pid = follower.child.id().to_string();
+    let signal = |sig: &str| {
+        assert!(std::process::Command::new("kill").args([sig, &pid]).status().unwrap().success());
+    };
+    signal("-STOP");
+    let first = env.run("bob", &["--json", "-vv", "send", &room, "one"]).success();
+    assert_eq!(first.records("sent").len(), 1);
+    let said = |run: &crate::common::Run| {
+        run.stderr.lines().filter(|l| l.contains(r#""type":"status""#) && l.contains("did not take")).count()
+    };
+    assert_eq!(said(&first), 1, "said once, as a status record: {}", first.stderr);
+    let note = env.profile_dir("bob").join("send.sock.passed");
+    assert!(note.exists(), "the follower is noted as passed over");
+    for text in ["two", "three"] {
+        let later = env.run("bob", &["--json", "-vv", "send", &room, text]).success();
+        assert_eq!(later.records("sent").len(), 1);
+        assert_eq!(said(&later), 0, "not said again: {}", later.stderr);
+        assert!(later.stderr.contains("passed over before did not answer at once"), "asked briefly: {}", later.stderr);
+    }
+    signal("-CONT");
+    // Running again: it takes the send within the brief wait (between
+    // turns it answers at once); a turn under way may make one more send
+    // go its own way, so a few tries are allowed.
+    let mut warm = false;
+    for i in 0..5 {
+        let run = env.run("bob", &["--json", "-v", "send", &room, &format!("after {i}")]).success();
+        if run.stderr.contains("warm path") {
+            warm = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(warm, "the follower took no send once running again");
+    assert!(!note.exists(), "the note is gone once it answers");
+    let got = env.run("alice", &["--json", "messages", &room, "--limit", "10"]).success();
+    let records = got.records("message");
+    let bodies: Vec<&str> = records.iter().filter_map(|m| m["body"].as_str()).collect();
+    for text in ["one", "two", "three"] {
+        assert_eq!(bodies.iter().filter(|b| **b == text).count(), 1, "{text} once: {bodies:?}");
+    }
+    follower.stop();
+}
