@@ -66,6 +66,9 @@ pub(crate) struct Batch<'a> {
     ledger: Ledger<MegolmLedger>,
     /// How many went out (or were already sent, with --txn-prefix).
     pub(crate) sent: usize,
+    /// Of those, the ones this run delivered (not `already_sent` by an
+    /// earlier run under the same --txn-prefix).
+    fresh: usize,
     txn_prefix: Option<String>,
     /// With --txn-prefix, the device whose journal (in the state
     /// database) records each delivered message.
@@ -130,6 +133,7 @@ impl<'a> Batch<'a> {
             limits,
             ledger,
             sent: 0,
+            fresh: 0,
             txn_prefix,
             journal,
             reader_gone: false,
@@ -289,6 +293,7 @@ impl<'a> Batch<'a> {
             }
         }
         self.sent += 1;
+        self.fresh += 1;
         if let (Some(session_id), Some(message_index)) = (&session_id, message_index) {
             // For the echo's record in a later sync (best effort).
             let position = Position { event_id: event_id.clone(), session_id: session_id.clone(), message_index };
@@ -388,7 +393,18 @@ impl<'a> Batch<'a> {
         if err.kind == ErrorKind::PipeClosed {
             return err;
         }
-        let mut stopped = if self.sent == 0 {
+        let mut stopped = if self.fresh == 0 && self.sent > 0 {
+            // Only messages an earlier run delivered (`already_sent`): this
+            // run changed nothing, and the error is what it is (a
+            // --txn-prefix reused for other text is bad input, exit 2).
+            CliError::new(
+                err.kind,
+                format!(
+                    "message {seq} failed, nothing new was sent (the {} before it went out in an earlier run): {}",
+                    self.sent, err.message
+                ),
+            )
+        } else if self.sent == 0 {
             CliError::new(err.kind, format!("message {seq} failed, nothing was sent: {}", err.message))
         } else {
             CliError::new(
@@ -396,10 +412,17 @@ impl<'a> Batch<'a> {
                 format!("sent {} message(s); message {seq} and the rest were not sent: {}", self.sent, err.message),
             )
         };
+        let bad_input = err.kind == ErrorKind::Usage;
         stopped.hints = err.hints;
         stopped.source = err.source;
-        if self.sent == 0 {
+        if self.sent == 0 || (self.fresh == 0 && bad_input) {
+            // Running it again as it is would fail the same way.
             return stopped;
+        }
+        if self.fresh == 0 {
+            return stopped.with_hint(
+                "run the same command again (same --txn-prefix, same input) to deliver the rest exactly once",
+            );
         }
         stopped = stopped.with_hint("the `sent` records above are the messages delivered (seq is the position)");
         if self.txn_prefix.is_some() {

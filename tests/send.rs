@@ -217,3 +217,33 @@ fn under_joined_visibility_an_invitee_gets_no_room_key_until_it_joins() {
         read.stdout
     );
 }
+
+/// Issue 30, item 2: the same --txn-prefix with the first message the same
+/// and a later one changed. Nothing new was sent, so it is bad input (exit
+/// 2) as the README says, not "sent 1 message(s)" (exit 3) with a hint to
+/// run it again (which fails the same way); the hint it gives works.
+#[test]
+fn a_prefix_reused_with_a_later_message_changed_is_bad_input_and_its_hint_works() {
+    let (env, _alice, _bob, room) = TestEnv::alice_and_bob(&[]);
+    env.run("alice", &["send", "--txn-prefix", "T1", &room, "one", "two"]).success();
+    let refused = env.run("alice", &["send", "--txn-prefix", "T1", &room, "one", "TWO"]).code(2);
+    assert!(refused.stderr.contains("already used for a different message"), "{}", refused.stderr);
+    assert!(refused.stderr.contains("nothing new was sent"), "{}", refused.stderr);
+    assert!(!refused.stderr.contains("run the same command again"), "no hint that fails: {}", refused.stderr);
+    assert!(!refused.stderr.contains("sent 1 message"), "{}", refused.stderr);
+    // The hint: a new prefix for new content (`T1-$(date +%F)`), through a shell.
+    let hint = refused
+        .stderr
+        .lines()
+        .find_map(|l| l.split("e.g. ").nth(1))
+        .unwrap_or_else(|| panic!("{}", refused.stderr))
+        .trim()
+        .to_owned();
+    assert!(hint.starts_with("T1-$(date"), "{hint}");
+    let line = format!("ratchet --profile alice send --txn-prefix \"{hint}\" '{room}' one TWO");
+    let again = env.paste(&line).success();
+    assert!(again.stdout.lines().count() >= 2, "{}", again.stdout);
+    let got = env.run("bob", &["--json", "messages", &room]).success().records("message");
+    let bodies: Vec<&str> = got.iter().filter_map(|m| m["body"].as_str()).collect();
+    assert_eq!(bodies, ["one", "two", "one", "TWO"]);
+}
