@@ -195,38 +195,67 @@ impl CommandContext {
         match crate::sdk::backup::upload_pending(client, !self.backup_turned_on).await? {
             Upload::Sent(n) => Ok(n),
             Upload::Gone { version, current, sent } => {
-                self.state()?.set_backup_gone(Some(&version))?;
-                // What is there now: ask (best effort). Not the error's
-                // `current_version`, which Synapse fills with the version
-                // asked for; and a 404 may also mean a new backup replaced
-                // it (Element's reset deletes the old version first).
+                // What is there now: asked again (best effort). Not the
+                // error's `current_version`, which Synapse fills with the
+                // version asked for; and a 404 may also mean a new backup
+                // replaced it (Element's reset deletes the old version first).
                 let _ = current;
-                let current = crate::sdk::backup::on_server(client).await.ok().flatten().map(|(v, _)| v);
-                let (what, fix) = match &current {
-                    Some(new) => (
-                        format!("was replaced by version {new} (made by another device)"),
-                        format!(
-                            "`{}` with the account's recovery key connects this device to version {new}",
-                            crate::ui::hint::ratchet("recovery recover")
-                        ),
-                    ),
-                    None => (
-                        "was deleted from the server (by another device), and there is no backup now".to_owned(),
-                        format!(
-                            "`{}` with the account's recovery key makes a new backup (`{}` on an account without \
-                             a recovery key)",
-                            crate::ui::hint::ratchet("recovery recover"),
-                            crate::ui::hint::ratchet("recovery enable")
-                        ),
-                    ),
-                };
-                self.out.warn(format!(
-                    "key backup version {version} {what}: backup is now off on this device, and its new room \
-                     keys are kept only here; {fix}"
-                ));
+                let now = crate::sdk::backup::on_server(client).await.ok().flatten().map(|(v, _)| v);
+                self.backup_gone(&version, now.as_deref())?;
                 Ok(sent)
             }
         }
+    }
+
+    /// Whether the backup this device uploads to is still the server's
+    /// (for commands that ask the server about it anyway: `recovery
+    /// status`, `backup status`, a one-shot `sync`). One that is gone
+    /// (deleted or replaced by another device) is handled as an upload
+    /// would find it: backup off here, remembered, one warning with the fix.
+    pub(crate) async fn check_backup_still_there(&mut self, client: &Client) -> CliResult<()> {
+        let Some(here) = crate::sdk::backup::version_here(client).await? else { return Ok(()) };
+        let now = match crate::sdk::backup::on_server(client).await {
+            Ok(now) => now.map(|(v, _)| v),
+            Err(e) => {
+                tracing::debug!(error = %e.message, "could not ask the server for its backup");
+                return Ok(());
+            }
+        };
+        if now.as_deref() == Some(here.as_str()) {
+            return Ok(());
+        }
+        crate::sdk::backup::forget(client).await?;
+        self.backup_gone(&here, now.as_deref())
+    }
+
+    /// Backup version VERSION is gone from the server (CURRENT is what is
+    /// there now): remembered, so that no later command turns it back on,
+    /// and said once with the fix.
+    fn backup_gone(&mut self, version: &str, current: Option<&str>) -> CliResult<()> {
+        self.state()?.set_backup_gone(Some(version))?;
+        let (what, fix) = match current {
+            Some(new) => (
+                format!("was replaced by version {new} (made by another device)"),
+                format!(
+                    "`{}` with the account's recovery key connects this device to version {new}",
+                    crate::ui::hint::ratchet("recovery recover")
+                ),
+            ),
+            None => (
+                "was deleted from the server (by another device), and there is no backup now".to_owned(),
+                format!(
+                    "`{}` with the account's recovery key makes a new backup (`{}` on an account without a \
+                     recovery key)",
+                    crate::ui::hint::ratchet("recovery recover"),
+                    crate::ui::hint::ratchet("recovery enable")
+                ),
+            ),
+        };
+        self.out.warn(format!(
+            "key backup version {version} {what}: backup is now off on this device, and its new room keys are kept \
+             only here; {fix}"
+        ));
+        Ok(())
     }
 
     /// Drops this context's client without closing anything (after a
@@ -327,7 +356,7 @@ impl CommandContext {
         match session.store_secret {
             StoreSecretSource::Env => {
                 self.settings.store_passphrase_env.clone().map(StoreSecret::Passphrase).ok_or_else(|| {
-                    CliError::usage(
+                    CliError::auth(
                         "this profile's store passphrase is not on disk and RATCHET_STORE_PASSPHRASE is not set",
                     )
                     .with_hint("set RATCHET_STORE_PASSPHRASE to the passphrase used at login")

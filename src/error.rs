@@ -219,6 +219,15 @@ impl From<matrix_sdk::ClientBuildError> for CliError {
         use matrix_sdk::ClientBuildError as B;
         match err {
             B::Http(http) => http.into(),
+            // The cipher library's own words (`aead::Error`) tell a person
+            // nothing more: in the log only.
+            B::SqliteStore(matrix_sdk_sqlite::OpenStoreError::InitCipher(e)) => {
+                tracing::debug!(error = %e, "the store cipher did not open");
+                CliError::auth(
+                    "the store passphrase (or the profile's store.key file) does not open the encrypted store",
+                )
+                .with_hint("give the passphrase used at login (RATCHET_STORE_PASSPHRASE)")
+            }
             B::SqliteStore(_) => CliError::failed("could not open the encrypted store")
                 .with_hint(
                     "the store passphrase may be wrong (RATCHET_STORE_PASSPHRASE or the profile's \

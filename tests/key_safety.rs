@@ -114,11 +114,12 @@ fn a_backup_element_replaces_is_left_with_one_warning_and_recover_connects_to_th
     let again = env.run("jo2", &["send", &room, "quiet now"]).success();
     assert!(warnings(&again.stderr).is_empty(), "{}", again.stderr);
 
-    // Typed at the prompt this time: shown as typed (issue 20).
+    // Typed at the prompt this time: not echoed, as a password is (issue
+    // 30: the key stayed in the scrollback).
     let (code, shown) =
         crate::common::run_in_pty_typing(&env, "jo2", &["--json", "recovery", "recover"], &[("Recovery key: ", &key)]);
     assert_eq!(code, 0, "{shown}");
-    assert!(shown.contains(&key), "the key is echoed as typed: {shown}");
+    assert!(!shown.contains(&key), "the key is not echoed: {shown}");
     let line = shown.lines().find(|l| l.contains("\"recovery_status\"")).expect("a status record");
     let recovered: Value = serde_json::from_str(line.trim()).unwrap();
     assert_eq!(recovered["backup_version"].as_str(), Some(new.as_str()), "{recovered}");
@@ -498,4 +499,30 @@ fn backup_set_off_by_another_client_uploads_nothing_until_on_again() {
     env.run("alice", &["room", "list"]).success();
     env.run("alice", &["room", "list"]).success();
     assert!(server_backup(&env, "alice").unwrap().1 > before, "uploaded once on again");
+}
+
+/// Issue 30, item 4: a backup Element deletes is noticed without waiting
+/// for a key upload: by a one-shot `sync` (once, with the fix), and by
+/// `recovery status` and `backup status` in a fresh profile state; the
+/// recovery status then names the next step, and `backup status` does not
+/// count keys as backed up from a device whose backup is off.
+#[test]
+fn a_backup_element_deletes_is_noticed_by_sync_and_the_status_commands() {
+    for first in ["sync", "recovery status", "backup status"] {
+        let (env, _jo, mut js, _key, _room) = element_account_with_ratchet_device();
+        let old = js.call(json!({"cmd": "delete_backup"}))["deleted"].as_str().unwrap().to_owned();
+        let args: Vec<&str> = std::iter::once("--json").chain(first.split(' ')).collect();
+        let run = env.run("jo2", &args).success();
+        let told = warnings(&run.stderr);
+        assert_eq!(told.len(), 1, "{first}: {}", run.stderr);
+        assert!(told[0].contains(&format!("version {old} was deleted")), "{first}: {}", told[0]);
+        // Said once: the next command says nothing more.
+        let again = env.run("jo2", &["sync"]).success();
+        assert!(warnings(&again.stderr).is_empty(), "{first}: {}", again.stderr);
+        assert!(backup_status(&env, "jo2")["version_here"].is_null());
+        let status = env.run("jo2", &["recovery", "status"]).success();
+        assert!(status.stderr.contains("the server has no key backup"), "{first}: {}", status.stderr);
+        let human = env.run("jo2", &["backup", "status"]).success();
+        assert!(human.stdout.contains("backup is off here: none are uploaded"), "{first}: {}", human.stdout);
+    }
 }

@@ -142,6 +142,12 @@ pub(crate) async fn cmd_sync(ctx: &mut CommandContext, args: &SyncArgs) -> CliRe
     if asked {
         sync_into_inbox(ctx, &client, &mut ledger, &mut watcher, args.no_recover).await?;
     }
+    // A backup deleted or replaced by another device is otherwise noticed
+    // only at this device's next key upload (issue 30): one request, made
+    // only while backup is on here.
+    if let Err(e) = ctx.check_backup_still_there(&client).await {
+        tracing::debug!(error = %e.message, "could not check the key backup");
+    }
     // What other commands received comes first: the records are delivered
     // in the order they were kept.
     let first = deliver(ctx, &mut summary)?;

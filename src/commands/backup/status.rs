@@ -54,13 +54,17 @@ impl Record for BackupStatusRecord {
             Some(false) => "OFF (turned off by a client of this account: nothing is uploaded)",
             None => "not set (on)",
         };
+        // With backup off here nothing is uploaded from here: no counts
+        // that read as progress.
+        let keys = match (&self.version_here, self.account_enabled) {
+            (None, Some(false)) | (Some(_), _) => {
+                format!("{} ({} backed up, {} pending)", self.keys_here, self.backed_up, self.pending)
+            }
+            (None, _) => format!("{} (backup is off here: none are uploaded)", self.keys_here),
+        };
         format!(
-            "backup on server  {server}\nbackup here       {}\nroom keys here    {} ({} backed up, {} pending)\n\
-             account setting   {setting}",
+            "backup on server  {server}\nbackup here       {}\nroom keys here    {keys}\naccount setting   {setting}",
             self.version_here.as_deref().map(|v| format!("version {v}")).unwrap_or_else(|| "off".into()),
-            self.keys_here,
-            self.backed_up,
-            self.pending
         )
     }
 }
@@ -68,6 +72,7 @@ impl Record for BackupStatusRecord {
 #[instrument(skip_all)]
 pub(crate) async fn cmd_status(ctx: &mut CommandContext, _args: &StatusArgs) -> CliResult {
     let client = ctx.client().await?;
+    ctx.check_backup_still_there(&client).await?;
     let server = sdk::backup::on_server(&client).await?;
     let (keys_here, backed_up) = sdk::backup::counts(&client).await?;
     let version_here = sdk::backup::version_here(&client).await?;

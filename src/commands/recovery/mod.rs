@@ -115,6 +115,11 @@ pub(crate) fn next_step(status: &RecoveryStatusRecord) -> Option<String> {
             )
             .to_owned(),
         ),
+        (None, None, _) if status.secret_storage && status.server_asked => Some(format!(
+            "next: the server has no key backup (deleted by another device?): `{}` with the recovery key makes a new \
+             one",
+            crate::ui::hint::ratchet("recovery recover")
+        )),
         (None, None, _) if !status.secret_storage && status.server_asked => Some(
             format!("next: `{}` sets up a recovery key and a key backup", crate::ui::hint::ratchet("recovery enable"))
                 .to_owned(),

@@ -18,9 +18,9 @@ use crate::ui::prompt;
 /// history from before this device existed.
 ///
 /// The key never goes on the command line: it comes from --key-stdin (first
-/// line of stdin), RATCHET_RECOVERY_KEY, or a prompt on a terminal (which
-/// shows what you type: 48 characters typed blind are too many). A wrong
-/// key changes nothing and exits 4.
+/// line of stdin), RATCHET_RECOVERY_KEY, or a prompt on a terminal (not
+/// echoed, as a password: the key must not stay in the scrollback; pasting
+/// it is easiest). A wrong or mistyped key changes nothing and exits 4.
 ///
 /// Examples:
 ///
@@ -45,7 +45,7 @@ pub(crate) async fn cmd_recover(ctx: &mut CommandContext, args: &RecoverArgs) ->
         env: (env.as_ref(), "RATCHET_RECOVERY_KEY"),
         prompt: "Recovery key: ",
         no_input,
-        echo: true,
+        echo: false,
     };
     // A key given (stdin, environment) or none to be had (no terminal to
     // ask on: a usage error) is settled first; a prompt waits until it is

@@ -20,6 +20,7 @@ pub(crate) struct StatusArgs {}
 pub(crate) async fn cmd_status(ctx: &mut CommandContext, _args: &StatusArgs) -> CliResult {
     let client = ctx.client().await?;
     ctx.sync(&client).await?;
+    ctx.check_backup_still_there(&client).await?;
     let status = super::status_of(&client).await?;
     ctx.out.data(&status)?;
     if let Some(next) = super::next_step(&status) {

@@ -226,7 +226,21 @@ impl StateDb {
                     StoreSecret::Key(key) => StoreCipher::import_with_key(key, &exported),
                     StoreSecret::Passphrase(p) => StoreCipher::import(p.expose(), &exported),
                 }
-                .map_err(|e| damaged(&path, format!("the profile's store secret does not open it ({e})")))?,
+                // Not damage: the wrong passphrase (or key file). Exit 4,
+                // authentication needed, as the exit-code table has it.
+                .map_err(|e| {
+                    let what = match secret {
+                        StoreSecret::Passphrase(_) => {
+                            "the store passphrase (RATCHET_STORE_PASSPHRASE) is not the one this profile was logged in \
+                             with"
+                        }
+                        StoreSecret::Key(_) => "the profile's store.key file does not open its stores",
+                    };
+                    tracing::debug!(error = %e, "the state database's cipher did not open");
+                    CliError::auth(what).with_hint(
+                        "give the passphrase used at login; without it, `logout` and `login` make a new device",
+                    )
+                })?,
                 None => {
                     let cipher =
                         StoreCipher::new().map_err(|e| CliError::internal("no store cipher").with_source(e))?;

@@ -48,8 +48,10 @@ fn records_flow_pending_delivered_after_cursor() {
     assert!(!back.fresh);
     assert_eq!(back.db.pending(10).unwrap().len(), 1);
     drop(back);
+    // Another secret is an authentication problem (exit 4), not damage.
     let err = StateDb::open(tmp.path(), &key(), Opening::Existing).unwrap_err();
-    assert!(err.message.contains("state.sqlite3"), "{}", err.message);
+    assert_eq!(err.kind, crate::error::ErrorKind::Auth, "{}", err.message);
+    assert!(err.message.contains("does not open"), "{}", err.message);
 }
 
 #[test]
