@@ -318,7 +318,13 @@ async fn diagnose(
                 let (why, fix, reproduce) = match code.as_str() {
                     "m.no_olm" => (
                         "the sender had no Olm session with this device to send the key over".to_owned(),
-                        vec![ratchet("unwedge").arg(&sender).arg(&device).to_string(), request.to_string()],
+                        vec![
+                            request.to_string(),
+                            format!(
+                                "{}   (for later messages only: gives the sender an Olm session to this device)",
+                                ratchet("unwedge").arg(&sender).arg(&device)
+                            ),
+                        ],
                         None,
                     ),
                     "m.unverified" if !here.cross_signed => (
@@ -481,8 +487,13 @@ async fn diagnose(
                  could not be decrypted here (a lost or wedged Olm session)"
                     .to_owned(),
                 {
+                    // What can bring this event back first; a new Olm
+                    // session only helps what is sent after it (R9, R10).
                     let mut fix = asked.clone();
-                    fix.insert(0, ratchet("unwedge").arg(&sender).arg(&device).to_string());
+                    fix.push(format!(
+                        "{}   (for later messages only: a new Olm session; it does not bring this one back)",
+                        ratchet("unwedge").arg(&sender).arg(&device)
+                    ));
                     fix
                 },
                 Some(ratchet("debug forget-olm").arg(&sender).arg(&device).word("--yes").to_string()),
@@ -504,6 +515,11 @@ async fn diagnose(
                 None,
             ),
         };
+    // One command once: the first entry that names it stays (`recovery
+    // recover` is both the backup's way and the way to verify this device).
+    let mut seen = std::collections::HashSet::new();
+    let fix: Vec<String> =
+        fix.into_iter().filter(|f| seen.insert(f.split("   (").next().unwrap_or(f).trim().to_owned())).collect();
     Ok(DiagnosisRecord {
         room_id,
         event_id: utd.event_id.clone(),
