@@ -10,8 +10,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$(pwd)"
 
-say() { printf '\n\033[1m# %s\033[0m\n' "$*"; }
-run() { printf '\033[36m$ %s\033[0m\n' "$*"; "$@"; }
+# Bold and colour only on a terminal, and never with NO_COLOR set
+# (https://no-color.org): a demo written to a file or a pipe stays text.
+if [ -t 1 ] && [ -z "${NO_COLOR:-}" ]; then B=$'\033[1m' C=$'\033[36m' R=$'\033[0m'; else B='' C='' R=''; fi
+say() { printf '\n%s# %s%s\n' "$B" "$*" "$R"; }
+run() { printf '%s$ %s%s\n' "$C" "$*" "$R"; "$@"; }
 
 say "Setting up (Synapse venv and build; quick after the first time)"
 ./scripts/setup-synapse.sh >/dev/null

@@ -322,8 +322,10 @@ async fn set_up(
         );
         match sdk::trust::own_facts(client).await {
             Ok(facts) => {
-                for how in crate::e2ee::trust::how_to_verify_this_device(facts) {
-                    ctx.out.status(format!("To verify it: {how}"));
+                // One line: the ways, in the order that works here.
+                let ways = crate::e2ee::trust::how_to_verify_this_device(facts);
+                if !ways.is_empty() {
+                    ctx.out.status(format!("To verify it: {}", ways.join("; or ")));
                 }
             }
             Err(e) => tracing::debug!(error = %e.message, "could not tell how to verify this device"),

@@ -192,12 +192,9 @@ impl Confirm for Answer<'_> {
 #[instrument(skip_all)]
 pub(crate) async fn cmd_verify(ctx: &mut CommandContext, args: &VerifyArgs) -> CliResult {
     let deadline = Instant::now() + Duration::from_secs(args.wait);
-    let client = ctx.client().await?;
-    ctx.sync(&client).await?;
-    let own = client.user_id().ok_or_else(|| CliError::internal("no user id"))?.to_owned();
-    let encryption = client.encryption();
-
-    let request = if args.accept {
+    // Bad input is said before anything talks to the server (a server that
+    // is down must not turn it into exit 1).
+    if args.accept {
         if args.yes && args.from.is_none() {
             return Err(CliError::usage("--accept --yes needs --from USER")
                 .with_hint("--yes confirms without comparing: name who may ask (your own id for your own devices)"));
@@ -207,6 +204,13 @@ pub(crate) async fn cmd_verify(ctx: &mut CommandContext, args: &VerifyArgs) -> C
                 CliError::usage("--accept takes no USER or DEVICE").with_hint("use --from USER to pick the requester")
             );
         }
+    }
+    let client = ctx.client().await?;
+    ctx.sync(&client).await?;
+    let own = client.user_id().ok_or_else(|| CliError::internal("no user id"))?.to_owned();
+    let encryption = client.encryption();
+
+    let request = if args.accept {
         // Whom to accept: your own devices unless told (a request from a
         // stranger must be asked for by name, or with --from-anyone).
         let from = match (&args.from, args.from_anyone) {
