@@ -198,11 +198,38 @@ pub(crate) struct EventRecord {
     /// for the human line. Not part of the JSON record (`room_id` is).
     #[serde(skip)]
     pub(crate) room_label: Option<String>,
+    /// In `sync`'s human stream: a room's furniture (its creation, power
+    /// levels, join rules…), kept in the JSON stream but given no human
+    /// line (issue 30: a join printed a screenful of them).
+    #[serde(skip)]
+    pub(crate) quiet: bool,
+}
+
+impl EventRecord {
+    /// State events a person reading `sync` does not need a line for.
+    pub(crate) fn is_furniture(&self) -> bool {
+        self.state_key.is_some()
+            && matches!(
+                self.event_type.as_str(),
+                "m.room.create"
+                    | "m.room.power_levels"
+                    | "m.room.join_rules"
+                    | "m.room.guest_access"
+                    | "m.room.server_acl"
+                    | "m.room.avatar"
+                    | "m.room.canonical_alias"
+                    | "m.room.aliases"
+                    | "m.room.pinned_events"
+            )
+    }
 }
 
 impl Record for EventRecord {
     const TYPE: &'static str = "event";
     fn human(&self) -> String {
+        if self.quiet {
+            return String::new();
+        }
         let when = self.origin_server_ts.map(format_ts).unwrap_or_else(|| "?".into());
         let who = self.sender.as_deref().unwrap_or("?");
         let key = match self.state_key.as_deref() {
@@ -304,6 +331,7 @@ pub(crate) fn render(room_id: &str, event: &TimelineEvent, original: Option<&Val
                     event_type,
                     encrypted,
                     room_label: None,
+                    quiet: false,
                 });
             }
             Rendered::Message(MessageRecord {

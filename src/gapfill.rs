@@ -224,6 +224,7 @@ async fn fill(
             }
             Rendered::Other(mut r) => {
                 r.room_label = room_label.clone();
+                r.quiet = r.is_furniture();
                 keep.data(&r)?;
             }
         }

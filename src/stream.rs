@@ -377,7 +377,10 @@ pub(crate) async fn stage(
                     }
                     logged(keep.data(&r))
                 }
-                Rendered::Other(r) => logged(keep.data(&r)),
+                Rendered::Other(mut r) => {
+                    r.quiet = r.is_furniture();
+                    logged(keep.data(&r))
+                }
             }
         }
         if let Some(gap) = gap {

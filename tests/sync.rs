@@ -574,3 +574,35 @@ fn a_stopped_follower_is_said_once_and_not_waited_for_again() {
     }
     follower.stop();
 }
+
+/// Issue 30, item 6: a human `sync` after a join gives no line to the
+/// room's furniture (creation, power levels, join rules), which stays in
+/// the JSON stream; membership and encryption still have their lines.
+#[test]
+fn a_human_sync_leaves_out_the_room_s_furniture() {
+    let env = TestEnv::new();
+    let (alice, bob) = (register("alice"), register("bob"));
+    env.login("alice", &alice);
+    env.login("bob", &bob);
+    let room = env.encrypted_room("alice", &[], &["--invite", &bob.user_id]);
+    env.run("bob", &["room", "join", &room]).success();
+    // The same stream twice: human, then JSON from the cursor before it.
+    let human = env.run("bob", &["sync"]).success();
+    assert!(!human.stdout.contains("m.room.power_levels"), "{}", human.stdout);
+    assert!(!human.stdout.contains("m.room.create"), "{}", human.stdout);
+    assert!(human.stdout.contains("m.room.member"), "memberships keep their lines: {}", human.stdout);
+    assert!(human.stdout.contains("m.room.encryption"), "{}", human.stdout);
+    // Off a terminal it names the cursor before what it delivered.
+    let cursor = human
+        .stderr
+        .split("delivered after cursor ")
+        .nth(1)
+        .and_then(|rest| rest.split(';').next())
+        .unwrap_or_else(|| panic!("{}", human.stderr))
+        .trim()
+        .to_owned();
+    let json = env.run("bob", &["--json", "sync", "--after-cursor", &cursor]).success();
+    let types: Vec<String> =
+        json.records("event").iter().filter_map(|e| e["event_type"].as_str().map(str::to_owned)).collect();
+    assert!(types.iter().any(|t| t == "m.room.power_levels"), "kept in the JSON stream: {types:?}");
+}

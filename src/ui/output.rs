@@ -161,6 +161,9 @@ impl Output {
         match item {
             Relayed::Data { json, human } => {
                 let line = if self.json { json } else { inert_text(&human) };
+                if line.is_empty() {
+                    return Ok(());
+                }
                 let mut stdout = io::stdout().lock();
                 writeln!(stdout, "{line}").and_then(|()| stdout.flush()).map_err(stdout_error)
             }
@@ -191,6 +194,9 @@ impl Output {
     /// Prints a record kept earlier, in this output's form; its JSON form
     /// carries `cursor` (second, after `type`).
     pub(crate) fn replay(&self, record: &Captured, cursor: &str) -> Result<(), CliError> {
+        if !self.json && record.human.is_empty() {
+            return Ok(()); // a record with no human line (`EventRecord::quiet`)
+        }
         let line = if self.json { with_cursor(&record.json, cursor) } else { inert_text(&record.human) };
         let mut stdout = io::stdout().lock();
         writeln!(stdout, "{line}").and_then(|()| stdout.flush()).map_err(stdout_error)
@@ -215,6 +221,9 @@ impl Output {
             return Ok(());
         }
         let line = if self.json { json_line(R::TYPE, record)? } else { inert_text(&record.human()) };
+        if line.is_empty() {
+            return Ok(()); // a record with no human line (`EventRecord::quiet`)
+        }
         let mut stdout = io::stdout().lock();
         writeln!(stdout, "{line}").and_then(|()| stdout.flush()).map_err(stdout_error)
     }
