@@ -74,12 +74,20 @@ mod props {
 /// version print as clap prints them. A usage error under `--json`
 /// (anywhere before `--`) is the same `error` record as every other error
 /// (kind `usage`, exit 2), so that a script reading stderr parses every
-/// line; without `--json`, clap's own message.
+/// line; without `--json`, clap's own message. Help and version are text,
+/// not data: under `--json` they are that usage error too, as `man` and
+/// `completions` are (issue 30: `--json send --help` printed text, exit 0).
 pub(crate) fn parse_error(e: clap::Error) -> std::process::ExitCode {
     use clap::error::ErrorKind as K;
     let json = std::env::args_os().skip(1).take_while(|a| a != "--").any(|a| a == "--json");
-    if !json || matches!(e.kind(), K::DisplayHelp | K::DisplayVersion) {
+    if !json {
         e.exit();
+    }
+    if matches!(e.kind(), K::DisplayHelp | K::DisplayVersion) {
+        let what = if e.kind() == K::DisplayHelp { "help" } else { "the version" };
+        let err = crate::error::CliError::usage(format!("{what} is not data: it has no --json form"))
+            .with_hint("run the same command without --json");
+        return crate::process::exit(&crate::ui::output::Output::new(true, false, ColorChoice::Never), Err(err));
     }
     if e.kind() == K::DisplayHelpOnMissingArgumentOrSubcommand {
         let err = crate::error::CliError::usage("a subcommand is needed")

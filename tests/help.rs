@@ -35,3 +35,20 @@ fn version() {
     let run = env.run("p", &["--version"]).success();
     assert!(run.stdout.starts_with("ratchet "), "{}", run.stdout);
 }
+
+/// Issue 30, item 6: documents are not data. Under --json, `--help` and
+/// `--version` are the same usage error as `man` and `completions` (exit
+/// 2, one JSON error line); without it, text, exit 0.
+#[test]
+fn documents_have_no_json_form_whichever_way_they_are_asked_for() {
+    let env = TestEnv::new();
+    for args in [&["man"][..], &["completions", "bash"], &["send", "--help"], &["--version"], &["help", "send"]] {
+        let plain = env.run("alice", args).success();
+        assert!(!plain.stdout.is_empty(), "{args:?}");
+        let mut with_json = vec!["--json"];
+        with_json.extend_from_slice(args);
+        let json = env.run("alice", &with_json).code(2);
+        assert!(json.stdout.is_empty(), "{args:?}: {}", json.stdout);
+        assert!(json.stderr.contains("no --json form"), "{args:?}: {}", json.stderr);
+    }
+}
