@@ -80,8 +80,16 @@ mod props {
 pub(crate) fn parse_error(e: clap::Error) -> std::process::ExitCode {
     use clap::error::ErrorKind as K;
     let json = std::env::args_os().skip(1).take_while(|a| a != "--").any(|a| a == "--json");
+    let given: Vec<String> = std::env::args().skip(1).take_while(|a| a != "--").collect();
     if !json {
-        e.exit();
+        if matches!(e.kind(), K::DisplayHelp | K::DisplayVersion) {
+            e.exit();
+        }
+        // clap's own message, minus the options it took from the
+        // environment (they are not missing, and not needed on the line).
+        let text = without_env_options(&e.render().to_string(), &given);
+        eprint!("{text}");
+        return std::process::ExitCode::from(2);
     }
     if matches!(e.kind(), K::DisplayHelp | K::DisplayVersion) {
         let what = if e.kind() == K::DisplayHelp { "help" } else { "the version" };
@@ -94,7 +102,7 @@ pub(crate) fn parse_error(e: clap::Error) -> std::process::ExitCode {
             .with_hint("add --help after the command to list its subcommands");
         return crate::process::exit(&crate::ui::output::Output::new(true, false, ColorChoice::Never), Err(err));
     }
-    let text = e.render().to_string();
+    let text = without_env_options(&e.render().to_string(), &given);
     // The first line, and the indented lines that continue it (the
     // missing arguments), are the message; `tip:` lines and the usage
     // line are hints.
@@ -114,4 +122,72 @@ pub(crate) fn parse_error(e: clap::Error) -> std::process::ExitCode {
         }
     }
     crate::process::exit(&crate::ui::output::Output::new(true, false, ColorChoice::Never), Err(err))
+}
+
+/// The options that may come from the environment (`RATCHET_…`): clap
+/// shows one set that way in its usage line as if it had to be typed.
+const ENV_OPTIONS: [&str; 8] = [
+    "--profile",
+    "--data-dir",
+    "--isolation",
+    "--log-file",
+    "--timeout",
+    "--lock-timeout",
+    "--no-input",
+    "--homeserver",
+];
+
+/// TEXT (clap's message) with every `--option <VALUE>` of [`ENV_OPTIONS`]
+/// that is not on the command line (GIVEN) taken out of its usage lines.
+pub(crate) fn without_env_options(text: &str, given: &[String]) -> String {
+    let typed = |opt: &str| given.iter().any(|a| a == opt || a.starts_with(&format!("{opt}=")));
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        if !line.trim_start().starts_with("Usage:") {
+            out.push_str(line);
+            continue;
+        }
+        let mut line = line.to_owned();
+        for opt in ENV_OPTIONS.iter().filter(|o| !typed(o)) {
+            let needle = format!(" {opt}");
+            let mut from = 0;
+            while let Some(found) = line[from..].find(&needle) {
+                let at = from + found;
+                let rest = &line[at + needle.len()..];
+                // The option alone (` --no-input`) or with its value.
+                let end = if rest.starts_with(' ') && rest[1..].starts_with('<') {
+                    rest[1..].find('>').map_or(rest.len(), |i| i + 2)
+                } else if rest.is_empty() || rest.starts_with(' ') || rest.starts_with('\n') {
+                    0
+                } else {
+                    from = at + needle.len(); // a longer option that starts the same
+                    continue;
+                };
+                line.replace_range(at..at + needle.len() + end, "");
+                from = at;
+            }
+        }
+        out.push_str(&line);
+    }
+    out
+}
+
+#[cfg(test)]
+mod env_option_tests {
+    use super::without_env_options;
+
+    #[test]
+    fn options_from_the_environment_leave_the_usage_line() {
+        let text =
+            "error: missing <ROOM>\n\nUsage: ratchet send --profile <PROFILE> --data-dir <DIR> <ROOM> [TEXT]...\n";
+        assert_eq!(without_env_options(text, &[]), "error: missing <ROOM>\n\nUsage: ratchet send <ROOM> [TEXT]...\n");
+        let typed = ["--profile".to_owned(), "bob".to_owned()];
+        assert_eq!(
+            without_env_options(text, &typed),
+            "error: missing <ROOM>\n\nUsage: ratchet send --profile <PROFILE> <ROOM> [TEXT]...\n"
+        );
+        // `--timeout` does not eat `--timeouts`, nor anything off the usage line.
+        let other = "a --data-dir <DIR> here\nUsage: x --timeouts <N> --timeout <SECS>\n";
+        assert_eq!(without_env_options(other, &[]), "a --data-dir <DIR> here\nUsage: x --timeouts <N>\n");
+    }
 }

@@ -52,3 +52,18 @@ fn documents_have_no_json_form_whichever_way_they_are_asked_for() {
         assert!(json.stderr.contains("no --json form"), "{args:?}: {}", json.stderr);
     }
 }
+
+/// Issue 30, item 6: an option that came from the environment
+/// (RATCHET_PROFILE, RATCHET_DATA_DIR) is not shown in a usage line as if
+/// it had to be typed; one typed on the line still is.
+#[test]
+fn usage_lines_leave_out_options_from_the_environment() {
+    let mut env = TestEnv::new();
+    env.set_env("RATCHET_DATA_DIR", "/tmp/ratchet-usage-test");
+    let run = env.run("alice", &["send"]).code(2);
+    let usage = run.stderr.lines().find(|l| l.starts_with("Usage:")).unwrap_or_else(|| panic!("{}", run.stderr));
+    assert_eq!(usage, "Usage: ratchet send <ROOM> [TEXT]...");
+    let run = env.run("alice", &["--profile", "alice", "send"]).code(2);
+    let usage = run.stderr.lines().find(|l| l.starts_with("Usage:")).unwrap();
+    assert_eq!(usage, "Usage: ratchet send --profile <PROFILE> <ROOM> [TEXT]...");
+}
