@@ -18,7 +18,18 @@ hs1_pid=""
 hs2_pid=""
 js_pids=""
 
+# ratchet's stderr (status lines, expected errors) goes to this log rather
+# than between the script's `ok:` lines, unless the caller redirects it
+# (`2>&1`, `2>FILE`) or QA_VERBOSE is set; a failing script prints its tail.
+qa_log="$work/ratchet-stderr.log"
+exec 9>&2
+
 cleanup() {
+  local code=$?
+  if [ "$code" -ne 0 ] && [ -s "$qa_log" ]; then
+    printf -- '--- ratchet stderr, last 40 lines (%s) ---\n' "$qa_log" >&9
+    tail -n 40 "$qa_log" >&9
+  fi
   for pid in $js_pids $proxy_pid $synapse_pid $hs1_pid $hs2_pid; do
     kill -CONT "$pid" 2>/dev/null || true
     kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
@@ -41,8 +52,17 @@ fi
 # step "text": what the script is doing, for the reader of its output.
 step() { printf '\n== %s\n' "$*" >&2; }
 
-# r PROFILE ARGS...: ratchet as PROFILE, JSON output.
-r() { local p="$1"; shift; "$RATCHET" --profile "$p" --json "$@"; }
+# r PROFILE ARGS...: ratchet as PROFILE, JSON output. Its stderr goes to
+# $qa_log when the caller left stderr as the script's own (see above).
+r() {
+  local p="$1"; shift
+  if [ -z "${QA_VERBOSE:-}" ] && [ /dev/fd/2 -ef /dev/fd/9 ]; then
+    printf '$ ratchet --profile %s --json %s\n' "$p" "$*" >>"$qa_log"
+    "$RATCHET" --profile "$p" --json "$@" 2>>"$qa_log"
+  else
+    "$RATCHET" --profile "$p" --json "$@"
+  fi
+}
 
 # q 'EXPR' < jsonl: evaluate a Python expression over the records `rs`
 # (a list of dicts) read from stdin; prints the result.
