@@ -88,6 +88,17 @@ struct Follower {
     lines: std::sync::mpsc::Receiver<Value>,
 }
 
+/// The follower's warm-path socket, once it is there (at most 30 s).
+fn wait_for_socket(env: &TestEnv, profile: &str) -> std::path::PathBuf {
+    let socket = env.profile_dir(profile).join("send.sock");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !socket.exists() {
+        assert!(Instant::now() < deadline, "the follower made no {}", socket.display());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    socket
+}
+
 impl Follower {
     fn start(env: &TestEnv, profile: &str) -> Follower {
         let mut cmd = env.command(profile, &["--json", "sync", "--follow"]);
@@ -357,12 +368,7 @@ fn a_send_is_handed_to_the_follower_with_the_same_answers() {
     use std::os::unix::fs::PermissionsExt;
     let (env, _alice, _bob, room) = TestEnv::alice_and_bob(&[]);
     let follower = Follower::start(&env, "bob");
-    let socket = env.profile_dir("bob").join("send.sock");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !socket.exists() {
-        assert!(Instant::now() < deadline, "the follower made no {}", socket.display());
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let socket = wait_for_socket(&env, "bob");
     let mode = std::fs::metadata(&socket).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "send.sock is {mode:o}");
 
@@ -526,12 +532,7 @@ fn a_follower_that_does_not_answer_is_passed_over_and_one_that_dies_fails_the_se
 fn a_stopped_follower_is_said_once_and_not_waited_for_again() {
     let (env, _alice, _bob, room) = TestEnv::alice_and_bob(&[]);
     let follower = Follower::start(&env, "bob");
-    let socket = env.profile_dir("bob").join("send.sock");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !socket.exists() {
-        assert!(Instant::now() < deadline, "the follower made no {}", socket.display());
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_socket(&env, "bob");
     let pid = follower.child.id().to_string();
     let signal = |sig: &str| {
         assert!(std::process::Command::new("kill").args([sig, &pid]).status().unwrap().success());
