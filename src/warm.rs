@@ -431,8 +431,24 @@ async fn take(
     let others = ctx.profile.lock_turn().await.map_err(|e| e.message)?;
     if others {
         tracing::debug!("another process had the profile: restoring the client before a warm send");
-        *client = ctx.reopen_client().await.map_err(|e| e.message)?;
-        *ledger = ctx.olm_ledger().map_err(|e| e.message)?;
+        // A failure leaves the old client: the next turn must not take it
+        // for current (a second reader's finding), so the turn is forgotten
+        // and that turn restores the client.
+        let reopened = match ctx.reopen_client().await {
+            Ok(reopened) => reopened,
+            Err(e) => {
+                ctx.profile.forget_turn();
+                return Err(e.message);
+            }
+        };
+        *client = reopened;
+        *ledger = match ctx.olm_ledger() {
+            Ok(ledger) => ledger,
+            Err(e) => {
+                ctx.profile.forget_turn();
+                return Err(e.message);
+            }
+        };
     }
     Ok(room)
 }

@@ -299,7 +299,7 @@ fn element_s_newest_stack_and_ratchet_share_history_both_ways() {
     let mut kim = JsPeer::login_next(&kim, "exclude-insecure", true);
     let invited = env.run("bob", &["--json", "room", "invite", &room, &kim.user_id]).success().records("invited");
     assert_eq!(invited[0]["history"], "shared", "{invited:?}");
-    kim.join(&room);
+    kim.call(json!({"cmd": "join", "room_id": room, "wait_invite": true}));
     let seen = kim.messages(&room, &[&event], 30_000);
     let got = seen.iter().find(|m| m["event_id"] == event.as_str()).expect("kim sees it");
     assert_eq!(got["body"], "from ratchet, before kim", "{seen:?}");

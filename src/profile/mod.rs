@@ -201,6 +201,12 @@ impl Profile {
         Ok(others)
     }
 
+    /// Forgets which turn this process last held, so that its next turn
+    /// counts as one after another process's (the client is restored).
+    pub(crate) fn forget_turn(&mut self) {
+        self.last_turn = None;
+    }
+
     /// Reads `session.json`, tightening its permissions (and the
     /// directory's) first if needed; `warn` hears of each one fixed.
     pub(crate) fn load_session(&self, warn: &mut dyn FnMut(String)) -> Result<SessionFile, ProfileError> {

@@ -105,7 +105,9 @@ pub(crate) fn migrate(
                 cipher.hash_key("journal", format!("{}\u{0}{}\u{0}{}", old.device_id, e.room_id, e.txn_id).as_bytes());
             txn.execute(
                 "INSERT OR REPLACE INTO journal (key, at, value) VALUES (?1, ?2, ?3)",
-                params![key.to_vec(), at as i64 + 1, seal(cipher, e)?],
+                // `at` is when, in ms (the 30-day purge reads it): now, so
+                // that the migrated entries are not purged at once.
+                params![key.to_vec(), crate::clock::now_ms() as i64 + at as i64, seal(cipher, e)?],
             )
             .map_err(db_error)?;
         }

@@ -190,11 +190,13 @@ impl StateDb {
         // Another process on the profile waits for the profile lock first;
         // this covers the follower's wait for news, which reads nothing here.
         conn.busy_timeout(std::time::Duration::from_secs(30)).map_err(|e| io_error(&path, e))?;
-        // WAL: a commit is one append to the log, durable against a killed
-        // process (synchronous=NORMAL syncs at checkpoints, as matrix-sdk's
-        // stores do).
+        // WAL: a commit is one append to the log. synchronous=FULL syncs
+        // the log at each commit, as matrix-sdk's stores do (SQLite's
+        // default, which they keep): a power loss cannot roll back records
+        // or an R11 entry while the SDK's sync token or Olm session
+        // survives (NORMAL, before, could).
         conn.pragma_update(None, "journal_mode", "WAL").map_err(|e| damaged(&path, e))?;
-        conn.pragma_update(None, "synchronous", "NORMAL").map_err(|e| damaged(&path, e))?;
+        conn.pragma_update(None, "synchronous", "FULL").map_err(|e| damaged(&path, e))?;
         conn.pragma_update(None, "foreign_keys", "OFF").map_err(|e| damaged(&path, e))?;
         let version: i64 =
             conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(|e| damaged(&path, e))?;

@@ -116,7 +116,13 @@ async function login({ homeserver, user, password: pw, isolation, bootstrap }) {
     return { user_id: session.user_id, device_id: session.device_id, cross_signing_ready: await crypto.isCrossSigningReady(), status };
 }
 
-async function join({ room_id }) {
+// With `wait_invite`, first waits for the invite to reach this client (as a
+// person accepts an invite they see): the history shared with it (MSC4268)
+// comes before the invite, and matrix-js-sdk takes it at the join.
+async function join({ room_id, wait_invite = false }) {
+    if (wait_invite) {
+        await until("the invite", 20000, () => client.getRoom(room_id)?.getMyMembership() === "invite");
+    }
     await client.joinRoom(room_id);
     await until("the room", 20000, () => client.getRoom(room_id)?.getMyMembership() === "join");
     return { room_id };
