@@ -431,6 +431,21 @@ impl Keeper<'_> {
         };
         let mut seqs = db.append_sync(&write)?;
         kill_point("kept");
+        // R3: the strictest rotation limits, recorded as they arrive (not
+        // only at this device's next send, by which time a looser
+        // m.room.encryption could be the room's current one).
+        let settings = crate::sdk::megolm::sync_settings(response);
+        if !settings.is_empty() {
+            let out = self.out;
+            let mut ledger = self.profile.megolm_ledger(crate::clock::now_ms(), &mut |w| out.warn(w))?;
+            for room in crate::sdk::megolm::record_sync_limits(&settings, &mut ledger) {
+                self.out.warn(format!(
+                    "the encryption settings of {room} were loosened; ratchet keeps the stricter rotation limits seen \
+                     before (R3)"
+                ));
+            }
+            ledger.save()?;
+        }
         // What follows only adds to what is kept: a failure of it is said,
         // and ends nothing (the follower goes on).
         // The gaps of limited timelines, before anything is delivered; the

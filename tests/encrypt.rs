@@ -155,3 +155,33 @@ fn r3_a_loosened_room_keeps_the_stricter_limits() {
     let got = env.run("bob", &["--json", "messages", &room]).success().records("message");
     assert_eq!(got.len(), 5);
 }
+
+/// R3 as a member who has not sent yet: the strictest limits are recorded
+/// as each m.room.encryption arrives, so a loosening that comes before this
+/// device's first message is not followed either (issue 30's review: they
+/// were recorded only at a send, which then saw the looser one alone).
+#[test]
+fn r3_a_loosening_seen_before_the_first_send_is_not_followed() {
+    let env = TestEnv::new();
+    let (alice, bob) = (register("alice"), register("bob"));
+    env.login("alice", &alice);
+    env.login("bob", &bob);
+    let room = env.encrypted_room("alice", &[("bob", &bob)], &["--rotation-msgs", "3"]);
+    env.run("bob", &["--json", "sync"]).success();
+    let (status, _) = api(
+        "PUT",
+        &env.token("alice"),
+        &format!("/_matrix/client/v3/rooms/{}/state/m.room.encryption/", enc(&room)),
+        Some(serde_json::json!({"algorithm": "m.megolm.v1.aes-sha2", "rotation_period_msgs": 100})),
+    );
+    assert_eq!(status, 200);
+    let synced = env.run("bob", &["--json", "sync"]).success();
+    assert!(synced.stderr.contains("loosened") && synced.stderr.contains("(R3)"), "{}", synced.stderr);
+
+    let sent = env.run("bob", &["--json", "send", &room, "b1", "b2", "b3", "b4"]).success().records("sent");
+    let indexes: Vec<u64> = sent.iter().map(|r| r["message_index"].as_u64().unwrap()).collect();
+    assert_eq!(indexes, vec![0, 1, 2, 0], "three messages per session, as first seen");
+    assert_eq!(sent[3]["rotation"], "message_limit");
+    let got = env.run("alice", &["--json", "messages", &room]).success().records("message");
+    assert!(got.iter().filter(|m| m["body"].as_str().is_some_and(|b| b.starts_with('b'))).count() == 4, "{got:?}");
+}

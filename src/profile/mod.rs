@@ -118,11 +118,18 @@ impl Profile {
             tracing::info!(files = ?opened.migrated, "migrated the profile's files into its state database");
         }
         let db = Arc::new(opened.db);
-        if opened.fresh {
+        if !opened.lost.is_empty() {
+            let mut what = Vec::new();
+            if opened.lost.contains(&"megolm") {
+                what.push("every Megolm session rotates before its next message");
+            }
+            if opened.lost.contains(&"olm") {
+                what.push("R11 counts a new Olm session as made with every device just now");
+            }
             warn(format!(
-                "{} was missing, so the rules' records are lost: every Megolm session rotates before its next \
-                 message, and R11 counts a new Olm session as made with every device just now",
-                self.paths.state_db.display()
+                "{} was missing, so the rules' records are lost: {}",
+                self.paths.state_db.display(),
+                what.join(", and ")
             ));
         }
         self.state = Some(db.clone());

@@ -51,6 +51,60 @@ pub(crate) fn record_limits(room: &Room, ledger: &mut MegolmLedger) -> Option<Ro
     Some(limits)
 }
 
+/// Every `m.room.encryption` a sync brought, per room in the order the
+/// room had them (R3 at sync time: see [`record_sync_limits`]).
+pub(crate) fn sync_settings(
+    response: &matrix_sdk::sync::SyncResponse,
+) -> Vec<(matrix_sdk::ruma::OwnedRoomId, RotationSettings)> {
+    use matrix_sdk::deserialized_responses::TimelineEvent;
+    use matrix_sdk::sync::State;
+    #[derive(serde::Deserialize)]
+    struct Event {
+        #[serde(rename = "type")]
+        kind: String,
+        state_key: Option<String>,
+        content: Option<matrix_sdk::ruma::events::room::encryption::PossiblyRedactedRoomEncryptionEventContent>,
+    }
+    fn settings<T>(raw: &matrix_sdk::ruma::serde::Raw<T>) -> Option<RotationSettings> {
+        let ev: Event = raw.deserialize_as_unchecked().ok()?;
+        (ev.kind == "m.room.encryption" && ev.state_key.as_deref() == Some("")).then_some(())?;
+        ev.content.as_ref().map(RotationSettings::of)
+    }
+    let mut found = Vec::new();
+    for (room_id, update) in &response.rooms.joined {
+        let timeline = update.timeline.events.iter().map(TimelineEvent::raw).filter_map(|r| settings(r));
+        let in_room: Vec<RotationSettings> = match &update.state {
+            // The state before the timeline, then the timeline's own.
+            State::Before(state) => state.iter().filter_map(settings).chain(timeline).collect(),
+            // The state after the timeline comes last.
+            State::After(state) => timeline.chain(state.iter().filter_map(settings)).collect(),
+        };
+        found.extend(in_room.into_iter().map(|s| (room_id.clone(), s)));
+    }
+    found
+}
+
+/// R3 at sync time: each `m.room.encryption` a sync brought, folded into
+/// the strictest limits seen, so that a looser one arriving before this
+/// device's next send is not followed (the room's current settings alone
+/// would then be the looser ones). Returns the rooms whose new settings
+/// were looser than those seen before.
+pub(crate) fn record_sync_limits(
+    found: &[(matrix_sdk::ruma::OwnedRoomId, RotationSettings)],
+    ledger: &mut MegolmLedger,
+) -> Vec<matrix_sdk::ruma::OwnedRoomId> {
+    let mut loosened = Vec::new();
+    for (room_id, settings) in found {
+        let seen = ledger.strictest.get(room_id.as_str()).copied();
+        let (limits, strictest) = settings.limits().under_r3(seen);
+        if limits.kept_by_r3 && !loosened.contains(room_id) {
+            loosened.push(room_id.clone());
+        }
+        ledger.strictest.insert(room_id.to_string(), strictest);
+    }
+    loosened
+}
+
 /// The room's outbound Megolm session in the crypto store, as the SDK
 /// keeps it.
 async fn outbound_session(

@@ -64,7 +64,18 @@ pub(crate) fn migrate(
     };
 
     if let Some(bytes) = read("inbox.jsonl")? {
-        for line in lines(&bytes) {
+        // The records are appended, not keyed: an inbox whose deletion a
+        // kill (or an error) prevented after the commit is not migrated
+        // twice. Only what follows the part already migrated is (an older
+        // ratchet may have appended since).
+        let done = migrated_inbox(txn, cipher, &bytes).map_err(db_error)?;
+        let hash = hex(&cipher.hash_key("legacy", &bytes));
+        txn.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('legacy_inbox', ?1)",
+            [format!("{}:{hash}", bytes.len()).as_bytes()],
+        )
+        .map_err(db_error)?;
+        for line in lines(&bytes[done..]) {
             if let Ok(gap) = serde_json::from_str::<Gap>(&line) {
                 txn.execute(
                     "INSERT OR REPLACE INTO meta (key, value) VALUES ('dropped', ?1)",
@@ -164,4 +175,23 @@ pub(crate) fn migrate(
 #[serde(deny_unknown_fields)]
 struct Gap {
     dropped: u64,
+}
+
+/// How many leading bytes of `bytes` (an old inbox) an earlier open already
+/// migrated: the length it recorded, when the file still starts with what
+/// it had then.
+fn migrated_inbox(txn: &Transaction<'_>, cipher: &StoreCipher, bytes: &[u8]) -> rusqlite::Result<usize> {
+    use rusqlite::OptionalExtension;
+    let mark: Option<Vec<u8>> =
+        txn.query_row("SELECT value FROM meta WHERE key = 'legacy_inbox'", [], |r| r.get(0)).optional()?;
+    let Some((len, hash)) = mark.as_deref().and_then(|m| std::str::from_utf8(m).ok()).and_then(|m| m.split_once(':'))
+    else {
+        return Ok(0);
+    };
+    let Ok(len) = len.parse::<usize>() else { return Ok(0) };
+    Ok(if len <= bytes.len() && hex(&cipher.hash_key("legacy", &bytes[..len])) == hash { len } else { 0 })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -129,7 +129,7 @@ pub(crate) enum Opening {
     /// At login: a new device, nothing to lose.
     New,
     /// Any other command: a missing database of a profile whose store
-    /// exists lost what the rules had recorded (see [`Opened::fresh`]).
+    /// exists lost what the rules had recorded (see [`Opened::lost`]).
     Existing,
 }
 
@@ -146,9 +146,11 @@ pub(crate) struct StateDb {
 #[derive(Debug)]
 pub(crate) struct Opened {
     pub(crate) db: StateDb,
-    /// The database did not exist and was made now (with no earlier files
-    /// to migrate): for [`Opening::Existing`], the rules' records are lost.
-    pub(crate) fresh: bool,
+    /// The rule ledgers (`megolm`, `olm`) that were lost: for
+    /// [`Opening::Existing`], the database did not exist although the
+    /// device's store did, and no file of the earlier layout held them.
+    /// They were made as the strictest reading.
+    pub(crate) lost: Vec<&'static str>,
     /// What was migrated from the files of the earlier layout.
     pub(crate) migrated: Vec<String>,
     /// Warnings about damaged values found while migrating.
@@ -210,6 +212,7 @@ impl StateDb {
         let mut migrated = Vec::new();
         let mut warnings = Vec::new();
         let mut fresh = false;
+        let mut lost = Vec::new();
         let cipher;
         {
             let txn = conn.transaction().map_err(|e| damaged(&path, e))?;
@@ -266,19 +269,24 @@ impl StateDb {
             // records are added, ledgers already here are kept.
             if fresh || legacy::FILES.iter().any(|f| dir.join(f).exists()) {
                 let (found, warned) = legacy::migrate(dir, &cipher, &txn)?;
-                fresh = fresh && found.is_empty() && opening == Opening::Existing && existed_store(dir);
                 migrated = found;
                 warnings = warned;
             }
-            if fresh {
-                // Lost: the strictest reading, in the same transaction as the
-                // database itself, so no kill leaves one without it.
+            if fresh && opening == Opening::Existing && existed_store(dir) {
+                // Lost: the strictest reading of each ledger that no old
+                // file gave (a leftover inbox says nothing of the rules), in
+                // the same transaction as the database itself, so no kill
+                // leaves one without it.
                 let now = crate::clock::now_ms();
                 let megolm = super::megolm_ledger::MegolmLedger { distrust_before: Some(now), ..Default::default() };
                 let olm = super::olm_ledger::OlmLedger { all_devices_since: Some(now), ..Default::default() };
                 for (name, sealed) in [("megolm", seal(&cipher, &megolm)?), ("olm", seal(&cipher, &olm)?)] {
+                    if migrated.iter().any(|f| *f == format!("{name}.json")) {
+                        continue;
+                    }
                     txn.execute("INSERT OR REPLACE INTO ledgers (name, value) VALUES (?1, ?2)", params![name, sealed])
                         .map_err(|e| io_error(&path, e))?;
+                    lost.push(name);
                 }
             }
             txn.commit().map_err(|e| io_error(&path, e))?;
@@ -297,7 +305,7 @@ impl StateDb {
             .map_err(|e| damaged(&path, e))?;
         let id = String::from_utf8(id).map_err(|e| damaged(&path, e))?;
         let db = StateDb { path, conn: Mutex::new(conn), cipher, id };
-        Ok(Opened { db, fresh, migrated, warnings })
+        Ok(Opened { db, lost, migrated, warnings })
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {

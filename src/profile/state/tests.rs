@@ -45,7 +45,7 @@ fn records_flow_pending_delivered_after_cursor() {
     }
     // It opens again with its secret, and not with another.
     let back = StateDb::open(tmp.path(), &secret, Opening::Existing).unwrap();
-    assert!(!back.fresh);
+    assert!(back.lost.is_empty());
     assert_eq!(back.db.pending(10).unwrap().len(), 1);
     drop(back);
     // Another secret is an authentication problem (exit 4), not damage.
@@ -61,7 +61,7 @@ fn a_lost_database_reads_strictest_and_old_files_left_behind_are_migrated_later(
     std::fs::write(tmp.path().join("store").join("matrix-sdk-crypto.sqlite3"), b"").unwrap();
     let secret = key();
     let opened = StateDb::open(tmp.path(), &secret, Opening::Existing).unwrap();
-    assert!(opened.fresh);
+    assert_eq!(opened.lost, ["megolm", "olm"]);
     // The strictest reading is committed with the database itself.
     let Loaded::Present(olm, _) = opened.db.ledger::<crate::profile::olm_ledger::OlmLedger>("olm").unwrap() else {
         panic!("no Olm ledger")
@@ -80,7 +80,7 @@ fn a_lost_database_reads_strictest_and_old_files_left_behind_are_migrated_later(
     std::fs::write(tmp.path().join("inbox.jsonl"), format!("{line}\n")).unwrap();
     std::fs::write(tmp.path().join("olm.json"), "{}").unwrap();
     let again = StateDb::open(tmp.path(), &secret, Opening::Existing).unwrap();
-    assert!(!again.fresh);
+    assert!(again.lost.is_empty());
     assert_eq!(again.db.pending(10).unwrap()[0].record.human, "m7");
     assert!(!tmp.path().join("inbox.jsonl").exists() && !tmp.path().join("olm.json").exists());
     let Loaded::Present(olm, _) = again.db.ledger::<crate::profile::olm_ledger::OlmLedger>("olm").unwrap() else {
@@ -243,4 +243,55 @@ fn a_fill_goes_before_the_sync_and_late_decryptions_settle() {
     db.settle_utds(&[(p[0].clone(), Some((rec(400, "!a"), rec(401, "!a"))))]).unwrap();
     let order: Vec<String> = db.pending(10).unwrap().into_iter().map(|k| k.record.human).collect();
     assert_eq!(order, ["m401"]);
+}
+
+/// Issue 30's review: a kill between the migration's commit and the old
+/// files' deletion left the inbox to be migrated again, its records twice.
+/// What an older ratchet appended since is still taken.
+#[test]
+fn an_old_inbox_left_after_its_migration_is_not_taken_twice() {
+    let tmp = tempfile::tempdir().unwrap();
+    let secret = key();
+    let line = |n| serde_json::to_string(&rec(n, "!a")).unwrap();
+    let first = format!("{}\n{}\n", line(1), line(2));
+    std::fs::write(tmp.path().join("inbox.jsonl"), &first).unwrap();
+    let opened = StateDb::open(tmp.path(), &secret, Opening::Existing).unwrap();
+    assert_eq!(opened.migrated, ["inbox.jsonl"]);
+    drop(opened);
+    // As if the deletion never happened (killed after the commit).
+    std::fs::write(tmp.path().join("inbox.jsonl"), &first).unwrap();
+    let again = StateDb::open(tmp.path(), &secret, Opening::Existing).unwrap();
+    let humans: Vec<String> = again.db.pending(10).unwrap().into_iter().map(|p| p.record.human).collect();
+    assert_eq!(humans, ["m1", "m2"], "each record once");
+    assert!(!tmp.path().join("inbox.jsonl").exists());
+    drop(again);
+    // Left again, and an older ratchet appended a record to it.
+    std::fs::write(tmp.path().join("inbox.jsonl"), format!("{first}{}\n", line(3))).unwrap();
+    let third = StateDb::open(tmp.path(), &secret, Opening::Existing).unwrap();
+    let humans: Vec<String> = third.db.pending(10).unwrap().into_iter().map(|p| p.record.human).collect();
+    assert_eq!(humans, ["m1", "m2", "m3"]);
+}
+
+/// Issue 30's review: one old file left beside a lost database (an inbox)
+/// made the open read it as a migration, and the lost ledgers were not
+/// read as strictest. Each ledger no file gave is.
+#[test]
+fn a_lost_database_with_an_old_inbox_beside_still_reads_strictest() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(tmp.path().join("store")).unwrap();
+    std::fs::write(tmp.path().join("store").join("matrix-sdk-crypto.sqlite3"), b"").unwrap();
+    std::fs::write(tmp.path().join("inbox.jsonl"), format!("{}\n", serde_json::to_string(&rec(1, "!a")).unwrap()))
+        .unwrap();
+    std::fs::write(tmp.path().join("olm.json"), "{}").unwrap();
+    let opened = StateDb::open(tmp.path(), &key(), Opening::Existing).unwrap();
+    assert_eq!(opened.lost, ["megolm"], "the Olm ledger came from its file");
+    let Loaded::Present(megolm, _) = opened.db.ledger::<crate::profile::megolm_ledger::MegolmLedger>("megolm").unwrap()
+    else {
+        panic!("no Megolm ledger")
+    };
+    assert!(megolm.distrust_before.is_some());
+    let Loaded::Present(olm, _) = opened.db.ledger::<crate::profile::olm_ledger::OlmLedger>("olm").unwrap() else {
+        panic!("no Olm ledger")
+    };
+    assert!(olm.all_devices_since.is_none(), "as the file had it");
 }
