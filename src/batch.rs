@@ -171,7 +171,7 @@ impl<'a> Batch<'a> {
                             room_id: done.room_id.clone(),
                             event_id: event_id.clone(),
                             seq,
-                            encrypted: done.session_id.is_some(),
+                            encrypted: done.was_encrypted(),
                             session_id: done.session_id.clone(),
                             message_index: done.message_index,
                             new_session: false,
@@ -179,12 +179,49 @@ impl<'a> Batch<'a> {
                             already_sent: true,
                         });
                     }
+                    None if done
+                        .intent_ms
+                        .is_some_and(|at| crate::clock::now_ms().saturating_sub(at) > state::SERVER_TXN_MEMORY_MS) =>
+                    {
+                        // The server has forgotten the transaction id by now:
+                        // sent again, it would be a second event if the first
+                        // went through.
+                        let err = CliError::failed(format!(
+                            "message {seq} may have been sent more than a day ago by a run stopped before the server \
+                             answered, and servers forget transaction ids after a day (Synapse: 24 hours), so sending \
+                             it again could post it twice; nothing was sent"
+                        ))
+                        .with_hint(format!(
+                            "look for it in the room: `{}`",
+                            crate::ui::hint::ratchet("messages").arg(self.room.room_id().as_str())
+                        ))
+                        .with_hint("then send what is missing under a new --txn-prefix");
+                        return Err(self.stop_with(seq, err, Stopped::Final));
+                    }
                     None => interrupted = true,
                 }
             }
         }
         if let Some(err) = too_large(text, self.limits.is_some()) {
             return Err(self.stop(seq, err));
+        }
+        if let (Some(device), Some(txn)) = (&self.journal, &txn_id) {
+            // The intent, before the request: see `interrupted`. Written
+            // before R4/R5's checks, so no write comes between the last age
+            // check and the encryption.
+            let intent = JournalEntry {
+                room_id: self.room.room_id().to_string(),
+                txn_id: txn.clone(),
+                text_sha256: state::text_hash(text),
+                event_id: None,
+                session_id: None,
+                message_index: None,
+                encrypted: Some(self.limits.is_some()),
+                intent_ms: Some(crate::clock::now_ms()),
+            };
+            if let Err(e) = self.ctx.state().and_then(|db| db.journal_put(device, &intent)) {
+                return Err(self.stop(seq, e));
+            }
         }
         // R4/R5: rotate first if the current session has reached a limit.
         let prepared = match &self.limits {
@@ -202,20 +239,6 @@ impl<'a> Batch<'a> {
             Kind::Notice => RoomMessageEventContent::notice_plain(text),
             Kind::Emote => RoomMessageEventContent::emote_plain(text),
         };
-        if let (Some(device), Some(txn)) = (&self.journal, &txn_id) {
-            // The intent, before the request: see `interrupted`.
-            let intent = JournalEntry {
-                room_id: self.room.room_id().to_string(),
-                txn_id: txn.clone(),
-                text_sha256: state::text_hash(text),
-                event_id: None,
-                session_id: None,
-                message_index: None,
-            };
-            if let Err(e) = self.ctx.state().and_then(|db| db.journal_put(device, &intent)) {
-                return Err(self.stop(seq, e));
-            }
-        }
         // Encrypted: straight to the PUT, as the key share is done (see
         // `megolm::send_encrypted`). The session and index are the ones the
         // ciphertext says.
@@ -232,6 +255,9 @@ impl<'a> Batch<'a> {
         };
         let (event, mut session_id, mut message_index) = match result {
             Ok(r) => r,
+            // The connection broke after the request went (or a 5xx): the
+            // server may have the message.
+            Err(e) if e.may_have_reached_server() => return Err(self.stop_with(seq, e, Stopped::Uncertain)),
             Err(e) => return Err(self.stop(seq, e)),
         };
         crate::process::kill_point("sent");
@@ -273,7 +299,11 @@ impl<'a> Batch<'a> {
             // sent (same transaction id): its own ciphertext says which
             // session and index it used, not this run's encryption (which
             // the server threw away: what it rotated is not this event's).
-            match crate::sdk::event_json(&self.room, &event).await {
+            let fetched = match crate::process::fail_point("event_json") {
+                Ok(()) => crate::sdk::event_json(&self.room, &event).await,
+                Err(e) => Err(e),
+            };
+            match fetched {
                 Ok(original) => {
                     let (sid, index) = crate::events::megolm_position(&original);
                     if sid.is_some() && (sid != session_id || index != message_index) {
@@ -309,6 +339,8 @@ impl<'a> Batch<'a> {
                 event_id: Some(event_id.clone()),
                 session_id: session_id.clone(),
                 message_index,
+                encrypted: Some(session_id.is_some() || self.limits.is_some()),
+                intent_ms: None,
             };
             let written = crate::process::fail_point("journal_sent")
                 .and_then(|()| self.ctx.state())
@@ -390,9 +422,19 @@ impl<'a> Batch<'a> {
     /// The error that ends a batch at message `seq`: partial (3) once
     /// something went out, and it says what did not.
     pub(crate) fn stop(&self, seq: usize, err: CliError) -> CliError {
+        self.stop_with(seq, err, Stopped::NotSent)
+    }
+
+    /// The batch's error when message `seq` failed as `how` says: what was
+    /// sent before it, and whether (and how) a rerun finishes the batch.
+    fn stop_with(&self, seq: usize, err: CliError, how: Stopped) -> CliError {
         if err.kind == ErrorKind::PipeClosed {
             return err;
         }
+        let this = match how {
+            Stopped::Uncertain => format!("message {seq} may have reached the server (no answer came)"),
+            Stopped::NotSent | Stopped::Final => format!("message {seq} failed"),
+        };
         let mut stopped = if self.fresh == 0 && self.sent > 0 {
             // Only messages an earlier run delivered (`already_sent`): this
             // run changed nothing, and the error is what it is (a
@@ -400,22 +442,46 @@ impl<'a> Batch<'a> {
             CliError::new(
                 err.kind,
                 format!(
-                    "message {seq} failed, nothing new was sent (the {} before it went out in an earlier run): {}",
-                    self.sent, err.message
+                    "{this}, nothing {}new was sent (the {} before it went out in an earlier run): {}",
+                    if how == Stopped::Uncertain { "else " } else { "" },
+                    self.sent,
+                    err.message
                 ),
             )
         } else if self.sent == 0 {
-            CliError::new(err.kind, format!("message {seq} failed, nothing was sent: {}", err.message))
+            match how {
+                Stopped::Uncertain => CliError::new(err.kind, format!("{this}: {}", err.message)),
+                _ => CliError::new(err.kind, format!("{this}, nothing was sent: {}", err.message)),
+            }
         } else {
             CliError::new(
                 ErrorKind::Partial,
-                format!("sent {} message(s); message {seq} and the rest were not sent: {}", self.sent, err.message),
+                format!("sent {} message(s); {this}, and the rest were not sent: {}", self.sent, err.message),
             )
         };
         let bad_input = err.kind == ErrorKind::Usage;
         stopped.hints = err.hints;
         stopped.source = err.source;
-        if self.sent == 0 || (self.fresh == 0 && bad_input) {
+        if how == Stopped::Uncertain {
+            if self.sent > 0 && self.fresh > 0 {
+                stopped =
+                    stopped.with_hint("the `sent` records above are the messages delivered (seq is the position)");
+            }
+            return if self.txn_prefix.is_some() {
+                stopped.with_hint(
+                    "run the same command again (same --txn-prefix, same input): a server that has the message \
+                     answers with its event, so nothing is sent twice",
+                )
+            } else {
+                stopped
+                    .with_hint(format!(
+                        "it may be in the room: look (`{}`) before sending it again",
+                        crate::ui::hint::ratchet("messages").arg(self.room.room_id().as_str())
+                    ))
+                    .with_hint("with --txn-prefix a rerun after such an error is safe: nothing is sent twice")
+            };
+        }
+        if self.sent == 0 || (self.fresh == 0 && bad_input) || how == Stopped::Final {
             // Running it again as it is would fail the same way.
             return stopped;
         }
@@ -433,6 +499,17 @@ impl<'a> Batch<'a> {
             stopped.with_hint("with --txn-prefix a rerun delivers the rest exactly once")
         }
     }
+}
+
+/// How a batch's message failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stopped {
+    /// It was not sent: a rerun (with --txn-prefix) finishes the batch.
+    NotSent,
+    /// The server may have it: the connection broke after the request.
+    Uncertain,
+    /// Not sent, and a rerun would stop the same way.
+    Final,
 }
 
 /// clap value parser for `--txn-prefix`: a prefix that makes valid,
@@ -536,7 +613,9 @@ pub(crate) fn warn_unreachable(out: &crate::ui::output::Output, servers: &[Strin
     static WARNED: std::sync::Mutex<std::collections::BTreeSet<String>> =
         std::sync::Mutex::new(std::collections::BTreeSet::new());
     for server in servers {
-        let first = WARNED.lock().map(|mut w| w.insert(server.clone())).unwrap_or(true);
+        // Once per process; and once per request a follower serves, since
+        // each is another process's to hear (their batches preshare once).
+        let first = WARNED.lock().map(|mut w| w.insert(server.clone())).unwrap_or(true) || out.is_relaying();
         if first {
             out.warn(format!(
                 "{} did not answer for one-time keys: its users' devices that have no Olm session with this \

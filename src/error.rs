@@ -98,6 +98,25 @@ pub(crate) struct CliError {
 pub(crate) type CliResult<T = ()> = Result<T, CliError>;
 
 impl CliError {
+    /// Whether the request that failed may still have reached the server
+    /// and been acted on: the connection broke after it was sent (no
+    /// answer, a timeout) or the server (or a proxy before it) answered
+    /// with a 5xx. A refusal (4xx) or a connection never made is not.
+    pub(crate) fn may_have_reached_server(&self) -> bool {
+        let Some(source) = &self.source else { return false };
+        let http = source.downcast_ref::<matrix_sdk::HttpError>().or_else(|| match source.downcast_ref() {
+            Some(matrix_sdk::Error::Http(http)) => Some(&**http),
+            _ => None,
+        });
+        match http {
+            Some(matrix_sdk::HttpError::Reqwest(e)) => !e.is_connect() && !e.is_builder(),
+            Some(other) => other.as_client_api_error().is_some_and(|api| api.status_code.is_server_error()),
+            None => false,
+        }
+    }
+}
+
+impl CliError {
     pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         CliError { kind, message: message.into(), source: None, hints: Vec::new(), candidates: Vec::new() }
     }

@@ -393,20 +393,21 @@ pub(crate) async fn serve(
         }
         write
     });
-    let result = {
-        let out = Output::relaying(to);
-        let result = async {
-            let room = crate::rooms::joined(client, &room).await?;
-            let mut batch = Batch::open(ctx, &out, room, request.kind, request.txn_prefix.clone()).await?;
-            batch.send_arguments(&request.texts).await
-        }
-        .await;
-        drop(out);
-        result
-    };
+    // Everything said while serving the request is the asking process's to
+    // print: the batch's records and warnings, and those of the context
+    // (a damaged ledger, the backup upload in `finish`).
+    let own = std::mem::replace(&mut ctx.out, Output::relaying(to));
+    let result = async {
+        let room = crate::rooms::joined(client, &room).await?;
+        let mut batch = Batch::open(ctx, &ctx.out, room, request.kind, request.txn_prefix.clone()).await?;
+        batch.send_arguments(&request.texts).await
+    }
+    .await;
     // Keys made for the send go to the backup before the answer, as a
     // `send` does before it exits.
     let result = ctx.finish(result).await;
+    // The relaying output goes: the pump then ends.
+    drop(std::mem::replace(&mut ctx.out, own));
     ctx.profile.unlock();
     if let Ok(mut write) = pump.await {
         let _ = write_reply(&mut write, &Reply::Done { error: result.as_ref().err().map(Failure::of) }).await;

@@ -194,6 +194,11 @@ fn delayed_invite_js() {
 }
 
 #[test]
+fn send_no_answer() {
+    run_script("send-no-answer.sh");
+}
+
+#[test]
 fn kill_before_keys_upload() {
     run_script("kill-before-keys-upload.sh");
 }

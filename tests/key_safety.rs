@@ -270,6 +270,55 @@ fn a_message_the_server_accepted_always_gets_its_record_and_a_kill_after_it_reco
     assert_eq!(rerun[1]["message_index"], four["message_index"]);
 }
 
+/// Issue 30's review: a rerun after a kill that cannot fetch the event it
+/// gets back (to read its session) still calls it encrypted, then and at
+/// every later rerun (the journal keeps whether it was, not only the
+/// session it could not read).
+#[test]
+fn a_rerun_that_cannot_read_the_event_s_session_still_calls_it_encrypted() {
+    let (env, _alice, _bob, room) = TestEnv::alice_and_bob(&[]);
+    let mut cmd = env.command("alice", &["--json", "send", &room, "--txn-prefix", "m", "five"]);
+    cmd.env("RATCHET_KILL_AT", "sent");
+    assert_eq!(env.run_with(cmd, None).code, -1);
+    let mut cmd = env.command("alice", &["--json", "send", &room, "--txn-prefix", "m", "five"]);
+    cmd.env("RATCHET_FAIL_AT", "event_json");
+    let run = env.run_with(cmd, None);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    let sent = run.records("sent").remove(0);
+    assert_eq!(sent["encrypted"], true, "{sent}");
+    assert!(sent.get("session_id").is_none_or(Value::is_null), "{sent}");
+    let again = env.run("alice", &["--json", "send", &room, "--txn-prefix", "m", "five"]).success();
+    let again = again.records("sent").remove(0);
+    assert_eq!(again["already_sent"], true, "{again}");
+    assert_eq!(again["encrypted"], true, "{again}");
+    assert_eq!(again["event_id"], sent["event_id"]);
+    let got = env.run("bob", &["--json", "messages", &room]).success().records("message");
+    assert_eq!(got.iter().filter(|m| m["body"] == "five").count(), 1, "{got:?}");
+}
+
+/// A run stopped between its journal entry and the server's answer, rerun
+/// more than a day later: servers forget transaction ids after a day
+/// (Synapse: 24 hours), so sending it again could post it twice. Nothing
+/// is sent; the command it names shows the message is there.
+#[test]
+fn a_day_old_interrupted_message_is_not_sent_again_blindly() {
+    let (env, _alice, _bob, room) = TestEnv::alice_and_bob(&[]);
+    let mut cmd = env.command("alice", &["--json", "send", &room, "--txn-prefix", "d", "yesterday"]);
+    cmd.env("RATCHET_KILL_AT", "sent");
+    assert_eq!(env.run_with(cmd, None).code, -1);
+    let mut cmd = env.command("alice", &["send", &room, "--txn-prefix", "d", "yesterday"]);
+    cmd.env("RATCHET_CLOCK_SKEW_MS", (25 * 3600 * 1000u64).to_string());
+    let late = env.run_with(cmd, None);
+    assert_eq!(late.code, 1, "{}", late.stderr);
+    assert!(late.stderr.contains("more than a day ago"), "{}", late.stderr);
+    assert!(late.stderr.contains("nothing was sent"), "{}", late.stderr);
+    let hint = late.stderr.lines().find(|l| l.contains("look for it in the room")).expect("the look hint").to_owned();
+    let shown = env.paste(hint.split('`').nth(1).expect("a command in backquotes")).success();
+    assert_eq!(shown.stdout.matches("yesterday").count(), 1, "{}", shown.stdout);
+    let got = env.run("bob", &["--json", "messages", &room]).success().records("message");
+    assert_eq!(got.iter().filter(|m| m["body"] == "yesterday").count(), 1, "{got:?}");
+}
+
 #[test]
 fn an_olm_message_refused_for_trust_is_not_a_wedge() {
     // bob2 is a device bob has not cross-signed; alice is in

@@ -607,3 +607,33 @@ fn a_human_sync_leaves_out_the_room_s_furniture() {
         json.records("event").iter().filter_map(|e| e["event_type"].as_str().map(str::to_owned)).collect();
     assert!(types.iter().any(|t| t == "m.room.power_levels"), "kept in the JSON stream: {types:?}");
 }
+
+/// Issue 30's review: on the warm path, what the follower's context says
+/// while serving a request (here the backup upload after the send finding
+/// the backup deleted) reaches the process that asked, not the follower's
+/// own stderr.
+#[test]
+fn a_warm_send_s_backup_warning_reaches_the_asking_process() {
+    let (env, _alice, _bob, _room) = TestEnv::alice_and_bob(&[]);
+    env.run("bob", &["recovery", "enable"]).success();
+    let room = env.encrypted_room("bob", &[], &["--rotation-msgs", "1"]);
+    env.run("bob", &["send", &room, "backed up"]).success();
+    let (_, info) = crate::common::api("GET", &env.token("bob"), "/_matrix/client/v3/room_keys/version", None);
+    let version = info["version"].as_str().expect("a backup").to_owned();
+    let follower = Follower::start(&env, "bob");
+    wait_for_socket(&env, "bob");
+    let (status, _) = crate::common::api(
+        "DELETE",
+        &env.token("bob"),
+        &format!("/_matrix/client/v3/room_keys/version/{version}"),
+        None,
+    );
+    assert_eq!(status, 200);
+    let warm = env.run("bob", &["--json", "-v", "send", &room, "after the deletion"]).success();
+    assert!(warm.stderr.contains("warm path"), "not handed over: {}", warm.stderr);
+    assert_eq!(warm.records("sent").len(), 1);
+    let warned: Vec<&str> = warm.stderr.lines().filter(|l| l.contains(r#""type":"warning""#)).collect();
+    assert_eq!(warned.len(), 1, "{}", warm.stderr);
+    assert!(warned[0].contains(&format!("version {version} was deleted")), "{}", warned[0]);
+    follower.stop();
+}

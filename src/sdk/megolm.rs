@@ -9,7 +9,12 @@
 //! (`Room::discard_room_key`, persisted) once either is reached; the SDK
 //! then creates and shares a new one as part of the send. The room key is
 //! shared *before* the last check (see [`before_send`]), so the time spent
-//! claiming and sharing cannot carry a message past `rotation_period_ms`.
+//! claiming and sharing cannot carry a session that already encrypted past
+//! `rotation_period_ms`; nothing is written between that check and the
+//! encryption (`Batch` journals its intent first). A session made for the
+//! message is used for it however long its share took (a slow key claim):
+//! it has encrypted nothing, and another share would take as long; its
+//! age, counted from before the share, rotates it at the next send.
 //!
 //! The SDK records a session's creation time in whole seconds; ratchet's
 //! ledger (`profile::megolm_ledger`) keeps milliseconds.
@@ -72,7 +77,7 @@ pub(crate) fn sync_settings(
     }
     let mut found = Vec::new();
     for (room_id, update) in &response.rooms.joined {
-        let timeline = update.timeline.events.iter().map(TimelineEvent::raw).filter_map(|r| settings(r));
+        let timeline = update.timeline.events.iter().map(TimelineEvent::raw).filter_map(settings);
         let in_room: Vec<RotationSettings> = match &update.state {
             // The state before the timeline, then the timeline's own.
             State::Before(state) => state.iter().filter_map(settings).chain(timeline).collect(),
@@ -443,8 +448,13 @@ pub(crate) async fn before_send(
     let mut planned = decision.planned;
     if planned.is_none() {
         // The session is the one from before: it may have aged past the
-        // limit while the key was being shared.
-        if let Some(current) = outbound(&client, room_id, ledger).await? {
+        // limit while the key was being shared. One the SDK made during the
+        // share (its own rotation) is not checked: it has encrypted nothing,
+        // another share would take as long, and its creation time is in
+        // whole seconds (it could look up to a second old). Its age counts
+        // from `started_ms` at the next send (`after_send` records it).
+        let same = |c: &Outbound| before.as_ref().is_some_and(|b| b.session_id == c.session_id);
+        if let Some(current) = outbound(&client, room_id, ledger).await?.filter(same) {
             let now = crate::clock::now_ms();
             if let Some(reason) = current.limit_reached(limits, now) {
                 tracing::debug!(?reason, "limit reached while sharing; discarding");

@@ -219,6 +219,7 @@ pub fn api(method: &str, token: &str, path: &str, body: Option<Value>) -> (u16, 
         ("GET", _) => agent.get(&url).header("Authorization", &auth).call(),
         ("PUT", Some(b)) => agent.put(&url).header("Authorization", &auth).send_json(&b),
         ("POST", Some(b)) => agent.post(&url).header("Authorization", &auth).send_json(&b),
+        ("DELETE", None) => agent.delete(&url).header("Authorization", &auth).call(),
         (m, _) => panic!("api(): unsupported {m}"),
     }
     .unwrap_or_else(|e| panic!("{method} {path}: {e}"));

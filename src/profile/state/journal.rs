@@ -29,6 +29,25 @@ pub(crate) struct JournalEntry {
     pub(crate) event_id: Option<String>,
     pub(crate) session_id: Option<String>,
     pub(crate) message_index: Option<u32>,
+    /// Whether it went encrypted: the session may be unknown (an
+    /// interrupted run's event that could not be fetched). Absent in
+    /// entries written before it was kept: read from `session_id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) encrypted: Option<bool>,
+    /// When the intent was written (ms): a server forgets transaction ids
+    /// (Synapse after a day), so an old interrupted one is not resent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) intent_ms: Option<u64>,
+}
+
+/// How long ratchet trusts a server to remember a transaction id: a day
+/// (Synapse deletes them after 24 hours), less a margin.
+pub(crate) const SERVER_TXN_MEMORY_MS: u64 = 23 * 60 * 60 * 1000;
+
+impl JournalEntry {
+    pub(crate) fn was_encrypted(&self) -> bool {
+        self.encrypted.unwrap_or(self.session_id.is_some())
+    }
 }
 
 /// The hash a journal entry keeps of a message's text.

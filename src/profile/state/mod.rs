@@ -62,7 +62,7 @@ mod sealed;
 #[cfg(test)]
 mod tests;
 
-pub(crate) use journal::{text_hash, JournalEntry, Position};
+pub(crate) use journal::{text_hash, JournalEntry, Position, SERVER_TXN_MEMORY_MS};
 pub(crate) use legacy::FILES as LEGACY_FILES;
 pub(crate) use records::{Gap, OlmFailure, PendingUtd, SyncWrite, GAP_CLOSED, GAP_OPEN};
 use sealed::{open_sealed, seal};

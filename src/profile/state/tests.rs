@@ -159,9 +159,19 @@ fn journal_positions_failures_ledgers() {
         event_id: Some("$e".into()),
         session_id: None,
         message_index: None,
+        encrypted: Some(true),
+        intent_ms: None,
     };
     db.journal_put("DEV", &entry).unwrap();
-    assert_eq!(db.journal_get("DEV", "!r", "p-1").unwrap().unwrap().event_id.as_deref(), Some("$e"));
+    let got = db.journal_get("DEV", "!r", "p-1").unwrap().unwrap();
+    assert_eq!(got.event_id.as_deref(), Some("$e"));
+    // Issue 30's review: encrypted although its session is unknown (an
+    // interrupted run's event that could not be fetched).
+    assert!(got.was_encrypted());
+    let older: JournalEntry =
+        serde_json::from_str(r#"{"room_id":"!r","txn_id":"p-2","event_id":"$f","session_id":"s","message_index":0}"#)
+            .unwrap();
+    assert!(older.was_encrypted(), "entries from before the field read it from the session");
     assert!(db.journal_get("OTHER", "!r", "p-1").unwrap().is_none());
     for i in 0..(KEEP_POSITIONS + 10) {
         db.put_position(&Position { event_id: format!("$e{i}"), session_id: "s".into(), message_index: i as u32 })
