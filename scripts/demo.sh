@@ -166,10 +166,11 @@ run ratchet --profile alice-laptop messages "$room" --limit 2
 
 say "What the server stored: ciphertext only"
 run ratchet --profile alice --json messages "$room" --limit 1 >/dev/null
-python3 - "$hs" "$RATCHET_DATA_DIR/alice/session.json" "$room" <<'PY'
-import json, sys, urllib.parse, urllib.request
-hs, session_file, room = sys.argv[1:]
-token = json.load(open(session_file))["access_token"]
+# The access token is kept encrypted in session.json; whoami gives it.
+QA_TOKEN="$(ratchet --profile alice whoami --access-token)" python3 - "$hs" "$room" <<'PY'
+import json, os, sys, urllib.parse, urllib.request
+hs, room = sys.argv[1:]
+token = os.environ["QA_TOKEN"]
 url = f"{hs}/_matrix/client/v3/rooms/{urllib.parse.quote(room, safe='')}/messages?dir=b&limit=1"
 req = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
 event = json.load(urllib.request.urlopen(req))["chunk"][0]

@@ -13,7 +13,10 @@
 # that CA for outgoing federation, and blocks no IP range (Synapse blocks IP-
 # literal server names in its blocklist even when allow-listed).
 # Two such servers sharing a CA federate with each other (examples/qa/lib.sh
-# `start_two_servers`).
+# `start_two_servers`). RATCHET_SYNAPSE_CLIENT_TLS=well-known also serves the
+# client API on that TLS port with /.well-known/matrix/client naming the plain
+# HTTP listener (server discovery, tests/login.rs); =plain serves the client
+# API there without a .well-known (the spec's fallback to the server name).
 #
 # The server stops when this script receives SIGTERM/SIGINT, or when its stdin
 # reaches end-of-file if RATCHET_SYNAPSE_STOP_ON_EOF=1 (the test harness holds
@@ -30,6 +33,7 @@ dir="$(cd "$dir" && pwd)"
 
 fport="${RATCHET_SYNAPSE_FEDERATION_PORT:-}"
 server_name="localhost"
+baseurl="public_baseurl: \"http://127.0.0.1:$port/\""
 federation=""
 if [ -n "$fport" ]; then
   ca="${RATCHET_SYNAPSE_CA:?RATCHET_SYNAPSE_FEDERATION_PORT needs RATCHET_SYNAPSE_CA}"
@@ -40,13 +44,22 @@ if [ -n "$fport" ]; then
   # A random serial: two servers signing at once share no serial file.
   openssl x509 -req -in "$dir/tls.csr" -CA "$ca/ca.crt" -CAkey "$ca/ca.key" -set_serial "0x$(openssl rand -hex 16)" \
     -days 2 -extfile "$dir/tls.ext" -out "$dir/tls.crt" 2>/dev/null
+  names="federation, keys"
+  case "${RATCHET_SYNAPSE_CLIENT_TLS:-}" in
+    "") ;;
+    well-known) names="federation, keys, client" ;;
+    # Synapse serves /.well-known/matrix/client exactly when public_baseurl
+    # is set: left out here.
+    plain) names="federation, keys, client"; baseurl="" ;;
+    *) echo "RATCHET_SYNAPSE_CLIENT_TLS must be well-known or plain" >&2; exit 2 ;;
+  esac
   federation="
   - port: $fport
     bind_addresses: [\"127.0.0.1\"]
     type: http
     tls: true
     resources:
-      - names: [federation, keys]
+      - names: [$names]
 tls_certificate_path: \"$dir/tls.crt\"
 tls_private_key_path: \"$dir/tls.key\"
 federation_custom_ca_list: [\"$ca/ca.crt\"]
@@ -90,7 +103,7 @@ YAML
 # many users and sends bursts of messages from one address.
 cat > "$dir/homeserver.yaml" <<YAML
 server_name: "$server_name"
-public_baseurl: "http://127.0.0.1:$port/"
+$baseurl
 pid_file: "$dir/homeserver.pid"
 listeners:
   - port: $port

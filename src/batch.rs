@@ -454,10 +454,11 @@ impl<'a> Batch<'a> {
                 _ => CliError::new(err.kind, format!("{this}, nothing was sent: {}", err.message)),
             }
         } else {
-            CliError::new(
-                ErrorKind::Partial,
-                format!("sent {} message(s); {this}, and the rest were not sent: {}", self.sent, err.message),
-            )
+            let this = match how {
+                Stopped::Uncertain => format!("{this}, and the rest were not sent"),
+                Stopped::NotSent | Stopped::Final => format!("message {seq} and the rest were not sent"),
+            };
+            CliError::new(ErrorKind::Partial, format!("sent {} message(s); {this}: {}", self.sent, err.message))
         };
         let bad_input = err.kind == ErrorKind::Usage;
         stopped.hints = err.hints;

@@ -59,6 +59,12 @@ impl CommandContext {
         }
         self.lock_profile().await?;
         let secret = self.store_secret(&session)?;
+        let session = self.unseal(session, &secret)?;
+        if session.tokens_in_clear() {
+            // An older ratchet kept them in clear: sealed now (issue 31).
+            self.profile.save_session(&session, &secret)?;
+            tracing::debug!("sealed the session's tokens, which an older ratchet kept in clear");
+        }
         let paths = self.profile.paths();
         if !paths.crypto_db().exists() {
             // Restoring into an empty store would create a fresh Olm account
@@ -347,12 +353,43 @@ impl CommandContext {
         self.client.as_ref().map(|(_, s, _)| s)
     }
 
+    /// The session with its tokens opened by the store secret (no lock).
+    pub(crate) fn unsealed_session(&self) -> CliResult<SessionFile> {
+        let session = self.load_session()?;
+        let secret = self.store_secret(&session)?;
+        self.unseal(session, &secret)
+    }
+
+    /// Opens the session's sealed tokens with the store secret.
+    fn unseal(&self, mut session: SessionFile, secret: &StoreSecret) -> CliResult<SessionFile> {
+        match session.unseal(secret) {
+            Ok(()) => Ok(session),
+            Err(crate::profile::session::Unseal::WrongSecret) => Err(match session.store_secret {
+                StoreSecretSource::Env => CliError::auth(
+                    "the store passphrase (RATCHET_STORE_PASSPHRASE) is not the one this profile was logged in with",
+                )
+                .with_hint("give the passphrase used at login; without it, `logout` and `login` make a new device"),
+                // store.key is another device's (its store came with it).
+                StoreSecretSource::File => store_mismatch(),
+            }),
+            Err(crate::profile::session::Unseal::Damaged(why)) => Err(CliError::failed(format!(
+                "the session's tokens in {} are damaged ({why})",
+                self.profile.paths().session_file.display()
+            ))
+            .with_hint(format!(
+                "run `{}` then `{}` to make a new device",
+                crate::ui::hint::ratchet("logout --local"),
+                crate::ui::hint::ratchet("login")
+            ))),
+        }
+    }
+
     pub(crate) fn load_session(&self) -> CliResult<SessionFile> {
         let out = &self.out;
         Ok(self.profile.load_session(&mut |w| out.warn(w))?)
     }
 
-    fn store_secret(&self, session: &SessionFile) -> CliResult<StoreSecret> {
+    pub(crate) fn store_secret(&self, session: &SessionFile) -> CliResult<StoreSecret> {
         match session.store_secret {
             StoreSecretSource::Env => {
                 self.settings.store_passphrase_env.clone().map(StoreSecret::Passphrase).ok_or_else(|| {

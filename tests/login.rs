@@ -187,9 +187,9 @@ fn device_name_data_dir_and_local_logout() {
     let profile = std::path::Path::new(data).join("alice");
     assert!(profile.join("session.json").exists());
     assert!(!env.profile_dir("alice").exists());
-    let session: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(profile.join("session.json")).unwrap()).unwrap();
-    let token = session["access_token"].as_str().unwrap().to_owned();
+    let token = env.run("alice", &["--data-dir", data, "whoami", "--access-token"]).success().stdout.trim().to_owned();
+    let on_disk = std::fs::read_to_string(profile.join("session.json")).unwrap();
+    assert!(!on_disk.contains(&token), "the token is not in session.json in clear: {on_disk}");
 
     // The server shows the display name given at login.
     let (status, found) = api("GET", &token, &format!("/_matrix/client/v3/devices/{device}"), None);
@@ -248,4 +248,189 @@ fn no_input_never_prompts_even_on_a_terminal() {
     assert!(!shown.contains("Password for"), "{shown}");
     assert!(shown.contains("--password-stdin"), "the hint names a way in: {shown}");
     assert!(!env.profile_dir("alice").join("session.json").exists());
+}
+
+// ---- server discovery (issue 31) -------------------------------------------
+
+/// A CA of the test's own (`ca.crt`, `ca.key` in `dir`): ratchet trusts it
+/// through SSL_CERT_FILE, as a system's own bundle would be trusted.
+fn test_ca(dir: &std::path::Path) -> std::path::PathBuf {
+    let ok = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=ratchet test CA"])
+        .arg("-keyout")
+        .arg(dir.join("ca.key"))
+        .arg("-out")
+        .arg(dir.join("ca.crt"))
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("openssl");
+    assert!(ok.success());
+    dir.join("ca.crt")
+}
+
+/// A certificate for 127.0.0.1 signed by the CA in `dir`: (cert, key).
+fn server_cert(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (key, csr, cert, ext) = (dir.join("srv.key"), dir.join("srv.csr"), dir.join("srv.crt"), dir.join("srv.ext"));
+    let run = |args: &[&std::ffi::OsStr]| {
+        let ok = std::process::Command::new("openssl")
+            .args(args)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("openssl");
+        assert!(ok.success(), "openssl {args:?}");
+    };
+    run(&[
+        "req".as_ref(),
+        "-new".as_ref(),
+        "-newkey".as_ref(),
+        "rsa:2048".as_ref(),
+        "-nodes".as_ref(),
+        "-subj".as_ref(),
+        "/CN=127.0.0.1".as_ref(),
+        "-keyout".as_ref(),
+        key.as_os_str(),
+        "-out".as_ref(),
+        csr.as_os_str(),
+    ]);
+    std::fs::write(&ext, "subjectAltName=IP:127.0.0.1\n").unwrap();
+    run(&[
+        "x509".as_ref(),
+        "-req".as_ref(),
+        "-in".as_ref(),
+        csr.as_os_str(),
+        "-CA".as_ref(),
+        dir.join("ca.crt").as_os_str(),
+        "-CAkey".as_ref(),
+        dir.join("ca.key").as_os_str(),
+        "-CAcreateserial".as_ref(),
+        "-days".as_ref(),
+        "2".as_ref(),
+        "-extfile".as_ref(),
+        ext.as_os_str(),
+        "-out".as_ref(),
+        cert.as_os_str(),
+    ]);
+    (cert, key)
+}
+
+/// tests/fixtures/https_server.py answering `routes` (path → status, body).
+struct HttpsServer {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl HttpsServer {
+    fn start(dir: &std::path::Path, routes: serde_json::Value) -> HttpsServer {
+        use std::io::BufRead;
+        let (cert, key) = server_cert(dir);
+        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/https_server.py");
+        let mut child = std::process::Command::new("python3")
+            .arg(script)
+            .arg(cert)
+            .arg(key)
+            .arg(routes.to_string())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        HttpsServer { port: line.trim().parse().expect("a port"), child }
+    }
+}
+
+impl Drop for HttpsServer {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `login --user @alice:SERVER` without --homeserver finds the homeserver
+/// through SERVER's `/.well-known/matrix/client` (over HTTPS), and the
+/// profile then works as any other.
+#[test]
+fn the_homeserver_is_found_from_the_user_id_s_well_known() {
+    let mut env = TestEnv::new();
+    let ca = test_ca(env.home());
+    let server = crate::common::synapse::Synapse::with_tls_name(env.home(), "well-known");
+    let alice = crate::common::synapse::register_at(&server.url, "alice");
+    env.set_env("SSL_CERT_FILE", ca.to_str().unwrap());
+    let user = format!("@{}:{}", alice.localpart, server.server_name);
+    assert_eq!(alice.user_id, user);
+    let args = ["--json", "login", "--user", user.as_str(), "--password-stdin"];
+    let run = env.run_stdin("alice", &args, format!("{}\n", alice.password).as_bytes()).success();
+    let login = run.records("login").remove(0);
+    assert_eq!(login["homeserver"], server.url.as_str(), "{login}");
+    assert_eq!(login["discovered"], "well_known", "{login}");
+    let asked = format!("https://{}/.well-known/matrix/client", server.server_name);
+    assert!(run.stderr.contains(&asked), "says where it looked: {}", run.stderr);
+    // The profile works as any other.
+    let room = env.run("alice", &["--json", "room", "create", "--encrypted"]).success().records("room")[0]["room_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    env.run("alice", &["send", &room, "found"]).success();
+}
+
+/// With no `.well-known` (404), the server name itself is the homeserver
+/// (the spec's fallback), here over HTTPS.
+#[test]
+fn without_a_well_known_the_server_name_is_the_homeserver() {
+    let mut env = TestEnv::new();
+    let ca = test_ca(env.home());
+    let server = crate::common::synapse::Synapse::with_tls_name(env.home(), "plain");
+    let bob = crate::common::synapse::register_at(&server.url, "bob");
+    env.set_env("SSL_CERT_FILE", ca.to_str().unwrap());
+    let args = ["--json", "login", "--user", bob.user_id.as_str(), "--password-stdin"];
+    let run = env.run_stdin("bob", &args, format!("{}\n", bob.password).as_bytes()).success();
+    let login = run.records("login").remove(0);
+    assert_eq!(login["homeserver"], format!("https://{}", server.server_name), "{login}");
+    assert_eq!(login["discovered"], "server_name", "{login}");
+    env.run("bob", &["room", "create"]).success();
+}
+
+/// A `.well-known` that is not JSON, names no homeserver, names one that is
+/// not a homeserver, or cannot be reached (nothing listening, a certificate
+/// not trusted): each an error naming the URL tried, exit 1, and no profile
+/// left behind. A bare user name without --homeserver is bad input.
+#[test]
+fn a_bad_or_unreachable_well_known_is_an_error_naming_it() {
+    let mut env = TestEnv::new();
+    let ca = test_ca(env.home());
+    env.set_env("RATCHET_PASSWORD", "unused");
+    let cases = [
+        (serde_json::json!({"/.well-known/matrix/client": [200, "{not json"]}), "is not JSON"),
+        (serde_json::json!({"/.well-known/matrix/client": [200, "{}"]}), "names no homeserver"),
+        (serde_json::json!({"/.well-known/matrix/client": [500, "{}"]}), "answered HTTP 500"),
+        (
+            serde_json::json!({"/.well-known/matrix/client": [200, "{\"m.homeserver\": {\"base_url\": \"https://127.0.0.1:9\"}}"]}),
+            "but it is not one",
+        ),
+    ];
+    env.set_env("SSL_CERT_FILE", ca.to_str().unwrap());
+    for (routes, said) in cases {
+        let server = HttpsServer::start(env.home(), routes);
+        let user = format!("@carol:127.0.0.1:{}", server.port);
+        let run = env.run("carol", &["login", "--user", &user]).code(1);
+        let asked = format!("https://127.0.0.1:{}/.well-known/matrix/client", server.port);
+        assert!(run.stderr.contains(&asked), "names the URL: {}", run.stderr);
+        assert!(run.stderr.contains(said), "{said}: {}", run.stderr);
+        assert!(run.stderr.contains("--homeserver"), "names the way out: {}", run.stderr);
+        assert!(!env.profile_dir("carol").exists(), "nothing left behind");
+    }
+    // A certificate this machine does not trust.
+    let server = HttpsServer::start(env.home(), serde_json::json!({}));
+    let mut cmd = env.command("carol", &["login", "--user", &format!("@carol:127.0.0.1:{}", server.port)]);
+    cmd.env_remove("SSL_CERT_FILE");
+    let run = env.run_with(cmd, None).code(1);
+    assert!(run.stderr.contains("could not be reached over TLS"), "{}", run.stderr);
+    // Nothing listening.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let run = env.run("carol", &["login", "--user", &format!("@carol:127.0.0.1:{port}")]).code(1);
+    assert!(run.stderr.contains("could not be reached"), "{}", run.stderr);
+    // No server in the user name, no --homeserver.
+    let run = env.run("carol", &["login", "--user", "carol"]).code(2);
+    assert!(run.stderr.contains("full user id"), "{}", run.stderr);
 }

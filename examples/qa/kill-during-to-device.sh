@@ -21,10 +21,10 @@ check "bob reads the first message" "$(text_of bob "$first")" "Hello World!"
 # flood TAG: 60 to-device key-request cancellations from alice to every
 # device of bob's, one request each.
 flood() {
-  python3 - "$RATCHET_HOMESERVER" "$RATCHET_DATA_DIR/alice/session.json" "$bob_ID" "$1" <<'PY'
-import json, sys, urllib.request
-hs, session, bob, tag = sys.argv[1:]
-token = json.load(open(session))["access_token"]
+  QA_TOKEN="$(token alice)" python3 - "$RATCHET_HOMESERVER" "$bob_ID" "$1" <<'PY'
+import json, os, sys, urllib.request
+hs, bob, tag = sys.argv[1:]
+token = os.environ["QA_TOKEN"]
 for n in range(60):
     body = {"messages": {bob: {"*": {"action": "request_cancellation", "request_id": f"r{tag}-{n}",
                                      "requesting_device_id": "X"}}}}

@@ -126,11 +126,15 @@ wait_for() {
 # api PROFILE METHOD PATH [JSON]: a client-server API request with the
 # profile's access token (for what ratchet does not do on purpose: another
 # client's actions, or a raw claim); prints the JSON answer.
+# token PROFILE: the profile's access token (kept encrypted in session.json).
+token() { "$RATCHET" --profile "$1" whoami --access-token; }
+
 api() {
-  python3 - "$RATCHET_HOMESERVER" "$RATCHET_DATA_DIR/$1/session.json" "$2" "$3" "${4:-}" <<'PY'
-import json, sys, urllib.request
-hs, session, method, path, body = sys.argv[1:]
-token = json.load(open(session))["access_token"]
+  # The token in the environment, never on a command line.
+  QA_TOKEN="$(token "$1")" python3 - "$RATCHET_HOMESERVER" "$2" "$3" "${4:-}" <<'PY'
+import json, os, sys, urllib.request
+hs, method, path, body = sys.argv[1:]
+token = os.environ["QA_TOKEN"]
 req = urllib.request.Request(hs + path, body.encode() if body else None, method=method,
                              headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
 print(json.dumps(json.load(urllib.request.urlopen(req))))
@@ -195,13 +199,15 @@ except urllib.error.HTTPError as e:
 fault() {
   local rule="$2"
   if [ "$1" != "-" ]; then
-    rule="$(printf '%s' "$rule" | python3 -c '
+    # The token and the rule on stdin, never on a command line.
+    rule="$({ token "$1"; printf '%s' "$rule"; } | python3 -c '
 import json, sys
-session, who = sys.argv[1:]
+who = sys.argv[1]
+token = sys.stdin.readline().strip()
 rule = json.load(sys.stdin)
-rule.update(token=json.load(open(session))["access_token"], who=who)
+rule.update(token=token, who=who)
 print(json.dumps(rule))
-' "$RATCHET_DATA_DIR/$1/session.json" "$1")"
+' "$1")"
   fi
   control POST rules "$rule" | q 'rs[0]["id"]'
 }

@@ -34,6 +34,7 @@ fn entries() -> Vec<Entry> {
         entry::<login::LoginRecord>("login", ""),
         entry::<logout::LogoutRecord>("logout", ""),
         entry::<whoami::WhoamiRecord>("whoami", ""),
+        entry::<whoami::AccessTokenRecord>("whoami --access-token", ""),
         entry::<room::RoomRecord>("room create/join/list", "`state`: joined, invited, left, knocked or banned"),
         entry::<room::invite::InvitedRecord>("room invite", ""),
         entry::<room::members::MemberRecord>("room members", "`membership`: join or invite"),

@@ -18,9 +18,15 @@ use crate::ui::output::Record;
 /// `--password-stdin` (first line of stdin), the RATCHET_PASSWORD environment
 /// variable, or a prompt when stdin is a terminal.
 ///
+/// The homeserver: --homeserver URL, or found from a full user id
+/// (@alice:example.org) through https://example.org/.well-known/matrix/client
+/// as every Matrix client finds it (and example.org itself when it has no
+/// .well-known).
+///
 /// The device's store is encrypted: with a random key kept in
 /// `<profile>/store.key` (0600), or with RATCHET_STORE_PASSPHRASE if set at
-/// login (then nothing is written to disk and it must be set on every run).
+/// login (then no key is written to disk and it must be set on every run).
+/// The access token is kept in session.json encrypted the same way.
 ///
 /// Cross-signing (MSC4153): on an account with no cross-signing identity,
 /// login creates one (master, self-signing and user-signing keys, uploaded
@@ -34,17 +40,18 @@ use crate::ui::output::Record;
 ///
 /// Examples:
 ///
+///   ratchet login --user @alice:matrix.example
 ///   ratchet login --homeserver https://matrix.example --user alice
 ///   echo "$PW" | ratchet --profile bot login \
 ///       --homeserver http://127.0.0.1:8008 --user bot --password-stdin
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub(crate) struct LoginArgs {
-    /// Homeserver URL, with its scheme (https://matrix.example)
+    /// Homeserver URL, with its scheme (https://matrix.example); found from --user's server name when left out
     #[arg(long, env = "RATCHET_HOMESERVER", hide_env_values = true, value_parser = parse_homeserver)]
-    homeserver: String,
+    homeserver: Option<String>,
 
-    /// User name or full user id (@alice:matrix.example)
+    /// User name, or full user id (@alice:matrix.example: its server is then found without --homeserver)
     #[arg(long, short)]
     user: String,
 
@@ -75,6 +82,11 @@ pub(crate) struct LoginRecord {
     cross_signed: bool,
     /// The device-isolation mode of the profile.
     isolation: Isolation,
+    /// How the homeserver was found when --homeserver was left out: from the
+    /// server name's `.well-known` (`well_known`), or the server name itself
+    /// (`server_name`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    discovered: Option<sdk::discovery::Found>,
 }
 
 impl Record for LoginRecord {
@@ -142,6 +154,7 @@ async fn login(ctx: &mut CommandContext, args: &LoginArgs) -> CliResult {
                 crate::ui::hint::ratchet("logout")
             )));
     }
+    let homeserver = homeserver_of(ctx, args).await?;
     let password = read_password(ctx, args)?;
 
     // A store without a session belongs to no device: the login that made
@@ -174,7 +187,7 @@ async fn login(ctx: &mut CommandContext, args: &LoginArgs) -> CliResult {
     // ratchet's own state starts anew with the device (and under its key).
     ctx.profile.remove_state()?;
     let made = match ctx.open_state(&secret, crate::profile::state::Opening::New) {
-        Ok(_) => make_device(ctx, args, &password, &secret, source).await,
+        Ok(_) => make_device(ctx, args, &homeserver, &password, &secret, source).await,
         Err(e) => Err(e),
     };
     let (client, saved) = match made {
@@ -190,8 +203,37 @@ async fn login(ctx: &mut CommandContext, args: &LoginArgs) -> CliResult {
     };
     // From here on the device exists and its session is saved: a failure
     // (or Ctrl-C) leaves it for the next `login` to finish, keys and all.
-    let record = set_up(ctx, args, &client, &password, saved).await.map_err(unfinished)?;
+    let mut record = set_up(ctx, args, &client, &password, saved).await.map_err(unfinished)?;
+    record.discovered = homeserver.discovered;
     ctx.out.data(&record)
+}
+
+/// The homeserver to log in to, and how it was found.
+struct Homeserver {
+    url: String,
+    discovered: Option<sdk::discovery::Found>,
+}
+
+/// --homeserver, or the one the user id's server name leads to.
+async fn homeserver_of(ctx: &CommandContext, args: &LoginArgs) -> CliResult<Homeserver> {
+    if let Some(url) = &args.homeserver {
+        return Ok(Homeserver { url: url.clone(), discovered: None });
+    }
+    let Some(server_name) = sdk::discovery::server_name_of(&args.user) else {
+        return Err(CliError::usage(format!(
+            "`{}` is a user name without a server: give --homeserver URL, or the full user id",
+            crate::ui::terminal::inert(&args.user)
+        ))
+        .with_hint("e.g. --user @alice:example.org (its server is then found as every Matrix client finds it)"));
+    };
+    ctx.out.status(format!("Looking up the homeserver of {}…", crate::ui::terminal::inert(server_name)));
+    let found = sdk::discovery::discover(server_name, ctx.settings.request_timeout).await?;
+    let how = match found.found {
+        sdk::discovery::Found::WellKnown => format!("named by {}", found.asked),
+        sdk::discovery::Found::ServerName => format!("{} has no .well-known: the server name itself", found.asked),
+    };
+    ctx.out.status(format!("Homeserver: {} ({how})", crate::ui::terminal::inert(&found.homeserver)));
+    Ok(Homeserver { url: found.homeserver, discovered: Some(found.found) })
 }
 
 /// The hints of a login whose device exists but whose set-up did not
@@ -208,7 +250,8 @@ fn unfinished(e: CliError) -> CliError {
 /// server made the device: finishes its set-up with the same store.
 async fn resume(ctx: &mut CommandContext, args: &LoginArgs, saved: SessionFile) -> CliResult {
     let same_user = args.user == saved.user_id.as_str() || args.user == saved.user_id.localpart();
-    if !same_user || args.homeserver != saved.homeserver {
+    let same_server = args.homeserver.as_ref().is_none_or(|h| *h == saved.homeserver);
+    if !same_user || !same_server {
         return Err(CliError::failed(format!(
             "profile `{}` holds an unfinished login as {} on {}",
             ctx.settings.profile, saved.user_id, saved.homeserver
@@ -232,14 +275,15 @@ async fn resume(ctx: &mut CommandContext, args: &LoginArgs, saved: SessionFile) 
 async fn make_device(
     ctx: &CommandContext,
     args: &LoginArgs,
+    homeserver: &Homeserver,
     password: &Secret,
     secret: &StoreSecret,
     source: StoreSecretSource,
 ) -> CliResult<(matrix_sdk::Client, SessionFile)> {
     let isolation = ctx.settings.isolation.unwrap_or_default();
-    let client = ctx.build_client(&args.homeserver, secret, isolation).await?;
-    sdk::client::check_scheme(&client, &args.homeserver).await?;
-    ctx.out.status(format!("Logging in to {} as {}…", args.homeserver, args.user));
+    let client = ctx.build_client(&homeserver.url, secret, isolation).await?;
+    sdk::client::check_scheme(&client, &homeserver.url).await?;
+    ctx.out.status(format!("Logging in to {} as {}…", homeserver.url, args.user));
     let response = client
         .matrix_auth()
         .login_username(&args.user, password.expose())
@@ -267,17 +311,18 @@ async fn make_device(
         .map(|k| k.to_base64())
         .ok_or_else(|| CliError::internal("no identity key after login"))?;
     let saved = SessionFile {
-        homeserver: args.homeserver.clone(),
+        homeserver: homeserver.url.clone(),
         user_id: response.user_id.clone(),
         device_id: response.device_id.clone(),
         access_token: response.access_token.clone(),
         refresh_token: response.refresh_token.clone(),
+        sealed_tokens: None,
         identity_key: curve25519,
         store_secret: source,
         isolation: ctx.settings.isolation,
         setup_pending: true,
     };
-    ctx.profile.save_session(&saved)?;
+    ctx.profile.save_session(&saved, secret)?;
     crate::process::kill_point("login_saved");
     Ok((client, saved))
 }
@@ -333,7 +378,8 @@ async fn set_up(
         ctx.out.status(format!("`{}` shows where it stands.", crate::ui::hint::ratchet("identity")));
     }
     saved.setup_pending = false;
-    ctx.profile.save_session(&saved)?;
+    let secret = ctx.store_secret(&saved)?;
+    ctx.profile.save_session(&saved, &secret)?;
     let isolation = ctx.settings.isolation.or(saved.isolation).unwrap_or_default();
     Ok(LoginRecord {
         user_id: saved.user_id.to_string(),
@@ -345,6 +391,7 @@ async fn set_up(
         cross_signing,
         cross_signed,
         isolation,
+        discovered: None,
     })
 }
 

@@ -13,13 +13,35 @@ use crate::ui::output::Record;
 ///
 /// Works offline: everything comes from the session file and the store.
 ///
+/// --access-token prints this device's access token instead (it is kept
+/// encrypted in session.json): for a script's own requests to the server.
+/// Anyone with it can act as you until the device logs out.
+///
 /// Examples:
 ///
 ///   ratchet whoami
 ///   ratchet --json whoami | jq -r .device_id
+///   curl -H "Authorization: Bearer $(ratchet whoami --access-token)" …
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
-pub(crate) struct WhoamiArgs {}
+pub(crate) struct WhoamiArgs {
+    /// Print the access token only (decrypted from session.json; no lock, no network)
+    #[arg(long)]
+    access_token: bool,
+}
+
+/// `whoami --access-token`'s record.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(crate) struct AccessTokenRecord {
+    access_token: String,
+}
+
+impl Record for AccessTokenRecord {
+    const TYPE: &'static str = "access_token";
+    fn human(&self) -> String {
+        self.access_token.clone()
+    }
+}
 
 #[derive(Debug, Serialize, schemars::JsonSchema)]
 pub(crate) struct WhoamiRecord {
@@ -42,7 +64,13 @@ impl Record for WhoamiRecord {
 }
 
 #[instrument(skip_all)]
-pub(crate) async fn cmd_whoami(ctx: &mut CommandContext, _args: &WhoamiArgs) -> CliResult {
+pub(crate) async fn cmd_whoami(ctx: &mut CommandContext, args: &WhoamiArgs) -> CliResult {
+    if args.access_token {
+        // The session file alone, with the store secret: no lock, so it
+        // answers while a follower holds the profile.
+        let session = ctx.unsealed_session()?;
+        return ctx.out.data(&AccessTokenRecord { access_token: session.access_token });
+    }
     let client = ctx.client().await?;
     let session = ctx.session().cloned().ok_or_else(|| CliError::internal("client without session"))?;
     let enc = client.encryption();

@@ -230,9 +230,14 @@ impl Profile {
         serde_json::from_str(&text).map_err(|e| ProfileError::Corrupt { path: path.clone(), reason: e.to_string() })
     }
 
-    pub(crate) fn save_session(&self, session: &SessionFile) -> Result<(), ProfileError> {
-        let text = serde_json::to_string_pretty(session).expect("SessionFile always serialises");
-        write_private(&self.paths.session_file, text.as_bytes())
+    /// Writes `session.json`, its tokens sealed under `secret` (see
+    /// [`SessionFile::sealed`]): nothing in it is a secret in clear.
+    pub(crate) fn save_session(&self, session: &SessionFile, secret: &StoreSecret) -> crate::error::CliResult<()> {
+        let sealed = session
+            .sealed(secret)
+            .map_err(|e| crate::error::CliError::internal(format!("could not seal the session's tokens: {e}")))?;
+        let text = serde_json::to_string_pretty(&sealed).expect("SessionFile always serialises");
+        Ok(write_private(&self.paths.session_file, text.as_bytes())?)
     }
 
     /// Reads `store.key`; `Ok(None)` when it does not exist.
@@ -425,15 +430,32 @@ mod tests {
     fn session_roundtrip_with_private_permissions() {
         let tmp = tempfile::tempdir().unwrap();
         let profile = Profile::new(tmp.path().join("p"));
-        profile.save_session(&session::sample_session()).unwrap();
+        let secret = StoreSecret::Key(Box::new(zeroize::Zeroizing::new([7u8; 32])));
+        profile.save_session(&session::sample_session(), &secret).unwrap();
+        // The token is sealed: not in the file in clear (issue 31).
+        let text = fs::read_to_string(&profile.paths().session_file).unwrap();
+        assert!(!text.contains("syt_secret"), "{text}");
         let paths = profile.paths();
         let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&paths.session_file), 0o600);
         assert_eq!(mode(&paths.dir), 0o700);
         fs::set_permissions(&paths.session_file, fs::Permissions::from_mode(0o644)).unwrap();
         let mut warnings = Vec::new();
-        let back = profile.load_session(&mut |w| warnings.push(w)).unwrap();
+        let mut back = profile.load_session(&mut |w| warnings.push(w)).unwrap();
+        assert!(back.access_token.is_empty(), "sealed until opened");
+        back.unseal(&secret).unwrap();
         assert_eq!(back.access_token, "syt_secret");
+        let other = StoreSecret::Key(Box::new(zeroize::Zeroizing::new([8u8; 32])));
+        let mut wrong = profile.load_session(&mut |_| {}).unwrap();
+        assert!(matches!(wrong.unseal(&other), Err(session::Unseal::WrongSecret)));
+        // A file of an older ratchet, with the token in clear, still reads.
+        let mut legacy = serde_json::to_value(session::sample_session()).unwrap();
+        legacy["access_token"] = "syt_old".into();
+        fs::write(&paths.session_file, legacy.to_string()).unwrap();
+        let mut old = profile.load_session(&mut |_| {}).unwrap();
+        assert!(old.tokens_in_clear());
+        old.unseal(&secret).unwrap();
+        assert_eq!(old.access_token, "syt_old");
         assert_eq!(mode(&paths.session_file), 0o600);
         assert_eq!(warnings.len(), 1, "{warnings:?}");
     }

@@ -40,9 +40,17 @@ pub(crate) struct SessionFile {
     pub(crate) homeserver: String,
     pub(crate) user_id: OwnedUserId,
     pub(crate) device_id: OwnedDeviceId,
+    /// In memory only: on disk the tokens are in `sealed_tokens`. (Read
+    /// from a file of a ratchet before issue 31, which kept them in clear;
+    /// the next command seals them.)
+    #[serde(default, skip_serializing)]
     pub(crate) access_token: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing)]
     pub(crate) refresh_token: Option<String>,
+    /// The access and refresh tokens, encrypted under the store secret
+    /// (the key in `store.key`, or the passphrase): never in clear on disk.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) sealed_tokens: Option<SealedTokens>,
     /// Our curve25519 identity key at login. A restored store must hold the
     /// same Olm account, or it is not this device's store.
     pub(crate) identity_key: String,
@@ -60,6 +68,101 @@ pub(crate) struct SessionFile {
     /// next `login` finishes it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub(crate) setup_pending: bool,
+}
+
+/// The tokens as `session.json` keeps them: a store cipher of their own
+/// (exported under the store secret, as the state database's is), and the
+/// tokens' JSON encrypted with it. Kept beside the session rather than in
+/// the state database, so that losing that database never loses the login.
+#[derive(Clone, Serialize, Deserialize)]
+pub(crate) struct SealedTokens {
+    /// The exported cipher, in hex.
+    cipher: String,
+    /// A `matrix_sdk_store_encryption::EncryptedValueBase64`.
+    tokens: serde_json::Value,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Tokens {
+    access_token: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<String>,
+}
+
+/// Why sealed tokens did not open.
+#[derive(Debug)]
+pub(crate) enum Unseal {
+    /// The secret does not open them (a wrong passphrase).
+    WrongSecret,
+    /// The file's tokens are damaged.
+    Damaged(String),
+}
+
+impl SessionFile {
+    /// The file's tokens sealed under `secret`, for saving.
+    pub(crate) fn sealed(&self, secret: &StoreSecret) -> Result<SessionFile, String> {
+        use matrix_sdk_store_encryption::StoreCipher;
+        let cipher = StoreCipher::new().map_err(|e| e.to_string())?;
+        let exported = match secret {
+            StoreSecret::Key(key) => cipher.export_with_key(key),
+            StoreSecret::Passphrase(p) => cipher.export(p.expose()),
+        }
+        .map_err(|e| e.to_string())?;
+        let plain = Zeroizing::new(
+            serde_json::to_vec(&Tokens {
+                access_token: self.access_token.clone(),
+                refresh_token: self.refresh_token.clone(),
+            })
+            .map_err(|e| e.to_string())?,
+        );
+        let tokens = cipher.encrypt_value_base64_data(plain.to_vec()).map_err(|e| e.to_string())?;
+        let tokens = serde_json::to_value(&tokens).map_err(|e| e.to_string())?;
+        let mut sealed = self.clone();
+        sealed.sealed_tokens = Some(SealedTokens { cipher: hex(&exported), tokens });
+        Ok(sealed)
+    }
+
+    /// Whether the file keeps its tokens in clear (an older ratchet's).
+    pub(crate) fn tokens_in_clear(&self) -> bool {
+        self.sealed_tokens.is_none() && !self.access_token.is_empty()
+    }
+
+    /// Opens the sealed tokens with `secret` (a file with them in clear is
+    /// left as it is).
+    pub(crate) fn unseal(&mut self, secret: &StoreSecret) -> Result<(), Unseal> {
+        use matrix_sdk_store_encryption::StoreCipher;
+        let Some(sealed) = &self.sealed_tokens else {
+            return if self.access_token.is_empty() { Err(Unseal::Damaged("no access token".into())) } else { Ok(()) };
+        };
+        let exported = unhex(&sealed.cipher).ok_or_else(|| Unseal::Damaged("the sealed tokens' cipher".into()))?;
+        let cipher = match secret {
+            StoreSecret::Key(key) => StoreCipher::import_with_key(key, &exported),
+            StoreSecret::Passphrase(p) => StoreCipher::import(p.expose(), &exported),
+        }
+        .map_err(|_| Unseal::WrongSecret)?;
+        let plain = Zeroizing::new(
+            cipher
+                .decrypt_value_base64_data(
+                    serde_json::from_value(sealed.tokens.clone()).map_err(|e| Unseal::Damaged(e.to_string()))?,
+                )
+                .map_err(|e| Unseal::Damaged(e.to_string()))?,
+        );
+        let tokens: Tokens = serde_json::from_slice(&plain).map_err(|e| Unseal::Damaged(e.to_string()))?;
+        self.access_token = tokens.access_token;
+        self.refresh_token = tokens.refresh_token;
+        Ok(())
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) || !text.is_ascii() {
+        return None;
+    }
+    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok()).collect()
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -135,6 +238,7 @@ pub(crate) fn sample_session() -> SessionFile {
         device_id: "DEV".into(),
         access_token: "syt_secret".into(),
         refresh_token: None,
+        sealed_tokens: None,
         identity_key: "key".into(),
         store_secret: StoreSecretSource::File,
         isolation: None,

@@ -23,6 +23,7 @@
 
 pub(crate) mod backup;
 pub(crate) mod client;
+pub(crate) mod discovery;
 pub(crate) mod history;
 pub(crate) mod keys;
 pub(crate) mod megolm;

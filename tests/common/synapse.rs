@@ -25,6 +25,10 @@ pub struct Synapse {
     port: u16,
     child: Mutex<Option<Child>>,
     private: bool,
+    /// Extra environment for scripts/run-synapse.sh (federation, TLS).
+    env: Vec<(String, String)>,
+    /// Its server name when it is not `localhost` (a federating one's).
+    pub server_name: String,
 }
 
 static SYNAPSE: OnceLock<Synapse> = OnceLock::new();
@@ -51,9 +55,35 @@ impl Synapse {
     }
 
     fn start(private: bool) -> Synapse {
+        Synapse::start_with(private, Vec::new(), "localhost".to_owned())
+    }
+
+    /// A private Synapse whose server name is `127.0.0.1:FPORT`, served
+    /// over TLS on FPORT with a certificate signed by the CA in `ca`
+    /// (`ca.crt`, `ca.key`), and with `client_tls` (`well-known` or `plain`:
+    /// see scripts/run-synapse.sh) for server discovery.
+    pub fn with_tls_name(ca: &Path, client_tls: &str) -> Synapse {
+        let fport = free_port();
+        let env = vec![
+            ("RATCHET_SYNAPSE_FEDERATION_PORT".to_owned(), fport.to_string()),
+            ("RATCHET_SYNAPSE_CA".to_owned(), ca.display().to_string()),
+            ("RATCHET_SYNAPSE_CLIENT_TLS".to_owned(), client_tls.to_owned()),
+        ];
+        Synapse::start_with(true, env, format!("127.0.0.1:{fport}"))
+    }
+
+    fn start_with(private: bool, env: Vec<(String, String)>, server_name: String) -> Synapse {
         let dir = tempfile::Builder::new().prefix("ratchet-synapse-").tempdir().expect("temp dir for Synapse").keep();
         let port = free_port();
-        let synapse = Synapse { url: format!("http://127.0.0.1:{port}"), dir, port, child: Mutex::new(None), private };
+        let synapse = Synapse {
+            url: format!("http://127.0.0.1:{port}"),
+            dir,
+            port,
+            child: Mutex::new(None),
+            private,
+            env,
+            server_name,
+        };
         synapse.run();
         synapse
     }
@@ -70,6 +100,7 @@ impl Synapse {
             .arg(self.port.to_string())
             .env("RATCHET_SYNAPSE_STOP_ON_EOF", "1")
             .env("RATCHET_SYNAPSE_CLEANUP", if cleanup { "1" } else { "0" })
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::piped())
             .stdout(log.try_clone().expect("log file"))
             .stderr(log)
