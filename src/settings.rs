@@ -24,6 +24,9 @@ pub(crate) struct Settings {
     pub(crate) store_passphrase_env: Option<Secret>,
     /// `RATCHET_PASSWORD`, if set: the login password for scripts.
     pub(crate) password_env: Option<Secret>,
+    /// `RATCHET_ACCESS_TOKEN`, if set: `login` takes over the device of
+    /// this access token (a provisioned bot's).
+    pub(crate) access_token_env: Option<Secret>,
     /// `RATCHET_KEYS_PASSPHRASE`, if set: for key export and import files.
     pub(crate) keys_passphrase_env: Option<Secret>,
     /// `RATCHET_RECOVERY_KEY`, if set: for `recovery recover`.
@@ -57,6 +60,7 @@ impl Settings {
             lock_timeout: Duration::from_secs(global.lock_timeout),
             store_passphrase_env: secret_env("RATCHET_STORE_PASSPHRASE"),
             password_env: secret_env("RATCHET_PASSWORD"),
+            access_token_env: secret_env("RATCHET_ACCESS_TOKEN"),
             keys_passphrase_env: secret_env("RATCHET_KEYS_PASSPHRASE"),
             recovery_key_env: secret_env("RATCHET_RECOVERY_KEY"),
         })

@@ -434,3 +434,83 @@ fn a_bad_or_unreachable_well_known_is_an_error_naming_it() {
     let run = env.run("carol", &["login", "--user", "carol"]).code(2);
     assert!(run.stderr.contains("full user id"), "{}", run.stderr);
 }
+
+// ---- access tokens (issue 31) -----------------------------------------------
+
+/// A login made outside ratchet, as an admin provisions a bot: a device
+/// with an access token and no keys. Returns (token, device id).
+fn raw_login(user: &crate::common::TestUser) -> (String, String) {
+    let body = serde_json::json!({
+        "type": "m.login.password",
+        "identifier": {"type": "m.id.user", "user": user.localpart},
+        "password": user.password,
+        "initial_device_display_name": "provisioned bot",
+    });
+    let reply: serde_json::Value = ureq::post(format!("{}/_matrix/client/v3/login", synapse().url))
+        .send_json(&body)
+        .expect("raw login")
+        .body_mut()
+        .read_json()
+        .unwrap();
+    (reply["access_token"].as_str().unwrap().to_owned(), reply["device_id"].as_str().unwrap().to_owned())
+}
+
+/// `login --access-token-stdin` takes over the device of a provisioned
+/// token: the same device id, keys uploaded, cross-signed (Synapse asks no
+/// password for a first identity), the token kept sealed; bob reads what it
+/// sends. RATCHET_ACCESS_TOKEN does the same.
+#[test]
+fn a_provisioned_access_token_takes_over_its_device() {
+    let (mut env, _alice, bob, _room) = TestEnv::alice_and_bob(&[]);
+    let bot = register("bot");
+    let (token, device) = raw_login(&bot);
+    let args = ["--json", "login", "--homeserver", synapse().url.as_str(), "--access-token-stdin"];
+    let run = env.run_stdin("bot", &args, format!("{token}\n").as_bytes()).success();
+    let login = run.records("login").remove(0);
+    assert_eq!(login["device_id"], device.as_str(), "{login}");
+    assert_eq!(login["user_id"], bot.user_id.as_str());
+    assert_eq!(login["cross_signed"], true, "{login}");
+    let on_disk = std::fs::read_to_string(env.profile_dir("bot").join("session.json")).unwrap();
+    assert!(!on_disk.contains(&token), "the token is sealed: {on_disk}");
+    assert_eq!(env.token("bot"), token);
+    let room = env.encrypted_room("bot", &[("bob", &bob)], &[]);
+    let sent = env.run("bot", &["--json", "send", &room, "provisioned"]).success().records("sent");
+    let got = env.run("bob", &["--json", "messages", &room]).success().records("message");
+    assert!(got.iter().any(|m| m["event_id"] == sent[0]["event_id"] && m["body"] == "provisioned"), "{got:?}");
+
+    // The environment variable form, for a second bot device.
+    let (token2, device2) = raw_login(&bot);
+    env.set_env("RATCHET_ACCESS_TOKEN", &token2);
+    let run = env.run("bot2", &["--json", "login", "--homeserver", &synapse().url]).success();
+    assert_eq!(run.records("login")[0]["device_id"], device2.as_str());
+}
+
+/// A token whose device already has keys (another client, here another
+/// ratchet profile, set it up) is refused, exit 5, nothing made; a revoked
+/// token is exit 4; a token of another user than --user, exit 4.
+#[test]
+fn an_access_token_of_a_device_with_keys_or_revoked_is_refused() {
+    let env = TestEnv::new();
+    let eve = register("eve");
+    env.login("eve", &eve);
+    let used = env.token("eve");
+    let args = ["login", "--homeserver", synapse().url.as_str(), "--access-token-stdin"];
+    let run = env.run_stdin("copy", &args, format!("{used}\n").as_bytes()).code(5);
+    assert!(run.stderr.contains("already has encryption keys"), "{}", run.stderr);
+    assert!(!env.profile_dir("copy").exists(), "nothing left behind");
+    // The first profile is untouched.
+    env.run("eve", &["whoami"]).success();
+
+    let (token, _) = raw_login(&eve);
+    let other = register("other");
+    let mut with_user = args.to_vec();
+    with_user.extend(["--user", other.user_id.as_str()]);
+    let run = env.run_stdin("copy", &with_user, format!("{token}\n").as_bytes()).code(4);
+    assert!(run.stderr.contains("is @eve"), "{}", run.stderr);
+
+    let (status, _) = api("POST", &token, "/_matrix/client/v3/logout", Some(serde_json::json!({})));
+    assert_eq!(status, 200);
+    let run = env.run_stdin("copy", &args, format!("{token}\n").as_bytes()).code(4);
+    assert!(run.stderr.contains("does not know this access token"), "{}", run.stderr);
+    assert!(!env.profile_dir("copy").exists(), "nothing left behind");
+}

@@ -243,7 +243,7 @@ async fn create(ctx: &mut CommandContext, client: &matrix_sdk::Client, password_
         return Err(e);
     }
     let password = ctx.read_password(password_stdin, own.as_str())?;
-    let made = trust::bootstrap_at_login(client, &password).await?;
+    let made = trust::bootstrap_at_login(client, Some(&password)).await?;
     if made != crate::e2ee::trust::CrossSigningAtLogin::Created {
         return Err(CliError::failed("your account already has a cross-signing identity; nothing was changed"));
     }

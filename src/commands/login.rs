@@ -12,7 +12,7 @@ use crate::profile::session::{self, Secret, SessionFile, StoreSecret, StoreSecre
 use crate::sdk;
 use crate::ui::output::Record;
 
-/// Log in with a password and create this profile's device.
+/// Log in (with a password, or an access token) and set up this profile's device.
 ///
 /// The password never goes on the command line. It comes from, in order:
 /// `--password-stdin` (first line of stdin), the RATCHET_PASSWORD environment
@@ -22,6 +22,13 @@ use crate::ui::output::Record;
 /// (@alice:example.org) through https://example.org/.well-known/matrix/client
 /// as every Matrix client finds it (and example.org itself when it has no
 /// .well-known).
+///
+/// An access token an admin provisioned for a bot (--access-token-stdin, or
+/// RATCHET_ACCESS_TOKEN) takes over that token's device instead: checked
+/// with the server, and refused when the device already has encryption keys
+/// (a second crypto store for one device breaks its encryption). The
+/// cross-signing identity is then made only where the server asks no
+/// password for it.
 ///
 /// The device's store is encrypted: with a random key kept in
 /// `<profile>/store.key` (0600), or with RATCHET_STORE_PASSPHRASE if set at
@@ -42,6 +49,8 @@ use crate::ui::output::Record;
 ///
 ///   ratchet login --user @alice:matrix.example
 ///   ratchet login --homeserver https://matrix.example --user alice
+///   ratchet --profile bot login --homeserver https://matrix.example \
+///       --access-token-stdin < token.txt
 ///   echo "$PW" | ratchet --profile bot login \
 ///       --homeserver http://127.0.0.1:8008 --user bot --password-stdin
 #[derive(Debug, Args)]
@@ -53,7 +62,7 @@ pub(crate) struct LoginArgs {
 
     /// User name, or full user id (@alice:matrix.example: its server is then found without --homeserver)
     #[arg(long, short)]
-    user: String,
+    user: Option<String>,
 
     /// Display name of the new device, as other users see it
     #[arg(long, default_value = "ratchet")]
@@ -62,6 +71,10 @@ pub(crate) struct LoginArgs {
     /// Read the password from the first line of stdin
     #[arg(long)]
     password_stdin: bool,
+
+    /// Take over the device of an existing access token (a provisioned bot's) read from stdin's first line; RATCHET_ACCESS_TOKEN does the same
+    #[arg(long, conflicts_with = "password_stdin")]
+    access_token_stdin: bool,
 
     /// Do not create a cross-signing identity (the device stays insecure in MSC4153's sense)
     #[arg(long)]
@@ -96,6 +109,9 @@ impl Record for LoginRecord {
             CrossSigningAtLogin::Created => "identity created; this device is signed by it",
             CrossSigningAtLogin::Existing => "the account has an identity; this device is NOT verified yet",
             CrossSigningAtLogin::Skipped => "skipped (--no-bootstrap); this device is not cross-signed",
+            CrossSigningAtLogin::NeedsPassword => {
+                "not created: the server asks for the account password (`identity --create`)"
+            }
         };
         format!(
             "Logged in as {} (device {}) on {}\nprofile:    {}\ncurve25519: {}\ned25519:    {}\ncross-signing: {cross_signing}\nisolation:  {}",
@@ -155,7 +171,7 @@ async fn login(ctx: &mut CommandContext, args: &LoginArgs) -> CliResult {
             )));
     }
     let homeserver = homeserver_of(ctx, args).await?;
-    let password = read_password(ctx, args)?;
+    let credential = credential(ctx, args)?;
 
     // A store without a session belongs to no device: the login that made
     // it never got the server's answer (a device's session is saved the
@@ -187,10 +203,10 @@ async fn login(ctx: &mut CommandContext, args: &LoginArgs) -> CliResult {
     // ratchet's own state starts anew with the device (and under its key).
     ctx.profile.remove_state()?;
     let made = match ctx.open_state(&secret, crate::profile::state::Opening::New) {
-        Ok(_) => make_device(ctx, args, &homeserver, &password, &secret, source).await,
+        Ok(_) => make_device(ctx, args, &homeserver, &credential, &secret, source).await,
         Err(e) => Err(e),
     };
-    let (client, saved) = match made {
+    let (client, saved, _parked) = match made {
         Ok(made) => made,
         Err(e) => {
             // No device was made: leave nothing behind that a later login
@@ -203,7 +219,7 @@ async fn login(ctx: &mut CommandContext, args: &LoginArgs) -> CliResult {
     };
     // From here on the device exists and its session is saved: a failure
     // (or Ctrl-C) leaves it for the next `login` to finish, keys and all.
-    let mut record = set_up(ctx, args, &client, &password, saved).await.map_err(unfinished)?;
+    let mut record = set_up(ctx, args, &client, credential.password(), saved).await.map_err(unfinished)?;
     record.discovered = homeserver.discovered;
     ctx.out.data(&record)
 }
@@ -219,11 +235,16 @@ async fn homeserver_of(ctx: &CommandContext, args: &LoginArgs) -> CliResult<Home
     if let Some(url) = &args.homeserver {
         return Ok(Homeserver { url: url.clone(), discovered: None });
     }
-    let Some(server_name) = sdk::discovery::server_name_of(&args.user) else {
-        return Err(CliError::usage(format!(
-            "`{}` is a user name without a server: give --homeserver URL, or the full user id",
-            crate::ui::terminal::inert(&args.user)
-        ))
+    let user = args.user.as_deref().unwrap_or_default();
+    let Some(server_name) = sdk::discovery::server_name_of(user) else {
+        return Err(CliError::usage(if user.is_empty() {
+            "no --homeserver, and no user id to find it from: give --homeserver URL or --user @USER:SERVER".to_owned()
+        } else {
+            format!(
+                "`{}` is a user name without a server: give --homeserver URL, or the full user id",
+                crate::ui::terminal::inert(user)
+            )
+        })
         .with_hint("e.g. --user @alice:example.org (its server is then found as every Matrix client finds it)"));
     };
     ctx.out.status(format!("Looking up the homeserver of {}…", crate::ui::terminal::inert(server_name)));
@@ -249,7 +270,7 @@ fn unfinished(e: CliError) -> CliError {
 /// The next `login` on a profile whose login was interrupted after the
 /// server made the device: finishes its set-up with the same store.
 async fn resume(ctx: &mut CommandContext, args: &LoginArgs, saved: SessionFile) -> CliResult {
-    let same_user = args.user == saved.user_id.as_str() || args.user == saved.user_id.localpart();
+    let same_user = args.user.as_ref().is_none_or(|u| u == saved.user_id.as_str() || u == saved.user_id.localpart());
     let same_server = args.homeserver.as_ref().is_none_or(|h| *h == saved.homeserver);
     if !same_user || !same_server {
         return Err(CliError::failed(format!(
@@ -263,47 +284,142 @@ async fn resume(ctx: &mut CommandContext, args: &LoginArgs, saved: SessionFile) 
         )));
     }
     ctx.out.status(format!("Finishing the interrupted login of device {}…", saved.device_id));
-    let password = read_password(ctx, args)?;
+    let credential = credential(ctx, args)?;
     ctx.finishing_login = true;
     let client = ctx.client().await?;
-    let record = set_up(ctx, args, &client, &password, saved).await.map_err(unfinished)?;
+    let record = set_up(ctx, args, &client, credential.password(), saved).await.map_err(unfinished)?;
     ctx.out.data(&record)
 }
 
-/// Logs in (the server makes the device) and saves the session at once,
-/// marked unfinished.
+/// How this login proves who it is.
+enum Credential {
+    Password(Secret),
+    /// An access token of an existing device (a provisioned bot's).
+    Token(Secret),
+}
+
+impl Credential {
+    fn password(&self) -> Option<&Secret> {
+        match self {
+            Credential::Password(p) => Some(p),
+            Credential::Token(_) => None,
+        }
+    }
+}
+
+/// The access token (--access-token-stdin, or RATCHET_ACCESS_TOKEN when no
+/// password is piped), else the password.
+fn credential(ctx: &CommandContext, args: &LoginArgs) -> CliResult<Credential> {
+    if args.access_token_stdin {
+        return crate::ui::prompt::read_secret(crate::ui::prompt::SecretSources {
+            from_stdin: true,
+            stdin_flag: "--access-token-stdin",
+            what: "access token",
+            env: (ctx.settings.access_token_env.as_ref(), "RATCHET_ACCESS_TOKEN"),
+            prompt: "",
+            no_input: true,
+            echo: false,
+        })
+        .map(Credential::Token);
+    }
+    if let (Some(token), false) = (&ctx.settings.access_token_env, args.password_stdin) {
+        return Ok(Credential::Token(token.clone()));
+    }
+    if args.user.is_none() {
+        return Err(CliError::usage("no --user given (it may be left out only with an access token)")
+            .with_hint("e.g. --user @alice:example.org"));
+    }
+    read_password(ctx, args).map(Credential::Password)
+}
+
+/// Logs in (the server makes the device, or an access token names it) and
+/// saves the session at once, marked unfinished.
 async fn make_device(
     ctx: &CommandContext,
     args: &LoginArgs,
     homeserver: &Homeserver,
-    password: &Secret,
+    credential: &Credential,
     secret: &StoreSecret,
     source: StoreSecretSource,
-) -> CliResult<(matrix_sdk::Client, SessionFile)> {
+) -> CliResult<(matrix_sdk::Client, SessionFile, Option<sdk::client::Parked>)> {
     let isolation = ctx.settings.isolation.unwrap_or_default();
     let client = ctx.build_client(&homeserver.url, secret, isolation).await?;
     sdk::client::check_scheme(&client, &homeserver.url).await?;
-    ctx.out.status(format!("Logging in to {} as {}…", homeserver.url, args.user));
-    let response = client
-        .matrix_auth()
-        .login_username(&args.user, password.expose())
-        .initial_device_display_name(&args.device_name)
-        .send()
-        .await
-        .map_err(|e| {
-            use matrix_sdk::ruma::api::error::ErrorKind as Api;
-            match e.client_api_error_kind() {
-                Some(Api::Forbidden) => {
-                    CliError::auth("wrong user name or password").with_hint("check both and try again")
+    let (user_id, device_id, access_token, refresh_token, parked) = match credential {
+        Credential::Password(password) => {
+            let user = args.user.as_deref().unwrap_or_default();
+            ctx.out.status(format!("Logging in to {} as {user}…", homeserver.url));
+            let response = client
+                .matrix_auth()
+                .login_username(user, password.expose())
+                .initial_device_display_name(&args.device_name)
+                .send()
+                .await
+                .map_err(|e| {
+                    use matrix_sdk::ruma::api::error::ErrorKind as Api;
+                    match e.client_api_error_kind() {
+                        Some(Api::Forbidden) => {
+                            CliError::auth("wrong user name or password").with_hint("check both and try again")
+                        }
+                        Some(kind) => {
+                            let kind = kind.clone();
+                            CliError::new(
+                                ErrorKind::Auth,
+                                format!("the homeserver refused the login ({})", kind.errcode()),
+                            )
+                            .with_source(e)
+                        }
+                        None => e.into(),
+                    }
+                })?;
+            (response.user_id, response.device_id, response.access_token, response.refresh_token, None)
+        }
+        Credential::Token(token) => {
+            let owner = sdk::client::token_owner(&homeserver.url, token.expose(), ctx.settings.request_timeout).await?;
+            if let Some(user) = &args.user {
+                if user != owner.user_id.as_str() && user != owner.user_id.localpart() {
+                    return Err(CliError::auth(format!(
+                        "the access token is {}'s, not {}'s",
+                        owner.user_id,
+                        crate::ui::terminal::inert(user)
+                    )));
                 }
-                Some(kind) => {
-                    let kind = kind.clone();
-                    CliError::new(ErrorKind::Auth, format!("the homeserver refused the login ({})", kind.errcode()))
-                        .with_source(e)
-                }
-                None => e.into(),
             }
-        })?;
+            let Some(device_id) = owner.device_id else {
+                return Err(CliError::failed(format!(
+                    "this access token of {} has no device (an application service's?): end-to-end encryption \
+                     needs one",
+                    owner.user_id
+                ))
+                .with_hint("use a token made by a login (it makes a device), or log in with a password"));
+            };
+            if owner.device_key.is_some() {
+                // A second Olm account under one device id: other devices
+                // would see its keys change and refuse it; the first client's
+                // sessions would wedge.
+                return Err(CliError::new(
+                    ErrorKind::Refused,
+                    format!(
+                        "device {device_id} of {} already has encryption keys on the server (another client set it \
+                         up); ratchet would make a second set under the same device id, which breaks encryption for \
+                         everyone talking to it; nothing was changed",
+                        owner.user_id
+                    ),
+                )
+                .with_hint(
+                    "use an access token of a new device (a fresh `POST /login`, or your server admin's), or log in \
+                     with a password (a new device)",
+                ));
+            }
+            ctx.out.status(format!("Taking over device {device_id} of {} on {}…", owner.user_id, homeserver.url));
+            let session = matrix_sdk::authentication::matrix::MatrixSession {
+                meta: matrix_sdk::SessionMeta { user_id: owner.user_id.clone(), device_id: device_id.clone() },
+                tokens: matrix_sdk::SessionTokens { access_token: token.expose().to_owned(), refresh_token: None },
+            };
+            let (_, parked) = sdk::client::restore(&client, session).await?;
+            (owner.user_id, device_id, token.expose().to_owned(), None, Some(parked))
+        }
+    };
     let curve25519 = client
         .encryption()
         .curve25519_key()
@@ -312,10 +428,10 @@ async fn make_device(
         .ok_or_else(|| CliError::internal("no identity key after login"))?;
     let saved = SessionFile {
         homeserver: homeserver.url.clone(),
-        user_id: response.user_id.clone(),
-        device_id: response.device_id.clone(),
-        access_token: response.access_token.clone(),
-        refresh_token: response.refresh_token.clone(),
+        user_id,
+        device_id,
+        access_token,
+        refresh_token,
         sealed_tokens: None,
         identity_key: curve25519,
         store_secret: source,
@@ -324,7 +440,7 @@ async fn make_device(
     };
     ctx.profile.save_session(&saved, secret)?;
     crate::process::kill_point("login_saved");
-    Ok((client, saved))
+    Ok((client, saved, parked))
 }
 
 /// Device keys, a first sync and cross-signing; then the session is
@@ -333,7 +449,7 @@ async fn set_up(
     ctx: &CommandContext,
     args: &LoginArgs,
     client: &matrix_sdk::Client,
-    password: &Secret,
+    password: Option<&Secret>,
     mut saved: SessionFile,
 ) -> CliResult<LoginRecord> {
     // Device keys and one-time keys go up first, so other devices can start
@@ -358,6 +474,13 @@ async fn set_up(
     let cross_signed = sdk::trust::own_device_cross_signed(client).await?;
     if let Some(bar) = progress {
         bar.finish_and_clear();
+    }
+    if cross_signing == CrossSigningAtLogin::NeedsPassword {
+        ctx.out.warn(format!(
+            "this account has no cross-signing identity, and the server asks for the account password to create \
+             one: until `{}` does, Element users (who exclude insecure devices by default) will not read this device",
+            crate::ui::hint::ratchet("identity --create")
+        ));
     }
     if cross_signing == CrossSigningAtLogin::Existing {
         ctx.out.warn(
@@ -396,7 +519,7 @@ async fn set_up(
 }
 
 fn read_password(ctx: &CommandContext, args: &LoginArgs) -> CliResult<Secret> {
-    ctx.read_password(args.password_stdin, &args.user)
+    ctx.read_password(args.password_stdin, args.user.as_deref().unwrap_or_default())
 }
 
 #[cfg(test)]

@@ -70,6 +70,10 @@ pub(crate) enum CrossSigningAtLogin {
     Existing,
     /// `--no-bootstrap`: nothing was done.
     Skipped,
+    /// An access-token login on an account with no identity, where the
+    /// server asks for the account password to upload one (user-interactive
+    /// auth): nothing was done; `identity --create` does it with the password.
+    NeedsPassword,
 }
 
 /// What is known about the account's trust set-up, for telling the user

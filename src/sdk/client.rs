@@ -185,3 +185,77 @@ async fn speaks_plain_matrix(host: &str, port: u16) -> bool {
         _ => false,
     }
 }
+
+/// Whose an access token is, asked of the homeserver (`/account/whoami`),
+/// and whether its device already has encryption keys there (another
+/// client set it up): for `login --access-token-stdin`.
+pub(crate) struct TokenOwner {
+    pub(crate) user_id: matrix_sdk::ruma::OwnedUserId,
+    pub(crate) device_id: Option<matrix_sdk::ruma::OwnedDeviceId>,
+    /// The device's identity key on the server, if it has one.
+    pub(crate) device_key: Option<String>,
+}
+
+pub(crate) async fn token_owner(homeserver: &str, token: &str, timeout: Duration) -> CliResult<TokenOwner> {
+    use matrix_sdk::reqwest;
+    let http = reqwest::Client::builder()
+        .timeout(timeout)
+        .build()
+        .map_err(|e| CliError::internal("could not make an HTTP client").with_source(e))?;
+    let call = |request: reqwest::RequestBuilder| async move {
+        let response = request.bearer_auth(token).send().await.map_err(|e| {
+            CliError::failed(format!("could not reach {homeserver}: {e}"))
+                .with_hint("is the homeserver running and reachable? (see --timeout for slow servers)")
+        })?;
+        let status = response.status();
+        let body: serde_json::Value = response.json_value().await;
+        if status == reqwest::StatusCode::UNAUTHORIZED {
+            return Err(CliError::auth(
+                "the homeserver does not know this access token (revoked, expired, or another server's)",
+            )
+            .with_hint("ask for a new one, or log in with a password"));
+        }
+        if !status.is_success() {
+            return Err(CliError::failed(format!(
+                "the homeserver refused the access token's check: HTTP {status} {}",
+                crate::ui::terminal::inert(body["errcode"].as_str().unwrap_or(""))
+            )));
+        }
+        Ok(body)
+    };
+    let whoami = call(http.get(format!("{homeserver}/_matrix/client/v3/account/whoami"))).await?;
+    let user_id = whoami["user_id"]
+        .as_str()
+        .and_then(|u| matrix_sdk::ruma::OwnedUserId::try_from(u).ok())
+        .ok_or_else(|| CliError::failed("the homeserver's /account/whoami named no valid user"))?;
+    let device_id: Option<matrix_sdk::ruma::OwnedDeviceId> = whoami["device_id"].as_str().map(Into::into);
+    let device_key = match &device_id {
+        Some(device) => {
+            let body = serde_json::json!({ "device_keys": { user_id.as_str(): [device.as_str()] } });
+            let request = http
+                .post(format!("{homeserver}/_matrix/client/v3/keys/query"))
+                .header("Content-Type", "application/json")
+                .body(body.to_string());
+            let keys = call(request).await?;
+            keys["device_keys"][user_id.as_str()][device.as_str()]["keys"][format!("curve25519:{device}")]
+                .as_str()
+                .map(str::to_owned)
+        }
+        None => None,
+    };
+    Ok(TokenOwner { user_id, device_id, device_key })
+}
+
+/// A response's JSON body, or `null`.
+trait JsonValue {
+    async fn json_value(self) -> serde_json::Value;
+}
+
+impl JsonValue for matrix_sdk::reqwest::Response {
+    async fn json_value(self) -> serde_json::Value {
+        match self.bytes().await {
+            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+            Err(_) => serde_json::Value::Null,
+        }
+    }
+}

@@ -25,7 +25,9 @@ use crate::profile::session::Secret;
 /// it, as Element does on a first login. The upload's user-interactive auth,
 /// where the server asks for it, uses the login password. An account that
 /// already has an identity is left alone: this device must be verified.
-pub(crate) async fn bootstrap_at_login(client: &Client, password: &Secret) -> CliResult<CrossSigningAtLogin> {
+/// `password` is `None` for an access-token login: where the server then
+/// asks for it, nothing is made ([`CrossSigningAtLogin::NeedsPassword`]).
+pub(crate) async fn bootstrap_at_login(client: &Client, password: Option<&Secret>) -> CliResult<CrossSigningAtLogin> {
     let own = client.user_id().ok_or_else(|| CliError::internal("no user id after login"))?.to_owned();
     let encryption = client.encryption();
     // A resumed login (or `identity --create`) whose bootstrap made the
@@ -39,14 +41,18 @@ pub(crate) async fn bootstrap_at_login(client: &Client, password: &Secret) -> Cl
     let complete = encryption.cross_signing_status().await.is_some_and(|s| s.is_complete());
     let identity = encryption.request_user_identity(&own).await?;
     if complete && identity.as_ref().is_none_or(|i| i.is_verified()) {
-        upload_identity(client, &own, password, true).await?;
+        if !upload_identity(client, &own, password, true).await? {
+            return Ok(CrossSigningAtLogin::NeedsPassword);
+        }
         encryption.request_user_identity(&own).await?;
         return Ok(CrossSigningAtLogin::Created);
     }
     if identity.is_some() {
         return Ok(CrossSigningAtLogin::Existing);
     }
-    upload_identity(client, &own, password, false).await?;
+    if !upload_identity(client, &own, password, false).await? {
+        return Ok(CrossSigningAtLogin::NeedsPassword);
+    }
     // The new signature on this device reaches the store with the next
     // keys query for our own user.
     encryption.request_user_identity(&own).await?;
@@ -55,8 +61,9 @@ pub(crate) async fn bootstrap_at_login(client: &Client, password: &Secret) -> Cl
 
 /// Creates (or, with `again`, re-uploads the one held here) the
 /// cross-signing identity, with the password for the server's
-/// user-interactive auth where it asks.
-async fn upload_identity(client: &Client, own: &UserId, password: &Secret, again: bool) -> CliResult<()> {
+/// user-interactive auth where it asks. `false`: it asked, and there is no
+/// password (the keys made stay in the store for `identity --create`).
+async fn upload_identity(client: &Client, own: &UserId, password: Option<&Secret>, again: bool) -> CliResult<bool> {
     let encryption = client.encryption();
     let first = if again {
         encryption.bootstrap_cross_signing(None).await
@@ -67,6 +74,7 @@ async fn upload_identity(client: &Client, own: &UserId, password: &Secret, again
         let Some(info) = first.as_uiaa_response() else {
             return Err(CliError::failed("could not set up cross-signing").with_source(first));
         };
+        let Some(password) = password else { return Ok(false) };
         let mut auth = uiaa::Password::new(uiaa::UserIdentifier::from(own.to_owned()), password.expose().to_owned());
         auth.session = info.session.clone();
         // The identity the first call created locally is reused, not
@@ -76,7 +84,7 @@ async fn upload_identity(client: &Client, own: &UserId, password: &Secret, again
             .await
             .map_err(|e| CliError::failed("could not upload the cross-signing keys").with_source(e))?;
     }
-    Ok(())
+    Ok(true)
 }
 
 /// The private cross-signing keys this device holds.
