@@ -78,6 +78,27 @@ fi
 
 secret() { "$venv/bin/python" -c 'import secrets; print(secrets.token_hex(16))'; }
 
+# RATCHET_SYNAPSE_OIDC_ISSUER=URL: single sign-on delegated to the OpenID
+# Connect provider at URL (tests/peer/sso/provider.mjs), offered as two
+# identity providers, oidc-one and oidc-two (Synapse adds the prefix; its
+# clients synapse-one and synapse-two). The user's
+# localpart is the name they sign in with. skip_verification allows the
+# provider's plain-HTTP issuer on 127.0.0.1.
+oidc=""
+if [ -n "${RATCHET_SYNAPSE_OIDC_ISSUER:-}" ]; then
+  provider() {
+    printf '  - idp_id: %s\n    idp_name: "Test IdP %s"\n    issuer: "%s"\n    client_id: "synapse-%s"\n' \
+      "$1" "$1" "$RATCHET_SYNAPSE_OIDC_ISSUER" "$1"
+    printf '    client_secret: "secret"\n    scopes: ["openid", "profile"]\n    skip_verification: true\n'
+    printf '    user_profile_method: userinfo_endpoint\n'
+    printf '    user_mapping_provider:\n      config:\n        localpart_template: "{{ user.preferred_username }}"\n'
+    printf '        display_name_template: "{{ user.name }}"\n'
+  }
+  oidc="oidc_providers:
+$(provider one)
+$(provider two)"
+fi
+
 cat > "$dir/log.config" <<YAML
 version: 1
 formatters:
@@ -154,6 +175,7 @@ rc_admin_redaction: {per_second: 10000, burst_count: 10000}
 rc_room_creation: {per_second: 10000, burst_count: 10000}
 rc_presence:
   per_user: {per_second: 10000, burst_count: 10000}
+$oidc
 YAML
 
 "$venv/bin/python" -m synapse.app.homeserver -c "$dir/homeserver.yaml" --generate-keys >/dev/null

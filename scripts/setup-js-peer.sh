@@ -11,6 +11,10 @@
 #                                     for Node 22, which npm only warns about:
 #                                     on Node 20 they run with one polyfill
 #                                     (Promise.withResolvers, in js_peer.mjs)
+#   scripts/setup-js-peer.sh sso      tests/peer/sso: oidc-provider 9.13.3 (the
+#                                     OpenID Connect provider Synapse delegates
+#                                     single sign-on to) and puppeteer-core
+#                                     25.19.0 (drives Debian's chromium)
 #
 # Both run the same tests/peer/js/js_peer.mjs: it is copied into js-next,
 # where Node resolves its imports from js-next's own node_modules.
@@ -19,7 +23,8 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 case "${1:-}" in
   "") dir="$root/tests/peer/js" ;;
   next) dir="$root/tests/peer/js-next"; cp "$root/tests/peer/js/js_peer.mjs" "$dir/js_peer.mjs" ;;
-  *) echo "usage: setup-js-peer.sh [next]" >&2; exit 2 ;;
+  sso) dir="$root/tests/peer/sso" ;;
+  *) echo "usage: setup-js-peer.sh [next|sso]" >&2; exit 2 ;;
 esac
 stamp="$dir/node_modules/.ratchet-installed"
 want="$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)"

@@ -5,10 +5,15 @@
 #   faketime   runs one ratchet process with its clock moved forward, so a
 #              test can show what matrix-sdk does with an Olm session that is
 #              over an hour old (tests/olm.rs) without waiting an hour.
+#   chromium   the real browser single sign-on is tested with (headless,
+#              driven by tests/peer/sso/browser.mjs).
+#   openssl    certificates of a test CA (TLS homeservers, server discovery).
 set -euo pipefail
 
 missing=()
 command -v faketime >/dev/null 2>&1 || missing+=(faketime)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -ne 0 ]; then

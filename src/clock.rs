@@ -8,19 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Milliseconds since the Unix epoch (0 for a clock set before 1970).
 pub(crate) fn now_ms() -> u64 {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
-    now.saturating_add(skew_ms())
-}
-
-/// A test hook: `RATCHET_CLOCK_SKEW_MS` moves this clock forward, for what
-/// only happens a day later (a transaction id the server forgot). Debug
-/// builds only.
-fn skew_ms() -> u64 {
-    #[cfg(debug_assertions)]
-    if let Some(skew) = std::env::var("RATCHET_CLOCK_SKEW_MS").ok().and_then(|s| s.parse().ok()) {
-        return skew;
-    }
-    0
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 /// Milliseconds since the Unix epoch as a short UTC timestamp for people:

@@ -59,7 +59,20 @@ impl CommandContext {
         }
         self.lock_profile().await?;
         let secret = self.store_secret(&session)?;
-        let session = self.unseal(session, &secret)?;
+        let mut session = session;
+        if let Err(why) = session.unseal(&secret) {
+            if matches!(why, crate::profile::session::Unseal::WrongSecret)
+                && session.store_secret == StoreSecretSource::File
+            {
+                // A store.key that does not open the tokens: damaged (then
+                // it does not open the store either, said as such), or
+                // another device's, with its store.
+                let isolation = self.settings.isolation.or(session.isolation).unwrap_or_default();
+                self.build_client(&session.homeserver, &secret, isolation).await?;
+                return Err(store_mismatch());
+            }
+            return Err(self.unseal_error(&session, why));
+        }
         if session.tokens_in_clear() {
             // An older ratchet kept them in clear: sealed now (issue 31).
             self.profile.save_session(&session, &secret)?;
@@ -364,15 +377,23 @@ impl CommandContext {
     fn unseal(&self, mut session: SessionFile, secret: &StoreSecret) -> CliResult<SessionFile> {
         match session.unseal(secret) {
             Ok(()) => Ok(session),
-            Err(crate::profile::session::Unseal::WrongSecret) => Err(match session.store_secret {
+            Err(why) => Err(self.unseal_error(&session, why)),
+        }
+    }
+
+    fn unseal_error(&self, session: &SessionFile, why: crate::profile::session::Unseal) -> CliError {
+        match why {
+            crate::profile::session::Unseal::WrongSecret => match session.store_secret {
                 StoreSecretSource::Env => CliError::auth(
                     "the store passphrase (RATCHET_STORE_PASSPHRASE) is not the one this profile was logged in with",
                 )
                 .with_hint("give the passphrase used at login; without it, `logout` and `login` make a new device"),
-                // store.key is another device's (its store came with it).
-                StoreSecretSource::File => store_mismatch(),
-            }),
-            Err(crate::profile::session::Unseal::Damaged(why)) => Err(CliError::failed(format!(
+                StoreSecretSource::File => CliError::auth(
+                    "the profile's store.key file does not open its session: it is damaged, or another device's",
+                )
+                .with_hint("without the key used at login, `logout` and `login` make a new device"),
+            },
+            crate::profile::session::Unseal::Damaged(why) => CliError::failed(format!(
                 "the session's tokens in {} are damaged ({why})",
                 self.profile.paths().session_file.display()
             ))
@@ -380,7 +401,7 @@ impl CommandContext {
                 "run `{}` then `{}` to make a new device",
                 crate::ui::hint::ratchet("logout --local"),
                 crate::ui::hint::ratchet("login")
-            ))),
+            )),
         }
     }
 

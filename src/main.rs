@@ -19,6 +19,7 @@ mod profile;
 mod rooms;
 mod sdk;
 mod settings;
+mod sso;
 mod stream;
 mod ui;
 mod warm;

@@ -26,6 +26,7 @@ mod rotate;
 mod rotation;
 mod send;
 mod snapshots;
+mod sso;
 mod state;
 mod stream;
 mod sync;

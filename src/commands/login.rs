@@ -72,6 +72,22 @@ pub(crate) struct LoginArgs {
     #[arg(long)]
     password_stdin: bool,
 
+    /// Sign in through the homeserver's single sign-on in a browser (m.login.sso)
+    #[arg(long, conflicts_with_all = ["password_stdin", "access_token_stdin"])]
+    sso: bool,
+
+    /// With --sso: the identity provider, by id or name, when the server offers several
+    #[arg(long, requires = "sso", value_name = "ID")]
+    idp: Option<String>,
+
+    /// With --sso: only print the sign-in address; open no browser
+    #[arg(long, requires = "sso")]
+    no_browser: bool,
+
+    /// With --sso: how long to wait for the sign-in in the browser, in seconds
+    #[arg(long, requires = "sso", value_name = "SECONDS", default_value_t = 300)]
+    sso_timeout: u64,
+
     /// Take over the device of an existing access token (a provisioned bot's) read from stdin's first line; RATCHET_ACCESS_TOKEN does the same
     #[arg(long, conflicts_with = "password_stdin")]
     access_token_stdin: bool,
@@ -287,6 +303,8 @@ async fn resume(ctx: &mut CommandContext, args: &LoginArgs, saved: SessionFile) 
     let credential = credential(ctx, args)?;
     ctx.finishing_login = true;
     let client = ctx.client().await?;
+    // The session as restored: its tokens opened (the file keeps them sealed).
+    let saved = ctx.session().cloned().unwrap_or(saved);
     let record = set_up(ctx, args, &client, credential.password(), saved).await.map_err(unfinished)?;
     ctx.out.data(&record)
 }
@@ -294,6 +312,8 @@ async fn resume(ctx: &mut CommandContext, args: &LoginArgs, saved: SessionFile) 
 /// How this login proves who it is.
 enum Credential {
     Password(Secret),
+    /// Single sign-on in a browser (`--sso`).
+    Sso,
     /// An access token of an existing device (a provisioned bot's).
     Token(Secret),
 }
@@ -302,7 +322,7 @@ impl Credential {
     fn password(&self) -> Option<&Secret> {
         match self {
             Credential::Password(p) => Some(p),
-            Credential::Token(_) => None,
+            Credential::Token(_) | Credential::Sso => None,
         }
     }
 }
@@ -310,6 +330,9 @@ impl Credential {
 /// The access token (--access-token-stdin, or RATCHET_ACCESS_TOKEN when no
 /// password is piped), else the password.
 fn credential(ctx: &CommandContext, args: &LoginArgs) -> CliResult<Credential> {
+    if args.sso {
+        return Ok(Credential::Sso);
+    }
     if args.access_token_stdin {
         return crate::ui::prompt::read_secret(crate::ui::prompt::SecretSources {
             from_stdin: true,
@@ -372,6 +395,49 @@ async fn make_device(
                         None => e.into(),
                     }
                 })?;
+            (response.user_id, response.device_id, response.access_token, response.refresh_token, None)
+        }
+        Credential::Sso => {
+            use matrix_sdk::ruma::api::client::session::get_login_types::v3::LoginType;
+            let auth = client.matrix_auth();
+            let types = auth.get_login_types().await?;
+            let Some(sso) = types.flows.iter().find_map(|f| match f {
+                LoginType::Sso(sso) => Some(sso),
+                _ => None,
+            }) else {
+                let offered: Vec<&str> = types.flows.iter().map(LoginType::login_type).collect();
+                return Err(CliError::failed(format!(
+                    "{} offers no single sign-on (it offers: {})",
+                    homeserver.url,
+                    offered.join(", ")
+                ))
+                .with_hint("log in with a password (--user, --password-stdin) or an access token instead"));
+            };
+            let providers: Vec<crate::sso::Provider> = sso
+                .identity_providers
+                .iter()
+                .map(|p| crate::sso::Provider { id: p.id.clone(), name: p.name.clone() })
+                .collect();
+            let chosen = crate::sso::choose(&providers, args.idp.as_deref())?;
+            let idp = chosen.map(|p| p.id.clone());
+            let url_for = |redirect: String| {
+                let auth = auth.clone();
+                async move { auth.get_sso_login_url(&redirect, idp.as_deref()).await.map_err(CliError::from) }
+            };
+            let timeout = std::time::Duration::from_secs(args.sso_timeout);
+            let token = crate::sso::sign_in(&ctx.out, url_for, chosen, !args.no_browser, timeout).await?;
+            ctx.out.status(format!("Signed in; logging in to {}…", homeserver.url));
+            let response =
+                auth.login_token(token.expose()).initial_device_display_name(&args.device_name).send().await.map_err(
+                    |e| match e.client_api_error_kind() {
+                        Some(kind) => CliError::auth(format!(
+                            "the homeserver refused the sign-in's login token ({})",
+                            kind.errcode()
+                        ))
+                        .with_source(e),
+                        None => e.into(),
+                    },
+                )?;
             (response.user_id, response.device_id, response.access_token, response.refresh_token, None)
         }
         Credential::Token(token) => {

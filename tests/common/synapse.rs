@@ -72,6 +72,13 @@ impl Synapse {
         Synapse::start_with(true, env, format!("127.0.0.1:{fport}"))
     }
 
+    /// A private Synapse with extra environment for scripts/run-synapse.sh
+    /// (RATCHET_SYNAPSE_OIDC_ISSUER, say).
+    pub fn private_with(env: &[(&str, &str)]) -> Synapse {
+        let env = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        Synapse::start_with(true, env, "localhost".to_owned())
+    }
+
     fn start_with(private: bool, env: Vec<(String, String)>, server_name: String) -> Synapse {
         let dir = tempfile::Builder::new().prefix("ratchet-synapse-").tempdir().expect("temp dir for Synapse").keep();
         let port = free_port();
