@@ -33,6 +33,9 @@ pub(crate) struct SentRecord {
     rotation: Option<&'static str>,
     /// With --txn-prefix: delivered by an earlier run, not sent again.
     already_sent: bool,
+    /// A file's `mxc://` URI (`send --file`; encrypted content in an
+    /// encrypted room); null for a text message.
+    mxc: Option<String>,
 }
 
 impl Record for SentRecord {
@@ -42,10 +45,31 @@ impl Record for SentRecord {
         if self.already_sent {
             rotated.push_str("  (already sent)");
         }
+        if let Some(mxc) = &self.mxc {
+            rotated.push_str(&format!("  {mxc}"));
+        }
         match (&self.session_id, self.message_index) {
             (Some(s), Some(i)) => format!("{}  megolm {} #{i}{rotated}", self.event_id, short(s)),
             (Some(s), None) => format!("{}  megolm {}{rotated}", self.event_id, short(s)),
             _ => format!("{}  (not encrypted){rotated}", self.event_id),
+        }
+    }
+}
+
+/// What one message of a batch is.
+#[derive(Clone, Copy)]
+enum Payload<'p> {
+    Text(&'p str),
+    File(&'p crate::attach::LocalFile),
+}
+
+impl Payload<'_> {
+    /// What the send journal keeps of it (a SHA-256, hex): the same prefix
+    /// for other content is refused.
+    fn identity(&self) -> String {
+        match self {
+            Payload::Text(text) => state::text_hash(text),
+            Payload::File(file) => state::text_hash(&format!("file\u{0}{}\u{0}{}", file.name, file.sha256)),
         }
     }
 }
@@ -143,13 +167,32 @@ impl<'a> Batch<'a> {
     }
 
     pub(crate) async fn send(&mut self, seq: usize, text: &str) -> CliResult {
+        self.send_payload(seq, Payload::Text(text)).await
+    }
+
+    /// Sends files, one message each (`send --file`): uploaded (encrypted
+    /// in an encrypted room) only when not already sent under the same
+    /// --txn-prefix, then sent as any message is (R4/R5 count it).
+    pub(crate) async fn send_files(&mut self, files: &[crate::attach::LocalFile]) -> CliResult {
+        for (i, file) in files.iter().enumerate() {
+            self.send_payload(i + 1, Payload::File(file)).await?;
+        }
+        self.finish();
+        Ok(())
+    }
+
+    async fn send_payload(&mut self, seq: usize, payload: Payload<'_>) -> CliResult {
+        let identity = payload.identity();
         let txn_id = self.txn_prefix.as_ref().map(|p| format!("{p}-{seq}"));
         // A journal entry without an event id: a run before this one was
         // stopped between writing it and recording the server's answer.
         let mut interrupted = false;
+        // With it, the file that run uploaded (the event the server may
+        // answer with carries that one).
+        let mut earlier_mxc = None;
         if let (Some(device), Some(txn)) = (&self.journal, &txn_id) {
             if let Some(done) = self.ctx.state()?.journal_get(device, self.room.room_id().as_str(), txn)? {
-                if done.text_sha256 != state::text_hash(text) {
+                if done.text_sha256 != identity {
                     // The same prefix for other text (tonight's report under
                     // last night's prefix) is not the same batch: refuse
                     // rather than call it sent.
@@ -177,6 +220,7 @@ impl<'a> Batch<'a> {
                             new_session: false,
                             rotation: None,
                             already_sent: true,
+                            mxc: done.mxc.clone(),
                         });
                     }
                     None if done
@@ -198,13 +242,36 @@ impl<'a> Batch<'a> {
                         .with_hint("then send what is missing under a new --txn-prefix");
                         return Err(self.stop_with(seq, err, Stopped::Final));
                     }
-                    None => interrupted = true,
+                    None => {
+                        interrupted = true;
+                        earlier_mxc.clone_from(&done.mxc);
+                    }
                 }
             }
         }
-        if let Some(err) = too_large(text, self.limits.is_some()) {
-            return Err(self.stop(seq, err));
+        if let Payload::Text(text) = payload {
+            if let Some(err) = too_large(text, self.limits.is_some()) {
+                return Err(self.stop(seq, err));
+            }
         }
+        // The content; a file is uploaded first (before R4/R5's checks, so
+        // the upload's time cannot age the session past its limit).
+        let (content, mxc) = match payload {
+            Payload::Text(text) => (
+                match self.kind {
+                    Kind::Text => RoomMessageEventContent::text_plain(text),
+                    Kind::Notice => RoomMessageEventContent::notice_plain(text),
+                    Kind::Emote => RoomMessageEventContent::emote_plain(text),
+                },
+                None,
+            ),
+            Payload::File(file) => {
+                match crate::sdk::media::upload(&self.room.client(), file, self.limits.is_some()).await {
+                    Ok((source, url)) => (crate::sdk::media::content(file, source), Some(url)),
+                    Err(e) => return Err(self.stop(seq, e)),
+                }
+            }
+        };
         if let (Some(device), Some(txn)) = (&self.journal, &txn_id) {
             // The intent, before the request: see `interrupted`. Written
             // before R4/R5's checks, so no write comes between the last age
@@ -212,12 +279,13 @@ impl<'a> Batch<'a> {
             let intent = JournalEntry {
                 room_id: self.room.room_id().to_string(),
                 txn_id: txn.clone(),
-                text_sha256: state::text_hash(text),
+                text_sha256: identity.clone(),
                 event_id: None,
                 session_id: None,
                 message_index: None,
                 encrypted: Some(self.limits.is_some()),
                 intent_ms: Some(crate::clock::now_ms()),
+                mxc: mxc.clone(),
             };
             if let Err(e) = self.ctx.state().and_then(|db| db.journal_put(device, &intent)) {
                 return Err(self.stop(seq, e));
@@ -233,11 +301,6 @@ impl<'a> Batch<'a> {
                 Err(e) => return Err(self.stop(seq, e)),
             },
             None => None,
-        };
-        let content = match self.kind {
-            Kind::Text => RoomMessageEventContent::text_plain(text),
-            Kind::Notice => RoomMessageEventContent::notice_plain(text),
-            Kind::Emote => RoomMessageEventContent::emote_plain(text),
         };
         // Encrypted: straight to the PUT, as the key share is done (see
         // `megolm::send_encrypted`). The session and index are the ones the
@@ -335,12 +398,13 @@ impl<'a> Batch<'a> {
             let entry = JournalEntry {
                 room_id: self.room.room_id().to_string(),
                 txn_id: txn,
-                text_sha256: state::text_hash(text),
+                text_sha256: identity,
                 event_id: Some(event_id.clone()),
                 session_id: session_id.clone(),
                 message_index,
                 encrypted: Some(session_id.is_some() || self.limits.is_some()),
                 intent_ms: None,
+                mxc: mxc.clone(),
             };
             let written = crate::process::fail_point("journal_sent")
                 .and_then(|()| self.ctx.state())
@@ -359,6 +423,7 @@ impl<'a> Batch<'a> {
             new_session: rotation.is_some(),
             rotation: rotation.map(Rotation::name),
             already_sent: deduplicated,
+            mxc: if deduplicated { earlier_mxc.or(mxc) } else { mxc },
         })?;
         if trouble.is_empty() {
             return Ok(());

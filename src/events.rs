@@ -27,6 +27,10 @@ pub(crate) struct MessageRecord {
     pub(crate) event_type: String,
     pub(crate) msgtype: Option<String>,
     pub(crate) body: Option<String>,
+    /// For `m.file`, `m.image`, `m.audio` and `m.video`: the file (its
+    /// name, size, type and `mxc://` URI; never its key). `download`
+    /// fetches it.
+    pub(crate) file: Option<Box<crate::attach::FileRef>>,
     pub(crate) encrypted: bool,
     pub(crate) session_id: Option<String>,
     pub(crate) message_index: Option<u32>,
@@ -95,9 +99,10 @@ impl Record for MessageRecord {
         let who = inert(self.sender.as_deref().unwrap_or("?"));
         // Text from the network: shown, never run (ui::terminal); a
         // multi-line body continues indented under its first line.
-        let what = match (&self.body, self.event_type.as_str()) {
-            (Some(body), _) => inert_lines(body, "    "),
-            (None, t) => format!("[{}]", inert(t)),
+        let what = match (&self.file, &self.body, self.event_type.as_str()) {
+            (Some(file), _, _) => file.human(),
+            (None, Some(body), _) => inert_lines(body, "    "),
+            (None, None, t) => format!("[{}]", inert(t)),
         };
         let from_backup = if self.key_from_backup { "  (key from backup)" } else { "" };
         let lock = match (&self.session_id, self.message_index) {
@@ -341,6 +346,7 @@ pub(crate) fn render(room_id: &str, event: &TimelineEvent, original: Option<&Val
                 origin_server_ts: common.ts,
                 msgtype: json["content"]["msgtype"].as_str().map(str::to_owned),
                 body: json["content"]["body"].as_str().map(str::to_owned),
+                file: crate::attach::FileRef::of(&json["content"]).map(Box::new),
                 event_type,
                 encrypted,
                 session_id: info.and_then(|i| i.session_id().map(str::to_owned)).or(position.0),

@@ -2,6 +2,7 @@
 //! (a command handed to a warm follower answers before the runtime).
 //! Nothing else lives here.
 
+mod attach;
 mod batch;
 mod cli;
 mod clock;

@@ -9,6 +9,7 @@ mod cookbook;
 mod doctor;
 mod encrypt;
 mod errors;
+mod files;
 mod help;
 mod history;
 mod interop;

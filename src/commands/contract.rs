@@ -79,6 +79,7 @@ fn entries() -> Vec<Entry> {
         entry::<events::MessageRecord>("messages, sync, chat", "also `cursor` when sync or chat prints it"),
         entry::<events::UtdRecord>("messages, sync, chat", "also `cursor` when sync or chat prints it"),
         entry::<events::EventRecord>("messages --all, sync", "also `cursor` when sync or chat prints it"),
+        entry::<download::DownloadedRecord>("download", "on stderr as a status line with -o -"),
         entry::<crate::stream::InviteRecord>("sync", "also `cursor` when sync or chat prints it"),
         entry::<crate::stream::ToDeviceRecord>("sync", "also `cursor` when sync or chat prints it"),
         entry::<crate::gapfill::GapRecord>(

@@ -16,6 +16,7 @@ mod contract;
 pub(crate) mod debug;
 pub(crate) mod devices;
 pub(crate) mod doctor;
+pub(crate) mod download;
 pub(crate) mod encrypt;
 pub(crate) mod identity;
 pub(crate) mod keys;
@@ -46,6 +47,7 @@ pub(crate) enum Command {
     Agent(agent::AgentArgs),
     Chat(chat::ChatArgs),
     Messages(messages::MessagesArgs),
+    Download(download::DownloadArgs),
     Encrypt(encrypt::EncryptArgs),
     Sessions(sessions::SessionsArgs),
     #[command(alias = "discard-session")]
@@ -90,6 +92,7 @@ pub(crate) async fn run_command(ctx: &mut CommandContext, command: &Command) -> 
         Command::Agent(args) => agent::cmd_agent(ctx, args).await,
         Command::Chat(args) => chat::cmd_chat(ctx, args).await,
         Command::Messages(args) => messages::cmd_messages(ctx, args).await,
+        Command::Download(args) => download::cmd_download(ctx, args).await,
         Command::Encrypt(args) => encrypt::cmd_encrypt(ctx, args).await,
         Command::Sessions(args) => sessions::cmd_sessions(ctx, args).await,
         Command::Rotate(args) => rotate::cmd_rotate(ctx, args).await,

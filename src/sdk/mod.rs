@@ -26,6 +26,7 @@ pub(crate) mod client;
 pub(crate) mod discovery;
 pub(crate) mod history;
 pub(crate) mod keys;
+pub(crate) mod media;
 pub(crate) mod megolm;
 pub(crate) mod names;
 pub(crate) mod olm;

@@ -15,6 +15,8 @@ claims against an outside view.
     nio_peer.py STATE_DIR send-late ROOM_ID TEXT SECONDS   (the key follows later)
     nio_peer.py STATE_DIR olm-dummy-oldest USER DEVICE      (m.dummy over the oldest Olm session)
     nio_peer.py STATE_DIR olm-forget-newest USER DEVICE     (lose the newest Olm session, as an old backup would)
+    nio_peer.py STATE_DIR send-file ROOM_ID PATH MIME        (an encrypted attachment, nio's own encryption)
+    nio_peer.py STATE_DIR download-file ROOM_ID EVENT_ID     (fetch and decrypt a message's file)
 
 Output: JSON lines on stdout (types: login, joined, message, utd, sent, and
 withheld for each m.room_key.withheld a sync brought).
@@ -266,6 +268,70 @@ async def cmd_olm_forget_newest(client, user, device_id):
     out({"type": "olm_forgot", "session_id": newest.id, "left": len(sessions) - 1})
 
 
+async def cmd_send_file(client, room_id, path, mime):
+    """Sends the file at PATH encrypted as the spec's attachments are, with
+    nio's own AES-CTR encryption and upload (none of matrix-sdk's code)."""
+    import io
+
+    await sync(client)
+    await client.joined_members(room_id)
+    with open(path, "rb") as f:
+        data = f.read()
+    name = os.path.basename(path)
+    response, keys = await client.upload(
+        lambda *_: io.BytesIO(data), content_type=mime, filename=name, encrypt=True, filesize=len(data)
+    )
+    if not hasattr(response, "content_uri"):
+        fail(f"upload failed: {response}")
+    content = {
+        "msgtype": "m.file",
+        "body": name,
+        "filename": name,
+        "info": {"size": len(data), "mimetype": mime},
+        "file": {"url": response.content_uri, **keys},
+    }
+    sent = await client.room_send(room_id, "m.room.message", content, ignore_unverified_devices=True)
+    if isinstance(sent, RoomSendError):
+        fail(f"send failed: {sent.message}")
+    out({"type": "sent", "room_id": room_id, "event_id": sent.event_id, "mxc": response.content_uri})
+
+
+async def cmd_download_file(client, room_id, event_id):
+    """Fetches a message, decrypts it, downloads its file (authenticated
+    media) and decrypts that with nio's own code, checking the stated hash."""
+    import hashlib
+
+    from nio.crypto.attachments import decrypt_attachment
+
+    await sync(client)
+    await sync(client)
+    headers = {"Authorization": f"Bearer {client.access_token}"}
+    url = f"{client.homeserver}/_matrix/client/v3/rooms/{quote(room_id, safe='')}/event/{quote(event_id, safe='')}"
+    async with aiohttp.ClientSession() as http:
+        async with http.get(url, headers=headers) as resp:
+            if resp.status != 200:
+                fail(f"event failed: HTTP {resp.status}")
+            source = await resp.json()
+        source.setdefault("room_id", room_id)
+        decrypted = client.decrypt_event(MegolmEvent.from_dict(source))
+        content = decrypted.source["content"]
+        file = content["file"]
+        server, media_id = file["url"][len("mxc://"):].split("/", 1)
+        media = f"{client.homeserver}/_matrix/client/v1/media/download/{server}/{media_id}"
+        async with http.get(media, headers=headers) as resp:
+            if resp.status != 200:
+                fail(f"download failed: HTTP {resp.status}")
+            ciphertext = await resp.read()
+    data = decrypt_attachment(ciphertext, file["key"]["k"], file["hashes"]["sha256"], file["iv"])
+    out({
+        "type": "file",
+        "name": content.get("filename") or content.get("body"),
+        "size": len(data),
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "mimetype": content.get("info", {}).get("mimetype"),
+    })
+
+
 async def main(argv):
     if len(argv) < 3:
         fail(__doc__)
@@ -290,6 +356,12 @@ async def main(argv):
             return 0
         if command == "olm-forget-newest":
             await cmd_olm_forget_newest(client, args[0], args[1])
+            return 0
+        if command == "send-file":
+            await cmd_send_file(client, args[0], args[1], args[2])
+            return 0
+        if command == "download-file":
+            await cmd_download_file(client, args[0], args[1])
             return 0
         if command == "send-late":
             await cmd_send_late(client, args[0], args[1], float(args[2]))

@@ -38,6 +38,9 @@ pub(crate) struct JournalEntry {
     /// (Synapse after a day), so an old interrupted one is not resent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) intent_ms: Option<u64>,
+    /// A file's `mxc://` URI (`send --file`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) mxc: Option<String>,
 }
 
 /// How long ratchet trusts a server to remember a transaction id: a day

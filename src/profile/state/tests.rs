@@ -161,6 +161,7 @@ fn journal_positions_failures_ledgers() {
         message_index: None,
         encrypted: Some(true),
         intent_ms: None,
+        mxc: None,
     };
     db.journal_put("DEV", &entry).unwrap();
     let got = db.journal_get("DEV", "!r", "p-1").unwrap().unwrap();

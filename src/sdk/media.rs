@@ -1,0 +1,121 @@
+//! Files: uploading one (encrypted, in an encrypted room, as the spec's
+//! encrypted attachments are: AES-256-CTR with a fresh key, the SHA-256 of
+//! the ciphertext stated in the event), the message content that carries
+//! it, and downloading one (the SDK checks the stated SHA-256 before it
+//! decrypts).
+
+use matrix_sdk::media::{MediaFormat, MediaRequestParameters};
+use matrix_sdk::ruma::events::room::message::{
+    AudioInfo, AudioMessageEventContent, FileInfo, FileMessageEventContent, ImageMessageEventContent, MessageType,
+    RoomMessageEventContent, VideoInfo, VideoMessageEventContent,
+};
+use matrix_sdk::ruma::events::room::{ImageInfo, MediaSource};
+use matrix_sdk::ruma::UInt;
+use matrix_sdk::Client;
+
+use crate::attach::LocalFile;
+use crate::error::{CliError, CliResult};
+
+/// Uploads `file`, encrypted when `encrypted`; its source and `mxc://` URI.
+pub(crate) async fn upload(client: &Client, file: &LocalFile, encrypted: bool) -> CliResult<(MediaSource, String)> {
+    // The server's limit (/media/config), asked once per client: a file
+    // over it is refused before any byte goes.
+    match client.load_or_fetch_max_upload_size().await {
+        Ok(max) if file.bytes.len() as u64 > u64::from(max) => {
+            return Err(CliError::usage(format!(
+                "{} is {} bytes, over the homeserver's upload limit of {max} bytes (/media/config); nothing was sent",
+                crate::ui::terminal::inert(&file.name),
+                file.bytes.len()
+            )));
+        }
+        Ok(_) => {}
+        Err(e) => tracing::debug!(error = %e, "could not read the server's upload limit"),
+    }
+    if encrypted {
+        let mut reader = std::io::Cursor::new(&file.bytes);
+        let sent = client
+            .upload_encrypted_file(&mut reader)
+            .await
+            .map_err(|e| CliError::from(e).with_hint("nothing was sent to the room"))?;
+        let url = sent.url.to_string();
+        Ok((MediaSource::Encrypted(Box::new(sent)), url))
+    } else {
+        let sent = client
+            .media()
+            .upload(&file.mime, file.bytes.clone(), None)
+            .await
+            .map_err(|e| CliError::from(e).with_hint("nothing was sent to the room"))?;
+        let url = sent.content_uri.to_string();
+        Ok((MediaSource::Plain(sent.content_uri), url))
+    }
+}
+
+/// The message that carries an uploaded file: `m.image`, `m.audio`,
+/// `m.video` or `m.file` by its type, with its name, size and type.
+pub(crate) fn content(file: &LocalFile, source: MediaSource) -> RoomMessageEventContent {
+    let size = UInt::try_from(file.bytes.len() as u64).ok();
+    let mimetype = Some(file.mime.essence_str().to_owned());
+    let name = file.name.clone();
+    let msgtype = match file.msgtype() {
+        "m.image" => {
+            let mut info = ImageInfo::new();
+            info.size = size;
+            info.mimetype = mimetype;
+            let mut c = ImageMessageEventContent::new(name.clone(), source).info(Box::new(info));
+            c.filename = Some(name);
+            MessageType::Image(c)
+        }
+        "m.audio" => {
+            let mut info = AudioInfo::new();
+            info.size = size;
+            info.mimetype = mimetype;
+            let mut c = AudioMessageEventContent::new(name.clone(), source).info(Box::new(info));
+            c.filename = Some(name);
+            MessageType::Audio(c)
+        }
+        "m.video" => {
+            let mut info = VideoInfo::new();
+            info.size = size;
+            info.mimetype = mimetype;
+            let mut c = VideoMessageEventContent::new(name.clone(), source).info(Box::new(info));
+            c.filename = Some(name);
+            MessageType::Video(c)
+        }
+        _ => {
+            let mut info = FileInfo::new();
+            info.size = size;
+            info.mimetype = mimetype;
+            let mut c = FileMessageEventContent::new(name.clone(), source).info(Box::new(info));
+            c.filename = Some(name);
+            MessageType::File(c)
+        }
+    };
+    RoomMessageEventContent::new(msgtype)
+}
+
+/// Downloads the file of a message's content (decrypted when it was
+/// encrypted, after the SDK checked its SHA-256 against the event's).
+pub(crate) async fn download(client: &Client, content: &serde_json::Value) -> CliResult<Vec<u8>> {
+    let source: MediaSource = if content.get("file").is_some_and(|f| f.is_object()) {
+        let file = serde_json::from_value(content["file"].clone())
+            .map_err(|e| CliError::failed(format!("the message's encrypted file is malformed: {e}")))?;
+        MediaSource::Encrypted(Box::new(file))
+    } else if let Some(url) = content["url"].as_str() {
+        MediaSource::Plain(url.into())
+    } else {
+        return Err(CliError::failed("the message carries no file"));
+    };
+    let request = MediaRequestParameters { source, format: MediaFormat::File };
+    client.media().get_media_content(&request, false).await.map_err(|e| {
+        let text = e.to_string();
+        if text.to_lowercase().contains("hash") {
+            CliError::failed(
+                "the downloaded file is not the one its sender sent (its SHA-256 differs from the one the message \
+                 states): refused, nothing was written",
+            )
+            .with_source(e)
+        } else {
+            CliError::from(e)
+        }
+    })
+}
