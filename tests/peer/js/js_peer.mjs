@@ -13,10 +13,12 @@
 //
 // Commands: login, join, send, messages, create_room, invite, device,
 // identity, verify_request, verify_accept, verify_wait, setup_recovery,
-// backup_now, restore_backup, delete_backup, reset_backup, quit. Every
+// backup_now, restore_backup, delete_backup, reset_backup, send_file,
+// download_file, quit. Every
 // answer has "ok": true and the command's fields, or "ok": false and "error".
 
 import * as readline from "node:readline";
+import * as nodeCrypto from "node:crypto";
 
 // Node 20 lacks Promise.withResolvers, which matrix-js-sdk 43's sync needs
 // (without it the sync stops after its first response).
@@ -315,9 +317,67 @@ async function reset_backup() {
     return { backup_version: info.version };
 }
 
+const b64 = (buf) => Buffer.from(buf).toString("base64").replace(/=+$/, "");
+
+// A file sent encrypted as Element sends one: the spec's encrypted
+// attachment (v2: AES-256-CTR, a JWK key, the SHA-256 of the ciphertext),
+// with Node's own crypto, in a message Element's crypto stack encrypts.
+async function send_file({ room_id, name, data_hex, mimetype = "application/octet-stream" }) {
+    await until("the room", 20000, () => client.getRoom(room_id));
+    const data = Buffer.from(data_hex, "hex");
+    const key = nodeCrypto.randomBytes(32);
+    const iv = Buffer.concat([nodeCrypto.randomBytes(8), Buffer.alloc(8)]);
+    const cipher = nodeCrypto.createCipheriv("aes-256-ctr", key, iv);
+    const ciphertext = Buffer.concat([cipher.update(data), cipher.final()]);
+    const sha256 = nodeCrypto.createHash("sha256").update(ciphertext).digest();
+    const { content_uri } = await client.uploadContent(ciphertext, { type: "application/octet-stream", includeFilename: false });
+    const file = {
+        url: content_uri,
+        key: { kty: "oct", key_ops: ["encrypt", "decrypt"], alg: "A256CTR", k: key.toString("base64url"), ext: true },
+        iv: b64(iv),
+        hashes: { sha256: b64(sha256) },
+        v: "v2",
+    };
+    const content = { msgtype: "m.file", body: name, filename: name, info: { size: data.length, mimetype }, file };
+    const { event_id } = await client.sendMessage(room_id, content);
+    return { event_id, mxc: content_uri };
+}
+
+// A message's file, as Element downloads one: the event decrypted by
+// Element's crypto stack, the ciphertext fetched (authenticated media),
+// its SHA-256 checked, then decrypted.
+async function download_file({ room_id, event_id }) {
+    const room = await until("the room", 20000, () => client.getRoom(room_id));
+    const ev = await until("the event, decrypted", 20000, async () => {
+        const e = room.findEventById(event_id);
+        if (!e || e.isBeingDecrypted()) return null;
+        if (e.isDecryptionFailure()) {
+            await client.decryptEventIfNeeded(e, { isRetry: true });
+            return null;
+        }
+        return e;
+    });
+    const content = ev.getContent();
+    const file = content.file;
+    const url = client.mxcUrlToHttp(file.url, undefined, undefined, undefined, false, true, true);
+    const res = await fetch(url, { headers: { Authorization: `Bearer ${client.getAccessToken()}` } });
+    if (!res.ok) throw new Error(`download: HTTP ${res.status}`);
+    const ciphertext = Buffer.from(await res.arrayBuffer());
+    const stated = file.hashes.sha256.replace(/=+$/, "");
+    if (b64(nodeCrypto.createHash("sha256").update(ciphertext).digest()) !== stated) throw new Error("hash mismatch");
+    const decipher = nodeCrypto.createDecipheriv("aes-256-ctr", Buffer.from(file.key.k, "base64url"), Buffer.from(file.iv, "base64"));
+    const data = Buffer.concat([decipher.update(ciphertext), decipher.final()]);
+    return {
+        name: content.filename ?? content.body,
+        size: data.length,
+        mimetype: content.info?.mimetype ?? null,
+        sha256: nodeCrypto.createHash("sha256").update(data).digest("hex"),
+    };
+}
+
 const commands = {
     login, join, send, messages, create_room, invite, device, identity, verify_request, verify_accept, verify_wait,
-    setup_recovery, backup_now, restore_backup, delete_backup, reset_backup,
+    setup_recovery, backup_now, restore_backup, delete_backup, reset_backup, send_file, download_file,
 };
 
 const lines = readline.createInterface({ input: process.stdin });
