@@ -32,10 +32,18 @@ struct SsoServer {
     provider: Child,
     /// Kept open: a provider writing to a closed pipe would die.
     _output: BufReader<std::process::ChildStdout>,
+    /// Dropped last (fields drop in order; `Drop` runs first).
+    _turn: std::sync::MutexGuard<'static, ()>,
 }
+
+/// One single sign-on scenario at a time: each runs a Synapse, an identity
+/// provider and headless Chromium, enough to starve the timing of the tests
+/// beside them on two cores.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 impl SsoServer {
     fn start() -> SsoServer {
+        let turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
         let dir = peer_dir();
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let issuer = format!("http://127.0.0.1:{port}");
@@ -53,7 +61,7 @@ impl SsoServer {
         let mut output = BufReader::new(provider.stdout.take().unwrap());
         output.read_line(&mut line).unwrap();
         assert_eq!(line.trim(), "ready", "the OpenID provider did not start");
-        SsoServer { synapse, provider, _output: output }
+        SsoServer { _turn: turn, synapse, provider, _output: output }
     }
 }
 

@@ -42,6 +42,8 @@ for delay in 0 20 50 100 200; do
   "$RATCHET" --profile bob --json sync >"$work/sync.out" 2>&1 &
   pid=$!
   wait_held 1
+  # Not held: say what bob's sync said (it may have ended on its own).
+  [ "$(held)" = 1 ] || { echo "bob's sync (pid $pid, $(kill -0 "$pid" 2>/dev/null && echo running || echo ended)):" >&2; cat "$work/sync.out" >&2; }
   check "its response is held" "$(held)" "1"
   control POST "release/$rule" >/dev/null
   sleep "$(python3 -c "print($delay / 1000)")"
