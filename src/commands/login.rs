@@ -368,124 +368,12 @@ async fn make_device(
     let isolation = ctx.settings.isolation.unwrap_or_default();
     let client = ctx.build_client(&homeserver.url, secret, isolation).await?;
     sdk::client::check_scheme(&client, &homeserver.url).await?;
-    let (user_id, device_id, access_token, refresh_token, parked) = match credential {
-        Credential::Password(password) => {
-            let user = args.user.as_deref().unwrap_or_default();
-            ctx.out.status(format!("Logging in to {} as {user}…", homeserver.url));
-            let response = client
-                .matrix_auth()
-                .login_username(user, password.expose())
-                .initial_device_display_name(&args.device_name)
-                .send()
-                .await
-                .map_err(|e| {
-                    use matrix_sdk::ruma::api::error::ErrorKind as Api;
-                    match e.client_api_error_kind() {
-                        Some(Api::Forbidden) => {
-                            CliError::auth("wrong user name or password").with_hint("check both and try again")
-                        }
-                        Some(kind) => {
-                            let kind = kind.clone();
-                            CliError::new(
-                                ErrorKind::Auth,
-                                format!("the homeserver refused the login ({})", kind.errcode()),
-                            )
-                            .with_source(e)
-                        }
-                        None => e.into(),
-                    }
-                })?;
-            (response.user_id, response.device_id, response.access_token, response.refresh_token, None)
-        }
-        Credential::Sso => {
-            use matrix_sdk::ruma::api::client::session::get_login_types::v3::LoginType;
-            let auth = client.matrix_auth();
-            let types = auth.get_login_types().await?;
-            let Some(sso) = types.flows.iter().find_map(|f| match f {
-                LoginType::Sso(sso) => Some(sso),
-                _ => None,
-            }) else {
-                let offered: Vec<&str> = types.flows.iter().map(LoginType::login_type).collect();
-                return Err(CliError::failed(format!(
-                    "{} offers no single sign-on (it offers: {})",
-                    homeserver.url,
-                    offered.join(", ")
-                ))
-                .with_hint("log in with a password (--user, --password-stdin) or an access token instead"));
-            };
-            let providers: Vec<crate::sso::Provider> = sso
-                .identity_providers
-                .iter()
-                .map(|p| crate::sso::Provider { id: p.id.clone(), name: p.name.clone() })
-                .collect();
-            let chosen = crate::sso::choose(&providers, args.idp.as_deref())?;
-            let idp = chosen.map(|p| p.id.clone());
-            let url_for = |redirect: String| {
-                let auth = auth.clone();
-                async move { auth.get_sso_login_url(&redirect, idp.as_deref()).await.map_err(CliError::from) }
-            };
-            let timeout = std::time::Duration::from_secs(args.sso_timeout);
-            let token = crate::sso::sign_in(&ctx.out, url_for, chosen, !args.no_browser, timeout).await?;
-            ctx.out.status(format!("Signed in; logging in to {}…", homeserver.url));
-            let response =
-                auth.login_token(token.expose()).initial_device_display_name(&args.device_name).send().await.map_err(
-                    |e| match e.client_api_error_kind() {
-                        Some(kind) => CliError::auth(format!(
-                            "the homeserver refused the sign-in's login token ({})",
-                            kind.errcode()
-                        ))
-                        .with_source(e),
-                        None => e.into(),
-                    },
-                )?;
-            (response.user_id, response.device_id, response.access_token, response.refresh_token, None)
-        }
-        Credential::Token(token) => {
-            let owner = sdk::client::token_owner(&homeserver.url, token.expose(), ctx.settings.request_timeout).await?;
-            if let Some(user) = &args.user {
-                if user != owner.user_id.as_str() && user != owner.user_id.localpart() {
-                    return Err(CliError::auth(format!(
-                        "the access token is {}'s, not {}'s",
-                        owner.user_id,
-                        crate::ui::terminal::inert(user)
-                    )));
-                }
-            }
-            let Some(device_id) = owner.device_id else {
-                return Err(CliError::failed(format!(
-                    "this access token of {} has no device (an application service's?): end-to-end encryption \
-                     needs one",
-                    owner.user_id
-                ))
-                .with_hint("use a token made by a login (it makes a device), or log in with a password"));
-            };
-            if owner.device_key.is_some() {
-                // A second Olm account under one device id: other devices
-                // would see its keys change and refuse it; the first client's
-                // sessions would wedge.
-                return Err(CliError::new(
-                    ErrorKind::Refused,
-                    format!(
-                        "device {device_id} of {} already has encryption keys on the server (another client set it \
-                         up); ratchet would make a second set under the same device id, which breaks encryption for \
-                         everyone talking to it; nothing was changed",
-                        owner.user_id
-                    ),
-                )
-                .with_hint(
-                    "use an access token of a new device (a fresh `POST /login`, or your server admin's), or log in \
-                     with a password (a new device)",
-                ));
-            }
-            ctx.out.status(format!("Taking over device {device_id} of {} on {}…", owner.user_id, homeserver.url));
-            let session = matrix_sdk::authentication::matrix::MatrixSession {
-                meta: matrix_sdk::SessionMeta { user_id: owner.user_id.clone(), device_id: device_id.clone() },
-                tokens: matrix_sdk::SessionTokens { access_token: token.expose().to_owned(), refresh_token: None },
-            };
-            let (_, parked) = sdk::client::restore(&client, session).await?;
-            (owner.user_id, device_id, token.expose().to_owned(), None, Some(parked))
-        }
+    let made = match credential {
+        Credential::Password(password) => password_login(ctx, args, &client, homeserver, password).await?,
+        Credential::Sso => sso_login(ctx, args, &client, homeserver).await?,
+        Credential::Token(token) => token_login(ctx, args, &client, homeserver, token).await?,
     };
+    let Made { user_id, device_id, access_token, refresh_token, parked } = made;
     let curve25519 = client
         .encryption()
         .curve25519_key()
@@ -507,6 +395,169 @@ async fn make_device(
     ctx.profile.save_session(&saved, secret)?;
     crate::process::kill_point("login_saved");
     Ok((client, saved, parked))
+}
+
+/// What a login gave: the device and its tokens (and, for a token
+/// login, the SDK tasks its restore parked).
+struct Made {
+    user_id: matrix_sdk::ruma::OwnedUserId,
+    device_id: matrix_sdk::ruma::OwnedDeviceId,
+    access_token: String,
+    refresh_token: Option<String>,
+    parked: Option<sdk::client::Parked>,
+}
+
+impl From<matrix_sdk::ruma::api::client::session::login::v3::Response> for Made {
+    fn from(response: matrix_sdk::ruma::api::client::session::login::v3::Response) -> Made {
+        Made {
+            user_id: response.user_id,
+            device_id: response.device_id,
+            access_token: response.access_token,
+            refresh_token: response.refresh_token,
+            parked: None,
+        }
+    }
+}
+
+/// `m.login.password`: the server makes the device.
+async fn password_login(
+    ctx: &CommandContext,
+    args: &LoginArgs,
+    client: &matrix_sdk::Client,
+    homeserver: &Homeserver,
+    password: &Secret,
+) -> CliResult<Made> {
+    let user = args.user.as_deref().unwrap_or_default();
+    ctx.out.status(format!("Logging in to {} as {user}…", homeserver.url));
+    let response = client
+        .matrix_auth()
+        .login_username(user, password.expose())
+        .initial_device_display_name(&args.device_name)
+        .send()
+        .await
+        .map_err(|e| {
+            use matrix_sdk::ruma::api::error::ErrorKind as Api;
+            match e.client_api_error_kind() {
+                Some(Api::Forbidden) => {
+                    CliError::auth("wrong user name or password").with_hint("check both and try again")
+                }
+                Some(kind) => {
+                    let kind = kind.clone();
+                    CliError::new(ErrorKind::Auth, format!("the homeserver refused the login ({})", kind.errcode()))
+                        .with_source(e)
+                }
+                None => e.into(),
+            }
+        })?;
+    Ok(Made::from(response))
+}
+
+/// `m.login.sso`: the browser signs in, `m.login.token` makes the device.
+async fn sso_login(
+    ctx: &CommandContext,
+    args: &LoginArgs,
+    client: &matrix_sdk::Client,
+    homeserver: &Homeserver,
+) -> CliResult<Made> {
+    use matrix_sdk::ruma::api::client::session::get_login_types::v3::LoginType;
+    let auth = client.matrix_auth();
+    let types = auth.get_login_types().await?;
+    let Some(sso) = types.flows.iter().find_map(|f| match f {
+        LoginType::Sso(sso) => Some(sso),
+        _ => None,
+    }) else {
+        let offered: Vec<&str> = types.flows.iter().map(LoginType::login_type).collect();
+        return Err(CliError::failed(format!(
+            "{} offers no single sign-on (it offers: {})",
+            homeserver.url,
+            offered.join(", ")
+        ))
+        .with_hint("log in with a password (--user, --password-stdin) or an access token instead"));
+    };
+    let providers: Vec<crate::sso::Provider> = sso
+        .identity_providers
+        .iter()
+        .map(|p| crate::sso::Provider { id: p.id.clone(), name: p.name.clone() })
+        .collect();
+    let chosen = crate::sso::choose(&providers, args.idp.as_deref())?;
+    let idp = chosen.map(|p| p.id.clone());
+    let url_for = |redirect: String| {
+        let auth = auth.clone();
+        async move { auth.get_sso_login_url(&redirect, idp.as_deref()).await.map_err(CliError::from) }
+    };
+    let timeout = std::time::Duration::from_secs(args.sso_timeout);
+    let token = crate::sso::sign_in(&ctx.out, url_for, chosen, !args.no_browser, timeout).await?;
+    ctx.out.status(format!("Signed in; logging in to {}…", homeserver.url));
+    let response =
+        auth.login_token(token.expose()).initial_device_display_name(&args.device_name).send().await.map_err(|e| {
+            match e.client_api_error_kind() {
+                Some(kind) => {
+                    CliError::auth(format!("the homeserver refused the sign-in's login token ({})", kind.errcode()))
+                        .with_source(e)
+                }
+                None => e.into(),
+            }
+        })?;
+    Ok(Made::from(response))
+}
+
+/// An access token of an existing device without keys: taken over.
+async fn token_login(
+    ctx: &CommandContext,
+    args: &LoginArgs,
+    client: &matrix_sdk::Client,
+    homeserver: &Homeserver,
+    token: &Secret,
+) -> CliResult<Made> {
+    let owner = sdk::client::token_owner(&homeserver.url, token.expose(), ctx.settings.request_timeout).await?;
+    if let Some(user) = &args.user {
+        if user != owner.user_id.as_str() && user != owner.user_id.localpart() {
+            return Err(CliError::auth(format!(
+                "the access token is {}'s, not {}'s",
+                owner.user_id,
+                crate::ui::terminal::inert(user)
+            )));
+        }
+    }
+    let Some(device_id) = owner.device_id else {
+        return Err(CliError::failed(format!(
+            "this access token of {} has no device (an application service's?): end-to-end encryption \
+             needs one",
+            owner.user_id
+        ))
+        .with_hint("use a token made by a login (it makes a device), or log in with a password"));
+    };
+    if owner.device_key.is_some() {
+        // A second Olm account under one device id: other devices
+        // would see its keys change and refuse it; the first client's
+        // sessions would wedge.
+        return Err(CliError::new(
+            ErrorKind::Refused,
+            format!(
+                "device {device_id} of {} already has encryption keys on the server (another client set it \
+                 up); ratchet would make a second set under the same device id, which breaks encryption for \
+                 everyone talking to it; nothing was changed",
+                owner.user_id
+            ),
+        )
+        .with_hint(
+            "use an access token of a new device (a fresh `POST /login`, or your server admin's), or log in \
+             with a password (a new device)",
+        ));
+    }
+    ctx.out.status(format!("Taking over device {device_id} of {} on {}…", owner.user_id, homeserver.url));
+    let session = matrix_sdk::authentication::matrix::MatrixSession {
+        meta: matrix_sdk::SessionMeta { user_id: owner.user_id.clone(), device_id: device_id.clone() },
+        tokens: matrix_sdk::SessionTokens { access_token: token.expose().to_owned(), refresh_token: None },
+    };
+    let (_, parked) = sdk::client::restore(client, session).await?;
+    Ok(Made {
+        user_id: owner.user_id,
+        device_id,
+        access_token: token.expose().to_owned(),
+        refresh_token: None,
+        parked: Some(parked),
+    })
 }
 
 /// Device keys, a first sync and cross-signing; then the session is

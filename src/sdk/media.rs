@@ -56,39 +56,22 @@ pub(crate) fn content(file: &LocalFile, source: MediaSource) -> RoomMessageEvent
     let size = UInt::try_from(file.bytes.len() as u64).ok();
     let mimetype = Some(file.mime.essence_str().to_owned());
     let name = file.name.clone();
+    // Ruma's four contents have the same shape and no common builder.
+    macro_rules! with_info {
+        ($content:ident, $info:ident, $variant:ident) => {{
+            let mut info = $info::new();
+            info.size = size;
+            info.mimetype = mimetype;
+            let mut c = $content::new(name.clone(), source).info(Box::new(info));
+            c.filename = Some(name);
+            MessageType::$variant(c)
+        }};
+    }
     let msgtype = match file.msgtype() {
-        "m.image" => {
-            let mut info = ImageInfo::new();
-            info.size = size;
-            info.mimetype = mimetype;
-            let mut c = ImageMessageEventContent::new(name.clone(), source).info(Box::new(info));
-            c.filename = Some(name);
-            MessageType::Image(c)
-        }
-        "m.audio" => {
-            let mut info = AudioInfo::new();
-            info.size = size;
-            info.mimetype = mimetype;
-            let mut c = AudioMessageEventContent::new(name.clone(), source).info(Box::new(info));
-            c.filename = Some(name);
-            MessageType::Audio(c)
-        }
-        "m.video" => {
-            let mut info = VideoInfo::new();
-            info.size = size;
-            info.mimetype = mimetype;
-            let mut c = VideoMessageEventContent::new(name.clone(), source).info(Box::new(info));
-            c.filename = Some(name);
-            MessageType::Video(c)
-        }
-        _ => {
-            let mut info = FileInfo::new();
-            info.size = size;
-            info.mimetype = mimetype;
-            let mut c = FileMessageEventContent::new(name.clone(), source).info(Box::new(info));
-            c.filename = Some(name);
-            MessageType::File(c)
-        }
+        "m.image" => with_info!(ImageMessageEventContent, ImageInfo, Image),
+        "m.audio" => with_info!(AudioMessageEventContent, AudioInfo, Audio),
+        "m.video" => with_info!(VideoMessageEventContent, VideoInfo, Video),
+        _ => with_info!(FileMessageEventContent, FileInfo, File),
     };
     RoomMessageEventContent::new(msgtype)
 }

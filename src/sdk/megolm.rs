@@ -71,6 +71,11 @@ pub(crate) fn sync_settings(
         content: Option<matrix_sdk::ruma::events::room::encryption::PossiblyRedactedRoomEncryptionEventContent>,
     }
     fn settings<T>(raw: &matrix_sdk::ruma::serde::Raw<T>) -> Option<RotationSettings> {
+        // Every event of every sync passes here: its type is read alone
+        // (a scan, no allocation), the event parsed only when it is one.
+        if raw.get_field::<&str>("type").ok().flatten() != Some("m.room.encryption") {
+            return None;
+        }
         let ev: Event = raw.deserialize_as_unchecked().ok()?;
         (ev.kind == "m.room.encryption" && ev.state_key.as_deref() == Some("")).then_some(())?;
         ev.content.as_ref().map(RotationSettings::of)
