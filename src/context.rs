@@ -492,17 +492,25 @@ impl Keeper<'_> {
         // R3: the strictest rotation limits, recorded as they arrive (not
         // only at this device's next send, by which time a looser
         // m.room.encryption could be the room's current one).
+        // Like everything after the records are kept, a failure here is
+        // said and ends nothing: the next send records the room's limits
+        // again (`Batch::open`).
         let settings = crate::sdk::megolm::sync_settings(response);
         if !settings.is_empty() {
             let out = self.out;
-            let mut ledger = self.profile.megolm_ledger(crate::clock::now_ms(), &mut |w| out.warn(w))?;
-            for room in crate::sdk::megolm::record_sync_limits(&settings, &mut ledger) {
-                self.out.warn(format!(
-                    "the encryption settings of {room} were loosened; ratchet keeps the stricter rotation limits seen \
-                     before (R3)"
-                ));
+            let recorded =
+                self.profile.megolm_ledger(crate::clock::now_ms(), &mut |w| out.warn(w)).and_then(|mut ledger| {
+                    for room in crate::sdk::megolm::record_sync_limits(&settings, &mut ledger) {
+                        out.warn(format!(
+                        "the encryption settings of {room} were loosened; ratchet keeps the stricter rotation limits \
+                         seen before (R3)"
+                    ));
+                    }
+                    ledger.save()
+                });
+            if let Err(e) = recorded {
+                out.warn(format!("the rooms' rotation limits of this sync were not recorded (R3): {}", e.message));
             }
-            ledger.save()?;
         }
         // What follows only adds to what is kept: a failure of it is said,
         // and ends nothing (the follower goes on).
