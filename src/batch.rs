@@ -294,8 +294,9 @@ impl<'a> Batch<'a> {
         // R4/R5: rotate first if the current session has reached a limit.
         let prepared = match &self.limits {
             Some(limits) => match megolm::before_send(&self.room, limits, &self.ledger, self.shared.as_deref()).await {
-                Ok(prepared) => {
+                Ok(mut prepared) => {
                     warn_unreachable(self.out, &prepared.unreachable);
+                    keep_shares(self.out, self.ctx.state(), std::mem::take(&mut prepared.shares));
                     Some(prepared)
                 }
                 Err(e) => return Err(self.stop(seq, e)),
@@ -675,6 +676,26 @@ mod props {
 /// Says, once per server per process, that a server's devices may not get
 /// the room key: its one-time keys could not be claimed, so devices there
 /// with no Olm session with this one were left out of the share.
+/// Keeps the sharing records a key share made, for `doctor --sent`. They
+/// explain; they enforce no rule: one that cannot be kept is said, and the
+/// send goes on.
+pub(crate) fn keep_shares(
+    out: &crate::ui::output::Output,
+    state: CliResult<&crate::profile::state::StateDb>,
+    records: Vec<crate::profile::state::ShareRecord>,
+) {
+    if records.is_empty() {
+        return;
+    }
+    let kept = state.and_then(|db| records.into_iter().try_for_each(|r| db.put_shares(r)));
+    if let Err(e) = kept {
+        out.warn(format!(
+            "who the room key was given to was not recorded (doctor --sent will not know): {}",
+            e.message
+        ));
+    }
+}
+
 pub(crate) fn warn_unreachable(out: &crate::ui::output::Output, servers: &[String]) {
     static WARNED: std::sync::Mutex<std::collections::BTreeSet<String>> =
         std::sync::Mutex::new(std::collections::BTreeSet::new());

@@ -7,6 +7,7 @@ mod bad_input;
 mod chat;
 mod cookbook;
 mod doctor;
+mod doctor_sent;
 mod encrypt;
 mod errors;
 mod files;

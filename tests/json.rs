@@ -222,6 +222,12 @@ records! {
         olm_sessions_with_sender: O<usize>, key_requested_ms: O<u64>, cause: S, explanation: S, fix: Vec<S>,
         reproduce: O<S>, checked: Vec<S>,
     }
+    "delivery" => Delivery {
+        room_id: S, session_id: S, event_ids: Vec<S>, message_indexes: Vec<u32>, user_id: O<S>, device_id: O<S>,
+        given_from_index: O<u32>, withheld_code: O<S>, can_read: O<bool>, unreadable_event_ids: Vec<S>,
+        device_state: S, cross_signed: O<bool>, olm_sessions: O<usize>, cause: S, explanation: S, fix: Vec<S>,
+        past: O<S>,
+    }
     "status" => Status { message: S }
     "warning" => Warning { message: S }
     "error" => Error { kind: S, exit_code: u8, message: S, causes: Vec<S>, hints: Vec<S>, candidates: O<Vec<Candidate>> }
@@ -281,6 +287,8 @@ fn every_command_s_json_matches_the_documented_records() {
     take(env.run("alice", &["--json", "send", &room, "one", "two", "three"]).success());
     take(env.run("bob", &["--json", "messages", &room, "--all"]).code(3));
     take(env.run("bob", &["--json", "doctor", &room]).code(3));
+    // "before bob" went before bob joined: his devices cannot read it.
+    take(env.run("alice", &["--json", "doctor", &room, "--sent"]).code(3));
     take(env.run("alice", &["--json", "room", "info", &room]).success());
     take(env.run("alice", &["--json", "room", "list"]).success());
     take(env.run("alice", &["--json", "room", "members", &room]).success());

@@ -75,6 +75,7 @@ fn entries() -> Vec<Entry> {
         entry::<debug::forget_olm::ForgotOlmRecord>("debug forget-olm", ""),
         entry::<debug::forget_room_key::ForgotRoomKeyRecord>("debug forget-room-key", ""),
         entry::<doctor::DiagnosisRecord>("doctor", "`sender_device_state`: known, deleted or unknown"),
+        entry::<doctor::DeliveryRecord>("doctor --sent", "`device_state`: known, deleted or gone"),
         entry::<certify::CertifiedRecord>("certify", ""),
         entry::<events::MessageRecord>("messages, sync, chat", "also `cursor` when sync or chat prints it"),
         entry::<events::UtdRecord>("messages, sync, chat", "also `cursor` when sync or chat prints it"),

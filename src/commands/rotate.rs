@@ -85,6 +85,7 @@ pub(crate) async fn cmd_rotate(ctx: &mut CommandContext, args: &RotateArgs) -> C
         let started = crate::clock::now_ms();
         let shared = megolm::preshare(&room).await?;
         crate::batch::warn_unreachable(&ctx.out, &shared.unreachable);
+        crate::batch::keep_shares(&ctx.out, ctx.state(), shared.record.into_iter().collect());
         record.to_device_requests = Some(shared.requests);
         let new = megolm::outbound(&client, room.room_id(), &ledger)
             .await?

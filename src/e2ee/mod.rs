@@ -8,10 +8,12 @@
 //! | R7–R11     | [`olm`]      |
 //! | R9–R11, R13 (steps of a recovery) | [`recovery`] |
 //! | MSC4153 device isolation, local trust | [`trust`] |
+//! | R4, R6 from the sender's side: who can read what it sent | [`delivery`] |
 //!
 //! Where matrix-sdk deviates from these rules, the deviation is named in
 //! `sdk/`, where ratchet works around it.
 
+pub(crate) mod delivery;
 pub(crate) mod olm;
 pub(crate) mod recovery;
 pub(crate) mod rotation;

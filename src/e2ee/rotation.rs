@@ -190,8 +190,9 @@ impl Rotation {
     }
 }
 
-/// One device the outbound session was shared with.
-#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+/// One device the outbound session was shared with (also as kept in the
+/// profile's sharing records, `doctor --sent`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub(crate) struct SharedWith {
     pub(crate) user_id: String,
     pub(crate) device_id: String,

@@ -33,6 +33,7 @@ use super::{machine, recipient_strategy};
 use crate::e2ee::rotation::{self, Outbound, RoomLimits, Rotation, RotationSettings, SharedWith};
 use crate::error::{CliError, CliResult};
 use crate::profile::megolm_ledger::MegolmLedger;
+use crate::profile::state::ShareRecord;
 
 /// The room's current rotation settings as its `m.room.encryption` says
 /// them; `None` when the room is not encrypted.
@@ -140,6 +141,21 @@ pub(crate) async fn outbound(client: &Client, room_id: &RoomId, ledger: &MegolmL
         Some(ms) => (ms, true),
         None => (u64::from(pickle.creation_time.get()) * 1000, false),
     };
+    let shared_with = shared_with(&pickle);
+    Ok(Some(Outbound {
+        session_id,
+        created_ms,
+        created_precise,
+        message_count: pickle.message_count,
+        invalidated: pickle.invalidated,
+        shared: pickle.shared,
+        shared_with,
+    }))
+}
+
+/// An outbound session's sharing record, as the SDK keeps it: every device
+/// it decided on, given (from an index) or withheld (with a code).
+fn shared_with(pickle: &matrix_sdk_crypto::olm::PickledOutboundGroupSession) -> Vec<SharedWith> {
     let mut shared_with = Vec::new();
     for (user, devices) in &pickle.shared_with_set {
         for (device, info) in devices {
@@ -155,14 +171,29 @@ pub(crate) async fn outbound(client: &Client, room_id: &RoomId, ledger: &MegolmL
             });
         }
     }
-    Ok(Some(Outbound {
-        session_id,
-        created_ms,
-        created_precise,
-        message_count: pickle.message_count,
-        invalidated: pickle.invalidated,
-        shared: pickle.shared,
-        shared_with,
+    shared_with
+}
+
+/// The sharing record of the room's outbound session as it is now, for
+/// the profile to keep (`doctor --sent`): its devices, the users it was
+/// shared with, and the servers that did not answer.
+async fn share_record(
+    client: &Client,
+    room_id: &RoomId,
+    recipients: &[OwnedUserId],
+    unreachable: &[String],
+) -> CliResult<Option<ShareRecord>> {
+    let Some(session) = outbound_session(client, room_id).await? else { return Ok(None) };
+    let pickle = session.pickle().await;
+    let now = crate::clock::now_ms();
+    Ok(Some(ShareRecord {
+        room_id: room_id.to_string(),
+        session_id: session.session_id().to_owned(),
+        members: recipients.iter().map(ToString::to_string).collect(),
+        devices: shared_with(&pickle),
+        unreachable: unreachable.to_vec(),
+        first_ms: now,
+        last_ms: now,
     }))
 }
 
@@ -255,7 +286,7 @@ pub(crate) async fn preshare(room: &Room) -> CliResult<Shared> {
     let settings = EncryptionSettings::from_possibly_redacted(content, visibility, recipient_strategy())
         .ok_or_else(|| CliError::failed("the room's encryption settings cannot be used"))?;
     let machine = machine(&client).await?;
-    query_unknown_devices(&client, &machine, &active).await?;
+    let unanswered = query_unknown_devices(&client, &machine, &active).await?;
 
     let mut unreachable = Vec::new();
     if let Some((txn_id, request)) = machine.get_missing_sessions(active.iter().map(|u| u.as_ref())).await? {
@@ -287,11 +318,24 @@ pub(crate) async fn preshare(room: &Room) -> CliResult<Shared> {
             return Err(e);
         }
     }
-    Ok(Shared { requests: requests.len(), unreachable })
+    // What went is recorded when something went: a new session, or one
+    // given or withheld to more devices (the SDK's record only grows).
+    let record = if requests.is_empty() {
+        None
+    } else {
+        let mut servers = unanswered;
+        servers.extend(unreachable.iter().filter(|s| !servers.contains(s)).cloned().collect::<Vec<_>>());
+        share_record(&client, room_id, &recipients, &servers).await?
+    };
+    Ok(Shared { requests: requests.len(), unreachable, record })
 }
 
 /// The room's member ids with `memberships`, from the state store.
-async fn member_ids(client: &Client, room_id: &RoomId, memberships: RoomMemberships) -> CliResult<Vec<OwnedUserId>> {
+pub(crate) async fn member_ids(
+    client: &Client,
+    room_id: &RoomId,
+    memberships: RoomMemberships,
+) -> CliResult<Vec<OwnedUserId>> {
     client
         .state_store()
         .get_user_ids(room_id, memberships)
@@ -306,7 +350,7 @@ async fn query_unknown_devices(
     client: &Client,
     machine: &matrix_sdk_crypto::OlmMachine,
     members: &[OwnedUserId],
-) -> CliResult<()> {
+) -> CliResult<Vec<String>> {
     use matrix_sdk::ruma::api::client::keys::get_keys;
     let tracked: std::collections::HashMap<OwnedUserId, bool> = machine
         .store()
@@ -319,13 +363,15 @@ async fn query_unknown_devices(
     let unknown = members.iter().filter(|m| tracked.get(*m).is_none_or(|dirty| *dirty));
     let (txn_id, request) = machine.query_keys_for_users(unknown.map(|u| u.as_ref()));
     if request.device_keys.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let mut query = get_keys::v3::Request::new();
     query.device_keys = request.device_keys;
     let response = client.send(query).await?;
+    // Servers whose users' devices could not be fetched (federation).
+    let failures = response.failures.keys().cloned().collect();
     machine.mark_request_as_sent(&txn_id, &response).await.map_err(olm_error)?;
-    Ok(())
+    Ok(failures)
 }
 
 /// One message encrypted in the room's outbound session and sent: what the
@@ -388,6 +434,9 @@ pub(crate) struct Shared {
     /// not get the room key (complement-crypto's
     /// TestNewUserCannotGetKeysForOfflineServer; examples/qa/offline-server.sh).
     pub(crate) unreachable: Vec<String>,
+    /// The session's sharing record after this share, when it sent
+    /// something (for the profile to keep: `doctor --sent`).
+    pub(crate) record: Option<ShareRecord>,
 }
 
 /// An Olm error from sharing a room key, classified like the SDK's own
@@ -406,6 +455,8 @@ pub(crate) struct Prepared {
     started_ms: u64,
     /// Servers whose devices may have missed the room key (see `Shared`).
     pub(crate) unreachable: Vec<String>,
+    /// The sharing records of the shares it made, for the profile to keep.
+    pub(crate) shares: Vec<ShareRecord>,
 }
 
 /// R4/R5 before a send: discard the room's outbound session when a limit
@@ -444,12 +495,20 @@ pub(crate) async fn before_send(
         tracing::debug!(reason = ?decision.planned, "rotation limit reached; discarding");
         room.discard_room_key().await?;
     } else if reuse {
-        return Ok(Prepared { before, planned: decision.planned, started_ms, unreachable: Vec::new() });
+        return Ok(Prepared {
+            before,
+            planned: decision.planned,
+            started_ms,
+            unreachable: Vec::new(),
+            shares: Vec::new(),
+        });
     }
     // matrix-sdk discards the room key after a full member-list reload,
     // which the share below does when the list is marked incomplete.
     let reload = before.is_some() && !room.are_members_synced();
-    let mut unreachable = preshare(room).await?.unreachable;
+    let shared = preshare(room).await?;
+    let mut unreachable = shared.unreachable;
+    let mut shares: Vec<ShareRecord> = shared.record.into_iter().collect();
     let mut planned = decision.planned;
     if planned.is_none() {
         // The session is the one from before: it may have aged past the
@@ -465,7 +524,9 @@ pub(crate) async fn before_send(
                 tracing::debug!(?reason, "limit reached while sharing; discarding");
                 room.discard_room_key().await?;
                 // The SDK skips a server that just failed: keep the first list.
-                unreachable.extend(preshare(room).await?.unreachable);
+                let again = preshare(room).await?;
+                unreachable.extend(again.unreachable);
+                shares.extend(again.record);
                 planned = Some(reason);
             }
         }
@@ -473,7 +534,7 @@ pub(crate) async fn before_send(
     if planned.is_none() && reload {
         planned = Some(Rotation::MemberListReload);
     }
-    Ok(Prepared { before, planned, started_ms, unreachable })
+    Ok(Prepared { before, planned, started_ms, unreachable, shares })
 }
 
 /// The room's outbound session when it is still `session_id` (shared by

@@ -101,7 +101,14 @@ impl StateDb {
 
     /// Inserts (or replaces) one row of a table that keeps its newest
     /// `keep` rows (numbered in `at`), in one transaction.
-    fn put_newest(&self, table: &str, key_column: &str, key: Vec<u8>, sealed: &[u8], keep: i64) -> CliResult<()> {
+    pub(super) fn put_newest(
+        &self,
+        table: &str,
+        key_column: &str,
+        key: Vec<u8>,
+        sealed: &[u8],
+        keep: i64,
+    ) -> CliResult<()> {
         let mut conn = self.conn();
         let txn = conn.transaction().map_err(|e| self.io(e))?;
         let insert = format!(

@@ -13,6 +13,8 @@
 //! | `journal`    | `send --txn-prefix`'s journal                                 |
 //! | `positions`  | the Megolm session and index of each message this device sent |
 //! | `olm_failures` | undecryptable Olm messages not yet recovered from (R9)     |
+//! | `utds`, `marks`, `gaps` | undecryptable events to retry, each room's last event, the gaps of limited timelines |
+//! | `shares`     | who each outbound Megolm session was given to (`doctor --sent`) |
 //! | `meta`       | the store cipher (encrypted by the profile's store secret), this database's id, counters |
 //!
 //! **Encryption.** Every value is encrypted with a `StoreCipher` (XChaCha20-
@@ -59,6 +61,7 @@ mod ledgers;
 mod legacy;
 mod records;
 mod sealed;
+mod shares;
 #[cfg(test)]
 mod tests;
 
@@ -66,13 +69,14 @@ pub(crate) use journal::{text_hash, JournalEntry, Position, SERVER_TXN_MEMORY_MS
 pub(crate) use legacy::FILES as LEGACY_FILES;
 pub(crate) use records::{Gap, OlmFailure, PendingUtd, SyncWrite, GAP_CLOSED, GAP_OPEN};
 use sealed::{open_sealed, seal};
+pub(crate) use shares::ShareRecord;
 
 /// The database's file name in the profile directory.
 pub(crate) const FILE: &str = "state.sqlite3";
 
 /// The schema this ratchet writes. Each entry of [`MIGRATIONS`] moves the
 /// database one version up.
-const SCHEMA: i64 = 2;
+const SCHEMA: i64 = 3;
 
 const MIGRATIONS: [&str; SCHEMA as usize] = [
     // 0 → 1
@@ -98,6 +102,9 @@ const MIGRATIONS: [&str; SCHEMA as usize] = [
      CREATE INDEX utds_age ON utds(at_ms);
      CREATE TABLE marks (room BLOB PRIMARY KEY, value BLOB NOT NULL);
      CREATE TABLE gaps (id INTEGER PRIMARY KEY AUTOINCREMENT, state INTEGER NOT NULL, value BLOB NOT NULL);",
+    // 2 → 3 (issue 32): who each outbound Megolm session was given to.
+    "CREATE TABLE shares (session BLOB PRIMARY KEY, at INTEGER NOT NULL, value BLOB NOT NULL);
+     CREATE INDEX shares_age ON shares(at);",
 ];
 
 /// Delivered records kept at least (with [`KEEP_DAYS`], whichever keeps more).

@@ -306,3 +306,42 @@ fn a_lost_database_with_an_old_inbox_beside_still_reads_strictest() {
     };
     assert!(olm.all_devices_since.is_none(), "as the file had it");
 }
+
+#[test]
+fn a_session_s_sharing_record_accumulates_members_and_keeps_the_sdk_s_latest_devices() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = StateDb::open(tmp.path(), &key(), Opening::New).unwrap().db;
+    let share = |user: &str, index: Option<u32>, withheld: Option<&str>| crate::e2ee::rotation::SharedWith {
+        user_id: user.into(),
+        device_id: "DEV".into(),
+        message_index: index,
+        withheld: withheld.map(str::to_owned),
+    };
+    assert_eq!(db.shares("s1").unwrap(), None);
+    db.put_shares(ShareRecord {
+        room_id: "!r".into(),
+        session_id: "s1".into(),
+        members: vec!["@a:x".into(), "@b:x".into()],
+        devices: vec![share("@b:x", None, Some("m.unverified"))],
+        unreachable: vec!["far.example".into()],
+        first_ms: 1,
+        last_ms: 1,
+    })
+    .unwrap();
+    db.put_shares(ShareRecord {
+        room_id: "!r".into(),
+        session_id: "s1".into(),
+        members: vec!["@a:x".into(), "@c:x".into()],
+        devices: vec![share("@b:x", Some(4), None), share("@c:x", Some(4), None)],
+        unreachable: vec![],
+        first_ms: 9,
+        last_ms: 9,
+    })
+    .unwrap();
+    let kept = db.shares("s1").unwrap().unwrap();
+    assert_eq!(kept.members, ["@a:x", "@b:x", "@c:x"]);
+    assert_eq!(kept.devices, [share("@b:x", Some(4), None), share("@c:x", Some(4), None)]);
+    assert_eq!(kept.unreachable, ["far.example"]);
+    assert_eq!((kept.first_ms, kept.last_ms), (1, 9));
+    assert_eq!(db.shares("s2").unwrap(), None);
+}

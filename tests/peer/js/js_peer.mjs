@@ -103,19 +103,25 @@ async function login({ homeserver, user, password: pw, isolation, bootstrap }) {
     });
     await client.startClient({ initialSyncLimit: 50 });
     await prepared;
-    if (bootstrap) {
-        await crypto.bootstrapCrossSigning({
-            authUploadDeviceSigningKeys: async (makeRequest) => {
-                await makeRequest({
-                    type: "m.login.password",
-                    identifier: { type: "m.id.user", user: session.user_id },
-                    password,
-                });
-            },
-        });
-    }
+    if (bootstrap) await cross_sign();
     const status = await crypto.getCrossSigningStatus();
     return { user_id: session.user_id, device_id: session.device_id, cross_signing_ready: await crypto.isCrossSigningReady(), status };
+}
+
+// Makes this account's cross-signing identity and signs this device with
+// it (at login with `bootstrap`, or later: a device its owner verifies
+// after the fact).
+async function cross_sign() {
+    await client.getCrypto().bootstrapCrossSigning({
+        authUploadDeviceSigningKeys: async (makeRequest) => {
+            await makeRequest({
+                type: "m.login.password",
+                identifier: { type: "m.id.user", user: client.getUserId() },
+                password,
+            });
+        },
+    });
+    return { cross_signing_ready: await client.getCrypto().isCrossSigningReady() };
 }
 
 // With `wait_invite`, first waits for the invite to reach this client (as a
@@ -376,7 +382,7 @@ async function download_file({ room_id, event_id }) {
 }
 
 const commands = {
-    login, join, send, messages, create_room, invite, device, identity, verify_request, verify_accept, verify_wait,
+    login, cross_sign, join, send, messages, create_room, invite, device, identity, verify_request, verify_accept, verify_wait,
     setup_recovery, backup_now, restore_backup, delete_backup, reset_backup, send_file, download_file,
 };
 

@@ -1,5 +1,12 @@
 //! `ratchet doctor`: why each undecryptable event in a room cannot be
-//! decrypted, and the command that would fix (or reproduce) it.
+//! decrypted, and the command that would fix (or reproduce) it; with
+//! `--sent`, the other side: who could not read what this device sent
+//! (`sent`).
+
+mod sent;
+
+#[cfg(test)]
+pub(crate) use sent::DeliveryRecord;
 
 use clap::Args;
 use matrix_sdk::ruma::{OwnedEventId, UserId};
@@ -24,12 +31,24 @@ use crate::ui::output::Record;
 /// request already sent. Then names the likely cause, the ratchet command
 /// that would fix it, and the one that reproduces it on purpose.
 ///
-/// Exit 0 when nothing is undecryptable, 3 otherwise.
+/// With --sent, the other side: "I sent it, why can't bob's phone read
+/// it?". For this device's own messages, each device of the room: was it
+/// given the Megolm session, and from which index; did it get a withheld
+/// code instead (m.unverified, m.blacklisted, m.no_olm), and why; did it
+/// appear, or its owner join, after the send; how many Olm sessions link
+/// it to this device. Then the command that makes the next message
+/// readable to it, or why nothing on this side can. Without --event or
+/// --all, only the devices that cannot read are listed.
+///
+/// Exit 0 when nothing is undecryptable (with --sent: every device can
+/// read), 3 otherwise.
 ///
 /// Examples:
 ///
 ///   ratchet doctor '!room:example.org'
 ///   ratchet --json doctor '!room:example.org' --event '$eventid' | jq -r .cause
+///   ratchet doctor '!room:example.org' --sent -n 20
+///   ratchet --json doctor '!room:example.org' --sent --event '$eventid' | jq -c '[.user_id, .device_id, .can_read]'
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub(crate) struct DoctorArgs {
@@ -49,6 +68,13 @@ pub(crate) struct DoctorArgs {
         value_parser = clap::value_parser!(u32).range(1..=1000)
     )]
     limit: u32,
+    /// The sender's side: which devices could not read this device's own
+    /// messages, and why
+    #[arg(long)]
+    sent: bool,
+    /// With --sent: every device, also those that can read
+    #[arg(long, requires = "sent")]
+    all: bool,
 }
 
 #[derive(Debug, Serialize, schemars::JsonSchema)]
@@ -118,6 +144,9 @@ impl Record for DiagnosisRecord {
 
 #[instrument(skip_all)]
 pub(crate) async fn cmd_doctor(ctx: &mut CommandContext, args: &DoctorArgs) -> CliResult {
+    if args.sent {
+        return sent::cmd_doctor_sent(ctx, args).await;
+    }
     let client = ctx.client().await?;
     ctx.sync(&client).await?;
     let room = rooms::joined(&client, &args.room).await?;
