@@ -141,6 +141,9 @@ database:
     database: "$dir/homeserver.db"
 log_config: "$dir/log.config"
 media_store_path: "$dir/media_store"
+# RATCHET_SYNAPSE_MAX_UPLOAD (say 64K): a small upload limit, for the test
+# of a file over it.
+max_upload_size: "${RATCHET_SYNAPSE_MAX_UPLOAD:-50M}"
 signing_key_path: "$dir/signing.key"
 trusted_key_servers: []
 suppress_key_server_warning: true

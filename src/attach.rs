@@ -115,6 +115,9 @@ pub(crate) struct FileRef {
     /// The content is encrypted (the event's `file`, with its key, hash and
     /// IV), not plain (`url`).
     pub(crate) encrypted: bool,
+    /// An image's width and height in pixels, as its sender stated them.
+    pub(crate) width: Option<u64>,
+    pub(crate) height: Option<u64>,
 }
 
 impl FileRef {
@@ -134,6 +137,8 @@ impl FileRef {
             mimetype: content["info"]["mimetype"].as_str().map(str::to_owned),
             url,
             encrypted,
+            width: content["info"]["w"].as_u64(),
+            height: content["info"]["h"].as_u64(),
         })
     }
 
@@ -146,6 +151,9 @@ impl FileRef {
         }
         if let Some(m) = &self.mimetype {
             facts.push(crate::ui::terminal::inert(m));
+        }
+        if let (Some(w), Some(h)) = (self.width, self.height) {
+            facts.push(format!("{w}×{h}"));
         }
         if facts.is_empty() {
             format!("[file] {name}")

@@ -174,6 +174,7 @@ impl<'a> Batch<'a> {
     /// in an encrypted room) only when not already sent under the same
     /// --txn-prefix, then sent as any message is (R4/R5 count it).
     pub(crate) async fn send_files(&mut self, files: &[crate::attach::LocalFile]) -> CliResult {
+        crate::sdk::media::check_upload_limit(&self.room.client(), files).await?;
         for (i, file) in files.iter().enumerate() {
             self.send_payload(i + 1, Payload::File(file)).await?;
         }

@@ -48,6 +48,23 @@ fn a_file_ratchet_sends_is_read_by_nio_and_by_bob() {
     assert_eq!(file["url"], sent["mxc"]);
     let shown = env.run("alice", &["messages", &room]).success().stdout;
     assert!(shown.contains("[file] data.bin (70000 bytes, application/x-test)"), "{shown}");
+    assert!(file["width"].is_null() && file["height"].is_null(), "not an image: {file}");
+
+    // An image goes as m.image with its dimensions, read from its header.
+    let png = env.home().join("pixel.png");
+    let mut header = b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR".to_vec();
+    header.extend(640u32.to_be_bytes());
+    header.extend(480u32.to_be_bytes());
+    header.extend([8, 2, 0, 0, 0, 0, 0, 0, 0]);
+    std::fs::write(&png, &header).unwrap();
+    let sent = env.run("alice", &["--json", "send", &room, "--file", png.to_str().unwrap()]).success();
+    let event = sent.records("sent").remove(0)["event_id"].as_str().unwrap().to_owned();
+    let messages = env.run("alice", &["--json", "messages", &room]).success().records("message");
+    let image = messages.iter().find(|m| m["event_id"] == event.as_str()).expect("the image's message").clone();
+    assert_eq!((image["msgtype"].as_str(), image["file"]["mimetype"].as_str()), (Some("m.image"), Some("image/png")));
+    assert_eq!((image["file"]["width"].as_u64(), image["file"]["height"].as_u64()), (Some(640), Some(480)), "{image}");
+    let got = nio.run(&env, &["download-file", &room, &event]).success().records("file").remove(0);
+    assert_eq!(got["sha256"], sha256(&header), "{got}");
 }
 
 #[test]
@@ -180,4 +197,49 @@ fn element_s_stack_and_ratchet_exchange_files_both_ways() {
         .remove(0);
     assert_eq!(std::fs::read(&out).unwrap(), theirs);
     assert_eq!(got["mimetype"], "application/x-element");
+}
+
+/// A file over the server's upload limit (`/media/config`), and a file
+/// message this device cannot decrypt: each a clear error, nothing sent or
+/// written; the hint of the second, pasted, explains it.
+#[test]
+fn a_file_over_the_upload_limit_and_one_that_cannot_be_decrypted() {
+    let server = crate::common::Synapse::private_with(&[("RATCHET_SYNAPSE_MAX_UPLOAD", "64K")]);
+    let env = TestEnv::new();
+    let alice = crate::common::register_at(&server.url, "alice");
+    let bob = crate::common::register_at(&server.url, "bob");
+    env.login_at("alice", &alice, &server.url);
+    env.login_at("bob", &bob, &server.url);
+    let room = env.encrypted_room("alice", &[("bob", &bob)], &[]);
+
+    let big = env.home().join("big.bin");
+    std::fs::write(&big, payload(100 * 1024)).unwrap();
+    let small = env.home().join("small.bin");
+    std::fs::write(&small, payload(1024)).unwrap();
+    // A bad argument for this server (exit 2), found before the first of
+    // the files goes: none is sent.
+    let run =
+        env.run("alice", &["send", &room, "--file", small.to_str().unwrap(), "--file", big.to_str().unwrap()]).code(2);
+    assert!(
+        run.stderr.contains("big.bin is 102400 bytes, over the homeserver's upload limit of 65536"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("nothing was sent"), "{}", run.stderr);
+    assert!(env.run("bob", &["--json", "messages", &room]).success().records("message").is_empty());
+
+    // Under the limit it goes; bob then loses its key on purpose.
+    let sent = env.run("alice", &["--json", "send", &room, "--file", small.to_str().unwrap()]).success();
+    let sent = sent.records("sent").remove(0);
+    let (event, session) = (sent["event_id"].as_str().unwrap(), sent["session_id"].as_str().unwrap());
+    env.run("bob", &["messages", &room]).success();
+    env.run("bob", &["debug", "forget-room-key", &room, session, "--yes"]).success();
+    let out = env.home().join("small-copy.bin");
+    let run = env.run("bob", &["--json", "download", &room, event, "-o", out.to_str().unwrap()]).code(1);
+    let error: Value = serde_json::from_str(run.stderr.lines().last().unwrap()).unwrap();
+    assert!(error["message"].as_str().unwrap().contains("cannot be decrypted here"), "{error}");
+    assert!(!out.exists(), "nothing written");
+    let hint = error["hints"][0].as_str().unwrap();
+    let pasted = env.paste(hint.split('`').nth(1).expect("a command in the hint")).code(3);
+    assert!(pasted.stdout.contains(event), "{}", pasted.stdout);
 }

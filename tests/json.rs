@@ -92,6 +92,8 @@ struct FileRef {
     mimetype: O<S>,
     url: O<S>,
     encrypted: bool,
+    width: O<u64>,
+    height: O<u64>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -16,21 +16,31 @@ use matrix_sdk::Client;
 use crate::attach::LocalFile;
 use crate::error::{CliError, CliResult};
 
+/// Refuses files over the server's upload limit (`/media/config`, asked
+/// once per client), all of them before any is sent: a batch of files
+/// goes whole or not at all for this reason. An unknown limit lets the
+/// upload tell.
+pub(crate) async fn check_upload_limit(client: &Client, files: &[LocalFile]) -> CliResult {
+    let max = match client.load_or_fetch_max_upload_size().await {
+        Ok(max) => u64::from(max),
+        Err(e) => {
+            tracing::debug!(error = %e, "could not read the server's upload limit");
+            return Ok(());
+        }
+    };
+    match files.iter().find(|f| f.bytes.len() as u64 > max) {
+        Some(file) => Err(CliError::usage(format!(
+            "{} is {} bytes, over the homeserver's upload limit of {max} bytes (/media/config)",
+            crate::ui::terminal::inert(&file.name),
+            file.bytes.len()
+        ))
+        .with_hint("nothing was sent")),
+        None => Ok(()),
+    }
+}
+
 /// Uploads `file`, encrypted when `encrypted`; its source and `mxc://` URI.
 pub(crate) async fn upload(client: &Client, file: &LocalFile, encrypted: bool) -> CliResult<(MediaSource, String)> {
-    // The server's limit (/media/config), asked once per client: a file
-    // over it is refused before any byte goes.
-    match client.load_or_fetch_max_upload_size().await {
-        Ok(max) if file.bytes.len() as u64 > u64::from(max) => {
-            return Err(CliError::usage(format!(
-                "{} is {} bytes, over the homeserver's upload limit of {max} bytes (/media/config); nothing was sent",
-                crate::ui::terminal::inert(&file.name),
-                file.bytes.len()
-            )));
-        }
-        Ok(_) => {}
-        Err(e) => tracing::debug!(error = %e, "could not read the server's upload limit"),
-    }
     if encrypted {
         let mut reader = std::io::Cursor::new(&file.bytes);
         let sent = client
@@ -51,24 +61,36 @@ pub(crate) async fn upload(client: &Client, file: &LocalFile, encrypted: bool) -
 }
 
 /// The message that carries an uploaded file: `m.image`, `m.audio`,
-/// `m.video` or `m.file` by its type, with its name, size and type.
+/// `m.video` or `m.file` by its type, with its name, size and type (and an
+/// image's width and height).
 pub(crate) fn content(file: &LocalFile, source: MediaSource) -> RoomMessageEventContent {
     let size = UInt::try_from(file.bytes.len() as u64).ok();
     let mimetype = Some(file.mime.essence_str().to_owned());
     let name = file.name.clone();
     // Ruma's four contents have the same shape and no common builder.
     macro_rules! with_info {
-        ($content:ident, $info:ident, $variant:ident) => {{
+        ($content:ident, $info:ident, $variant:ident) => {
+            with_info!($content, $info, $variant, |_: &mut $info| {})
+        };
+        ($content:ident, $info:ident, $variant:ident, $more:expr) => {{
             let mut info = $info::new();
             info.size = size;
             info.mimetype = mimetype;
+            $more(&mut info);
             let mut c = $content::new(name.clone(), source).info(Box::new(info));
             c.filename = Some(name);
             MessageType::$variant(c)
         }};
     }
     let msgtype = match file.msgtype() {
-        "m.image" => with_info!(ImageMessageEventContent, ImageInfo, Image),
+        // Its dimensions where its header says them (PNG, JPEG, GIF, WebP…):
+        // Element sizes the preview from them before it downloads.
+        "m.image" => with_info!(ImageMessageEventContent, ImageInfo, Image, |info: &mut ImageInfo| {
+            if let Ok(dim) = imagesize::blob_size(&file.bytes) {
+                info.width = UInt::try_from(dim.width as u64).ok();
+                info.height = UInt::try_from(dim.height as u64).ok();
+            }
+        }),
         "m.audio" => with_info!(AudioMessageEventContent, AudioInfo, Audio),
         "m.video" => with_info!(VideoMessageEventContent, VideoInfo, Video),
         _ => with_info!(FileMessageEventContent, FileInfo, File),
