@@ -99,6 +99,22 @@ $(provider one)
 $(provider two)"
 fi
 
+# RATCHET_SYNAPSE_MAS_ENDPOINT=URL and RATCHET_SYNAPSE_MAS_SECRET=S:
+# authentication delegated to an OAuth 2.0 service in the place of the
+# Matrix Authentication Service (tests/peer/sso/oauth-provider.mjs): no
+# password login and no registration here (Synapse refuses them with it);
+# users and devices come from the service.
+registration="enable_registration: true"
+mas=""
+if [ -n "${RATCHET_SYNAPSE_MAS_ENDPOINT:-}" ]; then
+  registration="enable_registration: false
+password_config: {enabled: false}"
+  mas="matrix_authentication_service:
+  enabled: true
+  endpoint: \"$RATCHET_SYNAPSE_MAS_ENDPOINT\"
+  secret: \"${RATCHET_SYNAPSE_MAS_SECRET:?RATCHET_SYNAPSE_MAS_ENDPOINT needs RATCHET_SYNAPSE_MAS_SECRET}\""
+fi
+
 cat > "$dir/log.config" <<YAML
 version: 1
 formatters:
@@ -148,7 +164,7 @@ signing_key_path: "$dir/signing.key"
 trusted_key_servers: []
 suppress_key_server_warning: true
 report_stats: false
-enable_registration: true
+$registration
 # Cheap password hashing: the suite and the QA scripts register hundreds of users.
 bcrypt_rounds: 4
 enable_registration_without_verification: true
@@ -179,6 +195,7 @@ rc_room_creation: {per_second: 10000, burst_count: 10000}
 rc_presence:
   per_user: {per_second: 10000, burst_count: 10000}
 $oidc
+$mas
 YAML
 
 "$venv/bin/python" -m synapse.app.homeserver -c "$dir/homeserver.yaml" --generate-keys >/dev/null

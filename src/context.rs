@@ -68,7 +68,7 @@ impl CommandContext {
                 // it does not open the store either, said as such), or
                 // another device's, with its store.
                 let isolation = self.settings.isolation.or(session.isolation).unwrap_or_default();
-                self.build_client(&session.homeserver, &secret, isolation).await?;
+                self.build_client(&session.homeserver, &secret, isolation, session.oauth.is_some()).await?;
                 return Err(store_mismatch());
             }
             return Err(self.unseal_error(&session, why));
@@ -95,8 +95,16 @@ impl CommandContext {
             )));
         }
         let isolation = self.settings.isolation.or(session.isolation).unwrap_or_default();
-        let client = self.build_client(&session.homeserver, &secret, isolation).await?;
-        let (key, parked) = crate::sdk::client::restore(&client, session.matrix_session()).await?;
+        let client = self.build_client(&session.homeserver, &secret, isolation, session.oauth.is_some()).await?;
+        let (key, parked) = match &session.oauth {
+            Some(oauth) => {
+                let restored =
+                    crate::sdk::client::restore_oauth(&client, session.matrix_session(), &oauth.client_id).await?;
+                crate::sdk::client::keep_refreshed_tokens(&client, self.profile.token_saver(secret.clone()))?;
+                restored
+            }
+            None => crate::sdk::client::restore(&client, session.matrix_session()).await?,
+        };
         if key.as_deref() != Some(session.identity_key.as_str()) {
             return Err(store_mismatch());
         }
@@ -442,9 +450,10 @@ impl CommandContext {
         homeserver: &str,
         secret: &StoreSecret,
         isolation: Isolation,
+        oauth: bool,
     ) -> CliResult<Client> {
         let store = &self.profile.paths().store_dir;
-        crate::sdk::client::build(homeserver, store, secret, self.settings.request_timeout, isolation).await
+        crate::sdk::client::build(homeserver, store, secret, self.settings.request_timeout, isolation, oauth).await
     }
 
     /// The device-isolation mode in force: `--isolation`, else the one set

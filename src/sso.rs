@@ -1,7 +1,9 @@
-//! Single sign-on (`m.login.sso`) from a terminal: the identity provider
-//! chosen, a loopback redirect on 127.0.0.1, the URL shown (and a browser
-//! opened on a desktop), and the `loginToken` the homeserver sends the
-//! browser back with, for `login`'s `m.login.token` login.
+//! Signing in with a browser from a terminal, for single sign-on
+//! (`m.login.sso`) and OAuth 2.0 (next-generation auth): the identity
+//! provider chosen, a loopback redirect on 127.0.0.1, the URL shown (and a
+//! browser opened on a desktop), and what the browser comes back with: the
+//! `loginToken` for `login`'s `m.login.token` login, or the authorization
+//! code for the SDK's OAuth 2.0 `finish_login`.
 //!
 //! As matrix-sdk's `sso-login` feature does it, with three differences:
 //! - the redirect URL carries a random `state` of ratchet's own, and an
@@ -81,33 +83,72 @@ pub(crate) fn choose<'a>(providers: &'a [Provider], wanted: Option<&str>) -> Cli
     }
 }
 
-/// Runs the browser side of single sign-on: shows (and maybe opens) the
-/// URL, and waits at most `timeout` for the browser to come back with a
-/// login token. Returns the token. `url_for` asks the homeserver for the
-/// URL that starts single sign-on and ends at the redirect it is given.
+/// Which sign-in comes back to the loopback, and what it brings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Flow {
+    /// `m.login.sso`: `/sso?state=S&loginToken=T` (the state is ratchet's,
+    /// in the redirect URL it gives the homeserver).
+    Sso,
+    /// OAuth 2.0: `/oauth?code=C&state=S` (the state is the SDK's, in the
+    /// authorization URL).
+    OAuth,
+}
+
+impl Flow {
+    fn path(self) -> &'static str {
+        match self {
+            Flow::Sso => "/sso",
+            Flow::OAuth => "/oauth",
+        }
+    }
+    fn key(self) -> &'static str {
+        match self {
+            Flow::Sso => "loginToken",
+            Flow::OAuth => "code",
+        }
+    }
+}
+
+/// Where the browser is sent, and the state its answer must carry.
+pub(crate) struct Start {
+    pub(crate) url: String,
+    pub(crate) state: String,
+}
+
+/// A fresh random `state` (32 hex digits).
+pub(crate) fn new_state() -> String {
+    crate::profile::session::key_to_hex(&crate::profile::session::generate_key())[..32].to_owned()
+}
+
+/// Runs the browser side of a sign-in: shows (and maybe opens) the URL,
+/// and waits at most `timeout` for the browser to come back to the
+/// loopback with the same state. Returns what it brought: the login token
+/// (`Flow::Sso`), or the whole query of the redirect (`Flow::OAuth`, for
+/// the SDK's `finish_login`). `start` is given the loopback's base address
+/// (`http://127.0.0.1:PORT`) and asks the homeserver for the URL that
+/// starts the sign-in and ends there (at `flow`'s path).
 pub(crate) async fn sign_in<F, Fut>(
     out: &Output,
-    url_for: F,
+    flow: Flow,
+    start: F,
     provider: Option<&Provider>,
     open_browser: bool,
     timeout: Duration,
 ) -> CliResult<crate::profile::session::Secret>
 where
     F: FnOnce(String) -> Fut,
-    Fut: std::future::Future<Output = CliResult<String>>,
+    Fut: std::future::Future<Output = CliResult<Start>>,
 {
     let listener = TcpListener::bind(("127.0.0.1", 0))
         .await
         .map_err(|e| CliError::failed("could not listen on 127.0.0.1 for the sign-in's redirect").with_source(e))?;
     let port = listener.local_addr().map_err(|e| CliError::internal("no local address").with_source(e))?.port();
-    let state = crate::profile::session::key_to_hex(&crate::profile::session::generate_key())[..32].to_owned();
-    let redirect = format!("http://127.0.0.1:{port}/sso?state={state}");
-    let url = url_for(redirect).await?;
+    let Start { url, state } = start(format!("http://127.0.0.1:{port}")).await?;
     let browser_opened = open_browser && open_in_browser(&url);
     out.data(&SsoRecord {
         url: url.clone(),
         provider: provider.map(|p| p.id.clone()),
-        redirect: format!("http://127.0.0.1:{port}/sso"),
+        redirect: format!("http://127.0.0.1:{port}{}", flow.path()),
         browser_opened,
     })?;
     out.status(format!("Waiting for the sign-in (at most {} s)…", timeout.as_secs()));
@@ -117,8 +158,8 @@ where
                 .accept()
                 .await
                 .map_err(|e| CliError::failed("the sign-in's redirect could not be received").with_source(e))?;
-            match answer(&mut stream, &state).await {
-                Answer::Token(token) => return Ok(token),
+            match answer(&mut stream, flow, &state).await {
+                Answer::Came(what) => return Ok(what),
                 Answer::WrongState => {
                     return Err(CliError::failed(
                         "a sign-in answer came to this login's address with a state it did not start (another \
@@ -128,7 +169,7 @@ where
                 }
                 Answer::Error(why) => {
                     return Err(CliError::auth(format!(
-                        "the homeserver sent the browser back without a login: {}",
+                        "the sign-in came back without a login: {}",
                         crate::ui::terminal::inert(&why)
                     )));
                 }
@@ -149,14 +190,14 @@ where
 }
 
 enum Answer {
-    Token(crate::profile::session::Secret),
+    Came(crate::profile::session::Secret),
     WrongState,
     Error(String),
     Other,
 }
 
 /// Reads one HTTP request from the browser and answers it.
-async fn answer(stream: &mut tokio::net::TcpStream, state: &str) -> Answer {
+async fn answer(stream: &mut tokio::net::TcpStream, flow: Flow, state: &str) -> Answer {
     let mut buf = vec![0u8; 8192];
     let mut len = 0;
     // The request line is all that is needed; a browser sends it at once.
@@ -176,7 +217,7 @@ async fn answer(stream: &mut tokio::net::TcpStream, state: &str) -> Answer {
     let target = line.split(' ').nth(1).unwrap_or_default();
     let url = url::Url::parse(&format!("http://127.0.0.1{target}")).ok();
     let (answer, status, page) = match url {
-        Some(url) if read.is_ok() && url.path() == "/sso" => {
+        Some(url) if read.is_ok() && url.path() == flow.path() => {
             let query: std::collections::HashMap<String, String> = url.query_pairs().into_owned().collect();
             if query.get("state").map(String::as_str) != Some(state) {
                 (
@@ -184,14 +225,18 @@ async fn answer(stream: &mut tokio::net::TcpStream, state: &str) -> Answer {
                     "400 Bad Request",
                     "This sign-in was not started by ratchet here. Nothing was logged in.",
                 )
-            } else if let Some(token) = query.get("loginToken") {
+            } else if let Some(value) = query.get(flow.key()) {
+                let came = match flow {
+                    Flow::Sso => value.clone(),
+                    Flow::OAuth => url.query().unwrap_or_default().to_owned(),
+                };
                 (
-                    Answer::Token(crate::profile::session::Secret::new(token.clone())),
+                    Answer::Came(crate::profile::session::Secret::new(came)),
                     "200 OK",
                     "Signed in. You can close this tab and go back to the terminal.",
                 )
             } else {
-                let why = query.get("error").cloned().unwrap_or_else(|| "no login token".to_owned());
+                let why = query.get("error").cloned().unwrap_or_else(|| format!("no {}", flow.key()));
                 (Answer::Error(why), "400 Bad Request", "The sign-in did not finish. See the terminal.")
             }
         }
@@ -212,7 +257,7 @@ async fn answer(stream: &mut tokio::net::TcpStream, state: &str) -> Answer {
 
 /// Opens `url` in the desktop's browser (`xdg-open`), when there is a
 /// desktop session; whether it started one.
-fn open_in_browser(url: &str) -> bool {
+pub(crate) fn open_in_browser(url: &str) -> bool {
     let desktop = std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some();
     if !desktop {
         return false;

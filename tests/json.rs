@@ -197,6 +197,7 @@ records! {
         private_keys: O<PrivateKeys>,
     }
     "local_trust" => LocalTrust { user_id: S, device_id: S, local_trust: S, previous: S }
+    "approval" => Approval { url: S, browser_opened: bool }
     "recovery_key" => RecoveryKey { recovery_key: S, backup_version: O<S> }
     "recovery_status" => RecoveryStatus {
         secret_storage: bool, cross_signed: bool, cross_signing_keys_here: bool, backup_version: O<S>,
@@ -361,8 +362,8 @@ fn every_command_s_json_matches_the_documented_records() {
     // and tests/stream.rs check their content), and by undelivered records
     // past 50,000 (unit-tested in profile::state).
     // `certified` needs a second device of one account: tests/verify.rs;
-    // `sso` an identity provider and a browser: tests/sso.rs.
-    let follow_only = ["gap", "identity_reset", "rotation_seen", "inbox_gap", "certified", "sso"];
+    // `sso` and `approval` an identity provider and a browser: tests/sso.rs.
+    let follow_only = ["gap", "identity_reset", "rotation_seen", "inbox_gap", "certified", "sso", "approval"];
     let missing: Vec<&&str> = ALL_TYPES.iter().filter(|t| !seen.contains(**t) && !follow_only.contains(t)).collect();
     assert!(missing.is_empty(), "record types never produced here: {missing:?}");
 }

@@ -254,7 +254,7 @@ fn no_input_never_prompts_even_on_a_terminal() {
 
 /// A CA of the test's own (`ca.crt`, `ca.key` in `dir`): ratchet trusts it
 /// through SSL_CERT_FILE, as a system's own bundle would be trusted.
-fn test_ca(dir: &std::path::Path) -> std::path::PathBuf {
+pub(crate) fn test_ca(dir: &std::path::Path) -> std::path::PathBuf {
     let ok = std::process::Command::new("openssl")
         .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=ratchet test CA"])
         .arg("-keyout")
@@ -269,7 +269,7 @@ fn test_ca(dir: &std::path::Path) -> std::path::PathBuf {
 }
 
 /// A certificate for 127.0.0.1 signed by the CA in `dir`: (cert, key).
-fn server_cert(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+pub(crate) fn server_cert(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
     let (key, csr, cert, ext) = (dir.join("srv.key"), dir.join("srv.csr"), dir.join("srv.crt"), dir.join("srv.ext"));
     let run = |args: &[&std::ffi::OsStr]| {
         let ok = std::process::Command::new("openssl")

@@ -1,8 +1,12 @@
-//! Single sign-on (issue 31): `login --sso` against a Synapse that delegates
-//! to a real OpenID Connect provider (tests/peer/sso/provider.mjs, the
-//! `oidc-provider` package), signed in with a real browser (Debian's
-//! chromium, headless, driven by tests/peer/sso/browser.mjs) from the
-//! address ratchet printed, as a person would with `--no-browser`.
+//! Single sign-on and OAuth 2.0 (issue 31): `login --sso` against a Synapse
+//! that delegates to a real OpenID Connect provider
+//! (tests/peer/sso/provider.mjs, the `oidc-provider` package), and `login
+//! --oauth` against a Synapse whose authentication is delegated (its
+//! `matrix_authentication_service` setting) to an OAuth 2.0 server built on
+//! the same package in the place of MAS (tests/peer/sso/oauth-provider.mjs);
+//! each signed in with a real browser (Debian's chromium, headless, driven
+//! by tests/peer/sso/browser.mjs) from the address ratchet printed, as a
+//! person would with `--no-browser`.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -83,7 +87,12 @@ struct SsoLogin {
 
 impl SsoLogin {
     fn start(env: &TestEnv, profile: &str, homeserver: &str, extra: &[&str]) -> SsoLogin {
-        let mut args = vec!["--json", "login", "--homeserver", homeserver, "--sso", "--no-browser"];
+        SsoLogin::start_with(env, profile, homeserver, "--sso", extra)
+    }
+
+    /// `--sso` or `--oauth`.
+    fn start_with(env: &TestEnv, profile: &str, homeserver: &str, how: &str, extra: &[&str]) -> SsoLogin {
+        let mut args = vec!["--json", "login", "--homeserver", homeserver, how, "--no-browser"];
         args.extend_from_slice(extra);
         let mut child = env.command(profile, &args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
@@ -215,4 +224,210 @@ fn a_server_without_sso_is_a_clean_error() {
 fn url_param(url: &str, name: &str) -> String {
     let parsed = url::Url::parse(url).unwrap();
     parsed.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned()).unwrap_or_else(|| panic!("{url}"))
+}
+
+/// A Synapse whose authentication is delegated to an OAuth 2.0 server in
+/// the place of the Matrix Authentication Service (MSC3861; Synapse's
+/// `matrix_authentication_service`): no password, no registration; users
+/// and devices are made by the service at sign-in. Access tokens live
+/// `ttl` seconds.
+struct OAuthServer {
+    synapse: Synapse,
+    provider: Child,
+    _output: BufReader<std::process::ChildStdout>,
+    _turn: std::sync::MutexGuard<'static, ()>,
+}
+
+impl OAuthServer {
+    /// Over HTTPS for clients, with a certificate of a CA made in `env`'s
+    /// home (trusted by ratchet through SSL_CERT_FILE, as a system bundle
+    /// would be); plain HTTP on another port for Synapse's introspection.
+    fn start(env: &mut TestEnv, ttl: u32) -> OAuthServer {
+        let turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+        let dir = peer_dir();
+        let ca = crate::login::test_ca(env.home());
+        env.set_env("SSL_CERT_FILE", ca.to_str().unwrap());
+        let (cert, key) = crate::login::server_cert(env.home());
+        let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let (port, tls_port) = (free(), free());
+        let endpoint = format!("http://127.0.0.1:{port}/");
+        let secret = "ratchet-test-shared-secret";
+        // Synapse reads the service's metadata at its first request, so it
+        // may start first (the service needs its address).
+        let synapse = Synapse::private_with(&[
+            ("RATCHET_SYNAPSE_MAS_ENDPOINT", &endpoint),
+            ("RATCHET_SYNAPSE_MAS_SECRET", secret),
+        ]);
+        let mut provider = Command::new("node")
+            .arg(dir.join("oauth-provider.mjs"))
+            .arg(port.to_string())
+            .arg(&synapse.url)
+            .arg(secret)
+            .arg(tls_port.to_string())
+            .arg(cert)
+            .arg(key)
+            .env("AT_TTL", ttl.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("node");
+        let mut line = String::new();
+        let mut output = BufReader::new(provider.stdout.take().unwrap());
+        output.read_line(&mut line).unwrap();
+        assert_eq!(line.trim(), "ready", "the OAuth 2.0 server did not start");
+        OAuthServer { _turn: turn, synapse, provider, _output: output }
+    }
+
+    /// `ratchet login --oauth` as `user`, signed in with the browser.
+    fn login(&self, env: &TestEnv, profile: &str, user: &str) -> Value {
+        let login = SsoLogin::start_with(env, profile, &self.synapse.url, "--oauth", &[]);
+        let page = browser(&login.url, user);
+        assert!(page.contains("Signed in"), "{page}");
+        let (code, records, stderr) = login.finish();
+        assert_eq!(code, 0, "{stderr}");
+        records.into_iter().find(|r| r["type"] == "login").expect("a login record")
+    }
+}
+
+impl Drop for OAuthServer {
+    fn drop(&mut self) {
+        drop(self.provider.stdin.take());
+        let _ = self.provider.kill();
+        let _ = self.provider.wait();
+    }
+}
+
+/// The sealed tokens of a profile's session.json.
+fn sealed_tokens(env: &TestEnv, profile: &str) -> Value {
+    let text = std::fs::read_to_string(env.profile_dir(profile).join("session.json")).unwrap();
+    let session: Value = serde_json::from_str(&text).unwrap();
+    assert!(session["oauth"]["client_id"].is_string(), "{session}");
+    session["sealed_tokens"].clone()
+}
+
+/// OAuth 2.0 end to end: two users sign in with a browser (ratchet
+/// registered as a client, the code flow with PKCE), each device is set up
+/// as a password login's is (cross-signed: Synapse asks nothing for a
+/// first identity), and one decrypts what the other sends. Access tokens
+/// live 3 s: commands after they expire refresh them, and the rotated
+/// refresh token is saved (a second expiry refreshes again with it). At
+/// logout the token is revoked: the server refuses it.
+#[test]
+fn oauth_signs_in_refreshes_its_token_and_logout_revokes_it() {
+    let mut env = TestEnv::new();
+    let server = OAuthServer::start(&mut env, 3);
+    let oscar = server.login(&env, "oscar", "oscar");
+    assert_eq!(oscar["user_id"], "@oscar:localhost", "{oscar}");
+    assert_eq!((oscar["cross_signing"].as_str(), oscar["cross_signed"].as_bool()), (Some("created"), Some(true)));
+    let olga = server.login(&env, "olga", "olga");
+    assert_eq!(olga["user_id"], "@olga:localhost");
+
+    let room = env
+        .run("oscar", &["--json", "room", "create", "--encrypted", "--invite", "@olga:localhost"])
+        .success()
+        .records("room")[0]["room_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    env.run("olga", &["room", "join", &room]).success();
+    let sent = env.run("oscar", &["--json", "send", &room, "over OAuth 2.0"]).success().records("sent");
+    let got = env.run("olga", &["--json", "messages", &room]).success().records("message");
+    assert!(got.iter().any(|m| m["event_id"] == sent[0]["event_id"] && m["body"] == "over OAuth 2.0"), "{got:?}");
+
+    // Expired twice, refreshed twice: the second refresh works only with
+    // the refresh token the first one saved (the server rotates them).
+    let mut before = sealed_tokens(&env, "oscar");
+    for round in 0..2 {
+        std::thread::sleep(std::time::Duration::from_secs(4));
+        env.run("oscar", &["--json", "sync"]).success();
+        let after = sealed_tokens(&env, "oscar");
+        assert_ne!(before, after, "round {round}: the refreshed tokens are saved");
+        before = after;
+    }
+    let token = env.run("oscar", &["whoami", "--access-token"]).success().stdout.trim().to_owned();
+    let whoami = |token: &str| {
+        ureq::get(format!("{}/_matrix/client/v3/account/whoami", server.synapse.url))
+            .header("Authorization", &format!("Bearer {token}"))
+            .config()
+            .http_status_as_error(false)
+            .build()
+            .call()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(whoami(&token), 200);
+    let out = env.run("oscar", &["--json", "logout", "--yes"]).success().records("logout").remove(0);
+    assert_eq!(out["server_logout"], true, "{out}");
+    assert_eq!(whoami(&token), 401, "the token was revoked");
+}
+
+/// OAuth 2.0's failures: a server without it (exit 1, naming what to do
+/// instead), a closed browser (the timeout), and a redirect with a state
+/// this login did not start; nothing made in each.
+#[test]
+fn oauth_fails_cleanly_without_the_server_s_support_a_browser_or_the_right_state() {
+    let env = TestEnv::new();
+    let run = env.run("vic", &["login", "--homeserver", &synapse().url, "--oauth", "--no-browser"]).code(1);
+    assert!(run.stderr.contains("does not offer OAuth 2.0 sign-in"), "{}", run.stderr);
+    assert!(run.stderr.contains("--sso"), "{}", run.stderr);
+    assert!(!env.profile_dir("vic").exists(), "nothing left behind");
+
+    let mut env = env;
+    let server = OAuthServer::start(&mut env, 300);
+    let login = SsoLogin::start_with(&env, "vic", &server.synapse.url, "--oauth", &["--sso-timeout", "2"]);
+    let (code, _, stderr) = login.finish();
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("no sign-in came back within 2 s"), "{stderr}");
+    assert!(!env.profile_dir("vic").exists(), "nothing left behind");
+
+    let login = SsoLogin::start_with(&env, "vic", &server.synapse.url, "--oauth", &[]);
+    let redirect = url_param(&login.url, "redirect_uri");
+    assert!(redirect.starts_with("http://127.0.0.1:") && redirect.ends_with("/oauth"), "{redirect}");
+    let _ = ureq::get(format!("{redirect}?code=stolen&state=forged")).call();
+    let (code, _, stderr) = login.finish();
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("state it did not start"), "{stderr}");
+    assert!(!env.profile_dir("vic").exists(), "nothing left behind");
+}
+
+/// A cross-signing reset after an OAuth 2.0 login: no password; the
+/// server's approval page (MSC4312) is printed, approved in a browser, and
+/// the reset finishes with a new identity that signs this device.
+#[test]
+fn an_oauth_account_s_identity_reset_is_approved_in_the_browser() {
+    let mut env = TestEnv::new();
+    let server = OAuthServer::start(&mut env, 300);
+    server.login(&env, "pia", "pia");
+    let master = |env: &TestEnv| {
+        env.run("pia", &["--json", "identity"]).success().records("identity")[0]["master_key"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let before = master(&env);
+    let mut child = env
+        .command("pia", &["--json", "recovery", "reset", "--yes", "--no-browser"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let approval: Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("no approval record: {line:?}"));
+    assert_eq!(approval["type"], "approval", "{approval}");
+    let url = approval["url"].as_str().unwrap();
+    assert!(url.contains("action=org.matrix.cross_signing_reset"), "{url}");
+    let page = browser(url, "pia");
+    assert!(page.contains("reset allowed for pia"), "{page}");
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(child.wait().unwrap().success(), "{stderr}");
+    assert!(rest.contains(r#""type":"recovery_status""#), "{rest}");
+    assert_ne!(master(&env), before, "a new identity");
+    let who = env.run("pia", &["--json", "identity"]).success().records("identity").remove(0);
+    assert_eq!(who["this_device_cross_signed"], true, "the new identity signs this device: {who}");
 }

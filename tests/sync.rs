@@ -537,7 +537,20 @@ fn a_stopped_follower_is_said_once_and_not_waited_for_again() {
     let signal = |sig: &str| {
         assert!(std::process::Command::new("kill").args([sig, &pid]).status().unwrap().success());
     };
-    signal("-STOP");
+    // Stopped between turns: a turn holds the profile, and a turn stopped
+    // would hold it for good (the test is of a follower that is not in
+    // the way, only unanswering). Its periodic turn may be under way.
+    let lock = env.profile_dir("bob").join("lock");
+    let free = || std::fs::File::open(&lock).unwrap().try_lock().is_ok();
+    for _ in 0..100 {
+        signal("-STOP");
+        if free() {
+            break;
+        }
+        signal("-CONT");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(free(), "the follower was stopped between turns");
     let first = env.run("bob", &["--json", "-vv", "send", &room, "one"]).success();
     assert_eq!(first.records("sent").len(), 1);
     let said = |run: &crate::common::Run| {

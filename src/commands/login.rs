@@ -23,6 +23,15 @@ use crate::ui::output::Record;
 /// as every Matrix client finds it (and example.org itself when it has no
 /// .well-known).
 ///
+/// Single sign-on (--sso) and OAuth 2.0 (--oauth, next-generation auth:
+/// servers run with the Matrix Authentication Service, such as matrix.org)
+/// sign in in a browser: ratchet prints the address (and opens it on a
+/// desktop; --no-browser only prints), listens on 127.0.0.1 for the
+/// browser's return, and refuses an answer it did not ask for. An OAuth
+/// login registers ratchet with the server's authorization service,
+/// refreshes its short-lived access token as it expires (the new tokens
+/// sealed in session.json), and `logout` revokes it.
+///
 /// An access token an admin provisioned for a bot (--access-token-stdin, or
 /// RATCHET_ACCESS_TOKEN) takes over that token's device instead: checked
 /// with the server, and refused when the device already has encryption keys
@@ -49,12 +58,15 @@ use crate::ui::output::Record;
 ///
 ///   ratchet login --user @alice:matrix.example
 ///   ratchet login --homeserver https://matrix.example --user alice
+///   ratchet login --homeserver https://matrix.example --sso
+///   ratchet login --user @alice:matrix.org --oauth
 ///   ratchet --profile bot login --homeserver https://matrix.example \
 ///       --access-token-stdin < token.txt
 ///   echo "$PW" | ratchet --profile bot login \
 ///       --homeserver http://127.0.0.1:8008 --user bot --password-stdin
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
+#[command(group(clap::ArgGroup::new("browser_login").args(["sso", "oauth"])))]
 pub(crate) struct LoginArgs {
     /// Homeserver URL, with its scheme (https://matrix.example); found from --user's server name when left out
     #[arg(long, env = "RATCHET_HOMESERVER", hide_env_values = true, value_parser = parse_homeserver)]
@@ -73,19 +85,23 @@ pub(crate) struct LoginArgs {
     password_stdin: bool,
 
     /// Sign in through the homeserver's single sign-on in a browser (m.login.sso)
-    #[arg(long, conflicts_with_all = ["password_stdin", "access_token_stdin"])]
+    #[arg(long, conflicts_with_all = ["password_stdin", "access_token_stdin", "oauth"])]
     sso: bool,
+
+    /// Sign in through the homeserver's OAuth 2.0 authorization service in a browser (next-generation auth, MSC3861)
+    #[arg(long, conflicts_with_all = ["password_stdin", "access_token_stdin"])]
+    oauth: bool,
 
     /// With --sso: the identity provider, by id or name, when the server offers several
     #[arg(long, requires = "sso", value_name = "ID")]
     idp: Option<String>,
 
-    /// With --sso: only print the sign-in address; open no browser
-    #[arg(long, requires = "sso")]
+    /// With --sso or --oauth: only print the sign-in address; open no browser
+    #[arg(long, requires = "browser_login")]
     no_browser: bool,
 
-    /// With --sso: how long to wait for the sign-in in the browser, in seconds
-    #[arg(long, requires = "sso", value_name = "SECONDS", default_value_t = 300)]
+    /// With --sso or --oauth: how long to wait for the sign-in in the browser, in seconds
+    #[arg(long, requires = "browser_login", value_name = "SECONDS", default_value_t = 300)]
     sso_timeout: u64,
 
     /// Take over the device of an existing access token (a provisioned bot's) read from stdin's first line; RATCHET_ACCESS_TOKEN does the same
@@ -314,6 +330,8 @@ enum Credential {
     Password(Secret),
     /// Single sign-on in a browser (`--sso`).
     Sso,
+    /// OAuth 2.0 in a browser (`--oauth`).
+    OAuth,
     /// An access token of an existing device (a provisioned bot's).
     Token(Secret),
 }
@@ -322,7 +340,7 @@ impl Credential {
     fn password(&self) -> Option<&Secret> {
         match self {
             Credential::Password(p) => Some(p),
-            Credential::Token(_) | Credential::Sso => None,
+            Credential::Token(_) | Credential::Sso | Credential::OAuth => None,
         }
     }
 }
@@ -332,6 +350,9 @@ impl Credential {
 fn credential(ctx: &CommandContext, args: &LoginArgs) -> CliResult<Credential> {
     if args.sso {
         return Ok(Credential::Sso);
+    }
+    if args.oauth {
+        return Ok(Credential::OAuth);
     }
     if args.access_token_stdin {
         return crate::ui::prompt::read_secret(crate::ui::prompt::SecretSources {
@@ -366,14 +387,16 @@ async fn make_device(
     source: StoreSecretSource,
 ) -> CliResult<(matrix_sdk::Client, SessionFile, Option<sdk::client::Parked>)> {
     let isolation = ctx.settings.isolation.unwrap_or_default();
-    let client = ctx.build_client(&homeserver.url, secret, isolation).await?;
+    let oauth = matches!(credential, Credential::OAuth);
+    let client = ctx.build_client(&homeserver.url, secret, isolation, oauth).await?;
     sdk::client::check_scheme(&client, &homeserver.url).await?;
     let made = match credential {
         Credential::Password(password) => password_login(ctx, args, &client, homeserver, password).await?,
         Credential::Sso => sso_login(ctx, args, &client, homeserver).await?,
+        Credential::OAuth => oauth_login(ctx, args, &client, homeserver).await?,
         Credential::Token(token) => token_login(ctx, args, &client, homeserver, token).await?,
     };
-    let Made { user_id, device_id, access_token, refresh_token, parked } = made;
+    let Made { user_id, device_id, access_token, refresh_token, parked, oauth_client } = made;
     let curve25519 = client
         .encryption()
         .curve25519_key()
@@ -391,8 +414,14 @@ async fn make_device(
         store_secret: source,
         isolation: ctx.settings.isolation,
         setup_pending: true,
+        oauth: oauth_client.map(|client_id| session::OAuthClient { client_id }),
     };
     ctx.profile.save_session(&saved, secret)?;
+    if saved.oauth.is_some() {
+        // From here on a refresh (the access token may be short-lived)
+        // goes straight to the file.
+        sdk::client::keep_refreshed_tokens(&client, ctx.profile.token_saver(secret.clone()))?;
+    }
     crate::process::kill_point("login_saved");
     Ok((client, saved, parked))
 }
@@ -405,6 +434,8 @@ struct Made {
     access_token: String,
     refresh_token: Option<String>,
     parked: Option<sdk::client::Parked>,
+    /// The registered client of an OAuth 2.0 login.
+    oauth_client: Option<String>,
 }
 
 impl From<matrix_sdk::ruma::api::client::session::login::v3::Response> for Made {
@@ -415,6 +446,7 @@ impl From<matrix_sdk::ruma::api::client::session::login::v3::Response> for Made 
             access_token: response.access_token,
             refresh_token: response.refresh_token,
             parked: None,
+            oauth_client: None,
         }
     }
 }
@@ -481,12 +513,17 @@ async fn sso_login(
         .collect();
     let chosen = crate::sso::choose(&providers, args.idp.as_deref())?;
     let idp = chosen.map(|p| p.id.clone());
-    let url_for = |redirect: String| {
+    let start = |base: String| {
         let auth = auth.clone();
-        async move { auth.get_sso_login_url(&redirect, idp.as_deref()).await.map_err(CliError::from) }
+        async move {
+            let state = crate::sso::new_state();
+            let redirect = format!("{base}/sso?state={state}");
+            let url = auth.get_sso_login_url(&redirect, idp.as_deref()).await.map_err(CliError::from)?;
+            Ok(crate::sso::Start { url, state })
+        }
     };
     let timeout = std::time::Duration::from_secs(args.sso_timeout);
-    let token = crate::sso::sign_in(&ctx.out, url_for, chosen, !args.no_browser, timeout).await?;
+    let token = crate::sso::sign_in(&ctx.out, crate::sso::Flow::Sso, start, chosen, !args.no_browser, timeout).await?;
     ctx.out.status(format!("Signed in; logging in to {}…", homeserver.url));
     let response =
         auth.login_token(token.expose()).initial_device_display_name(&args.device_name).send().await.map_err(|e| {
@@ -557,6 +594,74 @@ async fn token_login(
         access_token: token.expose().to_owned(),
         refresh_token: None,
         parked: Some(parked),
+        oauth_client: None,
+    })
+}
+
+/// ratchet's home page, as OAuth 2.0 client registration requires one
+/// (`client_uri`); the authorization server shows it on its consent page.
+const CLIENT_URI: &str = "https://ratchet.invalid/";
+
+/// OAuth 2.0 (next-generation auth, MSC3861): the server's authorization
+/// metadata, ratchet registered as a native client (RFC 7591) with a
+/// loopback redirect, the authorization code flow with PKCE in a browser,
+/// and the SDK's token exchange, which makes the device.
+async fn oauth_login(
+    ctx: &CommandContext,
+    args: &LoginArgs,
+    client: &matrix_sdk::Client,
+    homeserver: &Homeserver,
+) -> CliResult<Made> {
+    use matrix_sdk::authentication::oauth::registration::{ApplicationType, ClientMetadata, Localized, OAuthGrantType};
+    let oauth = client.oauth();
+    if let Err(e) = oauth.server_metadata().await {
+        if e.is_not_supported() {
+            return Err(CliError::failed(format!(
+                "{} does not offer OAuth 2.0 sign-in (no /_matrix/client/v1/auth_metadata)",
+                homeserver.url
+            ))
+            .with_hint("log in with a password (--user, --password-stdin), --sso, or an access token instead"));
+        }
+        return Err(CliError::failed("could not read the homeserver's OAuth 2.0 metadata").with_source(e));
+    }
+    let start = |base: String| {
+        let oauth = oauth.clone();
+        async move {
+            let bad = |e: url::ParseError| CliError::internal("a loopback URL").with_source(e);
+            let redirect = url::Url::parse(&format!("{base}/oauth")).map_err(bad)?;
+            let mut metadata = ClientMetadata::new(
+                ApplicationType::Native,
+                vec![OAuthGrantType::AuthorizationCode { redirect_uris: vec![redirect.clone()] }],
+                Localized::new(url::Url::parse(CLIENT_URI).map_err(bad)?, []),
+            );
+            metadata.client_name = Some(Localized::new("ratchet".to_owned(), []));
+            let raw = matrix_sdk::ruma::serde::Raw::new(&metadata)
+                .map_err(|e| CliError::internal("client metadata").with_source(e))?;
+            let data = oauth.login(redirect, None, Some(raw.into()), None).build().await.map_err(|e| {
+                CliError::failed("the authorization server refused to register ratchet, or to start a sign-in")
+                    .with_source(e)
+            })?;
+            Ok(crate::sso::Start { url: data.url.to_string(), state: data.state.secret().clone() })
+        }
+    };
+    let timeout = std::time::Duration::from_secs(args.sso_timeout);
+    let query = crate::sso::sign_in(&ctx.out, crate::sso::Flow::OAuth, start, None, !args.no_browser, timeout).await?;
+    ctx.out.status(format!("Signed in; logging in to {}…", homeserver.url));
+    // Not parked: the token exchange needs the runtime's timers and I/O (a
+    // password login's `send` runs the SDK's start-up task the same way).
+    oauth
+        .finish_login(matrix_sdk::utils::UrlOrQuery::Query(query.expose().to_owned()))
+        .await
+        .map_err(|e| CliError::auth("the authorization server refused the sign-in's code").with_source(e))?;
+    let meta = client.session_meta().ok_or_else(|| CliError::internal("no session after an OAuth 2.0 login"))?;
+    let tokens = client.session_tokens().ok_or_else(|| CliError::internal("no tokens after an OAuth 2.0 login"))?;
+    Ok(Made {
+        user_id: meta.user_id.clone(),
+        device_id: meta.device_id.clone(),
+        access_token: tokens.access_token,
+        refresh_token: tokens.refresh_token,
+        parked: None,
+        oauth_client: oauth.client_id().map(|c| c.as_str().to_owned()),
     })
 }
 
@@ -618,6 +723,11 @@ async fn set_up(
         ctx.out.status(format!("`{}` shows where it stands.", crate::ui::hint::ratchet("identity")));
     }
     saved.setup_pending = false;
+    if let Some(tokens) = client.session_tokens() {
+        // An OAuth 2.0 access token may have been refreshed meanwhile.
+        saved.access_token = tokens.access_token;
+        saved.refresh_token = tokens.refresh_token;
+    }
     let secret = ctx.store_secret(&saved)?;
     ctx.profile.save_session(&saved, &secret)?;
     let isolation = ctx.settings.isolation.or(saved.isolation).unwrap_or_default();

@@ -131,7 +131,9 @@ pub(crate) async fn cmd_logout(ctx: &mut CommandContext, args: &LogoutArgs) -> C
         }
         let client = ctx.client().await?;
         ctx.forget_client();
-        match client.matrix_auth().logout().await {
+        // A Matrix login's `POST /logout`, or an OAuth 2.0 login's token
+        // revocation (RFC 7009) at its authorization server.
+        match client.logout().await {
             Ok(_) => server_logout = true,
             Err(e) => {
                 let err: CliError = e.into();

@@ -232,6 +232,29 @@ impl Profile {
 
     /// Writes `session.json`, its tokens sealed under `secret` (see
     /// [`SessionFile::sealed`]): nothing in it is a secret in clear.
+    /// A function that puts new tokens into `session.json` as it is on
+    /// disk at that moment, sealed under `secret`: matrix-sdk calls it
+    /// after each refresh of an OAuth 2.0 access token, which rotates the
+    /// refresh token too (one not saved would log the profile out at the
+    /// next refresh). Only the tokens change: whatever else the file says
+    /// (a login's set-up still pending, say) stays.
+    pub(crate) fn token_saver(
+        &self,
+        secret: StoreSecret,
+    ) -> impl Fn(String, Option<String>) -> Result<(), String> + Send + Sync + 'static {
+        let path = self.paths.session_file.clone();
+        move |access_token, refresh_token| {
+            let text = fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let mut session: SessionFile =
+                serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+            session.access_token = access_token;
+            session.refresh_token = refresh_token;
+            let sealed = session.sealed(&secret)?;
+            let text = serde_json::to_string_pretty(&sealed).expect("SessionFile always serialises");
+            write_private(&path, text.as_bytes()).map_err(|e| e.to_string())
+        }
+    }
+
     pub(crate) fn save_session(&self, session: &SessionFile, secret: &StoreSecret) -> crate::error::CliResult<()> {
         let sealed = session
             .sealed(secret)

@@ -68,6 +68,18 @@ pub(crate) struct SessionFile {
     /// next `login` finishes it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub(crate) setup_pending: bool,
+    /// A login through OAuth 2.0 (next-generation auth, `login --oauth`):
+    /// the client the authorization server registered, which refreshes the
+    /// access token and revokes it at logout. Absent: a Matrix login.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) oauth: Option<OAuthClient>,
+}
+
+/// What an OAuth 2.0 login keeps beyond its tokens.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct OAuthClient {
+    /// The id dynamic client registration gave (RFC 7591).
+    pub(crate) client_id: String,
 }
 
 /// The tokens as `session.json` keeps them: a store cipher of their own
@@ -243,6 +255,7 @@ pub(crate) fn sample_session() -> SessionFile {
         store_secret: StoreSecretSource::File,
         isolation: None,
         setup_pending: false,
+        oauth: None,
     }
 }
 

@@ -20,10 +20,58 @@ use crate::profile::session::StoreSecret;
 /// and the parked tasks, to be dropped with the client.
 pub(crate) async fn restore(client: &Client, session: MatrixSession) -> CliResult<(Option<String>, Parked)> {
     let auth = client.matrix_auth();
-    let restore = auth.restore_session(session, RoomLoadSettings::default());
-    let parked = Parked::new()?;
-    SpawnParked { inner: Box::pin(restore), runtime: parked.handle() }.await.map_err(CliError::from)?;
+    let (restored, parked) = parked(auth.restore_session(session, RoomLoadSettings::default())).await?;
+    restored.map_err(CliError::from)?;
     Ok((client.encryption().curve25519_key().await.map(|k| k.to_base64()), parked))
+}
+
+/// [`restore`] for a login made through OAuth 2.0 (`login --oauth`): the
+/// registered client's id goes with the tokens, for refreshes and logout.
+pub(crate) async fn restore_oauth(
+    client: &Client,
+    session: MatrixSession,
+    client_id: &str,
+) -> CliResult<(Option<String>, Parked)> {
+    use matrix_sdk::authentication::oauth::{ClientId, OAuthSession, UserSession};
+    let session = OAuthSession {
+        client_id: ClientId::new(client_id.to_owned()),
+        user: UserSession { meta: session.meta, tokens: session.tokens },
+    };
+    let oauth = client.oauth();
+    let (restored, parked) = parked(oauth.restore_session(session, RoomLoadSettings::default())).await?;
+    restored.map_err(CliError::from)?;
+    Ok((client.encryption().curve25519_key().await.map(|k| k.to_base64()), parked))
+}
+
+/// Runs `future` with the tasks it spawns parked (see [`SpawnParked`]).
+/// It must need neither timers nor I/O of its own (a restore from the
+/// store), as the runtime it enters is never driven.
+async fn parked<F: std::future::Future>(future: F) -> CliResult<(F::Output, Parked)> {
+    let parked = Parked::new()?;
+    let output = SpawnParked { inner: Box::pin(future), runtime: parked.handle() }.await;
+    Ok((output, parked))
+}
+
+/// Keeps refreshed OAuth 2.0 tokens: matrix-sdk refreshes the access token
+/// when the server says it expired, and then calls `save` (the refresh
+/// token rotates with it). There is no reload: one process holds the
+/// profile at a time, so no other can have refreshed meanwhile.
+pub(crate) fn keep_refreshed_tokens(
+    client: &Client,
+    save: impl Fn(String, Option<String>) -> Result<(), String> + Send + Sync + 'static,
+) -> CliResult<()> {
+    client
+        .set_session_callbacks(
+            Box::new(|_| Err("ratchet does not reload sessions: one process holds a profile at a time".into())),
+            Box::new(move |client| {
+                let tokens = client.session_tokens().ok_or("no tokens after a refresh")?;
+                save(tokens.access_token, tokens.refresh_token).map_err(|e| {
+                    tracing::error!("the refreshed tokens could not be saved: {e}");
+                    e.into()
+                })
+            }),
+        )
+        .map_err(CliError::from)
 }
 
 /// The one place a `Client` is built: homeserver, encrypted SQLite store,
@@ -34,6 +82,7 @@ pub(crate) async fn build(
     secret: &StoreSecret,
     request_timeout: Duration,
     isolation: Isolation,
+    oauth: bool,
 ) -> CliResult<Client> {
     let _ = super::ISOLATION.set(isolation);
     let store_config = match secret {
@@ -74,9 +123,17 @@ pub(crate) async fn build(
         // (`sdk::history`). Every ratchet device is cross-signed at login,
         // which sharing needs.
         .with_enable_share_history_on_invite(true);
-    if homeserver.starts_with("http://") {
+    if oauth {
+        // OAuth 2.0 access tokens expire: a 401 M_UNKNOWN_TOKEN makes the
+        // SDK refresh and retry (`keep_refreshed_tokens` saves the new ones).
+        // Not for Matrix logins, whose refused token must stay an error.
+        builder = builder.handle_refresh_tokens();
+    }
+    if homeserver.starts_with("http://") && !oauth {
         // Plain HTTP uses no certificates; loading the platform's roots
-        // (hundreds of files) would be the slowest part of start-up.
+        // (hundreds of files) would be the slowest part of start-up. (An
+        // OAuth 2.0 server is another host, over HTTPS: RFC 7009 wants its
+        // revocation over TLS.)
         builder = builder.disable_built_in_root_certificates();
     }
     Ok(builder.build().await?)

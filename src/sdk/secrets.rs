@@ -303,6 +303,45 @@ pub(crate) async fn reset_identity(client: &Client, password: &Secret) -> CliRes
     Ok(())
 }
 
+/// [`reset_identity`] on a server whose authentication is delegated to an
+/// OAuth 2.0 service (next-generation auth): there is no password, and the
+/// server answers the upload with the address where its owner approves a
+/// reset (MSC4312). `approve` is told that address (to print it, and
+/// perhaps open it); the SDK then tries the upload again twice a second,
+/// for two minutes, until the approval is given.
+///
+/// The order is matrix-sdk's (and Element's): the backup and secret storage
+/// are deleted before the server is asked, as a server says only then
+/// whether it wants an approval, and a probe of its own would need a
+/// changed key. An approval never given leaves them deleted and the
+/// identity as it was; `recovery reset` run again approves and finishes.
+pub(crate) async fn reset_identity_oauth(client: &Client, approve: impl FnOnce(&str) -> CliResult) -> CliResult<()> {
+    let handle = client
+        .encryption()
+        .recovery()
+        .reset_identity()
+        .await
+        .map_err(|e| CliError::failed("could not reset the identity").with_source(e))?;
+    let Some(handle) = handle else { return Ok(()) };
+    match handle.auth_type() {
+        matrix_sdk::encryption::CrossSigningResetAuthType::OAuth(info) => approve(info.approval_url.as_str())?,
+        matrix_sdk::encryption::CrossSigningResetAuthType::Uiaa(_) => {
+            return Err(CliError::failed(
+                "the server asks for a password for the reset, but this login has none (OAuth)",
+            )
+            .with_hint("reset the identity in Element, then `ratchet recovery recover`"));
+        }
+    }
+    handle.reset(None).await.map_err(|e| {
+        CliError::failed("the reset was not approved within two minutes (or the server refused it)")
+            .with_source(e)
+            .with_hint(format!(
+                "approve it at the address above, then run `{}` again",
+                crate::ui::hint::ratchet("recovery reset --yes")
+            ))
+    })
+}
+
 /// Whether the account has secret storage (a request).
 pub(crate) async fn storage_exists(client: &Client) -> CliResult<bool> {
     Ok(client.encryption().secret_storage().is_enabled().await?)

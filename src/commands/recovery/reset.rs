@@ -6,7 +6,9 @@ use tracing::instrument;
 use crate::context::CommandContext;
 use crate::error::{CliError, CliResult};
 use crate::sdk;
+use crate::ui::output::Record;
 use crate::ui::prompt;
+use serde::Serialize;
 
 /// Make a new cross-signing identity for your account (destructive).
 ///
@@ -16,8 +18,10 @@ use crate::ui::prompt;
 /// change (a verification violation) until they verify you again. This
 /// device is signed by the new identity; run `recovery enable` after it for
 /// a new recovery key and backup. The server authorises it with your
-/// password (--password-stdin, RATCHET_PASSWORD, or a prompt). Asks for
-/// confirmation on a terminal; --yes otherwise.
+/// password (--password-stdin, RATCHET_PASSWORD, or a prompt); after an
+/// OAuth 2.0 login (`login --oauth`) it prints the server's approval page
+/// instead (MSC4312; opened on a desktop) and waits two minutes for you to
+/// approve there. Asks for confirmation on a terminal; --yes otherwise.
 ///
 /// Example:
 ///
@@ -31,6 +35,27 @@ pub(crate) struct ResetArgs {
     /// Read the account password from the first line of stdin
     #[arg(long)]
     password_stdin: bool,
+    /// For an OAuth 2.0 login: only print the approval address; open no browser
+    #[arg(long)]
+    no_browser: bool,
+}
+
+/// Where the account's owner approves the reset (an OAuth 2.0 login,
+/// MSC4312): printed before the wait, for a script or a person to open.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub(crate) struct ApprovalRecord {
+    /// The server's approval page.
+    url: String,
+    /// Whether ratchet opened a browser itself.
+    browser_opened: bool,
+}
+
+impl Record for ApprovalRecord {
+    const TYPE: &'static str = "approval";
+    fn human(&self) -> String {
+        let opened = if self.browser_opened { " (opened in your browser)" } else { "" };
+        format!("Approve the reset at this address{opened}:\n\n  {}\n", self.url)
+    }
 }
 
 #[instrument(skip_all)]
@@ -47,13 +72,29 @@ pub(crate) async fn cmd_reset(ctx: &mut CommandContext, args: &ResetArgs) -> Cli
         }
     }
     let session = ctx.load_session()?;
-    let password = ctx.read_password(args.password_stdin, session.user_id.as_str())?;
+    if session.oauth.is_some() {
+        // An OAuth 2.0 login: no password; the server's approval page.
+        let client = ctx.client().await?;
+        ctx.sync(&client).await?;
+        let out = &ctx.out;
+        let open = !args.no_browser;
+        sdk::secrets::reset_identity_oauth(&client, |url| {
+            let browser_opened = open && crate::sso::open_in_browser(url);
+            out.data(&ApprovalRecord { url: url.to_owned(), browser_opened })?;
+            out.status("Waiting for the approval (at most two minutes)…");
+            Ok(())
+        })
+        .await?;
+    } else {
+        let password = ctx.read_password(args.password_stdin, session.user_id.as_str())?;
+        let client = ctx.client().await?;
+        ctx.sync(&client).await?;
+        // matrix-sdk deletes the backup and secret storage before the server
+        // sees the password: a wrong one must stop here, with nothing changed.
+        sdk::secrets::check_password(&client, &password).await?;
+        sdk::secrets::reset_identity(&client, &password).await?;
+    }
     let client = ctx.client().await?;
-    ctx.sync(&client).await?;
-    // matrix-sdk deletes the backup and secret storage before the server
-    // sees the password: a wrong one must stop here, with nothing changed.
-    sdk::secrets::check_password(&client, &password).await?;
-    sdk::secrets::reset_identity(&client, &password).await?;
     // The reset deleted the server's backup: this device stops uploading
     // to it (no 404 at the next command), and `recovery enable` makes a
     // new one.

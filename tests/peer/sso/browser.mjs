@@ -1,8 +1,10 @@
 // A person signing in with a real browser: headless Chromium (Debian's
 // /usr/bin/chromium, driven with puppeteer-core) opens the single sign-on
-// address ratchet printed, signs in on the identity provider's login page
-// as USER, consents, confirms Synapse's "continue to your application"
-// page, and lands on ratchet's loopback page.
+// or OAuth 2.0 address ratchet printed, signs in on the identity
+// provider's login page as USER, consents, confirms Synapse's "continue to
+// your application" page (single sign-on), and lands on ratchet's loopback
+// page; or, given an account page's approval address (MSC4312), signs in
+// there and approves.
 //
 //   node browser.mjs URL USER
 //
@@ -13,6 +15,9 @@ const [url, user] = process.argv.slice(2);
 const browser = await puppeteer.launch({
   executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
   headless: true,
+  // The OAuth 2.0 server of the tests serves HTTPS with a test CA's
+  // certificate.
+  acceptInsecureCerts: true,
   args: ["--no-sandbox", "--disable-dev-shm-usage", "--no-first-run"],
 });
 const page = await browser.newPage();
@@ -25,7 +30,9 @@ try {
   await page.goto(url, { waitUntil: "load" });
   for (let step = 0; step < 10 && !done; step++) {
     const here = page.url();
-    if (here.includes("/sso?state=")) {
+    // Back at ratchet's loopback (single sign-on, or OAuth 2.0), or, on
+    // the authorization server's account page, the reset approved.
+    if (/\/(sso|oauth)\?/.test(here) || (await page.evaluate(() => document.body.innerText)).includes("reset allowed")) {
       done = true;
       break;
     }
