@@ -431,3 +431,53 @@ fn an_oauth_account_s_identity_reset_is_approved_in_the_browser() {
     let who = env.run("pia", &["--json", "identity"]).success().records("identity").remove(0);
     assert_eq!(who["this_device_cross_signed"], true, "the new identity signs this device: {who}");
 }
+
+/// A cross-signing reset on an account made by single sign-on (no
+/// password): the server asks for `m.login.sso` only, so ratchet prints
+/// its single sign-on page (Element's way), the user signs in there again,
+/// and the reset finishes with a new identity that signs this device.
+#[test]
+fn an_sso_account_s_identity_reset_is_authorised_by_single_sign_on() {
+    let server = SsoServer::start();
+    let env = TestEnv::new();
+    let login = SsoLogin::start(&env, "sol", &server.synapse.url, &["--idp", "oidc-one"]);
+    browser(&login.url, "sol");
+    let (code, _, stderr) = login.finish();
+    assert_eq!(code, 0, "{stderr}");
+    let master = |env: &TestEnv| {
+        env.run("sol", &["--json", "identity"]).success().records("identity")[0]["master_key"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let before = master(&env);
+    let mut child = env
+        .command("sol", &["--json", "recovery", "reset", "--yes", "--no-browser"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let approval: Value = serde_json::from_str(&line).unwrap_or_else(|_| {
+        let mut err = String::new();
+        let _ = std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err);
+        panic!("no approval record: {line:?} {err}")
+    });
+    assert_eq!(approval["type"], "approval", "{approval}");
+    let url = approval["url"].as_str().unwrap();
+    assert!(
+        url.starts_with(&format!("{}/_matrix/client/v3/auth/m.login.sso/fallback/web?session=", server.synapse.url))
+    );
+    let page = browser(url, "sol");
+    assert!(page.contains("Now we know it"), "{page}");
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(child.wait().unwrap().success(), "{stderr}");
+    assert_ne!(master(&env), before, "a new identity");
+    let who = env.run("sol", &["--json", "identity"]).success().records("identity").remove(0);
+    assert_eq!(who["this_device_cross_signed"], true, "the new identity signs this device: {who}");
+}

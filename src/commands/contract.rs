@@ -32,7 +32,7 @@ fn entries() -> Vec<Entry> {
     use crate::events;
     vec![
         entry::<login::LoginRecord>("login", ""),
-        entry::<crate::sso::SsoRecord>("login --sso", "before the sign-in: the address to open"),
+        entry::<crate::sso::SsoRecord>("login --sso/--oauth", "before the sign-in: the address to open"),
         entry::<logout::LogoutRecord>("logout", ""),
         entry::<whoami::WhoamiRecord>("whoami", ""),
         entry::<whoami::AccessTokenRecord>("whoami --access-token", ""),

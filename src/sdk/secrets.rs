@@ -342,6 +342,74 @@ pub(crate) async fn reset_identity_oauth(client: &Client, approve: impl FnOnce(&
     })
 }
 
+/// How the server authorises a change of this account's keys
+/// (user-interactive auth), asked with a request that changes nothing
+/// (`POST /delete_devices` with an empty list).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ReAuth {
+    /// It asks nothing now.
+    None,
+    /// The account password (`m.login.password`).
+    Password,
+    /// Single sign-on in a browser only (`m.login.sso`: an account made by
+    /// single sign-on has no password).
+    Sso,
+}
+
+pub(crate) async fn reauth_kind(client: &Client) -> CliResult<ReAuth> {
+    match client.delete_devices(&[], None).await {
+        Ok(_) => Ok(ReAuth::None),
+        Err(e) => match e.as_uiaa_response() {
+            Some(info) => {
+                let offers = |t: uiaa::AuthType| info.flows.iter().any(|f| f.stages.len() == 1 && f.stages[0] == t);
+                if offers(uiaa::AuthType::Password) || !offers(uiaa::AuthType::Sso) {
+                    Ok(ReAuth::Password)
+                } else {
+                    Ok(ReAuth::Sso)
+                }
+            }
+            // A server without user-interactive auth here: the password
+            // path says what it can.
+            None => Ok(ReAuth::Password),
+        },
+    }
+}
+
+/// [`reset_identity`] for an account that authorises with single sign-on
+/// only (Element's way for such accounts): the server's fallback page for
+/// `m.login.sso` (`/auth/m.login.sso/fallback/web?session=…`) is given to
+/// `approve` (to print, and perhaps open); the user signs in there with the
+/// identity provider, and the SDK tries the upload again twice a second,
+/// for two minutes, with the session's acknowledgement, until the stage is
+/// done. The order is the SDK's, as for [`reset_identity_oauth`].
+pub(crate) async fn reset_identity_sso(client: &Client, approve: impl FnOnce(&str) -> CliResult) -> CliResult<()> {
+    let handle = client
+        .encryption()
+        .recovery()
+        .reset_identity()
+        .await
+        .map_err(|e| CliError::failed("could not reset the identity").with_source(e))?;
+    let Some(handle) = handle else { return Ok(()) };
+    let session = match handle.auth_type() {
+        matrix_sdk::encryption::CrossSigningResetAuthType::Uiaa(info) => info.session.clone(),
+        matrix_sdk::encryption::CrossSigningResetAuthType::OAuth(_) => None,
+    }
+    .ok_or_else(|| CliError::failed("the server gave no user-interactive auth session for the reset"))?;
+    let mut url = client.homeserver();
+    url.set_path("/_matrix/client/v3/auth/m.login.sso/fallback/web");
+    url.query_pairs_mut().clear().append_pair("session", &session);
+    approve(url.as_str())?;
+    let ack = uiaa::FallbackAcknowledgement::new(session);
+    handle.reset(Some(uiaa::AuthData::FallbackAcknowledgement(ack))).await.map_err(|e| {
+        CliError::failed("the single sign-on was not finished within two minutes (or the server refused the reset)")
+            .with_source(e)
+            .with_hint(format!(
+                "run `{}` again, and sign in at the address it prints",
+                crate::ui::hint::ratchet("recovery reset --yes")
+            ))
+    })
+}
+
 /// Whether the account has secret storage (a request).
 pub(crate) async fn storage_exists(client: &Client) -> CliResult<bool> {
     Ok(client.encryption().secret_storage().is_enabled().await?)

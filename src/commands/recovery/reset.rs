@@ -20,8 +20,9 @@ use serde::Serialize;
 /// a new recovery key and backup. The server authorises it with your
 /// password (--password-stdin, RATCHET_PASSWORD, or a prompt); after an
 /// OAuth 2.0 login (`login --oauth`) it prints the server's approval page
-/// instead (MSC4312; opened on a desktop) and waits two minutes for you to
-/// approve there. Asks for confirmation on a terminal; --yes otherwise.
+/// instead (MSC4312; opened on a desktop), and for an account made by
+/// single sign-on (no password) the server's single sign-on page, and waits
+/// two minutes for you to approve or sign in there. Asks for confirmation on a terminal; --yes otherwise.
 ///
 /// Example:
 ///
@@ -35,13 +36,15 @@ pub(crate) struct ResetArgs {
     /// Read the account password from the first line of stdin
     #[arg(long)]
     password_stdin: bool,
-    /// For an OAuth 2.0 login: only print the approval address; open no browser
+    /// For an OAuth 2.0 or single sign-on account: only print the address to approve at; open no browser
     #[arg(long)]
     no_browser: bool,
 }
 
-/// Where the account's owner approves the reset (an OAuth 2.0 login,
-/// MSC4312): printed before the wait, for a script or a person to open.
+/// Where the account's owner approves the reset: an OAuth 2.0 server's
+/// approval page (MSC4312), or the homeserver's single sign-on page for
+/// user-interactive auth. Printed before the wait, for a script or a
+/// person to open.
 #[derive(Debug, Serialize, schemars::JsonSchema)]
 pub(crate) struct ApprovalRecord {
     /// The server's approval page.
@@ -82,6 +85,23 @@ pub(crate) async fn cmd_reset(ctx: &mut CommandContext, args: &ResetArgs) -> Cli
             let browser_opened = open && crate::sso::open_in_browser(url);
             out.data(&ApprovalRecord { url: url.to_owned(), browser_opened })?;
             out.status("Waiting for the approval (at most two minutes)…");
+            Ok(())
+        })
+        .await?;
+    } else if !args.password_stdin
+        && ctx.settings.password_env.is_none()
+        && sdk::secrets::reauth_kind(&ctx.client().await?).await? == sdk::secrets::ReAuth::Sso
+    {
+        // An account made by single sign-on has no password: the server's
+        // single sign-on page authorises the reset, as in Element.
+        let client = ctx.client().await?;
+        ctx.sync(&client).await?;
+        let out = &ctx.out;
+        let open = !args.no_browser;
+        sdk::secrets::reset_identity_sso(&client, |url| {
+            let browser_opened = open && crate::sso::open_in_browser(url);
+            out.data(&ApprovalRecord { url: url.to_owned(), browser_opened })?;
+            out.status("Waiting for the single sign-on (at most two minutes)…");
             Ok(())
         })
         .await?;

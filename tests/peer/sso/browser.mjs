@@ -4,7 +4,8 @@
 // provider's login page as USER, consents, confirms Synapse's "continue to
 // your application" page (single sign-on), and lands on ratchet's loopback
 // page; or, given an account page's approval address (MSC4312), signs in
-// there and approves.
+// there and approves; or, given Synapse's single sign-on page of
+// user-interactive auth, confirms, signs in, and gets its "thank you".
 //
 //   node browser.mjs URL USER
 //
@@ -32,7 +33,8 @@ try {
     const here = page.url();
     // Back at ratchet's loopback (single sign-on, or OAuth 2.0), or, on
     // the authorization server's account page, the reset approved.
-    if (/\/(sso|oauth)\?/.test(here) || (await page.evaluate(() => document.body.innerText)).includes("reset allowed")) {
+    const text = await page.evaluate(() => document.body.innerText);
+    if (/\/(sso|oauth)\?/.test(here) || text.includes("reset allowed") || text.includes("Now we know it")) {
       done = true;
       break;
     }
@@ -44,6 +46,9 @@ try {
     } else if (await page.$("a[href*='loginToken']")) {
       // Synapse asks before it sends the login to the application.
       await Promise.all([navigated(), page.click("a[href*='loginToken']")]);
+    } else if (await page.$("a.primary-button")) {
+      // Synapse's "confirm it's you" page of user-interactive auth.
+      await Promise.all([navigated(), page.click("a.primary-button")]);
     } else if (await page.$("button[type=submit]")) {
       // The provider's consent page.
       await Promise.all([navigated(), page.click("button[type=submit]")]);
