@@ -180,16 +180,21 @@ impl fmt::Display for CliError {
     }
 }
 
+/// A session the server no longer takes: exit 4, and the way out.
+fn dead_session() -> (ErrorKind, Option<String>) {
+    (
+        ErrorKind::Auth,
+        Some(format!(
+            "run `{}` (it clears the dead session), then `{}`",
+            crate::ui::hint::ratchet("logout"),
+            crate::ui::hint::ratchet("login")
+        )),
+    )
+}
+
 fn classify_api(kind: Option<&ApiErrorKind>) -> Option<(ErrorKind, Option<String>)> {
     match kind? {
-        ApiErrorKind::UnknownToken { .. } | ApiErrorKind::MissingToken => Some((
-            ErrorKind::Auth,
-            Some(format!(
-                "run `{}` (it clears the dead session), then `{}`",
-                crate::ui::hint::ratchet("logout"),
-                crate::ui::hint::ratchet("login")
-            )),
-        )),
+        ApiErrorKind::UnknownToken { .. } | ApiErrorKind::MissingToken => Some(dead_session()),
         ApiErrorKind::UserDeactivated => Some((ErrorKind::Auth, None)),
         _ => Some((ErrorKind::Failed, None)),
     }
@@ -344,7 +349,28 @@ pub(crate) fn store_mismatch() -> CliError {
         ))
 }
 
+/// An OAuth 2.0 session its authorization server ended (the access token
+/// expired and the refresh token is refused: revoked, or the grant gone).
+fn refresh_refused(err: &matrix_sdk::HttpError) -> bool {
+    use matrix_sdk::authentication::oauth::error::{BasicErrorResponseType, RequestTokenError};
+    use matrix_sdk::authentication::oauth::OAuthError;
+    use matrix_sdk::RefreshTokenError;
+    match err {
+        matrix_sdk::HttpError::RefreshToken(RefreshTokenError::OAuth(oauth)) => match &**oauth {
+            OAuthError::RefreshToken(RequestTokenError::ServerResponse(answer)) => {
+                matches!(answer.error(), BasicErrorResponseType::InvalidGrant | BasicErrorResponseType::InvalidClient)
+            }
+            _ => false,
+        },
+        matrix_sdk::HttpError::RefreshToken(RefreshTokenError::RefreshTokenRequired) => true,
+        _ => false,
+    }
+}
+
 fn classify_http(err: &matrix_sdk::HttpError) -> (ErrorKind, Option<String>) {
+    if refresh_refused(err) {
+        return dead_session();
+    }
     if let Some(found) = classify_api(err.client_api_error_kind()) {
         return found;
     }
@@ -358,6 +384,11 @@ fn classify_http(err: &matrix_sdk::HttpError) -> (ErrorKind, Option<String>) {
 }
 
 fn describe_http(err: &matrix_sdk::HttpError) -> String {
+    if refresh_refused(err) {
+        return "the session was ended at the authorization server: its access token expired, and the refresh \
+                token is refused (revoked, or the session signed out elsewhere)"
+            .to_owned();
+    }
     if let Some(ApiErrorKind::UnknownToken { .. }) = err.client_api_error_kind() {
         return "the homeserver rejected this session's access token (logged out or revoked elsewhere)".to_owned();
     }

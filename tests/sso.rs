@@ -233,6 +233,8 @@ fn url_param(url: &str, name: &str) -> String {
 /// `ttl` seconds.
 struct OAuthServer {
     synapse: Synapse,
+    /// The server's plain-HTTP port (Synapse's side; the same endpoints).
+    port: u16,
     provider: Child,
     _output: BufReader<std::process::ChildStdout>,
     _turn: std::sync::MutexGuard<'static, ()>,
@@ -275,7 +277,7 @@ impl OAuthServer {
         let mut output = BufReader::new(provider.stdout.take().unwrap());
         output.read_line(&mut line).unwrap();
         assert_eq!(line.trim(), "ready", "the OAuth 2.0 server did not start");
-        OAuthServer { _turn: turn, synapse, provider, _output: output }
+        OAuthServer { _turn: turn, synapse, port, provider, _output: output }
     }
 
     /// `ratchet login --oauth` as `user`, signed in with the browser.
@@ -344,6 +346,23 @@ fn oauth_signs_in_refreshes_its_token_and_logout_revokes_it() {
         assert_ne!(before, after, "round {round}: the refreshed tokens are saved");
         before = after;
     }
+    // Revoked at the authorization server behind ratchet's back (a user
+    // ending the session in their account page): the next command cannot
+    // refresh, and says to log in again (exit 4).
+    let session: Value =
+        serde_json::from_str(&std::fs::read_to_string(env.profile_dir("olga").join("session.json")).unwrap()).unwrap();
+    let olga_token = env.run("olga", &["whoami", "--access-token"]).success().stdout.trim().to_owned();
+    let revoked = ureq::post(format!("http://127.0.0.1:{}/token/revocation", server.port)).send_form([
+        ("token", olga_token.as_str()),
+        ("token_type_hint", "access_token"),
+        ("client_id", session["oauth"]["client_id"].as_str().unwrap()),
+    ]);
+    assert_eq!(revoked.unwrap().status().as_u16(), 200);
+    let run = env.run("olga", &["--json", "sync"]).code(4);
+    assert!(run.stderr.contains("the session was ended at the authorization server"), "{}", run.stderr);
+    let error: Value = serde_json::from_str(run.stderr.lines().last().unwrap()).unwrap();
+    assert!(error["hints"][0].as_str().unwrap().contains("logout"), "{error}");
+
     let token = env.run("oscar", &["whoami", "--access-token"]).success().stdout.trim().to_owned();
     let whoami = |token: &str| {
         ureq::get(format!("{}/_matrix/client/v3/account/whoami", server.synapse.url))
