@@ -170,6 +170,14 @@ impl CommandContext {
     /// delivered), and a script must not redo it. A backup gone from the
     /// server is a warning (see [`Self::upload_backup`]).
     pub(crate) async fn finish(&mut self, result: CliResult<()>) -> CliResult<()> {
+        if crate::sdk::client::refreshed_tokens_unsaved() {
+            self.out.warn(format!(
+                "the OAuth 2.0 access token was refreshed, but the new tokens could not be written to {}: the next \
+                 command may be refused, and need `{}` again",
+                self.profile.paths().session_file.display(),
+                crate::ui::hint::ratchet("login --oauth")
+            ));
+        }
         let partial = result.as_ref().is_err_and(|e| e.kind == crate::error::ErrorKind::Partial);
         if result.is_err() && !partial {
             return result;

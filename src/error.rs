@@ -369,7 +369,15 @@ fn refresh_refused(err: &matrix_sdk::HttpError) -> bool {
 
 fn classify_http(err: &matrix_sdk::HttpError) -> (ErrorKind, Option<String>) {
     if refresh_refused(err) {
-        return dead_session();
+        // Only an OAuth 2.0 login refreshes: it logs in again the same way.
+        return (
+            ErrorKind::Auth,
+            Some(format!(
+                "run `{}` (it clears the dead session), then `{}`",
+                crate::ui::hint::ratchet("logout"),
+                crate::ui::hint::ratchet("login --oauth")
+            )),
+        );
     }
     if let Some(found) = classify_api(err.client_api_error_kind()) {
         return found;

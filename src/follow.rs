@@ -141,6 +141,9 @@ pub(crate) async fn follow(ctx: &mut CommandContext, mut how: Following, after_c
         // profile for itself and gives it back. News comes first, so a send
         // that arrives together with it waits for the turn.
         let news_client = client.clone();
+        // Everything up to now is kept: a one-shot `sync` may deliver it
+        // without a request of its own (`warm::follower_waiting_since`).
+        let waiting_since = now_ms();
         let news = crate::sdk::wait_for_news(&news_client, since, Duration::from_secs(30), request_timeout);
         tokio::pin!(news);
         let woke = loop {
@@ -160,7 +163,7 @@ pub(crate) async fn follow(ctx: &mut CommandContext, mut how: Following, after_c
                 }
                 Wake::News => break None,
                 Wake::Line(line) => break Some(line),
-                Wake::Send(conn) => crate::warm::serve(ctx, &mut client, &mut ledger, conn).await,
+                Wake::Send(conn) => crate::warm::serve(ctx, &mut client, &mut ledger, conn, waiting_since).await,
             }
         };
         match woke {

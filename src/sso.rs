@@ -257,7 +257,22 @@ async fn answer(stream: &mut tokio::net::TcpStream, flow: Flow, state: &str) -> 
 
 /// Opens `url` in the desktop's browser (`xdg-open`), when there is a
 /// desktop session; whether it started one.
-pub(crate) fn open_in_browser(url: &str) -> bool {
+/// An approval page the server named (MSC4312's, or user-interactive
+/// auth's): opened only when it is a web page over HTTPS (or plain HTTP on
+/// this machine). Another scheme from the network (file:, smb:, an
+/// application's handler) is printed, never opened.
+pub(crate) fn open_approval(url: &str) -> bool {
+    is_web_page(url) && open_in_browser(url)
+}
+
+fn is_web_page(url: &str) -> bool {
+    url::Url::parse(url).is_ok_and(|u| {
+        u.scheme() == "https"
+            || (u.scheme() == "http" && matches!(u.host_str(), Some("127.0.0.1" | "localhost" | "[::1]")))
+    })
+}
+
+fn open_in_browser(url: &str) -> bool {
     let desktop = std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some();
     if !desktop {
         return false;
@@ -277,6 +292,16 @@ mod tests {
 
     fn p(id: &str, name: &str) -> Provider {
         Provider { id: id.into(), name: name.into() }
+    }
+
+    #[test]
+    fn only_web_pages_are_opened_as_approvals() {
+        assert!(is_web_page("https://account.example.org/?action=org.matrix.cross_signing_reset"));
+        assert!(is_web_page("http://127.0.0.1:8008/_matrix/client/v3/auth/m.login.sso/fallback/web?session=x"));
+        for bad in ["http://evil.example/", "file:///etc/passwd", "smb://host/share", "javascript:alert(1)", "nonsense"]
+        {
+            assert!(!is_web_page(bad), "{bad}");
+        }
     }
 
     #[test]

@@ -102,6 +102,12 @@ pub(crate) struct SyncSummary {
     events: usize,
     utd: usize,
     to_device: usize,
+    /// Delivered from what this profile's follower (`agent`, `chat`, `sync
+    /// --follow`) kept, without a request of this process's own: how long
+    /// ago its last sync ended (ms). Since then it has been waiting for
+    /// news in a long poll, which the server answers as anything arrives.
+    /// Absent: this process synced itself.
+    pub(crate) follower_synced_ms_ago: Option<u64>,
     #[serde(skip)]
     seen_rooms: std::collections::BTreeSet<String>,
 }
@@ -126,8 +132,15 @@ impl SyncSummary {
 impl Record for SyncSummary {
     const TYPE: &'static str = "sync";
     fn human(&self) -> String {
+        let via = match self.follower_synced_ms_ago {
+            Some(ms) => format!(
+                " (kept by this profile's agent, which synced {:.1} s ago and waits for news)",
+                ms as f64 / 1000.0
+            ),
+            None => String::new(),
+        };
         format!(
-            "synced: {} events in {} rooms ({} undecryptable), {} to-device",
+            "synced: {} events in {} rooms ({} undecryptable), {} to-device{via}",
             self.events, self.rooms, self.utd, self.to_device
         )
     }

@@ -88,12 +88,27 @@ fn note_passed_over(dir: &Path, socket: &Path) {
     }
 }
 
-const VERSION: u32 = 1;
+/// 2: requests have an `op` (a send, or a status for `sync`).
+const VERSION: u32 = 2;
 
-/// A `send` handed over.
+/// What is asked of the follower.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Op {
+    /// Send the messages.
+    #[default]
+    Send,
+    /// Say since when it has been waiting for news (a one-shot `sync`
+    /// then delivers what it kept, without a request of its own).
+    Status,
+}
+
+/// A `send` handed over (or a status asked).
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct Request {
     v: u32,
+    #[serde(default)]
+    op: Op,
     /// The room as given (`RoomArg`'s display form).
     room: String,
     kind: Kind,
@@ -111,7 +126,7 @@ impl Request {
         isolation: Option<Isolation>,
         texts: Vec<String>,
     ) -> Request {
-        Request { v: VERSION, room, kind, txn_prefix, isolation, texts }
+        Request { v: VERSION, op: Op::Send, room, kind, txn_prefix, isolation, texts }
     }
 }
 
@@ -127,6 +142,11 @@ enum Reply {
     Out(Relayed),
     Done {
         error: Option<Failure>,
+    },
+    /// The answer to a status: when its last sync ended, since when it has
+    /// been waiting for news (ms since the epoch).
+    Status {
+        waiting_since_ms: u64,
     },
 }
 
@@ -264,7 +284,7 @@ pub(crate) fn hand_over(ctx: &CommandContext, request: &Request) -> Option<CliRe
                 return Some(Ok(()));
             }
             Some(Reply::Done { error: Some(failure) }) => return Some(Err(failure.into_error())),
-            Some(Reply::Accepted | Reply::Go | Reply::Declined { .. }) | None => {
+            Some(Reply::Accepted | Reply::Go | Reply::Declined { .. } | Reply::Status { .. }) | None => {
                 let kind = if sent > 0 { ErrorKind::Partial } else { ErrorKind::Failed };
                 return Some(Err(CliError::new(
                     kind,
@@ -276,6 +296,41 @@ pub(crate) fn hand_over(ctx: &CommandContext, request: &Request) -> Option<CliRe
                 .with_hint("with --txn-prefix, the same command again delivers exactly what did not go out")));
             }
         }
+    }
+}
+
+/// How long a one-shot `sync` waits for the follower's status: it answers
+/// between turns, at once, or after the turn under way.
+const STATUS_WAIT: Duration = Duration::from_secs(2);
+
+/// Asks the follower of this profile, if one serves, since when it has
+/// been waiting for news (ms since the epoch): until then it has synced,
+/// and kept what came, and its wait is a long poll the server answers as
+/// soon as anything arrives. `None`: no follower answered (or an older
+/// one, which declines): the caller syncs by itself.
+pub(crate) fn follower_waiting_since(ctx: &CommandContext) -> Option<u64> {
+    use std::io::{BufRead, Write};
+    let dir = ctx.profile.paths().dir.clone();
+    let path = dir.join(SOCKET);
+    let wait = if passed_over(&dir, &path) { PASSED_OVER_WAIT } else { STATUS_WAIT };
+    let mut stream = std::os::unix::net::UnixStream::connect(&path).ok()?;
+    let request = Request {
+        v: VERSION,
+        op: Op::Status,
+        room: String::new(),
+        kind: Kind::Text,
+        txn_prefix: None,
+        isolation: None,
+        texts: Vec::new(),
+    };
+    let mut line = serde_json::to_vec(&request).ok()?;
+    line.push(b'\n');
+    stream.write_all(&line).and_then(|()| stream.set_read_timeout(Some(wait))).ok()?;
+    let mut answer = String::new();
+    std::io::BufReader::new(stream).read_line(&mut answer).ok()?;
+    match serde_json::from_str::<Reply>(&answer).ok()? {
+        Reply::Status { waiting_since_ms } => Some(waiting_since_ms),
+        _ => None,
     }
 }
 
@@ -346,6 +401,7 @@ pub(crate) async fn serve(
     client: &mut matrix_sdk::Client,
     ledger: &mut Ledger<OlmLedger>,
     stream: UnixStream,
+    waiting_since_ms: u64,
 ) {
     let (read, mut write) = stream.into_split();
     let mut lines = BufReader::new(read).lines();
@@ -353,6 +409,10 @@ pub(crate) async fn serve(
         Ok(Ok(Some(line))) => serde_json::from_str::<Request>(&line),
         _ => return,
     };
+    if matches!(&request, Ok(r) if r.v == VERSION && r.op == Op::Status) {
+        let _ = write_reply(&mut write, &Reply::Status { waiting_since_ms }).await;
+        return;
+    }
     let decline = |why: String| Reply::Declined { why };
     let taken = match request {
         Ok(request) if request.v != VERSION => Err(decline(format!("protocol version {} not spoken", request.v))),

@@ -159,7 +159,7 @@ records! {
         event_type: S, sender: O<S>, encrypted: bool, utd_reason: O<S>, sender_key: O<S>, sender_device: O<S>, room_id: O<S>,
         session_id: O<S>, forward: O<S>, dropped_because: O<S>, cursor: O<S>,
     }
-    "sync" => Sync { rooms: usize, events: usize, utd: usize, to_device: usize }
+    "sync" => Sync { rooms: usize, events: usize, utd: usize, to_device: usize, follower_synced_ms_ago: O<u64> }
     "recovery" => Recovery {
         step: S, user_id: S, device_id: O<S>, session_id: O<S>, room_id: O<S>, created_by: O<S>,
         wait_ms: O<u64>, request_id: O<S>, message: O<S>, cursor: O<S>,

@@ -650,3 +650,54 @@ fn a_warm_send_s_backup_warning_reaches_the_asking_process() {
     assert!(warned[0].contains(&format!("version {version} was deleted")), "{}", warned[0]);
     follower.stop();
 }
+
+/// Issue 33: while an agent runs, a one-shot `sync` delivers what the
+/// agent kept, with no client and no request of its own, and says how long
+/// ago the agent last synced. It takes the profile without counting a
+/// turn, so the agent goes on with its client; `sync --standalone` syncs
+/// itself, and the agent then rebuilds its client (once: the check that
+/// the warm ones did not make it rebuild).
+#[test]
+fn a_one_shot_sync_delivers_what_the_agent_kept_and_the_agent_stays_warm() {
+    let (env, _alice, _bob, room) = TestEnv::alice_and_bob(&[]);
+    env.run("bob", &["sync"]).success();
+    let mut agent = env.spawn("bob", &["--json", "-vv", "agent"]);
+    agent.wait_for_stderr("Agent running", Duration::from_secs(30));
+    let socket = wait_for_socket(&env, "bob");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::os::unix::net::UnixStream::connect(&socket).is_err() {
+        assert!(Instant::now() < deadline, "the agent does not answer on {}", socket.display());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Each text is delivered by warm one-shot syncs once the agent kept it
+    // (its long poll returns with it): a turn of the agent's in between.
+    let delivered_warm = |text: &str| {
+        env.run("alice", &["send", &room, text]).success();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let run = env.run("bob", &["--json", "-vv", "sync"]).success();
+            assert!(run.stderr.contains("warm path"), "{}", run.stderr);
+            let summary = run.records("sync").remove(0);
+            assert!(summary["follower_synced_ms_ago"].as_u64().is_some_and(|ms| ms < 60_000), "{summary}");
+            if run.records("message").iter().any(|m| m["body"] == text) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "`{text}` was never delivered");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    delivered_warm("kept by the agent");
+    delivered_warm("and again");
+    let human = env.run("bob", &["sync"]).success();
+    assert!(human.stdout.contains("kept by this profile's agent"), "{}", human.stdout);
+
+    let cold = env.run("bob", &["--json", "-vv", "sync", "--standalone"]).success();
+    assert!(!cold.stderr.contains("warm path"), "{}", cold.stderr);
+    assert!(cold.records("sync")[0]["follower_synced_ms_ago"].is_null());
+    delivered_warm("after a sync of its own");
+    agent.signal("-INT");
+    let stopped = agent.finish(Duration::from_secs(30));
+    assert_eq!(stopped.code, 0, "{}", stopped.stderr);
+    let rebuilt = stopped.stderr.matches("another process had the profile").count();
+    assert_eq!(rebuilt, 1, "rebuilt for the standalone sync only: {}", stopped.stderr);
+}

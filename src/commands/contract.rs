@@ -68,7 +68,10 @@ fn entries() -> Vec<Entry> {
         entry::<keys::request::KeyRequestRecord>("keys request", ""),
         entry::<recovery::enable::RecoveryKeyRecord>("recovery enable", "the recovery key, shown this once"),
         entry::<recovery::RecoveryStatusRecord>("recovery status/recover/reset", ""),
-        entry::<recovery::reset::ApprovalRecord>("recovery reset", "after an OAuth 2.0 login: printed before the wait"),
+        entry::<recovery::reset::ApprovalRecord>(
+            "recovery reset",
+            "for an OAuth 2.0 or single sign-on account: printed before the wait",
+        ),
         entry::<backup::status::BackupStatusRecord>("backup status", ""),
         entry::<backup::restore::RestoredRecord>("backup restore", ""),
         entry::<keys::export::ExportedRecord>("keys export", ""),

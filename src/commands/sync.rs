@@ -52,6 +52,13 @@ use crate::stream::{SyncSummary, Watcher};
 /// undecryptable in the same sync (R13). Each step is a `recovery` record.
 /// --no-recover leaves it to matrix-sdk, which (0.18) never sends the m.dummy.
 ///
+/// While a follower of the profile runs (`agent`, `chat`), a one-shot sync
+/// asks it since when it has been waiting for news, and delivers what it
+/// kept, with no request of its own: the follower long-polls, so the server
+/// hands it anything as it arrives. The summary says how long ago the
+/// follower last synced (`follower_synced_ms_ago`); --standalone syncs from
+/// this process instead.
+///
 /// With --follow it also reports senders moving to a new Megolm session
 /// (rotation_seen).
 ///
@@ -89,10 +96,26 @@ pub(crate) struct SyncArgs {
     /// its events are printed with the rest
     #[arg(long, value_name = "GAP", conflicts_with = "follow")]
     fill_gap: Option<i64>,
+
+    /// Sync from this process even when a follower of the profile (`agent`,
+    /// `chat`, `sync --follow`) has kept what the server had: by default a
+    /// one-shot sync then delivers that, without a request of its own
+    #[arg(long, conflicts_with = "follow")]
+    standalone: bool,
 }
 
 #[instrument(skip_all)]
 pub(crate) async fn cmd_sync(ctx: &mut CommandContext, args: &SyncArgs) -> CliResult {
+    // A plain one-shot sync while a follower of the profile long-polls:
+    // what the server had, the follower kept; deliver that, with no
+    // client and no request of this process's own (issue 33).
+    let plain = !args.follow && !args.standalone && !args.no_recover;
+    if plain && args.after_cursor.is_none() && args.fill_gap.is_none() {
+        if let Some(since) = crate::warm::follower_waiting_since(ctx) {
+            let _delivery = crate::profile::lock::acquire_delivery(&ctx.profile.paths().dir.join("deliver.lock"))?;
+            return deliver_what_the_follower_kept(ctx, since).await;
+        }
+    }
     let client = ctx.client().await?;
     // One delivering process per profile: never two splitting the stream.
     let _delivery = crate::profile::lock::acquire_delivery(&ctx.profile.paths().dir.join("deliver.lock"))?;
@@ -150,6 +173,26 @@ pub(crate) async fn cmd_sync(ctx: &mut CommandContext, args: &SyncArgs) -> CliRe
     }
     // What other commands received comes first: the records are delivered
     // in the order they were kept.
+    deliver_kept(ctx, summary)
+}
+
+/// Delivers what a follower of the profile kept (`follower_waiting_since`
+/// said when its last sync ended). The profile is taken without counting a
+/// turn: only ratchet's state database is read and marked, nothing the
+/// follower keeps in memory, so it goes on without rebuilding its client.
+async fn deliver_what_the_follower_kept(ctx: &mut CommandContext, waiting_since_ms: u64) -> CliResult {
+    ctx.profile.lock_uncounted(ctx.settings.lock_timeout, &ctx.out).await?;
+    let session = ctx.load_session()?;
+    let secret = ctx.store_secret(&session)?;
+    ctx.open_state(&secret, crate::profile::state::Opening::Existing)?;
+    let mut summary = SyncSummary::default();
+    summary.follower_synced_ms_ago = Some(crate::clock::now_ms().saturating_sub(waiting_since_ms));
+    tracing::debug!("delivering what the profile's follower kept (warm path)");
+    deliver_kept(ctx, summary)
+}
+
+/// Delivers the kept records, then the summary.
+fn deliver_kept(ctx: &CommandContext, mut summary: SyncSummary) -> CliResult {
     let first = deliver(ctx, &mut summary)?;
     // A human reader in a pipe may stop early without closing it (`| {
     // head -1; sleep 2; }`), which ratchet cannot see: say where this

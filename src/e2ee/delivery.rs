@@ -36,6 +36,8 @@ pub(crate) struct Facts<'a> {
     pub(crate) blacklisted: bool,
     /// The device belongs to this account.
     pub(crate) own: bool,
+    /// This device has no Olm session with it now (`None`: not looked).
+    pub(crate) no_olm_session: bool,
 }
 
 /// What would make the next messages readable to the device, as commands
@@ -70,15 +72,21 @@ pub(crate) const PAST: &str = "the messages already sent stay unreadable to it f
      Megolm session from its current index only, and answers key requests only from devices it gave the session to; \
      its owner's other devices or key backup may still have the key";
 
+/// The same, for a device of this account: matrix-sdk answers a key
+/// request from the account's own verified devices with the whole session.
+pub(crate) const PAST_OWN: &str = "the messages already sent can still reach it: once it is verified, a key request \
+     from it (`keys request` there) is answered by this device with the session";
+
 pub(crate) fn diagnose(f: &Facts<'_>) -> Delivery {
     let all: Vec<u32> = f.indexes.to_vec();
+    let past = if f.own { PAST_OWN } else { PAST };
     let missed = |cause, explanation: String, remedies: Vec<Remedy>| Delivery {
         cause,
         can_read: Some(false),
         unreadable: all.clone(),
         explanation,
         remedies,
-        past: Some(PAST),
+        past: Some(past),
     };
     // A device that can receive keys now gets the next message's session
     // by itself; `rotate --share` gives it one before that message.
@@ -89,14 +97,14 @@ pub(crate) fn diagnose(f: &Facts<'_>) -> Delivery {
             can_read: None,
             unreadable: Vec::new(),
             explanation: "ratchet has no record of whom this session was given to: it was shared before ratchet kept \
-                          these records (or more than 1000 sessions ago)"
+                          these records, or more than 1000 sessions ago"
                 .into(),
             remedies: Vec::new(),
             past: None,
         };
     }
     match f.share {
-        Some(SharedWith { message_index: Some(from), .. }) => {
+        Some(SharedWith { message_index: Some(from), withheld: first, .. }) => {
             let unreadable: Vec<u32> = all.iter().copied().filter(|i| i < from).collect();
             if unreadable.is_empty() {
                 Delivery {
@@ -111,10 +119,23 @@ pub(crate) fn diagnose(f: &Facts<'_>) -> Delivery {
                     past: None,
                 }
             } else {
-                let why = if f.server_unreachable {
-                    "its server did not answer when they were sent (no Olm session could be made with it then)"
-                } else {
-                    "it (or its owner) joined the room, or the device appeared, after they were sent"
+                let why = match first.as_deref() {
+                    Some("m.no_olm") => format!(
+                        "no Olm session could be made with it when they were sent (m.no_olm{}), and it was given \
+                         the session only later",
+                        if f.server_unreachable { ": its server did not answer" } else { ": no one-time key left" }
+                    ),
+                    Some(code) => format!(
+                        "it was withheld ({}) when they were sent, and given the session only later",
+                        crate::ui::terminal::inert(code)
+                    ),
+                    None if f.server_unreachable => {
+                        "its server did not answer when they were sent (no Olm session could be made with it then)"
+                            .to_owned()
+                    }
+                    None => {
+                        "it (or its owner) joined the room, or the device appeared, after they were sent".to_owned()
+                    }
                 };
                 Delivery {
                     cause: "given_after",
@@ -126,7 +147,7 @@ pub(crate) fn diagnose(f: &Facts<'_>) -> Delivery {
                     ),
                     unreadable,
                     remedies: Vec::new(),
-                    past: Some(PAST),
+                    past: Some(past),
                 }
             }
         }
@@ -188,13 +209,19 @@ pub(crate) fn diagnose(f: &Facts<'_>) -> Delivery {
                 ),
             }
         }
-        None if !f.member_then => missed(
-            "not_a_member_then",
-            "its owner was not among those the session was shared with: they joined (or were invited) after these \
-             messages, or the room's history visibility kept them out"
+        // Not a failure: who joins later is not meant to read what came
+        // before (unless history shared on invite, MSC4268, gave it).
+        None if !f.member_then => Delivery {
+            cause: "not_a_member_then",
+            can_read: None,
+            unreadable: Vec::new(),
+            explanation: "its owner was not among those the session was shared with: they joined (or were invited) \
+                          after these messages, or the room's history visibility kept them out; history shared on \
+                          invite (MSC4268) may have given them the key"
                 .into(),
-            Vec::new(),
-        ),
+            remedies: Vec::new(),
+            past: None,
+        },
         None if !f.user_had_devices && f.server_unreachable => missed(
             "server_unreachable_then",
             "no device of its owner was known when the session was shared: their server did not answer the key \
@@ -206,6 +233,14 @@ pub(crate) fn diagnose(f: &Facts<'_>) -> Delivery {
             "no_device_then",
             "no device of its owner was known when the session was shared (they had none logged in, or their \
              server did not answer)"
+                .into(),
+            share_now,
+        ),
+        // matrix-sdk says m.no_olm once per device, not in every session.
+        None if f.no_olm_session => missed(
+            "no_olm_session",
+            "this device has no Olm session with it to carry room keys: it had no one-time key left (it was told \
+             m.no_olm once, in an earlier session), or its server did not answer"
                 .into(),
             share_now,
         ),
@@ -248,6 +283,9 @@ mod tests {
         assert_eq!((d.cause, d.can_read, d.past), ("given", Some(true), None));
         let d = diagnose(&facts(&[0, 1, 2], Some(&g)));
         assert_eq!((d.cause, d.can_read, d.unreadable), ("given_after", Some(false), vec![0, 1]));
+        let first_withheld = SharedWith { withheld: Some("m.blacklisted".into()), ..given(2) };
+        let d = diagnose(&facts(&[0], Some(&first_withheld)));
+        assert!(d.explanation.contains("withheld (m.blacklisted) when they were sent"), "{}", d.explanation);
         assert_eq!(d.past, Some(PAST));
         assert!(d.remedies.is_empty(), "it has the session: the next message reaches it");
     }
@@ -279,7 +317,11 @@ mod tests {
     #[test]
     fn devices_missing_from_the_record_say_why() {
         let d = diagnose(&Facts { member_then: false, ..facts(&[0], None) });
-        assert_eq!(d.cause, "not_a_member_then");
+        assert_eq!((d.cause, d.can_read), ("not_a_member_then", None), "not a failure");
+        let d = diagnose(&Facts { no_olm_session: true, ..facts(&[0], None) });
+        assert_eq!(d.cause, "no_olm_session");
+        let d = diagnose(&Facts { own: true, ..facts(&[0], None) });
+        assert_eq!(d.past, Some(PAST_OWN), "a key request from an own device is answered");
         let d = diagnose(&Facts { user_had_devices: false, server_unreachable: true, ..facts(&[0], None) });
         assert_eq!((d.cause, d.remedies.as_slice()), ("server_unreachable_then", [Remedy::RotateShare].as_slice()));
         let d = diagnose(&Facts { user_had_devices: false, ..facts(&[0], None) });

@@ -51,6 +51,18 @@ fn wait_marker(path: &Path) -> std::path::PathBuf {
 }
 
 pub(crate) async fn acquire(path: &Path, timeout: Duration, out: &Output) -> Result<ProfileLock, CliError> {
+    acquire_counted(path, timeout, out, true).await
+}
+
+/// [`acquire`] without counting a turn: for a process that touches
+/// nothing a follower keeps in memory (a one-shot `sync` that only
+/// delivers what the follower kept, from ratchet's state database), so
+/// that the follower does not rebuild its client after it.
+pub(crate) async fn acquire_uncounted(path: &Path, timeout: Duration, out: &Output) -> Result<ProfileLock, CliError> {
+    acquire_counted(path, timeout, out, false).await
+}
+
+async fn acquire_counted(path: &Path, timeout: Duration, out: &Output, count: bool) -> Result<ProfileLock, CliError> {
     let mut file = open(path)?;
     let start = Instant::now();
     let mut told = false;
@@ -82,7 +94,7 @@ pub(crate) async fn acquire(path: &Path, timeout: Duration, out: &Output) -> Res
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    record(file)
+    record(file, count)
 }
 
 /// A follower's turn: waits as long as it takes, and never ahead of a
@@ -95,7 +107,7 @@ pub(crate) async fn acquire_turn(path: &Path) -> Result<ProfileLock, CliError> {
             let _ = marker.unlock();
             let file = open(path)?;
             match file.try_lock() {
-                Ok(()) => return record(file),
+                Ok(()) => return record(file, true),
                 Err(TryLockError::WouldBlock) => {}
                 Err(TryLockError::Error(e)) => {
                     return Err(CliError::failed("could not lock the profile").with_source(e));
@@ -111,9 +123,9 @@ pub(crate) async fn acquire_turn(path: &Path) -> Result<ProfileLock, CliError> {
 /// follower that missed another process's turn would keep a stale client
 /// (Olm and Megolm state used twice). A count that cannot be read is 0,
 /// which no follower's last turn is, so it rebuilds.
-fn record(mut file: File) -> Result<ProfileLock, CliError> {
+fn record(mut file: File, count: bool) -> Result<ProfileLock, CliError> {
     let previous = holder(&mut file).map(|(_, t)| t).unwrap_or(0);
-    let turn = previous.wrapping_add(1).max(1);
+    let turn = if count { previous.wrapping_add(1).max(1) } else { previous };
     file.set_len(0)
         .and_then(|()| file.rewind())
         .and_then(|()| write!(file, "{} {turn}", std::process::id()))

@@ -182,6 +182,16 @@ impl Profile {
         Ok(())
     }
 
+    /// Takes the lock without counting a turn (see
+    /// [`lock::acquire_uncounted`]): followers keep their clients.
+    pub(crate) async fn lock_uncounted(&mut self, timeout: Duration, out: &Output) -> CliResult<()> {
+        if self.lock.is_none() {
+            ensure_dir(&self.paths.dir)?;
+            self.lock = Some(lock::acquire_uncounted(&self.paths.lock_file, timeout, out).await?);
+        }
+        Ok(())
+    }
+
     /// Whether this process holds the lock now.
     pub(crate) fn is_locked(&self) -> bool {
         self.lock.is_some()

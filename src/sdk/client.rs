@@ -52,10 +52,22 @@ async fn parked<F: std::future::Future>(future: F) -> CliResult<(F::Output, Park
     Ok((output, parked))
 }
 
+/// Set when refreshed tokens could not be saved (see
+/// [`refreshed_tokens_unsaved`]).
+static UNSAVED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether a refresh this process made could not be saved: the profile's
+/// file then holds a refresh token the server has replaced.
+pub(crate) fn refreshed_tokens_unsaved() -> bool {
+    UNSAVED.load(std::sync::atomic::Ordering::SeqCst)
+}
+
 /// Keeps refreshed OAuth 2.0 tokens: matrix-sdk refreshes the access token
 /// when the server says it expired, and then calls `save` (the refresh
-/// token rotates with it). There is no reload: one process holds the
-/// profile at a time, so no other can have refreshed meanwhile.
+/// token rotates with it). There is no reload: refreshes happen only under
+/// the profile lock (a follower's long poll between turns does not
+/// refresh, see `sdk::wait_for_news`), so no other process can have
+/// refreshed meanwhile.
 pub(crate) fn keep_refreshed_tokens(
     client: &Client,
     save: impl Fn(String, Option<String>) -> Result<(), String> + Send + Sync + 'static,
@@ -66,6 +78,7 @@ pub(crate) fn keep_refreshed_tokens(
             Box::new(move |client| {
                 let tokens = client.session_tokens().ok_or("no tokens after a refresh")?;
                 save(tokens.access_token, tokens.refresh_token).map_err(|e| {
+                    UNSAVED.store(true, std::sync::atomic::Ordering::SeqCst);
                     tracing::error!("the refreshed tokens could not be saved: {e}");
                     e.into()
                 })

@@ -287,6 +287,7 @@ pub(crate) async fn preshare(room: &Room) -> CliResult<Shared> {
         .ok_or_else(|| CliError::failed("the room's encryption settings cannot be used"))?;
     let machine = machine(&client).await?;
     let unanswered = query_unknown_devices(&client, &machine, &active).await?;
+    let session_before = outbound_session(&client, room_id).await?.map(|s| s.session_id().to_owned());
 
     let mut unreachable = Vec::new();
     if let Some((txn_id, request)) = machine.get_missing_sessions(active.iter().map(|u| u.as_ref())).await? {
@@ -318,13 +319,16 @@ pub(crate) async fn preshare(room: &Room) -> CliResult<Shared> {
             return Err(e);
         }
     }
-    // What went is recorded when something went: a new session, or one
-    // given or withheld to more devices (the SDK's record only grows).
-    let record = if requests.is_empty() {
+    // Recorded when something changed: a new session (even one that went
+    // to no other device: its members then are the record), a session
+    // given or withheld to more devices (the SDK's record only grows), or
+    // a server that did not answer.
+    let mut servers = unanswered;
+    servers.extend(unreachable.iter().filter(|s| !servers.contains(s)).cloned().collect::<Vec<_>>());
+    let session_after = outbound_session(&client, room_id).await?.map(|s| s.session_id().to_owned());
+    let record = if requests.is_empty() && servers.is_empty() && session_after == session_before {
         None
     } else {
-        let mut servers = unanswered;
-        servers.extend(unreachable.iter().filter(|s| !servers.contains(s)).cloned().collect::<Vec<_>>());
         share_record(&client, room_id, &recipients, &servers).await?
     };
     Ok(Shared { requests: requests.len(), unreachable, record })

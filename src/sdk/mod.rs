@@ -144,26 +144,39 @@ pub(crate) async fn wait_for_news(
     timeout: Duration,
     request_timeout: Duration,
 ) {
-    use matrix_sdk::ruma::api::client::filter::{FilterDefinition, RoomEventFilter, RoomFilter};
-    use matrix_sdk::ruma::api::client::sync::sync_events::v3;
-    use matrix_sdk::ruma::UInt;
-
-    let mut timeline = RoomEventFilter::default();
-    timeline.limit = Some(UInt::from(1u32));
-    let mut room = RoomFilter::default();
-    room.timeline = timeline;
-    room.ephemeral = RoomEventFilter::ignore_all();
-    let mut filter = FilterDefinition::default();
-    filter.room = room;
-    filter.presence = matrix_sdk::ruma::api::client::filter::Filter::ignore_all();
-    let mut request = v3::Request::new();
-    request.since = since;
-    request.timeout = Some(timeout);
-    request.filter = Some(v3::Filter::FilterDefinition(filter));
-    let config = matrix_sdk::config::RequestConfig::new().timeout(request_timeout + timeout).retry_limit(0);
+    // A plain request on the client's connection pool, not the SDK's
+    // `send`: with an OAuth 2.0 login the SDK would refresh an expired
+    // access token right here, without the profile lock, and rotate the
+    // refresh token under a command that holds the profile. A 401 is news
+    // like any other answer: the turn after it syncs, and refreshes there,
+    // under the lock.
+    let Some(token) = client.access_token() else { return };
+    let filter = serde_json::json!({
+        "room": {"timeline": {"limit": 1}, "ephemeral": {"types": []}},
+        "presence": {"types": []},
+    });
+    let mut base = client.homeserver();
+    if !base.path().ends_with('/') {
+        let path = format!("{}/", base.path());
+        base.set_path(&path);
+    }
+    let Ok(mut url) = base.join("_matrix/client/v3/sync") else { return };
+    {
+        let mut query = url.query_pairs_mut();
+        query.append_pair("timeout", &timeout.as_millis().to_string()).append_pair("filter", &filter.to_string());
+        if let Some(since) = &since {
+            query.append_pair("since", since);
+        }
+    }
     let started = std::time::Instant::now();
-    if let Err(e) = client.send(request).with_request_config(config).await {
-        tracing::debug!(error = %e, "waiting for news failed; syncing now");
+    let answer = client.http_client().get(url).bearer_auth(token).timeout(request_timeout + timeout).send().await;
+    let failed = match answer {
+        Ok(answer) if answer.status().is_success() => None,
+        Ok(answer) => Some(format!("HTTP {}", answer.status())),
+        Err(e) => Some(e.to_string()),
+    };
+    if let Some(why) = failed {
+        tracing::debug!(error = %why, "waiting for news failed; syncing now");
         // Do not spin against a server that fails at once.
         let rest = Duration::from_secs(2).saturating_sub(started.elapsed());
         tokio::time::sleep(rest).await;

@@ -395,9 +395,16 @@ pub(crate) async fn reset_identity_sso(client: &Client, approve: impl FnOnce(&st
         matrix_sdk::encryption::CrossSigningResetAuthType::OAuth(_) => None,
     }
     .ok_or_else(|| CliError::failed("the server gave no user-interactive auth session for the reset"))?;
-    let mut url = client.homeserver();
-    url.set_path("/_matrix/client/v3/auth/m.login.sso/fallback/web");
-    url.query_pairs_mut().clear().append_pair("session", &session);
+    // Under the homeserver's own path, if it has one.
+    let mut base = client.homeserver();
+    if !base.path().ends_with('/') {
+        let path = format!("{}/", base.path());
+        base.set_path(&path);
+    }
+    let mut url = base
+        .join("_matrix/client/v3/auth/m.login.sso/fallback/web")
+        .map_err(|e| CliError::internal("the single sign-on page's address").with_source(e))?;
+    url.query_pairs_mut().append_pair("session", &session);
     approve(url.as_str())?;
     let ack = uiaa::FallbackAcknowledgement::new(session);
     handle.reset(Some(uiaa::AuthData::FallbackAcknowledgement(ack))).await.map_err(|e| {

@@ -40,8 +40,9 @@ use crate::ui::output::Record;
 /// readable to it, or why nothing on this side can. Without --event or
 /// --all, only the devices that cannot read are listed.
 ///
-/// Exit 0 when nothing is undecryptable (with --sent: every device can
-/// read), 3 otherwise.
+/// Exit 0 when nothing is undecryptable (with --sent: every device in the
+/// room can read, as far as ratchet's records say), 3 otherwise (with
+/// --sent also when a session has no record).
 ///
 /// Examples:
 ///

@@ -48,7 +48,9 @@ pub(crate) struct DeliveryRecord {
     device_state: &'static str,
     /// Now: cross-signed by its owner (MSC4153).
     cross_signed: Option<bool>,
-    /// Olm sessions this device has with it (room keys travel over them).
+    /// Olm sessions this device has with it (room keys travel over them);
+    /// absent when not looked up (a device given the session, in a room's
+    /// view).
     olm_sessions: Option<usize>,
     /// A stable name for the cause (see README, "doctor --sent").
     cause: &'static str,
@@ -75,6 +77,7 @@ impl Record for DeliveryRecord {
             Some(true) => "can read",
             Some(false) if self.unreadable_event_ids.len() < self.event_ids.len() => "cannot read some",
             Some(false) => "cannot read",
+            None if self.cause == "not_a_member_then" => "not in the room then",
             None => "unknown",
         };
         let mut s = format!(
@@ -154,7 +157,31 @@ pub(super) async fn cmd_doctor_sent(ctx: &mut CommandContext, args: &DoctorArgs)
 
     let mut cannot: BTreeSet<(String, String)> = BTreeSet::new();
     let mut unknown = 0usize;
+    // Each session's record: kept, and the SDK's own for the room's
+    // current session (the newest; merged so that a device withheld at
+    // first keeps its code).
+    let mut records = Vec::with_capacity(sent.len());
     for session in &sent {
+        let record = db.shares(&session.session_id)?;
+        let live = current.as_ref().filter(|c| c.session_id == session.session_id).map(|c| c.shared_with.clone());
+        records.push(match (live, record) {
+            (Some(live), Some(r)) => {
+                Some(r.merged(crate::profile::state::ShareRecord { devices: live, ..Default::default() }))
+            }
+            (Some(live), None) => Some(crate::profile::state::ShareRecord { devices: live, ..Default::default() }),
+            (None, record) => record,
+        });
+    }
+    // The devices told m.no_olm in any of them: matrix-sdk says it once
+    // per device, so a later session does not list them at all.
+    let told_no_olm: BTreeSet<(String, String)> = records
+        .iter()
+        .flatten()
+        .flat_map(|r| &r.devices)
+        .filter(|d| d.withheld.as_deref() == Some("m.no_olm"))
+        .map(|d| (d.user_id.clone(), d.device_id.clone()))
+        .collect();
+    for (session, record) in sent.iter().zip(records) {
         let indexes: Vec<u32> = session.events.iter().map(|(_, i)| *i).collect();
         let base = |cause, explanation: String| DeliveryRecord {
             room_id: room_id.to_string(),
@@ -175,14 +202,9 @@ pub(super) async fn cmd_doctor_sent(ctx: &mut CommandContext, args: &DoctorArgs)
             fix: Vec::new(),
             past: None,
         };
-        let record = db.shares(&session.session_id)?;
-        // The room's current session: the SDK's own record is the newest.
-        let live = current.as_ref().filter(|c| c.session_id == session.session_id).map(|c| c.shared_with.clone());
-        let (devices, mut members, unreachable) = match (live, record) {
-            (Some(live), Some(r)) => (live, r.members, r.unreachable),
-            (Some(live), None) => (live, Vec::new(), Vec::new()),
-            (None, Some(r)) => (r.devices, r.members, r.unreachable),
-            (None, None) => {
+        let (devices, mut members, unreachable) = match record {
+            Some(r) => (r.devices, r.members, r.unreachable),
+            None => {
                 unknown += 1;
                 let d = delivery::diagnose(&Facts { indexes: &indexes, ..Default::default() });
                 ctx.out.data(&base(d.cause, d.explanation))?;
@@ -200,31 +222,40 @@ pub(super) async fn cmd_doctor_sent(ctx: &mut CommandContext, args: &DoctorArgs)
             let here = now.get(&(user.clone(), device.clone()));
             let present = here.is_some_and(|n| !n.deleted);
             let server = user.split_once(':').map(|(_, s)| s).unwrap_or_default();
+            let user_had_devices = users_with_devices.contains(user.as_str());
+            // Olm sessions with it: looked up for the devices that can
+            // read nothing of it, and for every device in a full view.
+            let every = args.event.is_some() || args.all;
+            let olm_sessions = match here.and_then(|n| n.curve.as_deref()) {
+                Some(curve) if every || share.is_none_or(|s| s.message_index.is_none()) => {
+                    Some(olm::device_sessions(&client, curve, &olm_ledger).await?.sessions.len())
+                }
+                _ => None,
+            };
             let d = delivery::diagnose(&Facts {
                 indexes: &indexes,
                 recorded: true,
                 share,
                 member_then: members.contains(&user),
-                user_had_devices: users_with_devices.contains(user.as_str()),
+                user_had_devices,
                 server_unreachable: unreachable.iter().any(|s| s == server),
                 present,
                 cross_signed: here.is_some_and(|n| n.cross_signed),
                 blacklisted: here.is_some_and(|n| n.blacklisted),
                 own: user == me.as_str(),
+                no_olm_session: share.is_none()
+                    && olm_sessions == Some(0)
+                    && told_no_olm.contains(&(user.clone(), device.clone())),
             });
             // A room's view: the devices that cannot read, of those in the
-            // room now (one that left reads nothing new anyway).
-            let every = args.event.is_some() || args.all;
-            if !every && (d.can_read == Some(true) || !present) {
+            // room now (one that left reads nothing new anyway; who joined
+            // later was not meant to).
+            if !every && (d.can_read != Some(false) || !present) {
                 continue;
             }
             if d.can_read == Some(false) && present {
                 cannot.insert((user.clone(), device.clone()));
             }
-            let olm_sessions = match here.and_then(|n| n.curve.as_deref()) {
-                Some(curve) => Some(olm::device_sessions(&client, curve, &olm_ledger).await?.sessions.len()),
-                None => None,
-            };
             let fix = d
                 .remedies
                 .iter()

@@ -82,7 +82,7 @@ pub(crate) async fn cmd_reset(ctx: &mut CommandContext, args: &ResetArgs) -> Cli
         let out = &ctx.out;
         let open = !args.no_browser;
         sdk::secrets::reset_identity_oauth(&client, |url| {
-            let browser_opened = open && crate::sso::open_in_browser(url);
+            let browser_opened = open && crate::sso::open_approval(url);
             out.data(&ApprovalRecord { url: url.to_owned(), browser_opened })?;
             out.status("Waiting for the approval (at most two minutes)…");
             Ok(())
@@ -90,16 +90,18 @@ pub(crate) async fn cmd_reset(ctx: &mut CommandContext, args: &ResetArgs) -> Cli
         .await?;
     } else if !args.password_stdin
         && ctx.settings.password_env.is_none()
-        && sdk::secrets::reauth_kind(&ctx.client().await?).await? == sdk::secrets::ReAuth::Sso
+        && sdk::secrets::reauth_kind(&ctx.client().await?).await? != sdk::secrets::ReAuth::Password
     {
         // An account made by single sign-on has no password: the server's
-        // single sign-on page authorises the reset, as in Element.
+        // single sign-on page authorises the reset, as in Element. (One
+        // that asks nothing now, in its grace period after an
+        // authorisation, needs neither.)
         let client = ctx.client().await?;
         ctx.sync(&client).await?;
         let out = &ctx.out;
         let open = !args.no_browser;
         sdk::secrets::reset_identity_sso(&client, |url| {
-            let browser_opened = open && crate::sso::open_in_browser(url);
+            let browser_opened = open && crate::sso::open_approval(url);
             out.data(&ApprovalRecord { url: url.to_owned(), browser_opened })?;
             out.status("Waiting for the single sign-on (at most two minutes)…");
             Ok(())

@@ -26,8 +26,9 @@ pub(crate) struct ShareRecord {
     /// room's members then, under its history visibility).
     pub(crate) members: Vec<String>,
     /// Every device the SDK decided on, with the outcome (its sharing
-    /// record, which only grows: a device withheld and later given shows
-    /// as given, from the later index).
+    /// record, which only grows). A device withheld and later given shows
+    /// as given, from the later index, and keeps the code it was withheld
+    /// with (the SDK's record forgets it).
     pub(crate) devices: Vec<SharedWith>,
     /// Servers that did not answer a key query or a one-time-key claim
     /// during one of the shares: their users' devices may be missing.
@@ -51,7 +52,19 @@ impl ShareRecord {
                 self.unreachable.push(s);
             }
         }
-        self.devices = later.devices;
+        // A device withheld at first and given later keeps its code, for
+        // the messages it missed (`doctor --sent` says why).
+        let mut devices = later.devices;
+        for d in &mut devices {
+            if d.message_index.is_some() && d.withheld.is_none() {
+                d.withheld = self
+                    .devices
+                    .iter()
+                    .find(|e| e.user_id == d.user_id && e.device_id == d.device_id)
+                    .and_then(|e| e.withheld.clone());
+            }
+        }
+        self.devices = devices;
         self.last_ms = later.last_ms;
         self
     }
