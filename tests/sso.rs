@@ -500,3 +500,46 @@ fn an_sso_account_s_identity_reset_is_authorised_by_single_sign_on() {
     let who = env.run("sol", &["--json", "identity"]).success().records("identity").remove(0);
     assert_eq!(who["this_device_cross_signed"], true, "the new identity signs this device: {who}");
 }
+
+/// OAuth 2.0 with an agent running: access tokens expire every 3 s while
+/// the agent long-polls, sends through it (warm) and commands of their own
+/// take turns. Every refresh happens under the profile lock and is saved,
+/// so neither side ever presents a refresh token the other has replaced
+/// (the server would refuse it, and end the session).
+#[test]
+fn oauth_tokens_refreshed_by_an_agent_and_by_commands_in_turn_stay_valid() {
+    let mut env = TestEnv::new();
+    let server = OAuthServer::start(&mut env, 3);
+    server.login(&env, "otto", "otto");
+    let room = env.run("otto", &["--json", "room", "create", "--encrypted"]).success().records("room")[0]["room_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut agent = env.spawn("otto", &["--json", "-v", "agent"]);
+    agent.wait_for_stderr("Agent running", std::time::Duration::from_secs(30));
+    let socket = env.profile_dir("otto").join("send.sock");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::os::unix::net::UnixStream::connect(&socket).is_err() {
+        assert!(std::time::Instant::now() < deadline, "the agent does not answer");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    for round in 0..3 {
+        std::thread::sleep(std::time::Duration::from_secs(4));
+        let warm = env.run("otto", &["--json", "-v", "send", &room, &format!("warm {round}")]).success();
+        assert!(warm.stderr.contains("warm path"), "{}", warm.stderr);
+        std::thread::sleep(std::time::Duration::from_secs(4));
+        env.run("otto", &["--json", "send", "--standalone", &room, &format!("cold {round}")]).success();
+        env.run("otto", &["--json", "sync", "--standalone"]).success();
+    }
+    agent.signal("-INT");
+    let stopped = agent.finish(std::time::Duration::from_secs(30));
+    assert_eq!(stopped.code, 0, "{}", stopped.stderr);
+    let read = env.run("otto", &["--json", "messages", &room]).success().records("message");
+    let bodies: Vec<&str> = read.iter().filter_map(|m| m["body"].as_str()).collect();
+    for round in 0..3 {
+        assert!(
+            bodies.contains(&format!("warm {round}").as_str()) && bodies.contains(&format!("cold {round}").as_str()),
+            "{bodies:?}"
+        );
+    }
+}
