@@ -94,16 +94,22 @@ impl SsoLogin {
     fn start_with(env: &TestEnv, profile: &str, homeserver: &str, how: &str, extra: &[&str]) -> SsoLogin {
         let mut args = vec!["--json", "login", "--homeserver", homeserver, how, "--no-browser"];
         args.extend_from_slice(extra);
-        let mut child = env.command(profile, &args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        SsoLogin::until(env, profile, &args, "sso")
+    }
+
+    /// A ratchet command under way whose first stdout line is a `kind`
+    /// record with the `url` to open in a browser.
+    fn until(env: &TestEnv, profile: &str, args: &[&str], kind: &str) -> SsoLogin {
+        let mut child = env.command(profile, args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
         let mut line = String::new();
         stdout.read_line(&mut line).unwrap();
         let record: Value = serde_json::from_str(&line).unwrap_or_else(|_| {
             let mut err = String::new();
             let _ = std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err);
-            panic!("no sso record: {line:?} {err}")
+            panic!("no {kind} record: {line:?} {err}")
         });
-        assert_eq!(record["type"], "sso", "{record}");
+        assert_eq!(record["type"], kind, "{record}");
         assert_eq!(record["browser_opened"], false);
         SsoLogin { child, stdout, url: record["url"].as_str().unwrap().to_owned() }
     }
@@ -410,6 +416,31 @@ fn oauth_fails_cleanly_without_the_server_s_support_a_browser_or_the_right_state
     assert!(!env.profile_dir("vic").exists(), "nothing left behind");
 }
 
+/// `recovery reset --yes --no-browser` on `profile`, whose account has no
+/// password: the `approval` record's address is opened in the browser as
+/// `user` (signed in there); the reset must then finish with a new
+/// identity that signs this device. Returns the address.
+fn reset_approved_in_the_browser(env: &TestEnv, profile: &str, user: &str, page_says: &str) -> String {
+    let master = || {
+        env.run(profile, &["--json", "identity"]).success().records("identity")[0]["master_key"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let before = master();
+    let reset = SsoLogin::until(env, profile, &["--json", "recovery", "reset", "--yes", "--no-browser"], "approval");
+    let url = reset.url.clone();
+    let page = browser(&url, user);
+    assert!(page.contains(page_says), "{page}");
+    let (code, records, stderr) = reset.finish();
+    assert_eq!(code, 0, "{stderr}");
+    assert!(records.iter().any(|r| r["type"] == "recovery_status"), "{records:?}");
+    assert_ne!(master(), before, "a new identity");
+    let who = env.run(profile, &["--json", "identity"]).success().records("identity").remove(0);
+    assert_eq!(who["this_device_cross_signed"], true, "the new identity signs this device: {who}");
+    url
+}
+
 /// A cross-signing reset after an OAuth 2.0 login: no password; the
 /// server's approval page (MSC4312) is printed, approved in a browser, and
 /// the reset finishes with a new identity that signs this device.
@@ -418,37 +449,8 @@ fn an_oauth_account_s_identity_reset_is_approved_in_the_browser() {
     let mut env = TestEnv::new();
     let server = OAuthServer::start(&mut env, 300);
     server.login(&env, "pia", "pia");
-    let master = |env: &TestEnv| {
-        env.run("pia", &["--json", "identity"]).success().records("identity")[0]["master_key"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    };
-    let before = master(&env);
-    let mut child = env
-        .command("pia", &["--json", "recovery", "reset", "--yes", "--no-browser"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    let approval: Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("no approval record: {line:?}"));
-    assert_eq!(approval["type"], "approval", "{approval}");
-    let url = approval["url"].as_str().unwrap();
+    let url = reset_approved_in_the_browser(&env, "pia", "pia", "reset allowed for pia");
     assert!(url.contains("action=org.matrix.cross_signing_reset"), "{url}");
-    let page = browser(url, "pia");
-    assert!(page.contains("reset allowed for pia"), "{page}");
-    let mut rest = String::new();
-    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
-    assert!(child.wait().unwrap().success(), "{stderr}");
-    assert!(rest.contains(r#""type":"recovery_status""#), "{rest}");
-    assert_ne!(master(&env), before, "a new identity");
-    let who = env.run("pia", &["--json", "identity"]).success().records("identity").remove(0);
-    assert_eq!(who["this_device_cross_signed"], true, "the new identity signs this device: {who}");
 }
 
 /// A cross-signing reset on an account made by single sign-on (no
@@ -463,42 +465,9 @@ fn an_sso_account_s_identity_reset_is_authorised_by_single_sign_on() {
     browser(&login.url, "sol");
     let (code, _, stderr) = login.finish();
     assert_eq!(code, 0, "{stderr}");
-    let master = |env: &TestEnv| {
-        env.run("sol", &["--json", "identity"]).success().records("identity")[0]["master_key"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    };
-    let before = master(&env);
-    let mut child = env
-        .command("sol", &["--json", "recovery", "reset", "--yes", "--no-browser"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    let approval: Value = serde_json::from_str(&line).unwrap_or_else(|_| {
-        let mut err = String::new();
-        let _ = std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err);
-        panic!("no approval record: {line:?} {err}")
-    });
-    assert_eq!(approval["type"], "approval", "{approval}");
-    let url = approval["url"].as_str().unwrap();
-    assert!(
-        url.starts_with(&format!("{}/_matrix/client/v3/auth/m.login.sso/fallback/web?session=", server.synapse.url))
-    );
-    let page = browser(url, "sol");
-    assert!(page.contains("Now we know it"), "{page}");
-    let mut rest = String::new();
-    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
-    assert!(child.wait().unwrap().success(), "{stderr}");
-    assert_ne!(master(&env), before, "a new identity");
-    let who = env.run("sol", &["--json", "identity"]).success().records("identity").remove(0);
-    assert_eq!(who["this_device_cross_signed"], true, "the new identity signs this device: {who}");
+    let url = reset_approved_in_the_browser(&env, "sol", "sol", "Now we know it");
+    let page = format!("{}/_matrix/client/v3/auth/m.login.sso/fallback/web?session=", server.synapse.url);
+    assert!(url.starts_with(&page), "{url}");
 }
 
 /// OAuth 2.0 with an agent running: access tokens expire every 3 s while

@@ -138,6 +138,17 @@ fn sync_filter() -> matrix_sdk::ruma::api::client::filter::FilterDefinition {
 /// while other commands use the profile.
 ///
 /// A failure is not reported here: the sync that follows reports it.
+/// `path` (relative: `_matrix/client/…`) under the homeserver's URL, its
+/// own path kept when it has one (`https://example.org/matrix/`).
+pub(crate) fn client_api_url(client: &Client, path: &str) -> Result<url::Url, url::ParseError> {
+    let mut base = client.homeserver();
+    if !base.path().ends_with('/') {
+        let with_slash = format!("{}/", base.path());
+        base.set_path(&with_slash);
+    }
+    base.join(path)
+}
+
 pub(crate) async fn wait_for_news(
     client: &Client,
     since: Option<String>,
@@ -155,12 +166,7 @@ pub(crate) async fn wait_for_news(
         "room": {"timeline": {"limit": 1}, "ephemeral": {"types": []}},
         "presence": {"types": []},
     });
-    let mut base = client.homeserver();
-    if !base.path().ends_with('/') {
-        let path = format!("{}/", base.path());
-        base.set_path(&path);
-    }
-    let Ok(mut url) = base.join("_matrix/client/v3/sync") else { return };
+    let Ok(mut url) = client_api_url(client, "_matrix/client/v3/sync") else { return };
     {
         let mut query = url.query_pairs_mut();
         query.append_pair("timeout", &timeout.as_millis().to_string()).append_pair("filter", &filter.to_string());

@@ -316,13 +316,7 @@ pub(crate) async fn reset_identity(client: &Client, password: &Secret) -> CliRes
 /// changed key. An approval never given leaves them deleted and the
 /// identity as it was; `recovery reset` run again approves and finishes.
 pub(crate) async fn reset_identity_oauth(client: &Client, approve: impl FnOnce(&str) -> CliResult) -> CliResult<()> {
-    let handle = client
-        .encryption()
-        .recovery()
-        .reset_identity()
-        .await
-        .map_err(|e| CliError::failed("could not reset the identity").with_source(e))?;
-    let Some(handle) = handle else { return Ok(()) };
+    let Some(handle) = start_reset(client).await? else { return Ok(()) };
     match handle.auth_type() {
         matrix_sdk::encryption::CrossSigningResetAuthType::OAuth(info) => approve(info.approval_url.as_str())?,
         matrix_sdk::encryption::CrossSigningResetAuthType::Uiaa(_) => {
@@ -383,26 +377,13 @@ pub(crate) async fn reauth_kind(client: &Client) -> CliResult<ReAuth> {
 /// for two minutes, with the session's acknowledgement, until the stage is
 /// done. The order is the SDK's, as for [`reset_identity_oauth`].
 pub(crate) async fn reset_identity_sso(client: &Client, approve: impl FnOnce(&str) -> CliResult) -> CliResult<()> {
-    let handle = client
-        .encryption()
-        .recovery()
-        .reset_identity()
-        .await
-        .map_err(|e| CliError::failed("could not reset the identity").with_source(e))?;
-    let Some(handle) = handle else { return Ok(()) };
+    let Some(handle) = start_reset(client).await? else { return Ok(()) };
     let session = match handle.auth_type() {
         matrix_sdk::encryption::CrossSigningResetAuthType::Uiaa(info) => info.session.clone(),
         matrix_sdk::encryption::CrossSigningResetAuthType::OAuth(_) => None,
     }
     .ok_or_else(|| CliError::failed("the server gave no user-interactive auth session for the reset"))?;
-    // Under the homeserver's own path, if it has one.
-    let mut base = client.homeserver();
-    if !base.path().ends_with('/') {
-        let path = format!("{}/", base.path());
-        base.set_path(&path);
-    }
-    let mut url = base
-        .join("_matrix/client/v3/auth/m.login.sso/fallback/web")
+    let mut url = super::client_api_url(client, "_matrix/client/v3/auth/m.login.sso/fallback/web")
         .map_err(|e| CliError::internal("the single sign-on page's address").with_source(e))?;
     url.query_pairs_mut().append_pair("session", &session);
     approve(url.as_str())?;
@@ -415,6 +396,18 @@ pub(crate) async fn reset_identity_sso(client: &Client, approve: impl FnOnce(&st
                 crate::ui::hint::ratchet("recovery reset --yes")
             ))
     })
+}
+
+/// matrix-sdk's identity reset up to the server's answer: deletes the
+/// backup and secret storage, makes new cross-signing keys and tries the
+/// upload; a handle when the server asks for an authorisation.
+async fn start_reset(client: &Client) -> CliResult<Option<matrix_sdk::encryption::recovery::IdentityResetHandle>> {
+    client
+        .encryption()
+        .recovery()
+        .reset_identity()
+        .await
+        .map_err(|e| CliError::failed("could not reset the identity").with_source(e))
 }
 
 /// Whether the account has secret storage (a request).

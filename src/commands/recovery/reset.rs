@@ -75,24 +75,14 @@ pub(crate) async fn cmd_reset(ctx: &mut CommandContext, args: &ResetArgs) -> Cli
         }
     }
     let session = ctx.load_session()?;
-    if session.oauth.is_some() {
-        // An OAuth 2.0 login: no password; the server's approval page.
-        let client = ctx.client().await?;
-        ctx.sync(&client).await?;
-        let out = &ctx.out;
-        let open = !args.no_browser;
-        sdk::secrets::reset_identity_oauth(&client, |url| {
-            let browser_opened = open && crate::sso::open_approval(url);
-            out.data(&ApprovalRecord { url: url.to_owned(), browser_opened })?;
-            out.status("Waiting for the approval (at most two minutes)…");
-            Ok(())
-        })
-        .await?;
-    } else if !args.password_stdin
+    let oauth = session.oauth.is_some();
+    let no_password = !oauth
+        && !args.password_stdin
         && ctx.settings.password_env.is_none()
-        && sdk::secrets::reauth_kind(&ctx.client().await?).await? != sdk::secrets::ReAuth::Password
-    {
-        // An account made by single sign-on has no password: the server's
+        && sdk::secrets::reauth_kind(&ctx.client().await?).await? != sdk::secrets::ReAuth::Password;
+    if oauth || no_password {
+        // An OAuth 2.0 login: the server's approval page (MSC4312). An
+        // account made by single sign-on has no password: the server's
         // single sign-on page authorises the reset, as in Element. (One
         // that asks nothing now, in its grace period after an
         // authorisation, needs neither.)
@@ -100,13 +90,17 @@ pub(crate) async fn cmd_reset(ctx: &mut CommandContext, args: &ResetArgs) -> Cli
         ctx.sync(&client).await?;
         let out = &ctx.out;
         let open = !args.no_browser;
-        sdk::secrets::reset_identity_sso(&client, |url| {
+        let approve = |url: &str| {
             let browser_opened = open && crate::sso::open_approval(url);
             out.data(&ApprovalRecord { url: url.to_owned(), browser_opened })?;
-            out.status("Waiting for the single sign-on (at most two minutes)…");
+            out.status("Waiting for you there (at most two minutes)…");
             Ok(())
-        })
-        .await?;
+        };
+        if oauth {
+            sdk::secrets::reset_identity_oauth(&client, approve).await?;
+        } else {
+            sdk::secrets::reset_identity_sso(&client, approve).await?;
+        }
     } else {
         let password = ctx.read_password(args.password_stdin, session.user_id.as_str())?;
         let client = ctx.client().await?;
