@@ -53,20 +53,22 @@ impl SsoServer {
         let issuer = format!("http://127.0.0.1:{port}");
         let synapse = Synapse::private_with(&[("RATCHET_SYNAPSE_OIDC_ISSUER", &issuer)]);
         let callback = format!("{}/_synapse/client/oidc/callback", synapse.url);
-        let mut provider = Command::new("node")
-            .arg(dir.join("provider.mjs"))
-            .arg(port.to_string())
-            .arg(callback)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("node");
-        let mut line = String::new();
-        let mut output = BufReader::new(provider.stdout.take().unwrap());
-        output.read_line(&mut line).unwrap();
-        assert_eq!(line.trim(), "ready", "the OpenID provider did not start");
+        let mut cmd = Command::new("node");
+        cmd.arg(dir.join("provider.mjs")).arg(port.to_string()).arg(callback);
+        let (provider, output) = ready(cmd, "the OpenID provider");
         SsoServer { _turn: turn, synapse, provider, _output: output }
     }
+}
+
+/// Starts a peer server (node) and waits for its "ready" line; its stdout
+/// is kept open (a server writing to a closed pipe would die).
+fn ready(mut cmd: Command, what: &str) -> (Child, BufReader<std::process::ChildStdout>) {
+    let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("node");
+    let mut line = String::new();
+    let mut output = BufReader::new(child.stdout.take().unwrap());
+    output.read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "ready", "{what} did not start");
+    (child, output)
 }
 
 impl Drop for SsoServer {
@@ -266,23 +268,10 @@ impl OAuthServer {
             ("RATCHET_SYNAPSE_MAS_ENDPOINT", &endpoint),
             ("RATCHET_SYNAPSE_MAS_SECRET", secret),
         ]);
-        let mut provider = Command::new("node")
-            .arg(dir.join("oauth-provider.mjs"))
-            .arg(port.to_string())
-            .arg(&synapse.url)
-            .arg(secret)
-            .arg(tls_port.to_string())
-            .arg(cert)
-            .arg(key)
-            .env("AT_TTL", ttl.to_string())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("node");
-        let mut line = String::new();
-        let mut output = BufReader::new(provider.stdout.take().unwrap());
-        output.read_line(&mut line).unwrap();
-        assert_eq!(line.trim(), "ready", "the OAuth 2.0 server did not start");
+        let mut cmd = Command::new("node");
+        cmd.arg(dir.join("oauth-provider.mjs")).arg(port.to_string()).arg(&synapse.url).arg(secret);
+        cmd.arg(tls_port.to_string()).arg(cert).arg(key).env("AT_TTL", ttl.to_string());
+        let (provider, output) = ready(cmd, "the OAuth 2.0 server");
         OAuthServer { _turn: turn, synapse, port, provider, _output: output }
     }
 
