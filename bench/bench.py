@@ -93,8 +93,9 @@ def peak_rss_kib(argv: list[str]) -> int | None:
         return int(out.read().split()[-1])
 
 
-def run(argv: list[str], stdin: bytes | None = None, timeout: float = 600) -> str:
-    """Runs an untimed set-up step; its stdout, or BenchError."""
+def run(argv: list[str], stdin: bytes | None = None, timeout: float = 600, binary: bool = False):
+    """Runs an untimed set-up step; its stdout (bytes with `binary`), or
+    BenchError."""
     try:
         p = subprocess.run(argv, input=stdin, capture_output=True, timeout=timeout)
     except subprocess.TimeoutExpired as e:
@@ -103,7 +104,7 @@ def run(argv: list[str], stdin: bytes | None = None, timeout: float = 600) -> st
         raise BenchError(
             f"{shlex.join(argv)[:300]} exited {p.returncode}:\n{p.stderr.decode(errors='replace')[-3000:]}"
         )
-    return p.stdout.decode()
+    return p.stdout if binary else p.stdout.decode()
 
 
 def free_port() -> int:
@@ -958,6 +959,7 @@ class Bench:
             s.room = room
             senders[c.name] = s
         res = Result("key_sharing", f"First message into a room with {users} users x {per} devices", "s")
+        doctor = Result("doctor_sent", f"`doctor --sent --all` in that room ({users * per} member devices) vs `messages` of the same events", "s")
         todev: dict[str, list[int]] = {}
         for r, c in self.rounds(contenders, a.runs):
             s = senders[c.name]
@@ -976,6 +978,15 @@ class Bench:
             for m in (members[0], second[-1]):
                 got, _ = self.received_by(m, room, {text})
                 self.check(got == 1, f"key sharing: {m.user_id} ({m.home.name}) did not decrypt {c.name}'s message")
+            if c is self.ratchet:
+                # The sender-side doctor over every device of the room (100
+                # member devices), against reading the same last events.
+                base = self.ratchet.base(s)
+                doctor.add("doctor --sent --all", timed(base + ["doctor", room, "--sent", "-n", "5", "--all"], ok=(0, 3)))
+                doctor.add("messages (baseline)", timed(base + ["messages", room, "--limit", "5"], ok=(0, 3)))
+                listed = [x for x in self.ratchet.json(s, "doctor", room, "--sent", "-n", "5", "--all") if x.get("type") == "delivery"]
+                self.check(len(listed) >= users * per, f"doctor --sent listed {len(listed)} devices, fewer than the room's {users * per}")
+                doctor.extra["doctor --sent --all"] = f"{len(listed)} delivery records"
             c.logout(s)
         res.extra["ratchet:to-device"] = ",".join(str(n) for n in todev.get("ratchet", []))
         for c in contenders:
@@ -984,6 +995,12 @@ class Bench:
                 f"two member devices decrypted each run's message"
             )
         self.results.append(res)
+        if doctor.samples:
+            doctor.notes.append(
+                f"doctor took {doctor.median('doctor --sent --all') / doctor.median('messages (baseline)'):.2f}x "
+                "the time of `messages` (both restore the client and sync first)"
+            )
+            self.results.append(doctor)
 
     def received_by(self, acct: Account, room: str, bodies: set[str], limit: int = 10) -> tuple[int, int]:
         saved = self.bob
@@ -1190,6 +1207,41 @@ class Bench:
         res.notes.append(f"the sync took {ratio:.2f}× the time of `messages` for the same {n} events")
         self.results.append(res)
 
+    def attachment(self) -> None:
+        """`send --file` of a file of --file-mib MiB into an encrypted room,
+        against the floor's work for the same file: AES-256-CTR and SHA-256
+        (openssl) and the upload (curl). ratchet also sends the message (a
+        sync and the PUT), which the floor leaves out. bob downloads the last
+        one and checks its SHA-256."""
+        a = self.args
+        mib = a.file_mib
+        log(f"9. a {mib} MiB file: send --file vs the floor's encryption and upload")
+        res = Result("attachment", f"A {mib} MiB file: `send --file` vs the floor (openssl AES-256-CTR, SHA-256, curl upload)", "s")
+        acct = self.senders("file", [self.ratchet])["ratchet"]
+        path = self.work / "file.bin"
+        data = os.urandom(mib * 1024 * 1024)
+        path.write_bytes(data)
+        floor = (
+            f"openssl enc -aes-256-ctr -K {os.urandom(32).hex()} -iv {os.urandom(16).hex()} -in {shlex.quote(str(path))} "
+            f"-out {shlex.quote(str(path))}.enc && sha256sum {shlex.quote(str(path))}.enc >/dev/null && "
+            f"curl -sf -o /dev/null -X POST -H 'Authorization: Bearer {acct.reg_token}' "
+            f"-H 'Content-Type: application/octet-stream' --data-binary @{shlex.quote(str(path))}.enc "
+            f"'{self.syn.url}/_matrix/media/v3/upload?filename=file.bin'"
+        )
+        last = None
+        for r, who in self.rounds(["ratchet", "floor (openssl + curl)"], a.runs):
+            if who == "ratchet":
+                res.add(who, timed(self.ratchet.base(acct) + ["send", acct.room, "--file", str(path)]))
+                last = r
+            else:
+                res.add(who, timed(["bash", "-c", floor]))
+        sent = self.ratchet.json(acct, "messages", acct.room, "--limit", "3")
+        event = [x for x in sent if x.get("type") == "message" and x.get("file")][-1]["event_id"]
+        got = run(self.ratchet.base(self.bob) + ["download", acct.room, event, "-o", "-"], binary=True)
+        self.check(got == data, f"attachment: bob's download of round {last}'s file does not match what was sent")
+        res.notes.append(f"bob downloaded and decrypted the last file: {len(got)} bytes, the same as sent")
+        self.results.append(res)
+
     def run_all(self) -> None:
         steps = (
             self.one_shot,
@@ -1200,6 +1252,7 @@ class Bench:
             self.growth,
             self.large_account,
             self.gap_fill,
+            self.attachment,
         )
         for step in steps:
             if self.args.only and step.__name__ not in self.args.only:
@@ -1395,6 +1448,7 @@ def main() -> int:
     p.add_argument("--quick-runs", type=int, default=11, help="runs per contender for the short ones (1, 5, 6)")
     p.add_argument("--bulk", type=int, default=1000)
     p.add_argument("--gap", type=int, default=300, help="gap fill: events between the reader's two syncs")
+    p.add_argument("--file-mib", type=int, default=10, help="attachment: the file's size in MiB")
     p.add_argument("--invocations", type=int, default=100)
     p.add_argument("--share-users", type=int, default=50)
     p.add_argument("--grow-messages", type=int, default=10_000)
@@ -1423,6 +1477,7 @@ def main() -> int:
         a.runs, a.quick_runs, a.bulk, a.invocations, a.share_users, a.grow_messages, a.grow_sessions = 1, 1, 20, 3, 3, 120, 5
         a.large_rooms, a.large_members = [2, 4], 3
         a.gap = 80
+        a.file_mib = 1
     started = datetime.datetime.now(datetime.timezone.utc)
     t0 = time.perf_counter()
     b = Bench(a)
