@@ -166,10 +166,33 @@ fn bad_files_are_refused_with_nothing_sent() {
 /// encryption (Node's own AES-CTR on the js side).
 #[test]
 fn element_s_stack_and_ratchet_exchange_files_both_ways() {
+    exchange_files_with_element("exclude-insecure");
+}
+
+/// The same in the legacy "all devices" mode on both sides, with devices
+/// nobody cross-signed (Element's other device-isolation mode).
+#[test]
+fn element_s_stack_and_ratchet_exchange_files_in_all_devices_mode() {
+    exchange_files_with_element("all-devices");
+}
+
+fn exchange_files_with_element(isolation: &str) {
     let env = TestEnv::new();
     let (alice, jo) = (crate::common::register("alice"), crate::common::register("jo"));
-    env.login("alice", &alice);
-    let mut js = crate::common::js_peer::JsPeer::login(&jo, "exclude-insecure", true);
+    let all = isolation == "all-devices";
+    if all {
+        let run = env.login_with(
+            "alice",
+            &alice,
+            &synapse().url,
+            &["--json", "--isolation", "all-devices"],
+            &["--no-bootstrap"],
+        );
+        run.success();
+    } else {
+        env.login("alice", &alice);
+    }
+    let mut js = crate::common::js_peer::JsPeer::login(&jo, isolation, !all);
     let room = env.encrypted_room("alice", &[], &["--invite", &js.user_id]);
     js.join(&room);
 
