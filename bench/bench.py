@@ -1242,6 +1242,50 @@ class Bench:
         res.notes.append(f"bob downloaded and decrypted the last file: {len(got)} bytes, the same as sent")
         self.results.append(res)
 
+    def late_key(self) -> None:
+        """Late redelivery: a reader gets n messages it cannot decrypt (their
+        key withheld, m.blacklisted), then imports the key from the sender's
+        export; its next `sync` delivers each again as a `message` that
+        `replaces` its `utd` (issue 28). Against `messages --limit n`
+        decrypting the same n events after the import."""
+        a = self.args
+        n = a.late
+        log(f"10. late keys: a sync that redelivers {n} messages once their key is imported")
+        sync_name, msgs_name = "ratchet sync (redelivers)", "ratchet messages"
+        res = Result("late_key", f"A sync that redelivers {n} messages after a key import vs `messages --limit {n}`", "s")
+        sender, reader = self.account("latesend"), self.account("lateread")
+        self.ratchet.login(sender, "late-sender")
+        self.ratchet.login(reader, "late-reader")
+        room = self.ratchet.json(sender, "room", "create", "--encrypted", "--invite", reader.user_id)[0]["room_id"]
+        run(self.ratchet.base(reader) + ["room", "join", room])
+        device = self.ratchet.json(reader, "whoami")[0]["device_id"]
+        export = self.work / "late-keys.txt"
+        secret = b"bench passphrase\n"
+        for r in range(a.runs):
+            run(self.ratchet.base(sender) + ["trust", reader.user_id, device, "blacklisted"])
+            run(self.ratchet.base(sender) + ["rotate", room])
+            lines = [f"late {r} {i}" for i in range(n)]
+            run(self.ratchet.bulk(sender, room), stdin=("\n".join(lines) + "\n").encode())
+            run(self.ratchet.base(sender) + ["trust", reader.user_id, device, "unset"])
+            utd = [x for x in self.ratchet.json(reader, "sync") if x.get("type") == "utd"]
+            self.check(len(utd) >= n, f"late_key: the reader got {len(utd)} undecryptable events, not {n}")
+            export.unlink(missing_ok=True)
+            run(self.ratchet.base(sender) + ["keys", "export", str(export), "--room", room, "--passphrase-stdin"], stdin=secret)
+            run(self.ratchet.base(reader) + ["keys", "import", str(export), "--passphrase-stdin"], stdin=secret)
+            argv = self.ratchet.base(reader)[:-1] + ["--json", "sync"]
+            t0 = time.perf_counter()
+            p = subprocess.run(argv, capture_output=True)
+            res.add(sync_name, time.perf_counter() - t0)
+            if p.returncode != 0:
+                raise BenchError(f"{sync_name} exited {p.returncode}: {p.stderr.decode(errors='replace')[-800:]}")
+            got = [json.loads(x) for x in p.stdout.decode().splitlines()]
+            got = [m.get("body") for m in got if m.get("type") == "message" and m.get("replaces")]
+            self.check(sorted(got) == sorted(lines), f"late_key: the sync redelivered {len(got)}/{n} messages of round {r}")
+            res.add(msgs_name, timed(self.ratchet.base(reader) + ["messages", room, "--limit", str(n)], ok=(0, 3)))
+        ratio = res.median(sync_name) / res.median(msgs_name)
+        res.notes.append(f"the redelivering sync took {ratio:.2f}× the time of `messages` for the same {n} events")
+        self.results.append(res)
+
     def run_all(self) -> None:
         steps = (
             self.one_shot,
@@ -1253,6 +1297,7 @@ class Bench:
             self.large_account,
             self.gap_fill,
             self.attachment,
+            self.late_key,
         )
         for step in steps:
             if self.args.only and step.__name__ not in self.args.only:
@@ -1449,6 +1494,7 @@ def main() -> int:
     p.add_argument("--bulk", type=int, default=1000)
     p.add_argument("--gap", type=int, default=300, help="gap fill: events between the reader's two syncs")
     p.add_argument("--file-mib", type=int, default=10, help="attachment: the file's size in MiB")
+    p.add_argument("--late", type=int, default=100, help="late keys: messages redelivered once their key comes")
     p.add_argument("--invocations", type=int, default=100)
     p.add_argument("--share-users", type=int, default=50)
     p.add_argument("--grow-messages", type=int, default=10_000)
@@ -1478,6 +1524,7 @@ def main() -> int:
         a.large_rooms, a.large_members = [2, 4], 3
         a.gap = 80
         a.file_mib = 1
+        a.late = 5
     started = datetime.datetime.now(datetime.timezone.utc)
     t0 = time.perf_counter()
     b = Bench(a)
