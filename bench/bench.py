@@ -1251,8 +1251,8 @@ class Bench:
         a = self.args
         n = a.late
         log(f"10. late keys: a sync that redelivers {n} messages once their key is imported")
-        sync_name, msgs_name = "ratchet sync (redelivers)", "ratchet messages"
-        res = Result("late_key", f"A sync that redelivers {n} messages after a key import vs `messages --limit {n}`", "s")
+        sync_name, msgs_name = "ratchet keys import + sync (redelivers)", "ratchet messages"
+        res = Result("late_key", f"`keys import` and the `sync` that redelivers {n} messages vs `messages --limit {n}`", "s")
         sender, reader = self.account("latesend"), self.account("lateread")
         self.ratchet.login(sender, "late-sender")
         self.ratchet.login(reader, "late-reader")
@@ -1271,9 +1271,11 @@ class Bench:
             self.check(len(utd) >= n, f"late_key: the reader got {len(utd)} undecryptable events, not {n}")
             export.unlink(missing_ok=True)
             run(self.ratchet.base(sender) + ["keys", "export", str(export), "--room", room, "--passphrase-stdin"], stdin=secret)
+            # Timed together: the import re-decrypts the undecryptable events
+            # ratchet kept (and keeps the messages), the sync delivers them.
+            t0 = time.perf_counter()
             run(self.ratchet.base(reader) + ["keys", "import", str(export), "--passphrase-stdin"], stdin=secret)
             argv = self.ratchet.base(reader)[:-1] + ["--json", "sync"]
-            t0 = time.perf_counter()
             p = subprocess.run(argv, capture_output=True)
             res.add(sync_name, time.perf_counter() - t0)
             if p.returncode != 0:
@@ -1283,7 +1285,7 @@ class Bench:
             self.check(sorted(got) == sorted(lines), f"late_key: the sync redelivered {len(got)}/{n} messages of round {r}")
             res.add(msgs_name, timed(self.ratchet.base(reader) + ["messages", room, "--limit", str(n)], ok=(0, 3)))
         ratio = res.median(sync_name) / res.median(msgs_name)
-        res.notes.append(f"the redelivering sync took {ratio:.2f}× the time of `messages` for the same {n} events")
+        res.notes.append(f"the import and the redelivering sync took {ratio:.2f}× the time of `messages` for the same {n} events")
         self.results.append(res)
 
     def run_all(self) -> None:
