@@ -128,6 +128,11 @@ impl Request {
     ) -> Request {
         Request { v: VERSION, op: Op::Send, room, kind, txn_prefix, isolation, texts }
     }
+
+    /// A one-shot `sync`'s question (see [`follower_waiting_since`]).
+    fn status() -> Request {
+        Request { op: Op::Status, ..Request::new(String::new(), Kind::Text, None, None, Vec::new()) }
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -314,15 +319,7 @@ pub(crate) fn follower_waiting_since(ctx: &CommandContext) -> Option<u64> {
     let path = dir.join(SOCKET);
     let wait = if passed_over(&dir, &path) { PASSED_OVER_WAIT } else { STATUS_WAIT };
     let mut stream = std::os::unix::net::UnixStream::connect(&path).ok()?;
-    let request = Request {
-        v: VERSION,
-        op: Op::Status,
-        room: String::new(),
-        kind: Kind::Text,
-        txn_prefix: None,
-        isolation: None,
-        texts: Vec::new(),
-    };
+    let request = Request::status();
     let mut line = serde_json::to_vec(&request).ok()?;
     line.push(b'\n');
     stream.write_all(&line).and_then(|()| stream.set_read_timeout(Some(wait))).ok()?;

@@ -181,6 +181,7 @@ pub(super) async fn cmd_doctor_sent(ctx: &mut CommandContext, args: &DoctorArgs)
         .filter(|d| d.withheld.as_deref() == Some("m.no_olm"))
         .map(|d| (d.user_id.clone(), d.device_id.clone()))
         .collect();
+    let mut olm_counts: BTreeMap<String, usize> = BTreeMap::new();
     for (session, record) in sent.iter().zip(records) {
         let indexes: Vec<u32> = session.events.iter().map(|(_, i)| *i).collect();
         let base = |cause, explanation: String| DeliveryRecord {
@@ -228,7 +229,12 @@ pub(super) async fn cmd_doctor_sent(ctx: &mut CommandContext, args: &DoctorArgs)
             let every = args.event.is_some() || args.all;
             let olm_sessions = match here.and_then(|n| n.curve.as_deref()) {
                 Some(curve) if every || share.is_none_or(|s| s.message_index.is_none()) => {
-                    Some(olm::device_sessions(&client, curve, &olm_ledger).await?.sessions.len())
+                    // Once per device, whatever the number of sessions.
+                    if !olm_counts.contains_key(curve) {
+                        let n = olm::device_sessions(&client, curve, &olm_ledger).await?.sessions.len();
+                        olm_counts.insert(curve.to_owned(), n);
+                    }
+                    olm_counts.get(curve).copied()
                 }
                 _ => None,
             };
