@@ -34,16 +34,31 @@ for n in range(60):
 PY
 }
 
+# What bob must read at the end: every message alice sent.
+expected=("Hello World!")
 for delay in 0 20 50 100 200; do
   step "kill bob $delay ms after the /sync that brings the room key"
-  flood "$delay"
-  r alice send "$ROOM" "Kick to make a new room key! ($delay ms)" >/dev/null
-  rule="$(fault bob '{"method": "GET", "path": "/sync", "contains": "m.room.encrypted", "hold": true, "times": 1}')"
-  "$RATCHET" --profile bob --json sync >"$work/sync.out" 2>&1 &
-  pid=$!
-  wait_held 1
-  # Not held: say what bob's sync said (it may have ended on its own).
-  [ "$(held)" = 1 ] || { echo "bob's sync (pid $pid, $(kill -0 "$pid" 2>/dev/null && echo running || echo ended)):" >&2; cat "$work/sync.out" >&2; }
+  # A round whose response the proxy did not get to hold (bob's sync went
+  # through, seen once in several hundred rounds) killed nothing: it is run
+  # again, with a new flood and message, up to three times in all.
+  for try in 1 2 3; do
+    text="Kick to make a new room key! ($delay ms)"
+    [ "$try" = 1 ] || text="Kick to make a new room key! ($delay ms, try $try)"
+    flood "$delay-$try"
+    r alice send "$ROOM" "$text" >/dev/null
+    expected+=("$text")
+    rule="$(fault bob '{"method": "GET", "path": "/sync", "contains": "m.room.encrypted", "hold": true, "times": 1}')"
+    "$RATCHET" --profile bob --json sync >"$work/sync.out" 2>&1 &
+    pid=$!
+    wait_held 1
+    [ "$(held)" = 1 ] && break
+    # Not held: say what bob's sync said (it may have ended on its own).
+    echo "bob's sync (pid $pid, $(kill -0 "$pid" 2>/dev/null && echo running || echo ended)) was not held:" >&2
+    head -c 2000 "$work/sync.out" >&2
+    kill -9 "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    control DELETE "rules/$rule" >/dev/null
+  done
   check "its response is held" "$(held)" "1"
   control POST "release/$rule" >/dev/null
   sleep "$(python3 -c "print($delay / 1000)")"
@@ -54,5 +69,6 @@ done
 
 step "bob runs again"
 bodies="$(bodies_of bob)"
-check "every message decrypts" "$bodies" "['Hello World!', 'Kick to make a new room key! (0 ms)', 'Kick to make a new room key! (20 ms)', 'Kick to make a new room key! (50 ms)', 'Kick to make a new room key! (100 ms)', 'Kick to make a new room key! (200 ms)']"
-check "each under its own room key" "$(r bob messages "$ROOM" | q 'len(set(m["session_id"] for m in rs if m["type"]=="message"))')" "6"
+want="$(printf '%s\n' "${expected[@]}" | python3 -c 'import sys; print([l.rstrip("\n") for l in sys.stdin])')"
+check "every message decrypts" "$bodies" "$want"
+check "each under its own room key" "$(r bob messages "$ROOM" | q 'len(set(m["session_id"] for m in rs if m["type"]=="message"))')" "${#expected[@]}"
