@@ -314,7 +314,7 @@ impl OlmMachine {
     ) -> StoreResult<Self> {
         let store = store.into_crypto_store();
 
-        let static_account = match store.load_account().await? {
+        let (static_account, loaded_account) = match store.load_account().await? {
             Some(account) => {
                 if user_id != account.user_id()
                     || device_id != account.device_id()
@@ -331,7 +331,7 @@ impl OlmMachine {
                     .record("curve25519_key", display(account.identity_keys().curve25519));
                 debug!("Restored an Olm account");
 
-                account.static_data().clone()
+                (account.static_data().clone(), Some(account))
             }
 
             None => {
@@ -363,7 +363,7 @@ impl OlmMachine {
 
                 debug!("Created a new Olm account");
 
-                static_account
+                (static_account, None)
             }
         };
 
@@ -402,6 +402,12 @@ impl OlmMachine {
 
         let (verification_machine, store, identity_manager) =
             Self::new_helper_prelude(store, static_account, identity.clone());
+
+        // The store's cache would load (and unpickle) the account again on
+        // its first use: give it the one just loaded.
+        if let Some(account) = loaded_account {
+            store.cache_loaded_account(account).await;
+        }
 
         // FIXME: We might want in the future a more generic high-level data migration
         // mechanism (at the store wrapper layer).
@@ -1786,11 +1792,19 @@ impl OlmMachine {
         let mut changes = Default::default();
 
         {
+            let taken_before = transaction.has_account();
             let account = transaction.account().await?;
+            let before = account.key_counts_state();
             account.update_key_counts(
                 sync_changes.one_time_keys_counts,
                 sync_changes.unused_fallback_keys,
-            )
+            );
+            // Most syncs change nothing here: an account left as it was is
+            // neither copied (a pickle round trip, which derives every
+            // one-time key's public key) nor saved at commit.
+            if !taken_before && account.key_counts_state() == before {
+                transaction.give_back_account().await;
+            }
         }
 
         if let Err(e) = self

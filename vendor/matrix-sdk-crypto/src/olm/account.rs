@@ -528,6 +528,17 @@ impl Account {
         self.inner.max_number_of_one_time_keys()
     }
 
+    /// What [`Self::update_key_counts`] may change: the uploaded one-time
+    /// key count, the unpublished one-time keys, the fallback key.
+    pub(crate) fn key_counts_state(&self) -> (u64, usize, usize, Option<MilliSecondsSinceUnixEpoch>) {
+        (
+            self.uploaded_key_count(),
+            self.inner.one_time_keys().len(),
+            self.inner.fallback_key().len(),
+            self.fallback_creation_timestamp,
+        )
+    }
+
     pub(crate) fn update_key_counts(
         &mut self,
         one_time_key_counts: &BTreeMap<OneTimeKeyAlgorithm, UInt>,

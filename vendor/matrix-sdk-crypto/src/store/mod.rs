@@ -453,6 +453,19 @@ impl StoreTransaction {
         Ok(self.changes.account.as_mut().unwrap())
     }
 
+    /// Whether the `Account` was taken for update ([`Self::account`]).
+    pub(crate) fn has_account(&self) -> bool {
+        self.changes.account.is_some()
+    }
+
+    /// Gives an `Account` taken for update but left unchanged back to the
+    /// cache: it is neither copied nor saved at commit.
+    pub(crate) async fn give_back_account(&mut self) {
+        if let Some(account) = self.changes.account.take() {
+            *self.cache.account.lock().await = Some(account);
+        }
+    }
+
     /// Commits all dirty fields to the store, and maintains the cache so it
     /// reflects the current state of the database.
     pub async fn commit(self) -> Result<()> {
@@ -561,6 +574,13 @@ impl Store {
                 })),
             }),
         }
+    }
+
+    /// Keeps an account just loaded from the store in the cache, which
+    /// would otherwise load it again on first use.
+    pub(crate) async fn cache_loaded_account(&self, account: Account) {
+        let cache = self.inner.cache.read().await;
+        *cache.account.lock().await = Some(account);
     }
 
     /// UserId associated with this store
