@@ -661,7 +661,7 @@ class Bench:
     def contenders(self) -> list[Contender]:
         return [self.ratchet, self.floor, *self.peers]
 
-    def follow(self, acct: Account) -> Follower:
+    def follow(self, acct: Account, verbose: bool = False) -> Follower:
         """Starts ratchet (warm)'s follower for acct's profile, waits until
         its send.sock exists, and sends one message through it, untimed (as
         every contender's warm-up). A BenchError, the follower stopped, if
@@ -671,7 +671,12 @@ class Bench:
         sock = acct.home / "send.sock"
         log_path = self.work / f"follower-{acct.home.name}.log"
         with open(log_path, "wb") as out:
-            proc = subprocess.Popen(self.warm.follower(acct), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+            argv = self.warm.follower(acct)
+            if verbose:
+                # ratchet's own debug lines on stderr (the follower's log):
+                # what it did, at a cost a trace log file would not have.
+                argv = [("-v" if x == "-q" else x) for x in argv]
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
         f = Follower(proc, log_path)
         try:
             deadline = time.monotonic() + 30
@@ -1288,6 +1293,56 @@ class Bench:
         res.notes.append(f"the import and the redelivering sync took {ratio:.2f}× the time of `messages` for the same {n} events")
         self.results.append(res)
 
+    def interleaved(self) -> None:
+        """A warm send when other commands run in between: an `agent` runs
+        for one profile, and each round a `send --standalone` (which takes
+        the profile from the agent) is followed at once by a plain `send`
+        (which the agent serves). The plain send is timed against a cold
+        one-shot send of another profile (no agent) in the same rounds."""
+        a = self.args
+        log("11. warm sends interleaved with standalone ones, against cold sends")
+        cold, warm_after, standalone = "ratchet (cold)", "ratchet (warm, after a standalone send)", "ratchet (standalone, agent running)"
+        warm_again = "ratchet (warm, after a warm send)"
+        res = Result("interleaved", "A warm send right after a standalone one (an agent running) vs a cold send", "s")
+        accts = self.senders("ilv", [self.ratchet, self.warm])
+        follower = self.follow(accts[self.warm.name], verbose=True)
+        trace = follower.log
+        sent: dict[str, set[str]] = {self.ratchet.name: set(), self.warm.name: set()}
+        try:
+            wacct, cacct = accts[self.warm.name], accts[self.ratchet.name]
+            offset = len(trace.read_bytes())
+            for r, who in self.rounds([cold, warm_after], a.quick_runs):
+                if who == cold:
+                    text = f"cold {r}"
+                    res.add(cold, timed(self.ratchet.send(cacct, cacct.room, text)))
+                    sent[self.ratchet.name].add(text)
+                else:
+                    text = f"standalone {r}"
+                    res.add(standalone, timed(self.ratchet.base(wacct) + ["send", "--standalone", wacct.room, text]))
+                    sent[self.warm.name].add(text)
+                    text = f"warm {r}"
+                    res.add(warm_after, timed(self.warm.send(wacct, wacct.room, text)))
+                    sent[self.warm.name].add(text)
+                    # And one more, for what a warm send takes uninterrupted.
+                    text = f"warm again {r}"
+                    res.add(warm_again, timed(self.warm.send(wacct, wacct.room, text)))
+                    sent[self.warm.name].add(text)
+            agent_log = trace.read_bytes()[offset:].decode(errors="replace")
+        finally:
+            self.unfollow(follower)
+        # Older builds restored the whole client (stores opened again);
+        # since issue 33 the client is rebuilt on the open stores.
+        opened = agent_log.count("client built on newly opened stores") + agent_log.count("restoring the client")
+        reloaded = agent_log.count("client rebuilt on the open stores")
+        turns = agent_log.count("ratchet::follow: another process had the profile")
+        res.notes.append(f"the agent, over {a.quick_runs} standalone sends: {opened} client(s) built on newly opened stores, "
+                         f"{reloaded} rebuilt on the open ones; {turns} of the rebuilds were for a turn, the rest for a send")
+        for c in (self.ratchet, self.warm):
+            n, utd = self.received(accts[c.name].room, sent[c.name], 3 * a.quick_runs + 10)
+            self.check(n == len(sent[c.name]), f"interleaved: bob decrypted {n}/{len(sent[c.name])} of {c.name}'s messages")
+            res.notes.append(f"{c.name}: bob decrypted {n}/{len(sent[c.name])} messages ({utd} undecryptable events)")
+        self.results.append(res)
+
     def run_all(self) -> None:
         steps = (
             self.one_shot,
@@ -1300,6 +1355,7 @@ class Bench:
             self.gap_fill,
             self.attachment,
             self.late_key,
+            self.interleaved,
         )
         for step in steps:
             if self.args.only and step.__name__ not in self.args.only:
@@ -1423,6 +1479,8 @@ def report(b: Bench, started: datetime.datetime, elapsed: float) -> tuple[str, d
     else:
         row(f"{a.invocations} one-shot sends ≤ 0.8× matrix-commander-rs")
     at_most("`sync` with nothing waiting ≤ 1.2× the floor", "idle_sync", R, F, 1.2)
+    at_most("warm send after a standalone one (agent running) ≤ 0.6× a cold send", "interleaved",
+            "ratchet (warm, after a standalone send)", "ratchet (cold)", 0.6)
     at_most("`sync` with nothing waiting, an agent running, ≤ 1.2× the floor", "idle_sync", W, F, 1.2)
     rss_r = get("rss", R)
     if rss_r:

@@ -25,6 +25,9 @@ pub(crate) struct CommandContext {
     pub(crate) out: Output,
     pub(crate) profile: Profile,
     client: Option<(Client, SessionFile, crate::sdk::client::Parked)>,
+    /// The stores and HTTP client the client was built on, kept for the
+    /// next one when it is rebuilt ([`Self::reopen_client`]).
+    opened: Option<crate::sdk::client::Opened>,
     /// `login` is finishing an interrupted login (no warning about it).
     pub(crate) finishing_login: bool,
     /// This command turned key backup on for the account (`m.key_backup`,
@@ -35,7 +38,15 @@ pub(crate) struct CommandContext {
 impl CommandContext {
     pub(crate) fn new(settings: Settings, out: Output) -> Self {
         let profile = Profile::new(settings.profile_dir.clone());
-        CommandContext { settings, out, profile, client: None, finishing_login: false, backup_turned_on: false }
+        CommandContext {
+            settings,
+            out,
+            profile,
+            client: None,
+            opened: None,
+            finishing_login: false,
+            backup_turned_on: false,
+        }
     }
 
     /// Takes the profile lock (once); every command that opens the store or
@@ -68,7 +79,7 @@ impl CommandContext {
                 // it does not open the store either, said as such), or
                 // another device's, with its store.
                 let isolation = self.settings.isolation.or(session.isolation).unwrap_or_default();
-                self.build_client(&session.homeserver, &secret, isolation, session.oauth.is_some()).await?;
+                self.build_client(&session.homeserver, &secret, isolation, session.oauth.is_some(), None).await?;
                 return Err(store_mismatch());
             }
             return Err(self.unseal_error(&session, why));
@@ -95,7 +106,12 @@ impl CommandContext {
             )));
         }
         let isolation = self.settings.isolation.or(session.isolation).unwrap_or_default();
-        let client = self.build_client(&session.homeserver, &secret, isolation, session.oauth.is_some()).await?;
+        // A rebuild in this process reuses the stores it opened, when they
+        // are still this session's.
+        let reuse = self.opened.take().filter(|o| o.still_at(&paths.crypto_db()));
+        let reusing = reuse.is_some();
+        let (client, opened) =
+            self.build_client(&session.homeserver, &secret, isolation, session.oauth.is_some(), reuse).await?;
         let (key, parked) = match &session.oauth {
             Some(oauth) => {
                 let restored =
@@ -108,6 +124,12 @@ impl CommandContext {
         if key.as_deref() != Some(session.identity_key.as_str()) {
             return Err(store_mismatch());
         }
+        if reusing {
+            tracing::debug!("client rebuilt on the open stores");
+        } else {
+            tracing::debug!("client built on newly opened stores");
+        }
+        self.opened = Some(opened);
         // ratchet's own state, once the store proved to be this device's
         // and its secret right: a damaged database stops every command that
         // would run the rules it holds (exit 1, naming the file).
@@ -157,7 +179,8 @@ impl CommandContext {
     /// `debug` commands read, then call this).
     pub(crate) async fn close_client(&mut self) -> CliResult<StoreSecret> {
         let (client, session, parked) = self.client.take().ok_or_else(|| CliError::internal("no client to close"))?;
-        drop((client, parked));
+        // The stores' connections close with their last handle.
+        drop((client, parked, self.opened.take()));
         self.store_secret(&session)
     }
 
@@ -459,9 +482,11 @@ impl CommandContext {
         secret: &StoreSecret,
         isolation: Isolation,
         oauth: bool,
-    ) -> CliResult<Client> {
+        reuse: Option<crate::sdk::client::Opened>,
+    ) -> CliResult<(Client, crate::sdk::client::Opened)> {
         let store = &self.profile.paths().store_dir;
-        crate::sdk::client::build(homeserver, store, secret, self.settings.request_timeout, isolation, oauth).await
+        crate::sdk::client::build(homeserver, store, secret, self.settings.request_timeout, isolation, oauth, reuse)
+            .await
     }
 
     /// The device-isolation mode in force: `--isolation`, else the one set

@@ -90,6 +90,8 @@ pub(crate) async fn follow(ctx: &mut CommandContext, mut how: Following, after_c
     let mut input_open = how.input.is_some();
     let mut pending: Vec<Line> = Vec::new();
     let mut seq = 0;
+    // A status request taken while news waited, answered after the turn.
+    let mut held_status: Option<crate::warm::Incoming> = None;
     loop {
         // A turn runs to its end (it is short: the sync does not wait), so
         // the store never holds half of a response.
@@ -144,13 +146,27 @@ pub(crate) async fn follow(ctx: &mut CommandContext, mut how: Following, after_c
         // Everything up to now is kept: a one-shot `sync` may deliver it
         // without a request of its own (`warm::follower_waiting_since`).
         let waiting_since = now_ms();
-        let news = crate::sdk::wait_for_news(&news_client, since, Duration::from_secs(30), request_timeout);
-        tokio::pin!(news);
+        if let Some(status) = held_status.take() {
+            crate::warm::answer_status(status, waiting_since).await;
+        }
+        let wait = |since| crate::sdk::wait_for_news(&news_client, since, Duration::from_secs(30), request_timeout);
+        let mut news = Box::pin(wait(since));
+        // The echo of this profile's own messages (a `send --standalone`'s,
+        // or a warm send's) changes nothing a send needs: a send that comes
+        // meanwhile is served before the turn that keeps the echo, which
+        // waits ECHO_TURN_DELAY (issue 33: a send right after another
+        // process's waited for a whole turn). Any other news ends the wait
+        // at once.
+        let mut turn_at: Option<tokio::time::Instant> = None;
+        let mut first_echo: Option<tokio::time::Instant> = None;
         let woke = loop {
             let wake = tokio::select! {
                 biased;
                 () = stop.wait() => Wake::Stop,
-                () = &mut news => Wake::News,
+                news = &mut news => Wake::News(news),
+                () = tokio::time::sleep_until(turn_at.unwrap_or_else(tokio::time::Instant::now)), if turn_at.is_some() => {
+                    Wake::News(crate::sdk::News::Other)
+                }
                 line = async { how.input.as_mut().expect("input_open").recv().await }, if input_open => {
                     Wake::Line(line)
                 }
@@ -161,9 +177,44 @@ pub(crate) async fn follow(ctx: &mut CommandContext, mut how: Following, after_c
                     ctx.out.status("Stopped.");
                     return Ok(());
                 }
-                Wake::News => break None,
+                Wake::News(crate::sdk::News::OwnEcho { next_batch }) => {
+                    tracing::debug!("news: only the echo of this profile's own messages; the turn waits");
+                    // After the last echo, but not long after the first:
+                    // a loop of sends is not cut by turns, nor keeps them off.
+                    let now = tokio::time::Instant::now();
+                    let first = *first_echo.get_or_insert(now);
+                    turn_at = Some((now + ECHO_TURN_DELAY).min(first + ECHO_TURN_MAX));
+                    news = Box::pin(wait(Some(next_batch)));
+                    // Sent by another process (`send --standalone`): what
+                    // it changed is reloaded now, as it finishes, rather
+                    // than when the next send comes.
+                    // Only if it gives the profile back at once: a send
+                    // that comes meanwhile waits for this.
+                    if ctx.profile.others_since_last_turn() {
+                        if let Some(others) = ctx.profile.lock_turn_within(RELOAD_WAIT).await? {
+                            let reloaded =
+                                crate::warm::reload_if(others, ctx, &mut client, &mut ledger, "after its send");
+                            let reloaded = reloaded.await;
+                            ctx.profile.unlock();
+                            if let Err(e) = reloaded {
+                                // The turn reports it, and reloads.
+                                tracing::debug!(error = %e.message, "reloading after another process failed");
+                                break None;
+                            }
+                        }
+                    }
+                }
+                Wake::News(crate::sdk::News::Other) => break None,
                 Wake::Line(line) => break Some(line),
-                Wake::Send(conn) => crate::warm::serve(ctx, &mut client, &mut ledger, conn, waiting_since).await,
+                Wake::Send(conn) => match crate::warm::receive(conn).await {
+                    // How fresh the follower is, asked while news waits: after the turn.
+                    Some(status) if status.is_status() && turn_at.is_some() => {
+                        held_status = Some(status);
+                        break None;
+                    }
+                    Some(incoming) => crate::warm::serve(ctx, &mut client, &mut ledger, incoming, waiting_since).await,
+                    None => {}
+                },
             }
         };
         match woke {
@@ -179,7 +230,7 @@ pub(crate) async fn follow(ctx: &mut CommandContext, mut how: Following, after_c
             others = ctx.profile.lock_turn() => others?,
         };
         if others {
-            tracing::debug!("another process had the profile: restoring the client from the store");
+            tracing::debug!("another process had the profile: reloading the client from the store");
             client = ctx.reopen_client().await?;
             ledger = ctx.olm_ledger()?;
             // What they received, first; the Olm messages they could not
@@ -189,10 +240,21 @@ pub(crate) async fn follow(ctx: &mut CommandContext, mut how: Following, after_c
     }
 }
 
+/// How long the turn that keeps the echo of this profile's own messages
+/// waits after the last one (see `sdk::News::OwnEcho`): long enough for the
+/// next command of a script, short enough that `sync --follow` shows the
+/// echo at once; and at most how long after the first.
+const ECHO_TURN_DELAY: Duration = Duration::from_millis(250);
+const ECHO_TURN_MAX: Duration = Duration::from_secs(2);
+
+/// How long a follower waits for another process that sent to give the
+/// profile back, to reload what it changed before the next send comes.
+const RELOAD_WAIT: Duration = Duration::from_millis(50);
+
 /// What ended a wait between turns.
 enum Wake {
     Stop,
-    News,
+    News(crate::sdk::News),
     Line(Option<Line>),
     Send(tokio::net::UnixStream),
 }

@@ -390,26 +390,51 @@ impl Drop for Listener {
     }
 }
 
+/// A request read from a connection, not yet answered.
+pub(crate) struct Incoming {
+    lines: tokio::io::Lines<BufReader<tokio::net::unix::OwnedReadHalf>>,
+    write: tokio::net::unix::OwnedWriteHalf,
+    request: Result<Request, serde_json::Error>,
+}
+
+impl Incoming {
+    /// A one-shot `sync` asking how fresh the follower is.
+    pub(crate) fn is_status(&self) -> bool {
+        matches!(&self.request, Ok(r) if r.v == VERSION && r.op == Op::Status)
+    }
+}
+
+/// Reads a connection's request; `None` when it says nothing in time.
+pub(crate) async fn receive(stream: UnixStream) -> Option<Incoming> {
+    let (read, write) = stream.into_split();
+    let mut lines = BufReader::new(read).lines();
+    let request = match tokio::time::timeout(REQUEST_WAIT, lines.next_line()).await {
+        Ok(Ok(Some(line))) => serde_json::from_str::<Request>(&line),
+        _ => return None,
+    };
+    Some(Incoming { lines, write, request })
+}
+
+/// Answers a status request: everything up to `waiting_since_ms` is kept.
+pub(crate) async fn answer_status(mut incoming: Incoming, waiting_since_ms: u64) {
+    let _ = write_reply(&mut incoming.write, &Reply::Status { waiting_since_ms }).await;
+}
+
 /// The follower's side: one request, served between turns. It takes the
-/// profile lock for the send (restoring its client if another process had
+/// profile lock for the send (reloading its client if another process had
 /// the profile meanwhile) and gives it back after, as a turn does.
 pub(crate) async fn serve(
     ctx: &mut CommandContext,
     client: &mut matrix_sdk::Client,
     ledger: &mut Ledger<OlmLedger>,
-    stream: UnixStream,
+    incoming: Incoming,
     waiting_since_ms: u64,
 ) {
-    let (read, mut write) = stream.into_split();
-    let mut lines = BufReader::new(read).lines();
-    let request = match tokio::time::timeout(REQUEST_WAIT, lines.next_line()).await {
-        Ok(Ok(Some(line))) => serde_json::from_str::<Request>(&line),
-        _ => return,
-    };
-    if matches!(&request, Ok(r) if r.v == VERSION && r.op == Op::Status) {
-        let _ = write_reply(&mut write, &Reply::Status { waiting_since_ms }).await;
+    if incoming.is_status() {
+        answer_status(incoming, waiting_since_ms).await;
         return;
     }
+    let Incoming { mut lines, mut write, request } = incoming;
     let decline = |why: String| Reply::Declined { why };
     let taken = match request {
         Ok(request) if request.v != VERSION => Err(decline(format!("protocol version {} not spoken", request.v))),
@@ -487,28 +512,39 @@ async fn take(
         return Err(format!("this follower runs in {mine:?} isolation, the request asks for {theirs:?}"));
     }
     let others = ctx.profile.lock_turn().await.map_err(|e| e.message)?;
-    if others {
-        tracing::debug!("another process had the profile: restoring the client before a warm send");
-        // A failure leaves the old client: the next turn must not take it
-        // for current (a second reader's finding), so the turn is forgotten
-        // and that turn restores the client.
-        let reopened = match ctx.reopen_client().await {
-            Ok(reopened) => reopened,
-            Err(e) => {
-                ctx.profile.forget_turn();
-                return Err(e.message);
-            }
-        };
-        *client = reopened;
-        *ledger = match ctx.olm_ledger() {
-            Ok(ledger) => ledger,
-            Err(e) => {
-                ctx.profile.forget_turn();
-                return Err(e.message);
-            }
-        };
-    }
+    reload_if(others, ctx, client, ledger, "before a warm send").await.map_err(|e| e.message)?;
     Ok(room)
+}
+
+/// With the profile taken for the follower (a turn's lock), and `others`
+/// (another process had it since the follower's last turn): reloads the
+/// client and the Olm ledger from the store (`why` for the log). On
+/// failure the lock is held still, and the turn forgotten: the old client
+/// must not be taken for current (a second reader's finding), so the next
+/// turn reloads.
+pub(crate) async fn reload_if(
+    others: bool,
+    ctx: &mut CommandContext,
+    client: &mut matrix_sdk::Client,
+    ledger: &mut Ledger<OlmLedger>,
+    why: &str,
+) -> CliResult<()> {
+    if !others {
+        return Ok(());
+    }
+    tracing::debug!("another process had the profile: reloading the client {why}");
+    let reloaded = async { Ok::<_, CliError>((ctx.reopen_client().await?, ctx.olm_ledger()?)) }.await;
+    match reloaded {
+        Ok((reopened, reread)) => {
+            *client = reopened;
+            *ledger = reread;
+            Ok(())
+        }
+        Err(e) => {
+            ctx.profile.forget_turn();
+            Err(e)
+        }
+    }
 }
 
 async fn write_reply(write: &mut tokio::net::unix::OwnedWriteHalf, reply: &Reply) -> std::io::Result<()> {

@@ -701,3 +701,82 @@ fn a_one_shot_sync_delivers_what_the_agent_kept_and_the_agent_stays_warm() {
     let rebuilt = stopped.stderr.matches("another process had the profile").count();
     assert_eq!(rebuilt, 1, "rebuilt for the standalone sync only: {}", stopped.stderr);
 }
+
+/// Issue 33, a warm path that stays warm: with an agent running, a
+/// standalone command between two warm sends no longer makes the agent
+/// open its stores again (it rebuilds its client on the open ones, once
+/// per other process), and the echo of the standalone send does not make
+/// the next warm send wait for a turn. What the agent does after each
+/// interleaved command must still be right: the Megolm message index goes
+/// on from the standalone send's (R4; a stale client would use an index
+/// twice), a session rotated by another process is the one used next, and
+/// a member another process invited gets the key (R13). Each is proven by
+/// the readers decrypting every message.
+#[test]
+fn the_agent_answers_right_after_other_processes_without_reopening_its_stores() {
+    let (env, _alice, _bob, room) = TestEnv::alice_and_bob(&[]);
+    env.run("bob", &["sync"]).success();
+    let mut agent = env.spawn("bob", &["--json", "-vv", "agent"]);
+    agent.wait_for_stderr("Agent running", Duration::from_secs(30));
+    let socket = wait_for_socket(&env, "bob");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::os::unix::net::UnixStream::connect(&socket).is_err() {
+        assert!(Instant::now() < deadline, "the agent does not answer on {}", socket.display());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let sent = |args: &[&str]| -> Value {
+        let run = env.run("bob", args).success();
+        let warm = run.stderr.contains("warm path");
+        assert_eq!(warm, !args.contains(&"--standalone"), "{args:?}: {}", run.stderr);
+        run.records("sent").remove(0)
+    };
+    let mut bodies = Vec::new();
+    let mut last: Option<Value> = None;
+    for round in 0..4 {
+        let (cold, warm) = (format!("standalone {round}"), format!("warm {round}"));
+        let c = sent(&["--json", "-v", "send", "--standalone", &room, &cold]);
+        let w = sent(&["--json", "-v", "send", &room, &warm]);
+        // One session, one index after the other, across both processes.
+        assert_eq!(w["session_id"], c["session_id"], "{c} / {w}");
+        assert_eq!(w["message_index"].as_u64().unwrap(), c["message_index"].as_u64().unwrap() + 1, "{c} / {w}");
+        if let Some(last) = &last {
+            assert_eq!(c["message_index"].as_u64().unwrap(), last["message_index"].as_u64().unwrap() + 1);
+        }
+        last = Some(w);
+        bodies.extend([cold, warm]);
+    }
+    // Rotated by another process: the agent's next message is in the new
+    // session, from index 0.
+    let before = last.take().unwrap();
+    env.run("bob", &["rotate", &room]).success();
+    let after = sent(&["--json", "-v", "send", &room, "after the rotation"]);
+    assert_ne!(after["session_id"], before["session_id"], "{after}");
+    assert_eq!(after["message_index"], 0, "{after}");
+    bodies.push("after the rotation".into());
+    // A member another process invited (and who joined): the agent's next
+    // message reaches them.
+    let charlie = register("charlie");
+    env.login("charlie", &charlie);
+    env.run("bob", &["room", "invite", &room, &charlie.user_id]).success();
+    env.run("charlie", &["room", "join", &room]).success();
+    env.run("bob", &["send", &room, "for charlie too"]).success();
+    bodies.push("for charlie too".into());
+
+    for reader in ["alice", "charlie"] {
+        // charlie cannot read what came before the join (exit 3 for those).
+        let read = env.run(reader, &["--json", "messages", &room, "--limit", "30"]);
+        assert!(read.code == 0 || (reader == "charlie" && read.code == 3), "{}", read.stderr);
+        let got: Vec<String> =
+            read.records("message").iter().filter_map(|m| m["body"].as_str().map(str::to_owned)).collect();
+        let wanted: &[String] = if reader == "alice" { &bodies } else { &bodies[bodies.len() - 1..] };
+        for body in wanted {
+            assert_eq!(got.iter().filter(|b| *b == body).count(), 1, "{reader} did not read {body}: {}", read.stdout);
+        }
+    }
+    agent.signal("-INT");
+    let stopped = agent.finish(Duration::from_secs(30));
+    assert_eq!(stopped.code, 0, "{}", stopped.stderr);
+    // Stores opened once, at the start; every rebuild since on them.
+    assert_eq!(stopped.stderr.matches("client built on newly opened stores").count(), 1, "{}", stopped.stderr);
+    assert!(stopped.stderr.matches("client rebuilt on the open stores").count() >= 4, "{}", stopped.stderr);
+}

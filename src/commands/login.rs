@@ -388,7 +388,7 @@ async fn make_device(
 ) -> CliResult<(matrix_sdk::Client, SessionFile, Option<sdk::client::Parked>)> {
     let isolation = ctx.settings.isolation.unwrap_or_default();
     let oauth = matches!(credential, Credential::OAuth);
-    let client = ctx.build_client(&homeserver.url, secret, isolation, oauth).await?;
+    let (client, _) = ctx.build_client(&homeserver.url, secret, isolation, oauth, None).await?;
     sdk::client::check_scheme(&client, &homeserver.url).await?;
     let made = match credential {
         Credential::Password(password) => password_login(ctx, args, &client, homeserver, password).await?,

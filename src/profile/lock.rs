@@ -100,6 +100,21 @@ async fn acquire_counted(path: &Path, timeout: Duration, out: &Output, count: bo
 /// A follower's turn: waits as long as it takes, and never ahead of a
 /// command that is waiting for the profile.
 pub(crate) async fn acquire_turn(path: &Path) -> Result<ProfileLock, CliError> {
+    acquire_turn_polling(path, Duration::from_millis(25), None).await.map(|held| held.expect("no deadline"))
+}
+
+/// [`acquire_turn`] for a follower that would rather not wait: tries every
+/// millisecond (a process that is finishing gives the lock back within a
+/// few), and gives up after `within` (`None` then).
+pub(crate) async fn acquire_turn_within(path: &Path, within: Duration) -> Result<Option<ProfileLock>, CliError> {
+    acquire_turn_polling(path, Duration::from_millis(1), Some(Instant::now() + within)).await
+}
+
+async fn acquire_turn_polling(
+    path: &Path,
+    every: Duration,
+    deadline: Option<Instant>,
+) -> Result<Option<ProfileLock>, CliError> {
     let marker = open(&wait_marker(path))?;
     loop {
         // An exclusive lock on the marker is refused while anyone waits.
@@ -107,14 +122,17 @@ pub(crate) async fn acquire_turn(path: &Path) -> Result<ProfileLock, CliError> {
             let _ = marker.unlock();
             let file = open(path)?;
             match file.try_lock() {
-                Ok(()) => return record(file, true),
+                Ok(()) => return record(file, true).map(Some),
                 Err(TryLockError::WouldBlock) => {}
                 Err(TryLockError::Error(e)) => {
                     return Err(CliError::failed("could not lock the profile").with_source(e));
                 }
             }
         }
-        tokio::time::sleep(Duration::from_millis(25)).await;
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Ok(None);
+        }
+        tokio::time::sleep(every).await;
     }
 }
 
@@ -132,6 +150,13 @@ fn record(mut file: File, count: bool) -> Result<ProfileLock, CliError> {
         .and_then(|()| file.flush())
         .map_err(|e| CliError::failed("could not record this process in the profile lock").with_source(e))?;
     Ok(ProfileLock { _file: file, turn, previous })
+}
+
+/// The turn number the lock file holds now, read without the lock: the
+/// last counted holder's, which may still hold it.
+pub(crate) fn peek_turn(path: &Path) -> Option<u64> {
+    let mut file = fs::File::open(path).ok()?;
+    holder(&mut file).map(|(_, turn)| turn)
 }
 
 /// The holder's pid and its turn number (0 in a file older than turns).

@@ -218,6 +218,26 @@ impl Profile {
         Ok(others)
     }
 
+    /// Whether another process has taken (or holds) the lock since this
+    /// one's last turn, as far as the lock file tells without the lock (a
+    /// hint: [`Profile::lock_turn`] is the answer that counts).
+    pub(crate) fn others_since_last_turn(&self) -> bool {
+        self.last_turn.is_some() && lock::peek_turn(&self.paths.lock_file) != self.last_turn
+    }
+
+    /// [`Profile::lock_turn`], unless that takes longer than `within`
+    /// (`None` then; the lock is not held).
+    pub(crate) async fn lock_turn_within(&mut self, within: std::time::Duration) -> CliResult<Option<bool>> {
+        if self.lock.is_some() {
+            return Ok(Some(false));
+        }
+        let Some(held) = lock::acquire_turn_within(&self.paths.lock_file, within).await? else { return Ok(None) };
+        let others = self.last_turn != Some(held.previous);
+        self.last_turn = Some(held.turn);
+        self.lock = Some(held);
+        Ok(Some(others))
+    }
+
     /// Forgets which turn this process last held, so that its next turn
     /// counts as one after another process's (the client is restored).
     pub(crate) fn forget_turn(&mut self) {

@@ -87,8 +87,40 @@ pub(crate) fn keep_refreshed_tokens(
         .map_err(CliError::from)
 }
 
+/// A built client's open stores and HTTP client, for the client a
+/// follower rebuilds after another process had the profile
+/// (`CommandContext::reopen_client`): the stores keep nothing of the
+/// profile in memory that another process could change (matrix-sdk's
+/// caches are the client's and its crypto machine's, rebuilt), so the new
+/// client reads what the other process wrote through the same
+/// connections, without opening, keying and checkpointing both databases
+/// again; and it keeps the HTTP connection to the server.
+#[derive(Clone)]
+pub(crate) struct Opened {
+    state: matrix_sdk::SqliteStateStore,
+    crypto: matrix_sdk::SqliteCryptoStore,
+    http: matrix_sdk::reqwest::Client,
+    /// The crypto database as opened (device, inode): a store another
+    /// process replaced since (a logout and a login) is not this one.
+    file: (u64, u64),
+}
+
+impl Opened {
+    /// Whether `crypto_db` is still the database these handles opened.
+    pub(crate) fn still_at(&self, crypto_db: &Path) -> bool {
+        file_id(crypto_db) == Some(self.file)
+    }
+}
+
+fn file_id(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
 /// The one place a `Client` is built: homeserver, encrypted SQLite store,
 /// bounded request timeouts and retries, and the room-key recipients.
+/// With `reuse`, on the stores and HTTP client of an earlier build in this
+/// process (see [`Opened`]).
 pub(crate) async fn build(
     homeserver: &str,
     store: &Path,
@@ -96,28 +128,20 @@ pub(crate) async fn build(
     request_timeout: Duration,
     isolation: Isolation,
     oauth: bool,
-) -> CliResult<Client> {
+    reuse: Option<Opened>,
+) -> CliResult<(Client, Opened)> {
     let _ = super::ISOLATION.set(isolation);
-    let store_config = match secret {
-        StoreSecret::Key(key) => SqliteStoreConfig::new(store).key(Some(&**key)),
-        StoreSecret::Passphrase(p) => SqliteStoreConfig::new(store).passphrase(Some(p.expose())),
-    }
-    // A one-shot command does a handful of store operations at a time; the
-    // SDK's default pool of 8 connections per database opens several, each
-    // costing file opens and schema reads at start-up.
-    .pool_max_size(2);
-    // Only the state and crypto stores are kept on disk. ratchet reads
-    // history with /messages, never from the SDK's event cache, and has no
-    // media: those two stores live in memory, which saves opening (and
-    // checkpointing) two more SQLite databases on every run. The profile
-    // lock already guarantees one process per store, so the SDK's
-    // cross-process lease locks (writes to the store) are not needed.
-    let (state, crypto) = tokio::try_join!(
-        matrix_sdk::SqliteStateStore::open_with_config(&store_config),
-        matrix_sdk::SqliteCryptoStore::open_with_config(&store_config),
-    )
-    .map_err(|e| CliError::from(matrix_sdk::ClientBuildError::SqliteStore(e)))?;
-    let stores = StoreConfig::new(CrossProcessLockConfig::SingleProcess).state_store(state).crypto_store(crypto);
+    let crypto_db = store.join("matrix-sdk-crypto.sqlite3");
+    let (state, crypto, http, file) = match reuse {
+        Some(Opened { state, crypto, http, file }) => (state, crypto, Some(http), file),
+        None => {
+            let (state, crypto) = open_stores(store, secret).await?;
+            let file = file_id(&crypto_db).ok_or_else(|| CliError::internal("the crypto store has no file"))?;
+            (state, crypto, None, file)
+        }
+    };
+    let stores =
+        StoreConfig::new(CrossProcessLockConfig::SingleProcess).state_store(state.clone()).crypto_store(crypto.clone());
     // A retry limit bounds how long an unreachable server can stall us; the
     // SDK's default is to retry forever. Four attempts (three retries, after
     // 0.5, 1 and 2 s: the SDK's backoff) ride out the transient 5xx a
@@ -142,14 +166,44 @@ pub(crate) async fn build(
         // Not for Matrix logins, whose refused token must stay an error.
         builder = builder.handle_refresh_tokens();
     }
-    if homeserver.starts_with("http://") && !oauth {
+    if let Some(http) = http {
+        builder = builder.http_client(http);
+    } else if homeserver.starts_with("http://") && !oauth {
         // Plain HTTP uses no certificates; loading the platform's roots
         // (hundreds of files) would be the slowest part of start-up. (An
         // OAuth 2.0 server is another host, over HTTPS: RFC 7009 wants its
         // revocation over TLS.)
         builder = builder.disable_built_in_root_certificates();
     }
-    Ok(builder.build().await?)
+    let client = builder.build().await?;
+    let http = client.http_client().clone();
+    Ok((client, Opened { state, crypto, http, file }))
+}
+
+/// Opens (and keys) the state and crypto stores.
+async fn open_stores(
+    store: &Path,
+    secret: &StoreSecret,
+) -> CliResult<(matrix_sdk::SqliteStateStore, matrix_sdk::SqliteCryptoStore)> {
+    let store_config = match secret {
+        StoreSecret::Key(key) => SqliteStoreConfig::new(store).key(Some(&**key)),
+        StoreSecret::Passphrase(p) => SqliteStoreConfig::new(store).passphrase(Some(p.expose())),
+    }
+    // A one-shot command does a handful of store operations at a time; the
+    // SDK's default pool of 8 connections per database opens several, each
+    // costing file opens and schema reads at start-up.
+    .pool_max_size(2);
+    // Only the state and crypto stores are kept on disk. ratchet reads
+    // history with /messages, never from the SDK's event cache, and has no
+    // media: those two stores live in memory, which saves opening (and
+    // checkpointing) two more SQLite databases on every run. The profile
+    // lock already guarantees one process per store, so the SDK's
+    // cross-process lease locks (writes to the store) are not needed.
+    tokio::try_join!(
+        matrix_sdk::SqliteStateStore::open_with_config(&store_config),
+        matrix_sdk::SqliteCryptoStore::open_with_config(&store_config),
+    )
+    .map_err(|e| CliError::from(matrix_sdk::ClientBuildError::SqliteStore(e)))
 }
 
 /// Runs a future with every task it spawns parked on a runtime that is

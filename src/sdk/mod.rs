@@ -154,19 +154,19 @@ pub(crate) async fn wait_for_news(
     since: Option<String>,
     timeout: Duration,
     request_timeout: Duration,
-) {
+) -> News {
     // A plain request on the client's connection pool, not the SDK's
     // `send`: with an OAuth 2.0 login the SDK would refresh an expired
     // access token right here, without the profile lock, and rotate the
     // refresh token under a command that holds the profile. A 401 is news
     // like any other answer: the turn after it syncs, and refreshes there,
     // under the lock.
-    let Some(token) = client.access_token() else { return };
+    let Some(token) = client.access_token() else { return News::Other };
     let filter = serde_json::json!({
         "room": {"timeline": {"limit": 1}, "ephemeral": {"types": []}},
         "presence": {"types": []},
     });
-    let Ok(mut url) = client_api_url(client, "_matrix/client/v3/sync") else { return };
+    let Ok(mut url) = client_api_url(client, "_matrix/client/v3/sync") else { return News::Other };
     {
         let mut query = url.query_pairs_mut();
         query.append_pair("timeout", &timeout.as_millis().to_string()).append_pair("filter", &filter.to_string());
@@ -177,16 +177,122 @@ pub(crate) async fn wait_for_news(
     let started = std::time::Instant::now();
     let answer = client.http_client().get(url).bearer_auth(token).timeout(request_timeout + timeout).send().await;
     let failed = match answer {
-        Ok(answer) if answer.status().is_success() => None,
-        Ok(answer) => Some(format!("HTTP {}", answer.status())),
-        Err(e) => Some(e.to_string()),
+        Ok(answer) if answer.status().is_success() => {
+            let me = client.user_id().map(|u| u.as_str().to_owned()).unwrap_or_default();
+            return match answer.bytes().await {
+                Ok(body) => serde_json::from_slice(&body)
+                    .ok()
+                    .and_then(|b| own_echo(&b, &me))
+                    .map_or(News::Other, |next_batch| News::OwnEcho { next_batch }),
+                Err(_) => News::Other,
+            };
+        }
+        Ok(answer) => format!("HTTP {}", answer.status()),
+        Err(e) => e.to_string(),
     };
-    if let Some(why) = failed {
-        tracing::debug!(error = %why, "waiting for news failed; syncing now");
-        // Do not spin against a server that fails at once.
-        let rest = Duration::from_secs(2).saturating_sub(started.elapsed());
-        tokio::time::sleep(rest).await;
+    tracing::debug!(error = %failed, "waiting for news failed; syncing now");
+    // Do not spin against a server that fails at once.
+    let rest = Duration::from_secs(2).saturating_sub(started.elapsed());
+    tokio::time::sleep(rest).await;
+    News::Other
+}
+
+/// What a wait for news found ([`wait_for_news`]).
+#[derive(Debug, PartialEq)]
+pub(crate) enum News {
+    /// Only the echo of messages this profile sent (with this access
+    /// token, from any of its processes): no state event, no member, device
+    /// or to-device change, nothing left out. It changes nothing a send
+    /// needs (who must get the room key, the room's settings), so a
+    /// follower may serve a send before the turn that keeps it. The
+    /// position after it, for the next wait.
+    OwnEcho { next_batch: String },
+    /// Anything else, nothing within the wait, or a failure: a turn now.
+    Other,
+}
+
+/// The response's `next_batch` when all it holds is [`News::OwnEcho`].
+/// Anything it does not recognise makes it not an echo (a turn then
+/// syncs, as it always did).
+fn own_echo(body: &serde_json::Value, me: &str) -> Option<String> {
+    use serde_json::Value;
+    let empty = |v: Option<&Value>| match v {
+        None | Some(Value::Null) => true,
+        Some(Value::Array(a)) => a.is_empty(),
+        Some(Value::Object(o)) => o.is_empty(),
+        Some(_) => false,
+    };
+    let events_empty = |v: Option<&Value>| empty(v) || empty(v.and_then(|v| v.get("events")));
+    // Fields it knows to carry nothing a send needs (counts, and the
+    // sections checked below); any other one that says something is news.
+    const TOP: &[&str] = &[
+        "next_batch",
+        "rooms",
+        "to_device",
+        "device_lists",
+        "account_data",
+        "presence",
+        "device_one_time_keys_count",
+        "device_unused_fallback_key_types",
+        "org.matrix.msc2732.device_unused_fallback_key_types",
+    ];
+    const ROOM: &[&str] = &[
+        "timeline",
+        "state",
+        "account_data",
+        "ephemeral",
+        "summary",
+        "unread_notifications",
+        "unread_thread_notifications",
+        "org.matrix.msc2654.unread_count",
+    ];
+    let unknown = |o: &serde_json::Map<String, Value>, known: &[&str]| {
+        o.iter().any(|(k, v)| !known.contains(&k.as_str()) && !empty(Some(v)))
+    };
+    if unknown(body.as_object()?, TOP) {
+        return None;
     }
+    if !events_empty(body.get("to_device")) || !events_empty(body.get("account_data")) {
+        return None;
+    }
+    let lists = body.get("device_lists");
+    if !empty(lists.and_then(|l| l.get("changed"))) || !empty(lists.and_then(|l| l.get("left"))) {
+        return None;
+    }
+    let rooms = body.get("rooms");
+    for other in ["invite", "leave", "knock"] {
+        if !empty(rooms.and_then(|r| r.get(other))) {
+            return None;
+        }
+    }
+    let joined = rooms.and_then(|r| r.get("join")).and_then(Value::as_object)?;
+    let mut echoes = 0;
+    for room in joined.values() {
+        if unknown(room.as_object()?, ROOM) {
+            return None;
+        }
+        let timeline = room.get("timeline")?;
+        if timeline.get("limited").and_then(Value::as_bool).unwrap_or(false)
+            || !events_empty(room.get("state"))
+            || !events_empty(room.get("account_data"))
+            || !events_empty(room.get("ephemeral"))
+        {
+            return None;
+        }
+        for event in timeline.get("events").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default() {
+            let mine = event.get("sender").and_then(Value::as_str) == Some(me)
+                && event.get("state_key").is_none()
+                && event.pointer("/unsigned/transaction_id").and_then(Value::as_str).is_some();
+            if !mine {
+                return None;
+            }
+            echoes += 1;
+        }
+    }
+    if echoes == 0 {
+        return None;
+    }
+    body.get("next_batch").and_then(Value::as_str).map(str::to_owned)
 }
 
 /// An event as the server holds it (still encrypted), as JSON.
@@ -204,4 +310,73 @@ pub(crate) async fn event_json(
 /// 0 for an account pickled before the SDK kept it: unknown).
 pub(crate) async fn device_created_ms(client: &Client) -> CliResult<u64> {
     Ok(u64::from(machine(client).await?.device_creation_time().0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::own_echo;
+    use serde_json::json;
+
+    const ME: &str = "@alice:example.org";
+
+    fn response(room: serde_json::Value) -> serde_json::Value {
+        json!({
+            "next_batch": "s72",
+            "device_one_time_keys_count": {"signed_curve25519": 50},
+            "rooms": {"join": {"!r": room}},
+        })
+    }
+
+    fn message(sender: &str, txn: bool) -> serde_json::Value {
+        let mut e = json!({"type": "m.room.encrypted", "sender": sender, "event_id": "$e", "content": {}});
+        if txn {
+            e["unsigned"] = json!({"transaction_id": "t1"});
+        }
+        e
+    }
+
+    #[test]
+    fn the_echo_of_own_messages_is_told_apart() {
+        let echo = response(json!({
+            "timeline": {"events": [message(ME, true)], "limited": false},
+            "unread_notifications": {"highlight_count": 0},
+        }));
+        assert_eq!(own_echo(&echo, ME).as_deref(), Some("s72"));
+    }
+
+    #[test]
+    fn anything_a_send_may_need_is_news() {
+        let cases = [
+            // Someone else's message, or ours from another device.
+            response(json!({"timeline": {"events": [message("@bob:example.org", true)]}})),
+            response(json!({"timeline": {"events": [message(ME, false)]}})),
+            // A state event of ours (a member or the room's settings).
+            response(json!({"timeline": {"events": [{"type": "m.room.member", "state_key": ME, "sender": ME,
+                "unsigned": {"transaction_id": "t"}}]}})),
+            // More than the wait's one event: the rest are unseen.
+            response(json!({"timeline": {"events": [message(ME, true)], "limited": true}})),
+            response(json!({"timeline": {"events": [message(ME, true)]}, "state": {"events": [{}]}})),
+            // Nothing at all (the wait timed out).
+            response(json!({"timeline": {"events": []}})),
+            json!({"next_batch": "s1"}),
+            // Something unknown.
+            response(json!({"timeline": {"events": [message(ME, true)]}, "new_section": {"x": 1}})),
+        ];
+        for (i, case) in cases.iter().enumerate() {
+            assert_eq!(own_echo(case, ME), None, "case {i}: {case}");
+        }
+        let mut with = response(json!({"timeline": {"events": [message(ME, true)]}}));
+        for (key, value) in [
+            ("to_device", json!({"events": [{}]})),
+            ("device_lists", json!({"changed": ["@bob:example.org"]})),
+            ("account_data", json!({"events": [{}]})),
+            ("surprise", json!(true)),
+        ] {
+            let mut case = with.clone();
+            case[key] = value;
+            assert_eq!(own_echo(&case, ME), None, "{key}");
+        }
+        with["rooms"]["invite"] = json!({"!other": {}});
+        assert_eq!(own_echo(&with, ME), None, "an invite");
+    }
 }
