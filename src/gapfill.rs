@@ -37,6 +37,9 @@ use crate::ui::terminal::inert;
 /// one response, and beyond it the gap is filled with pages of
 /// [`PAGE`] events.
 pub(crate) const TIMELINE_LIMIT: u32 = 50;
+/// The timeline limit of a device's first sync, which starts its stream
+/// and fills no gap: Synapse's default window of history.
+pub(crate) const FIRST_TIMELINE_LIMIT: u32 = 10;
 /// Events per `/messages` request while filling.
 const PAGE: u32 = 250;
 /// Events fetched at most by one `sync --fill-gap` (a bound, not a budget).

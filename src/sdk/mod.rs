@@ -102,21 +102,31 @@ pub(crate) fn more_to_device(response: &matrix_sdk::sync::SyncResponse) -> bool 
 /// One incremental sync that returns at once (never long-polls), with
 /// ratchet's filter ([`sync_filter`]).
 pub(crate) async fn sync_now(client: &Client) -> CliResult<matrix_sdk::sync::SyncResponse> {
+    // A device's first sync starts its stream (`stream::stage`: it fills
+    // no gap); what came before is history, which `messages` reads. It asks
+    // for Synapse's default window, not the fuller one that keeps a burst
+    // between two syncs in one response: on an account in hundreds of rooms
+    // the first sync was mostly the server serialising, and matrix-sdk and
+    // ratchet keeping, events nobody asked for (issue 33).
+    use matrix_sdk::store::StateStoreDataKey;
+    let first = matches!(client.state_store().get_kv_data(StateStoreDataKey::SyncToken).await, Ok(None));
+    let limit = if first { crate::gapfill::FIRST_TIMELINE_LIMIT } else { crate::gapfill::TIMELINE_LIMIT };
     let settings = matrix_sdk::config::SyncSettings::default()
         .timeout(std::time::Duration::ZERO)
-        .filter(matrix_sdk::ruma::api::client::sync::sync_events::v3::Filter::FilterDefinition(sync_filter()));
+        .filter(matrix_sdk::ruma::api::client::sync::sync_events::v3::Filter::FilterDefinition(sync_filter(limit)));
     Ok(client.sync_once(settings).await?)
 }
 
 /// ratchet's sync filter, sent inline with every sync: members
 /// lazy-loaded (the senders of the timeline's events come with it; the
 /// full list is loaded before a room key is shared), and a timeline of
-/// [`crate::gapfill::TIMELINE_LIMIT`] events per room. A timeline that
+/// `limit` events per room ([`crate::gapfill::TIMELINE_LIMIT`], or
+/// [`crate::gapfill::FIRST_TIMELINE_LIMIT`] for a device's first sync). A timeline that
 /// still comes back `limited` is filled (`gapfill`).
-fn sync_filter() -> matrix_sdk::ruma::api::client::filter::FilterDefinition {
+fn sync_filter(limit: u32) -> matrix_sdk::ruma::api::client::filter::FilterDefinition {
     use matrix_sdk::ruma::api::client::filter::{FilterDefinition, LazyLoadOptions, RoomEventFilter, RoomFilter};
     let mut timeline = RoomEventFilter::default();
-    timeline.limit = Some(matrix_sdk::ruma::UInt::from(crate::gapfill::TIMELINE_LIMIT));
+    timeline.limit = Some(matrix_sdk::ruma::UInt::from(limit));
     timeline.lazy_load_options = LazyLoadOptions::Enabled { include_redundant_members: false };
     let mut state = RoomEventFilter::default();
     state.lazy_load_options = LazyLoadOptions::Enabled { include_redundant_members: false };
