@@ -99,6 +99,20 @@ fn wait_for_socket(env: &TestEnv, profile: &str) -> std::path::PathBuf {
     socket
 }
 
+/// `agent` for `profile` (with ratchet's debug lines on its stderr), once
+/// it answers on its socket.
+fn start_agent(env: &TestEnv, profile: &str) -> crate::common::Background {
+    let mut agent = env.spawn(profile, &["--json", "-vv", "agent"]);
+    agent.wait_for_stderr("Agent running", Duration::from_secs(30));
+    let socket = wait_for_socket(env, profile);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::os::unix::net::UnixStream::connect(&socket).is_err() {
+        assert!(Instant::now() < deadline, "the agent does not answer on {}", socket.display());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    agent
+}
+
 impl Follower {
     fn start(env: &TestEnv, profile: &str) -> Follower {
         let mut cmd = env.command(profile, &["--json", "sync", "--follow"]);
@@ -661,14 +675,7 @@ fn a_warm_send_s_backup_warning_reaches_the_asking_process() {
 fn a_one_shot_sync_delivers_what_the_agent_kept_and_the_agent_stays_warm() {
     let (env, _alice, _bob, room) = TestEnv::alice_and_bob(&[]);
     env.run("bob", &["sync"]).success();
-    let mut agent = env.spawn("bob", &["--json", "-vv", "agent"]);
-    agent.wait_for_stderr("Agent running", Duration::from_secs(30));
-    let socket = wait_for_socket(&env, "bob");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::os::unix::net::UnixStream::connect(&socket).is_err() {
-        assert!(Instant::now() < deadline, "the agent does not answer on {}", socket.display());
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let mut agent = start_agent(&env, "bob");
     // Each text is delivered by warm one-shot syncs once the agent kept it
     // (its long poll returns with it): a turn of the agent's in between.
     let delivered_warm = |text: &str| {
@@ -716,14 +723,7 @@ fn a_one_shot_sync_delivers_what_the_agent_kept_and_the_agent_stays_warm() {
 fn the_agent_answers_right_after_other_processes_without_reopening_its_stores() {
     let (env, _alice, _bob, room) = TestEnv::alice_and_bob(&[]);
     env.run("bob", &["sync"]).success();
-    let mut agent = env.spawn("bob", &["--json", "-vv", "agent"]);
-    agent.wait_for_stderr("Agent running", Duration::from_secs(30));
-    let socket = wait_for_socket(&env, "bob");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::os::unix::net::UnixStream::connect(&socket).is_err() {
-        assert!(Instant::now() < deadline, "the agent does not answer on {}", socket.display());
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let mut agent = start_agent(&env, "bob");
     let sent = |args: &[&str]| -> Value {
         let run = env.run("bob", args).success();
         let warm = run.stderr.contains("warm path");
