@@ -1334,7 +1334,7 @@ class Bench:
         # since issue 33 the client is rebuilt on the open stores.
         opened = agent_log.count("client built on newly opened stores") + agent_log.count("restoring the client")
         reloaded = agent_log.count("client rebuilt on the open stores")
-        turns = agent_log.count("ratchet::follow: another process had the profile")
+        turns = agent_log.count("reloading the client for a turn")
         res.notes.append(f"the agent, over {a.quick_runs} standalone sends: {opened} client(s) built on newly opened stores, "
                          f"{reloaded} rebuilt on the open ones; {turns} of the rebuilds were for a turn, the rest for a send")
         for c in (self.ratchet, self.warm):

@@ -192,9 +192,7 @@ pub(crate) async fn follow(ctx: &mut CommandContext, mut how: Following, after_c
                     // that comes meanwhile waits for this.
                     if ctx.profile.others_since_last_turn() {
                         if let Some(others) = ctx.profile.lock_turn_within(RELOAD_WAIT).await? {
-                            let reloaded =
-                                crate::warm::reload_if(others, ctx, &mut client, &mut ledger, "after its send");
-                            let reloaded = reloaded.await;
+                            let reloaded = reload_if(others, ctx, &mut client, &mut ledger, "after its send").await;
                             ctx.profile.unlock();
                             if let Err(e) = reloaded {
                                 // The turn reports it, and reloads.
@@ -229,13 +227,42 @@ pub(crate) async fn follow(ctx: &mut CommandContext, mut how: Following, after_c
             }
             others = ctx.profile.lock_turn() => others?,
         };
+        reload_if(others, ctx, &mut client, &mut ledger, "for a turn").await?;
         if others {
-            tracing::debug!("another process had the profile: reloading the client from the store");
-            client = ctx.reopen_client().await?;
-            ledger = ctx.olm_ledger()?;
             // What they received, first; the Olm messages they could not
             // decrypt are recovered from in this turn.
             show(ctx)?;
+        }
+    }
+}
+
+/// With the profile taken for the follower (a turn's lock), and `others`
+/// (another process had it since the follower's last turn): reloads the
+/// client and the Olm ledger from the store (`why` for the log). On
+/// failure the lock is held still, and the turn forgotten: the old client
+/// must not be taken for current (a second reader's finding), so the next
+/// turn reloads.
+pub(crate) async fn reload_if(
+    others: bool,
+    ctx: &mut CommandContext,
+    client: &mut matrix_sdk::Client,
+    ledger: &mut crate::profile::Ledger<crate::profile::olm_ledger::OlmLedger>,
+    why: &str,
+) -> CliResult<()> {
+    if !others {
+        return Ok(());
+    }
+    tracing::debug!("another process had the profile: reloading the client {why}");
+    let reloaded = async { Ok::<_, CliError>((ctx.reopen_client().await?, ctx.olm_ledger()?)) }.await;
+    match reloaded {
+        Ok((reopened, reread)) => {
+            *client = reopened;
+            *ledger = reread;
+            Ok(())
+        }
+        Err(e) => {
+            ctx.profile.forget_turn();
+            Err(e)
         }
     }
 }

@@ -512,39 +512,8 @@ async fn take(
         return Err(format!("this follower runs in {mine:?} isolation, the request asks for {theirs:?}"));
     }
     let others = ctx.profile.lock_turn().await.map_err(|e| e.message)?;
-    reload_if(others, ctx, client, ledger, "before a warm send").await.map_err(|e| e.message)?;
+    crate::follow::reload_if(others, ctx, client, ledger, "before a warm send").await.map_err(|e| e.message)?;
     Ok(room)
-}
-
-/// With the profile taken for the follower (a turn's lock), and `others`
-/// (another process had it since the follower's last turn): reloads the
-/// client and the Olm ledger from the store (`why` for the log). On
-/// failure the lock is held still, and the turn forgotten: the old client
-/// must not be taken for current (a second reader's finding), so the next
-/// turn reloads.
-pub(crate) async fn reload_if(
-    others: bool,
-    ctx: &mut CommandContext,
-    client: &mut matrix_sdk::Client,
-    ledger: &mut Ledger<OlmLedger>,
-    why: &str,
-) -> CliResult<()> {
-    if !others {
-        return Ok(());
-    }
-    tracing::debug!("another process had the profile: reloading the client {why}");
-    let reloaded = async { Ok::<_, CliError>((ctx.reopen_client().await?, ctx.olm_ledger()?)) }.await;
-    match reloaded {
-        Ok((reopened, reread)) => {
-            *client = reopened;
-            *ledger = reread;
-            Ok(())
-        }
-        Err(e) => {
-            ctx.profile.forget_turn();
-            Err(e)
-        }
-    }
 }
 
 async fn write_reply(write: &mut tokio::net::unix::OwnedWriteHalf, reply: &Reply) -> std::io::Result<()> {

@@ -675,7 +675,7 @@ fn a_warm_send_s_backup_warning_reaches_the_asking_process() {
 fn a_one_shot_sync_delivers_what_the_agent_kept_and_the_agent_stays_warm() {
     let (env, _alice, _bob, room) = TestEnv::alice_and_bob(&[]);
     env.run("bob", &["sync"]).success();
-    let mut agent = start_agent(&env, "bob");
+    let agent = start_agent(&env, "bob");
     // Each text is delivered by warm one-shot syncs once the agent kept it
     // (its long poll returns with it): a turn of the agent's in between.
     let delivered_warm = |text: &str| {
@@ -723,7 +723,7 @@ fn a_one_shot_sync_delivers_what_the_agent_kept_and_the_agent_stays_warm() {
 fn the_agent_answers_right_after_other_processes_without_reopening_its_stores() {
     let (env, _alice, _bob, room) = TestEnv::alice_and_bob(&[]);
     env.run("bob", &["sync"]).success();
-    let mut agent = start_agent(&env, "bob");
+    let agent = start_agent(&env, "bob");
     let sent = |args: &[&str]| -> Value {
         let run = env.run("bob", args).success();
         let warm = run.stderr.contains("warm path");

@@ -67,7 +67,7 @@ impl ProfilePaths {
     /// The crypto database inside the store directory; its absence means the
     /// Olm account is gone.
     pub(crate) fn crypto_db(&self) -> PathBuf {
-        self.store_dir.join("matrix-sdk-crypto.sqlite3")
+        self.store_dir.join(CRYPTO_DB)
     }
 }
 
@@ -91,6 +91,9 @@ pub(crate) struct Profile {
     last_turn: Option<u64>,
     state: Option<Arc<StateDb>>,
 }
+
+/// matrix-sdk's crypto database, in the store directory.
+pub(crate) const CRYPTO_DB: &str = "matrix-sdk-crypto.sqlite3";
 
 impl Profile {
     pub(crate) fn new(dir: PathBuf) -> Profile {
@@ -212,10 +215,16 @@ impl Profile {
             return Ok(false);
         }
         let held = lock::acquire_turn(&self.paths.lock_file).await?;
+        Ok(self.hold_turn(held))
+    }
+
+    /// Keeps a turn's lock; whether another process held it since this
+    /// one's last turn.
+    fn hold_turn(&mut self, held: lock::ProfileLock) -> bool {
         let others = self.last_turn != Some(held.previous);
         self.last_turn = Some(held.turn);
         self.lock = Some(held);
-        Ok(others)
+        others
     }
 
     /// Whether another process has taken (or holds) the lock since this
@@ -231,11 +240,8 @@ impl Profile {
         if self.lock.is_some() {
             return Ok(Some(false));
         }
-        let Some(held) = lock::acquire_turn_within(&self.paths.lock_file, within).await? else { return Ok(None) };
-        let others = self.last_turn != Some(held.previous);
-        self.last_turn = Some(held.turn);
-        self.lock = Some(held);
-        Ok(Some(others))
+        let held = lock::acquire_turn_within(&self.paths.lock_file, within).await?;
+        Ok(held.map(|held| self.hold_turn(held)))
     }
 
     /// Forgets which turn this process last held, so that its next turn

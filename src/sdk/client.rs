@@ -95,7 +95,6 @@ pub(crate) fn keep_refreshed_tokens(
 /// client reads what the other process wrote through the same
 /// connections, without opening, keying and checkpointing both databases
 /// again; and it keeps the HTTP connection to the server.
-#[derive(Clone)]
 pub(crate) struct Opened {
     state: matrix_sdk::SqliteStateStore,
     crypto: matrix_sdk::SqliteCryptoStore,
@@ -131,7 +130,7 @@ pub(crate) async fn build(
     reuse: Option<Opened>,
 ) -> CliResult<(Client, Opened)> {
     let _ = super::ISOLATION.set(isolation);
-    let crypto_db = store.join("matrix-sdk-crypto.sqlite3");
+    let crypto_db = store.join(crate::profile::CRYPTO_DB);
     let (state, crypto, http, file) = match reuse {
         Some(Opened { state, crypto, http, file }) => (state, crypto, Some(http), file),
         None => {

@@ -358,5 +358,5 @@ fn bump(txn: &Transaction<'_>, key: &str, by: i64) -> rusqlite::Result<()> {
 /// Whether the profile in `dir` has matrix-sdk's crypto store (a device
 /// that existed before this database).
 fn existed_store(dir: &Path) -> bool {
-    dir.join("store").join("matrix-sdk-crypto.sqlite3").exists()
+    dir.join("store").join(super::CRYPTO_DB).exists()
 }
